@@ -1,0 +1,39 @@
+"""CutMix (Yun et al., ICCV 2019), shipped as the registry's worked example: this file is all it takes.
+
+A box of area 1−λ from a partner image is pasted in; the labels are mixed by the pasted area.
+"""
+
+import math
+from dataclasses import dataclass
+
+from vicinal.hparams import hp
+from vicinal.method import Method, StepOutput, mixed_correct, mixed_cross_entropy, register_method
+
+
+@register_method("cutmix")
+class CutMix(Method):
+    mixes_in = "input"
+    summary = "CutMix: paste a random box from a partner image; labels mixed by the box's area."
+
+    @dataclass
+    class Config:
+        alpha: float = hp(1.0, "Beta(α, α) parameter of λ (the kept area)")
+        prob: float = hp(1.0, "probability of applying CutMix to a batch (else plain cross-entropy)")
+
+    def training_step(self, model, x, y, rng):
+        if rng.numpy.random() >= self.config.prob:
+            logits = model(x)
+            return StepOutput(mixed_cross_entropy(logits, y, y, 1.0), mixed_correct(logits, y, y, 1.0), len(y))
+        lam = rng.beta(self.config.alpha)
+        perm = rng.permutation(len(x), x.device)
+        h, w = x.shape[2:]
+        cut_h, cut_w = int(h * math.sqrt(1 - lam)), int(w * math.sqrt(1 - lam))
+        cy, cx = rng.integer(h), rng.integer(w)
+        top, bottom = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, h)
+        left, right = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, w)
+        mixed = x.clone()
+        mixed[:, :, top:bottom, left:right] = x[perm, :, top:bottom, left:right]
+        lam = 1 - (bottom - top) * (right - left) / (h * w)  # the area actually kept after clipping
+        y_b = y[perm]
+        logits = model(mixed)
+        return StepOutput(mixed_cross_entropy(logits, y, y_b, lam), mixed_correct(logits, y, y_b, lam), len(y))

@@ -1,0 +1,15 @@
+"""Empirical risk minimisation: plain cross-entropy on the (augmented) training images."""
+
+import torch.nn.functional as F
+
+from vicinal.method import Method, StepOutput, register_method
+
+
+@register_method("erm")
+class ERM(Method):
+    mixes_in = "none"
+    summary = "Empirical risk minimisation: cross-entropy on the training images, no mixing."
+
+    def training_step(self, model, x, y, rng):
+        logits = model(x)
+        return StepOutput(F.cross_entropy(logits, y), float((logits.argmax(1) == y).sum()), len(y))

@@ -1,0 +1,1 @@
+"""Shipped suite definitions (TOML), installed as package data of ``vicinal.suites``."""

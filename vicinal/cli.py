@@ -1,0 +1,234 @@
+"""The ``vicinal`` command line (typer). Every user error ends as one message and a non-zero exit."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from vicinal.errors import VicinalError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Benchmark vicinal distributions (ERM, mixup, manifold mixup, VarMixup, ...) "
+                       "on robustness and calibration.")
+console = Console()
+err_console = Console(stderr=True)
+
+PluginOpt = Annotated[list[str] | None, typer.Option("--plugin", help="extra method/evaluator module or .py file "
+                                                     "(repeatable)")]
+ResultsOpt = Annotated[Path | None, typer.Option("--results", help="results folder "
+                                                 "[default: $VICINAL_RESULTS_DIR or ./results]")]
+
+
+def _load_plugins(plugins: list[str] | None) -> None:
+    from vicinal.registry import load_plugin
+
+    for p in plugins or []:
+        load_plugin(p)
+
+
+def _csv(value: str | None, what: str) -> list[str] | None:
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise VicinalError(f"{what} is empty; give a comma-separated list")
+    return items
+
+
+@app.command("methods")
+def methods_cmd(
+    pattern: Annotated[str, typer.Argument(help="shell-style filter, e.g. 'mix*'")] = "*",
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show hyperparameters and defaults")] = False,
+    plugin: PluginOpt = None,
+) -> None:
+    """List the registered vicinal methods."""
+    from vicinal.hparams import describe
+    from vicinal.method import METHODS, get_method, list_methods
+
+    _load_plugins(plugin)
+    names = list_methods(pattern)
+    if not names:
+        raise VicinalError(f"no method matches {pattern!r}; registered: {', '.join(list_methods())}")
+    table = Table(show_lines=verbose)
+    table.add_column("method", style="bold")
+    table.add_column("mixes in")
+    table.add_column("description")
+    if verbose:
+        table.add_column("hyperparameters (default)")
+        table.add_column("defined in", style="dim")
+    for name in names:
+        cls = get_method(name)
+        row = [name, cls.mixes_in, cls.summary]
+        if verbose:
+            params = describe(cls.Config)
+            row.append("\n".join(f"{n}: {t} = {d}  [dim]{escape(h)}[/]" for n, t, d, h in params) or "—")
+            row.append(METHODS.origin(name))
+        table.add_row(*row)
+    console.print(table)
+
+
+@app.command("suites")
+def suites_cmd() -> None:
+    """List the suites shipped with vicinal."""
+    from vicinal.suite import builtin_suites, load_suite
+
+    table = Table()
+    for col in ("suite", "dataset", "model", "epochs", "description"):
+        table.add_column(col, style="bold" if col == "suite" else None)
+    for name in sorted(builtin_suites()):
+        s = load_suite(name)
+        table.add_row(name, s.dataset, s.model, str(s.recipe.epochs), s.description)
+    console.print(table)
+
+
+def _progress(quiet: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[loss]}"), TextColumn("{task.fields[acc]}"), TextColumn("{task.fields[speed]}"),
+        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+        console=console, disable=quiet, transient=False,
+    )
+
+
+@app.command("run")
+def run_cmd(
+    suite: Annotated[str, typer.Option(help="shipped suite name or path to a suite TOML")] = "digits",
+    methods: Annotated[str | None, typer.Option(help="comma-separated methods [default: the suite's]")] = None,
+    seeds: Annotated[str | None, typer.Option(help="comma-separated seeds [default: the suite's]")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="override the suite's epochs")] = None,
+    limit_train: Annotated[int | None, typer.Option(min=0, help="use only N training images (0 = all)")] = None,
+    model: Annotated[str | None, typer.Option(help="override the suite's model")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
+    data_dir: Annotated[str | None, typer.Option(help="data folder [default: $VICINAL_DATA_DIR or the "
+                                                 "cache folder]")] = None,
+    download: Annotated[bool, typer.Option(help="download the dataset if it is missing")] = False,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="METHOD.PARAM=VALUE (repeatable)")] = None,
+    results: ResultsOpt = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="VAE and checkpoint cache [default: "
+                                                   "$VICINAL_CACHE_DIR or ~/.cache/vicinal]")] = None,
+    force: Annotated[bool, typer.Option(help="recompute results that already exist")] = False,
+    quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
+    plugin: PluginOpt = None,
+) -> None:
+    """Train each method of a suite for each seed, evaluate, write one result file each."""
+    from vicinal.hparams import parse_assignments
+    from vicinal.results import default_cache_dir, default_results_dir
+    from vicinal.runner import execute, plan_run
+    from vicinal.suite import load_suite
+
+    _load_plugins(plugin)
+    spec = load_suite(suite)
+    if methods is not None:
+        spec.methods = _csv(methods, "--methods")
+    if seeds is not None:
+        try:
+            spec.seeds = [int(s) for s in _csv(seeds, "--seeds")]
+        except ValueError:
+            raise VicinalError(f"--seeds {seeds!r}: give comma-separated integers, e.g. 0,1,2") from None
+    if epochs is not None:
+        spec.recipe.epochs = epochs
+    if limit_train is not None:
+        spec.limit_train = limit_train
+    if model is not None:
+        spec.model = model
+    results_dir = results or default_results_dir()
+    plan = plan_run(spec, device=device, results_dir=results_dir, cache_dir=cache_dir or default_cache_dir(),
+                    overrides=parse_assignments(set_ or []), data_dir=data_dir, download=download, force=force,
+                    log=console.print)
+    console.print(f"suite [bold]{spec.name}[/] · {spec.dataset} · {spec.model} · {spec.recipe.epochs} epochs · "
+                  f"methods {', '.join(spec.methods)} · seeds {', '.join(map(str, spec.seeds))} · {plan.device}")
+    try:
+        with _progress(quiet) as progress:
+            outcomes = execute(plan, progress)
+    except KeyboardInterrupt:
+        done = len(plan.outcomes)
+        err_console.print(f"[yellow]interrupted[/]: {done} finished result(s) are kept in {results_dir}; "
+                          "the unfinished run left a checkpoint at its last completed epoch. Run the same "
+                          "command again to resume.")
+        raise typer.Exit(130) from None
+    trained = sum(o.status == "trained" for o in outcomes)
+    console.print(f"{trained} trained, {len(outcomes) - trained} reused · results in {results_dir}")
+    _print_leaderboard(results_dir, spec.name, None, None, None)
+
+
+def _print_leaderboard(results_dir: Path, suite: str | None, sort: str | None, metrics: list[str] | None,
+                       methods: list[str] | None) -> None:
+    from vicinal.leaderboard import build_boards, rich_table
+    from vicinal.results import load_store
+
+    store = load_store(results_dir)
+    for path, why in store.skipped:
+        err_console.print(f"[yellow]warning[/]: skipped {escape(str(path))}: {escape(why)}")
+    for board in build_boards(store, suite, methods, metrics, sort):
+        console.print(rich_table(board))
+
+
+@app.command("leaderboard")
+def leaderboard_cmd(
+    suite: Annotated[str | None, typer.Option(help="only this suite [default: every suite]")] = None,
+    sort: Annotated[str | None, typer.Option(help="metric to sort by (its better direction first)")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, markdown, csv or json")] = "table",
+    metrics: Annotated[str | None, typer.Option(help="comma-separated metrics to show")] = None,
+    methods: Annotated[str | None, typer.Option(help="comma-separated methods to show")] = None,
+    out: Annotated[Path | None, typer.Option(help="write to this file instead of printing")] = None,
+    results: ResultsOpt = None,
+) -> None:
+    """Rank methods from the result files: mean ± std over seeds."""
+    from vicinal.io import atomic_write_text
+    from vicinal.leaderboard import FORMATS, build_boards, render_csv, render_json, render_markdown, rich_table
+    from vicinal.results import default_results_dir, load_store
+
+    if fmt not in FORMATS:
+        raise VicinalError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    results_dir = results or default_results_dir()
+    store = load_store(results_dir)
+    for path, why in store.skipped:
+        err_console.print(f"[yellow]warning[/]: skipped {escape(str(path))}: {escape(why)}")
+    if not store.results:
+        raise VicinalError(f"no result files in {results_dir}; run `vicinal run` first or pass --results DIR")
+    boards = build_boards(store, suite, _csv(methods, "--methods"), _csv(metrics, "--metrics"), sort)
+    if fmt == "table":
+        if out is not None:
+            raise VicinalError("--out needs a text format: --format markdown, csv or json")
+        for board in boards:
+            console.print(rich_table(board))
+        return
+    text = {"markdown": render_markdown, "csv": render_csv, "json": render_json}[fmt](boards)
+    if out is not None:
+        atomic_write_text(out, text)
+        err_console.print(f"wrote {out}")
+    else:
+        sys.stdout.write(text)
+
+
+@app.command("download")
+def download_cmd(
+    dataset: Annotated[str, typer.Argument(help="cifar10, cifar100 or tinyimagenet")],
+    data_dir: Annotated[str | None, typer.Option(help="where to put it [default: $VICINAL_DATA_DIR or "
+                                                 "the cache folder]")] = None,
+) -> None:
+    """Download and verify (MD5) a dataset into the data folder."""
+    from vicinal.datasets import load_dataset, resolve_data_dir
+
+    data = load_dataset(dataset, data_dir, download=True)
+    console.print(f"{dataset}: {len(data.train)} train / {len(data.test)} test images in "
+                  f"{resolve_data_dir(data_dir)}")
+
+
+def main() -> None:
+    try:
+        app()
+    except VicinalError as exc:
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

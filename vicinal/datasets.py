@@ -1,0 +1,292 @@
+"""Datasets as in-memory uint8 tensors (N×C×H×W), loaded from standard on-disk layouts.
+
+Where the data comes from: ``--data-dir``, then ``$VICINAL_DATA_DIR``, then a cache folder
+(``$XDG_CACHE_HOME/vicinal/data``). The default suite's dataset ships inside scikit-learn, so a fresh
+machine without network can run it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vicinal.errors import VicinalError
+from vicinal.registry import Registry
+
+DATA_ENV = "VICINAL_DATA_DIR"
+
+
+@dataclass
+class ImageSet:
+    images: torch.Tensor  # uint8, N×C×H×W
+    labels: torch.Tensor  # int64, N
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: torch.Tensor) -> ImageSet:
+        return ImageSet(self.images[index], self.labels[index])
+
+
+@dataclass
+class DataSplits:
+    name: str
+    train: ImageSet
+    test: ImageSet
+    num_classes: int
+    class_names: list[str]
+    source: str
+    info: dict = field(default_factory=dict)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train.images.shape[1:])  # type: ignore[return-value]
+
+    def channel_stats(self) -> tuple[list[float], list[float]]:
+        """Per-channel mean and std of the training images in [0, 1] (the model's normalisation)."""
+        x = self.train.images.to(torch.float64) / 255.0
+        mean = x.mean(dim=(0, 2, 3))
+        std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
+        return [round(v, 6) for v in mean.tolist()], [round(v, 6) for v in std.tolist()]
+
+    def fingerprint(self) -> str:
+        """A content hash of both splits: results and caches are keyed by the data actually used."""
+        h = hashlib.blake2b(digest_size=16)
+        for part in (self.train, self.test):
+            h.update(str(tuple(part.images.shape)).encode())
+            h.update(part.images.contiguous().numpy().tobytes())
+            h.update(part.labels.numpy().astype(np.int64).tobytes())
+        return h.hexdigest()
+
+    def limit_train(self, n: int) -> DataSplits:
+        """The first ``n`` training images of a fixed (seed 0) shuffle; the same subset for every run seed."""
+        if n <= 0 or n >= len(self.train):
+            return self
+        order = torch.randperm(len(self.train), generator=torch.Generator().manual_seed(0))[:n]
+        return DataSplits(
+            self.name, self.train.subset(order.sort().values), self.test, self.num_classes,
+            self.class_names, self.source, {**self.info, "limit_train": n},
+        )
+
+
+Loader = Callable[[Path, bool], DataSplits]
+DATASETS: Registry[Loader] = Registry("dataset", entry_point_group="vicinal.datasets")
+register_dataset = DATASETS.register
+
+
+def default_data_dir() -> Path:
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "vicinal" / "data"
+
+
+def resolve_data_dir(cli_value: str | Path | None) -> Path:
+    if cli_value:
+        return Path(cli_value).expanduser()
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV]).expanduser()
+    return default_data_dir()
+
+
+def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = False) -> DataSplits:
+    return DATASETS.get(name)(resolve_data_dir(data_dir), download)
+
+
+def _missing(dataset: str, looked_in: Path, folder: str) -> VicinalError:
+    return VicinalError(
+        f"{dataset} not found: looked for {folder}/ in {looked_in}. Either download it with "
+        f"`vicinal download {dataset.lower()} --data-dir {looked_in}` (needs network), or point "
+        f"--data-dir (or ${DATA_ENV}) at the folder that contains {folder}/."
+    )
+
+
+# ---------------------------------------------------------------- digits (embedded, offline)
+
+
+@register_dataset("digits")
+def load_digits(data_dir: Path, download: bool) -> DataSplits:
+    """scikit-learn's 1,797 handwritten digits (8×8, 17 grey levels), upsampled to 3×32×32.
+
+    Split 75/25, stratified by class, with a fixed seed (0), so every machine gets the same split.
+    """
+    from sklearn.datasets import load_digits as sk_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = sk_digits()
+    images = torch.from_numpy(bunch.images.astype(np.float32) / 16.0).unsqueeze(1)
+    images = F.interpolate(images, size=(32, 32), mode="bilinear", align_corners=False)
+    images = (images.clamp(0, 1) * 255).round().to(torch.uint8).expand(-1, 3, -1, -1).contiguous()
+    labels = torch.from_numpy(bunch.target.astype(np.int64))
+    train_idx, test_idx = train_test_split(
+        np.arange(len(labels)), test_size=0.25, random_state=0, stratify=bunch.target
+    )
+    train_idx, test_idx = torch.from_numpy(np.sort(train_idx)), torch.from_numpy(np.sort(test_idx))
+    return DataSplits(
+        "digits",
+        ImageSet(images[train_idx], labels[train_idx]),
+        ImageSet(images[test_idx], labels[test_idx]),
+        num_classes=10,
+        class_names=[str(i) for i in range(10)],
+        source="sklearn.datasets.load_digits (UCI optdigits test set), bilinear 8→32 px, grey→RGB",
+        info={"split": "stratified 75/25, random_state=0"},
+    )
+
+
+# ---------------------------------------------------------------- CIFAR (python pickle layout)
+
+CIFAR_ARCHIVES = {
+    # name: (url, archive md5, folder inside the archive)
+    "cifar10": (
+        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+        "c58f30108f718f92721af3b95e74349a",
+        "cifar-10-batches-py",
+    ),
+    "cifar100": (
+        "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+        "eb9058c3a382ffc7106e4002c42a8d85",
+        "cifar-100-python",
+    ),
+}
+
+
+def _unpickle(path: Path) -> dict:
+    with open(path, "rb") as f:
+        return pickle.load(f, encoding="latin1")
+
+
+def _cifar_folder(data_dir: Path, name: str, download: bool) -> Path:
+    url, md5, folder = CIFAR_ARCHIVES[name]
+    marker = "data_batch_1" if name == "cifar10" else "train"
+    # Accept either the parent folder or the batches folder itself.
+    for candidate in (data_dir / folder, data_dir):
+        if (candidate / marker).is_file():
+            return candidate
+    if download:
+        download_archive(url, md5, data_dir)
+        return data_dir / folder
+    raise _missing("CIFAR-10" if name == "cifar10" else "CIFAR-100", data_dir, folder)
+
+
+def _cifar_images(raw: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(raw, dtype=np.uint8).reshape(-1, 3, 32, 32))
+
+
+def _check_cifar(d: dict, path: Path, label_key: str) -> None:
+    data = d.get("data")
+    if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != 3072 or label_key not in d:
+        raise VicinalError(f"{path} is not a CIFAR python batch (expected 'data' N×3072 and '{label_key}')")
+    if len(d[label_key]) != len(data):
+        raise VicinalError(f"{path}: {len(data)} images but {len(d[label_key])} labels; the file is damaged")
+
+
+@register_dataset("cifar10")
+def load_cifar10(data_dir: Path, download: bool) -> DataSplits:
+    root = _cifar_folder(data_dir, "cifar10", download)
+    parts = []
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        path = root / name
+        if not path.is_file():
+            raise VicinalError(f"{path} is missing: the CIFAR-10 folder {root} is incomplete")
+        d = _unpickle(path)
+        _check_cifar(d, path, "labels")
+        parts.append((_cifar_images(d["data"]), torch.tensor(d["labels"], dtype=torch.int64)))
+    meta = root / "batches.meta"
+    names = _unpickle(meta)["label_names"] if meta.is_file() else [str(i) for i in range(10)]
+    train = ImageSet(torch.cat([p[0] for p in parts[:5]]), torch.cat([p[1] for p in parts[:5]]))
+    return DataSplits("cifar10", train, ImageSet(*parts[5]), 10, list(names), str(root))
+
+
+@register_dataset("cifar100")
+def load_cifar100(data_dir: Path, download: bool) -> DataSplits:
+    root = _cifar_folder(data_dir, "cifar100", download)
+    splits = []
+    for name in ("train", "test"):
+        path = root / name
+        if not path.is_file():
+            raise VicinalError(f"{path} is missing: the CIFAR-100 folder {root} is incomplete")
+        d = _unpickle(path)
+        _check_cifar(d, path, "fine_labels")
+        splits.append(ImageSet(_cifar_images(d["data"]), torch.tensor(d["fine_labels"], dtype=torch.int64)))
+    meta = root / "meta"
+    names = _unpickle(meta)["fine_label_names"] if meta.is_file() else [str(i) for i in range(100)]
+    return DataSplits("cifar100", splits[0], splits[1], 100, list(names), str(root))
+
+
+# ---------------------------------------------------------------- Tiny-ImageNet-200 (folder layout)
+
+TINYIMAGENET_ARCHIVE = (
+    "http://cs231n.stanford.edu/tiny-imagenet-200.zip",
+    "90528d7ca1a48142e341f4ef8d21d0de",
+    "tiny-imagenet-200",
+)
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+@register_dataset("tinyimagenet")
+def load_tinyimagenet(data_dir: Path, download: bool) -> DataSplits:
+    """Tiny-ImageNet-200: train/<wnid>/images/*.JPEG; the labelled val/ split serves as the test split."""
+    url, md5, folder = TINYIMAGENET_ARCHIVE
+    root = data_dir / folder if (data_dir / folder).is_dir() else data_dir
+    if not (root / "wnids.txt").is_file():
+        if not download:
+            raise _missing("Tiny-ImageNet", data_dir, folder)
+        download_archive(url, md5, data_dir)
+        root = data_dir / folder
+    wnids = [w.strip() for w in (root / "wnids.txt").read_text().split() if w.strip()]
+    index = {w: i for i, w in enumerate(wnids)}
+    train_files: list[tuple[Path, int]] = []
+    for w in wnids:
+        files = sorted((root / "train" / w / "images").glob("*.JPEG"))
+        train_files += [(f, index[w]) for f in files]
+    annotations = root / "val" / "val_annotations.txt"
+    if not annotations.is_file():
+        raise VicinalError(f"{annotations} is missing: the Tiny-ImageNet folder {root} is incomplete")
+    test_files = []
+    for line in annotations.read_text().splitlines():
+        cols = line.split("\t")
+        if len(cols) >= 2 and cols[1] in index:
+            test_files.append((root / "val" / "images" / cols[0], index[cols[1]]))
+    if not train_files or not test_files:
+        raise VicinalError(f"no images found under {root}/train or {root}/val: the folder is incomplete")
+
+    def stack(files: list[tuple[Path, int]]) -> ImageSet:
+        images = np.stack([_read_rgb(f) for f, _ in files]).transpose(0, 3, 1, 2)
+        return ImageSet(torch.from_numpy(np.ascontiguousarray(images)), torch.tensor([c for _, c in files]))
+
+    words = root / "words.txt"
+    names = list(wnids)
+    if words.is_file():
+        lookup = dict(line.split("\t", 1) for line in words.read_text().splitlines() if "\t" in line)
+        names = [lookup.get(w, w).split(",")[0].strip() for w in wnids]
+    return DataSplits("tinyimagenet", stack(train_files), stack(test_files), len(wnids), names, str(root),
+                      info={"test_split": "val (labelled)"})
+
+
+# ---------------------------------------------------------------- downloads
+
+
+def download_archive(url: str, md5: str, data_dir: Path) -> None:
+    """Download, verify (MD5) and extract an archive into ``data_dir`` using torchvision's helpers."""
+    from torchvision.datasets.utils import download_and_extract_archive
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        download_and_extract_archive(url, str(data_dir), md5=md5)
+    except Exception as exc:  # network errors come in many types; all get the same advice
+        raise VicinalError(
+            f"download of {url} failed ({type(exc).__name__}: {exc}). Download it by hand, extract it "
+            f"into {data_dir}, or point --data-dir at a folder that already holds the data."
+        ) from exc

@@ -1,0 +1,1 @@
+"""Built-in evaluators: one file each, registered with ``@register_evaluator``."""

@@ -1,0 +1,143 @@
+"""The interface of a vicinal method and the registry that holds them.
+
+A method differs from ERM in three places, and the interface has one hook for each:
+
+* ``prepare(ctx)``: what it needs before training (VarMixup trains or loads a VAE here);
+* ``training_step(model, x, y, rng)``: where it mixes (inputs, a hidden layer through the model's
+  ``mixing_layers()`` and a forward hook, or the latent space of a generative model) and how the loss
+  is formed (mixed targets via :func:`mixed_cross_entropy`);
+* ``Config``: a dataclass of hyperparameters with defaults, overridable from suites and ``--set``.
+
+Adding a method is one file with one decorator; see the README.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vicinal.datasets import ImageSet
+from vicinal.registry import Registry
+from vicinal.rng import RunRandom
+
+
+@dataclass
+class NoConfig:
+    """A method without hyperparameters."""
+
+
+@dataclass
+class StepOutput:
+    """What one training step produced: the loss to minimise and (for the progress bar) the
+    expected number of correct predictions under the mixed targets."""
+
+    loss: torch.Tensor
+    correct: float
+    count: int
+
+
+@dataclass
+class PrepareContext:
+    """Everything a method may use before training starts."""
+
+    train: ImageSet
+    num_classes: int
+    dataset: str
+    data_fingerprint: str
+    seed: int
+    device: torch.device
+    cache_dir: Path
+    progress: Any  # a rich.progress.Progress (possibly disabled)
+    log: Callable[[str], None] = print
+
+
+class Method:
+    """Base class of vicinal methods. Subclasses set ``Config`` and override ``training_step``."""
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type] = NoConfig
+    #: Where the vicinal distribution lives: "none", "input", "hidden", "latent" (shown to users).
+    mixes_in: ClassVar[str] = "none"
+    #: One line for ``vicinal methods``.
+    summary: ClassVar[str] = ""
+
+    def __init__(self, config: Any = None):
+        self.config = config if config is not None else self.Config()
+
+    def prepare(self, ctx: PrepareContext) -> dict[str, Any]:
+        """Build whatever the method needs before training; returns facts to record in the result."""
+        return {}
+
+    def training_step(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: RunRandom) -> StepOutput:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "mixes_in": self.mixes_in,
+            "summary": self.summary,
+            "hyperparameters": dataclasses.asdict(self.config),
+        }
+
+
+METHODS: Registry[type[Method]] = Registry("method", "vicinal.methods", "vicinal.methods")
+
+
+def register_method(name: str) -> Callable[[type[Method]], type[Method]]:
+    """Class decorator: ``@register_method("mixup")`` makes the method available under that name."""
+
+    def decorator(cls: type[Method]) -> type[Method]:
+        if not (isinstance(cls, type) and issubclass(cls, Method)):
+            raise TypeError(f"@register_method({name!r}) must decorate a subclass of vicinal.Method")
+        if not dataclasses.is_dataclass(cls.Config):
+            raise TypeError(f"{cls.__qualname__}.Config must be a dataclass")
+        METHODS.add(name, cls)
+        if "name" not in cls.__dict__:
+            cls.name = name
+        return cls
+
+    return decorator
+
+
+def list_methods(pattern: str = "*") -> list[str]:
+    return METHODS.names(pattern)
+
+
+def get_method(name: str) -> type[Method]:
+    return METHODS.get(name)
+
+
+# ---------------------------------------------------------------- helpers shared by methods
+
+
+def mixed_cross_entropy(logits: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor, lam: float) -> torch.Tensor:
+    """λ·CE(logits, y_a) + (1−λ)·CE(logits, y_b): the mixup loss, equal to CE with the mixed one-hot target."""
+    return lam * F.cross_entropy(logits, y_a) + (1.0 - lam) * F.cross_entropy(logits, y_b)
+
+
+def mixed_correct(logits: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor, lam: float) -> float:
+    pred = logits.argmax(1)
+    return float(lam * (pred == y_a).sum() + (1.0 - lam) * (pred == y_b).sum())
+
+
+def interpolate(a: torch.Tensor, perm: torch.Tensor, lam: float) -> torch.Tensor:
+    """λ·a + (1−λ)·a[perm]: pair every example with the one the permutation assigns it."""
+    return lam * a + (1.0 - lam) * a[perm]
+
+
+@contextmanager
+def mix_output_of(module: nn.Module, perm: torch.Tensor, lam: float):
+    """Within the block, ``module``'s output is replaced by its mix with the permuted batch."""
+    handle = module.register_forward_hook(lambda _m, _inp, out: interpolate(out, perm, lam))
+    try:
+        yield
+    finally:
+        handle.remove()

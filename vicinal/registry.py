@@ -1,0 +1,146 @@
+"""Name → factory registries (methods, evaluators, models, datasets), in the spirit of timm's.
+
+Built-in entries are discovered by importing every module of a package (one file per entry, a
+decorator in each), third-party ones through an entry-point group or an explicit plugin path.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib
+import importlib.util
+import pkgutil
+import sys
+from collections.abc import Callable, Iterator
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from vicinal.errors import VicinalError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Maps names to registered objects; fills itself lazily from a package and an entry-point group."""
+
+    def __init__(self, kind: str, builtin_package: str | None = None, entry_point_group: str | None = None):
+        self.kind = kind
+        self._builtin_package = builtin_package
+        self._entry_point_group = entry_point_group
+        self._items: dict[str, T] = {}
+        self._origins: dict[str, str] = {}
+        self._discovered = False
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator: ``@registry.register("name")`` records the decorated object under ``name``."""
+
+        def decorator(obj: T) -> T:
+            self.add(name, obj)
+            return obj
+
+        return decorator
+
+    def add(self, name: str, obj: T) -> None:
+        if not name or name != name.strip() or "," in name:
+            raise VicinalError(f"invalid {self.kind} name {name!r}: use a non-empty name without commas")
+        origin = f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+        existing = self._items.get(name)
+        if existing is not None and existing is not obj:
+            raise VicinalError(
+                f"duplicate {self.kind} name {name!r}: already registered by {self._origins[name]}, "
+                f"registered again by {origin}; pick another name"
+            )
+        self._items[name] = obj
+        self._origins[name] = origin
+
+    def remove(self, name: str) -> None:
+        """Forget an entry (used by tests that register throw-away entries)."""
+        self._items.pop(name, None)
+        self._origins.pop(name, None)
+
+    def _discover(self) -> None:
+        if self._discovered:
+            return
+        self._discovered = True
+        if self._builtin_package:
+            package = importlib.import_module(self._builtin_package)
+            for info in pkgutil.iter_modules(package.__path__):
+                if not info.name.startswith("_"):
+                    importlib.import_module(f"{self._builtin_package}.{info.name}")
+        if self._entry_point_group:
+            for ep in entry_points(group=self._entry_point_group):
+                try:
+                    ep.load()
+                except VicinalError:
+                    raise
+                except Exception as exc:  # a broken third-party plugin must not take the built-ins down
+                    print(
+                        f"warning: could not load {self.kind} plugin {ep.name!r} ({ep.value}): {exc}",
+                        file=sys.stderr,
+                    )
+
+    def get(self, name: str) -> T:
+        self._discover()
+        try:
+            return self._items[name]
+        except KeyError:
+            close = difflib.get_close_matches(name, list(self._items), n=3, cutoff=0.5)
+            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            raise VicinalError(
+                f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(sorted(self._items))}."
+            ) from None
+
+    def names(self, pattern: str = "*") -> list[str]:
+        """Registered names matching a shell-style pattern (``"mix*"``), sorted."""
+        self._discover()
+        return sorted(n for n in self._items if fnmatch.fnmatchcase(n, pattern))
+
+    def origin(self, name: str) -> str:
+        self.get(name)
+        return self._origins[name]
+
+    def __contains__(self, name: str) -> bool:
+        self._discover()
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+
+_loaded_plugins: dict[str, object] = {}
+
+
+def load_plugin(spec: str) -> None:
+    """Import a plugin given as a ``.py`` file path or a dotted module name; its decorators register it."""
+    path = Path(spec).expanduser()
+    if spec.endswith(".py") or path.exists():
+        if not path.is_file():
+            raise VicinalError(f"plugin file {spec!r} not found; pass a .py file or an importable module name")
+        key = str(path.resolve())
+        if key in _loaded_plugins:
+            return
+        module_name = f"vicinal_plugin_{path.stem}_{abs(hash(key)) % 10**8}"
+        module_spec = importlib.util.spec_from_file_location(module_name, path)
+        if module_spec is None or module_spec.loader is None:
+            raise VicinalError(f"cannot import plugin file {spec!r}")
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[module_name] = module
+        try:
+            module_spec.loader.exec_module(module)
+        except VicinalError:
+            sys.modules.pop(module_name, None)
+            raise
+        except Exception as exc:
+            sys.modules.pop(module_name, None)
+            raise VicinalError(f"plugin {spec!r} failed to import: {type(exc).__name__}: {exc}") from exc
+        _loaded_plugins[key] = module
+        return
+    try:
+        _loaded_plugins[spec] = importlib.import_module(spec)
+    except ModuleNotFoundError as exc:
+        raise VicinalError(
+            f"plugin {spec!r} is neither a .py file nor an importable module ({exc}); "
+            "pass a path to a .py file or install the module"
+        ) from exc

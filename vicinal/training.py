@@ -1,0 +1,111 @@
+"""The training loop shared by every method: batches, augmentation, schedule, AMP, checkpoints."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vicinal.augment import random_crop_flip
+from vicinal.datasets import ImageSet
+from vicinal.io import atomic_torch_save
+from vicinal.method import Method
+from vicinal.rng import RunRandom
+from vicinal.suite import Recipe
+
+
+@dataclass
+class TrainSummary:
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    images: int = 0
+    resumed_from_epoch: int = 0
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else 0.0
+
+
+def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                           nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
+
+
+def lr_at(recipe: Recipe, epoch: int) -> float:
+    """Learning rate for a 0-based epoch."""
+    if recipe.schedule == "cosine":
+        return recipe.lr * 0.5 * (1 + math.cos(math.pi * epoch / recipe.epochs))
+    if recipe.schedule == "step":
+        return recipe.lr * recipe.gamma ** sum(epoch >= m for m in recipe.milestone_epochs())
+    return recipe.lr
+
+
+
+def train(model: nn.Module, method: Method, train_set: ImageSet, recipe: Recipe, device: torch.device,
+          seed: int, progress: Any, label: str, checkpoint: Path | None = None) -> TrainSummary:
+    """Train ``model`` in place with ``method``'s loss. Resumes from ``checkpoint`` if it exists and
+    rewrites it after every epoch, so an interrupted run loses at most one epoch."""
+    rng = RunRandom(seed)
+    optimizer = make_optimizer(model, recipe)
+    summary = TrainSummary()
+    start_epoch = 0
+    if checkpoint is not None and checkpoint.is_file():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        rng.load_state(state["rng"])
+        summary.history, summary.seconds, summary.images = state["history"], state["seconds"], state["images"]
+        start_epoch = summary.resumed_from_epoch = state["epoch"]
+
+    n = len(train_set)
+    steps = math.ceil(n / recipe.batch_size)
+    use_amp = device.type == "cuda"
+    task = progress.add_task(label, total=recipe.epochs * steps, completed=start_epoch * steps,
+                             loss="", acc="", speed="")
+    for epoch in range(start_epoch, recipe.epochs):
+        lr = lr_at(recipe, epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        model.train()
+        order = rng.permutation(n)
+        t0 = time.perf_counter()
+        loss_sum = correct = count = 0.0
+        seen = 0
+        for i in range(steps):
+            idx = order[i * recipe.batch_size : (i + 1) * recipe.batch_size]
+            if len(idx) < 2:  # batch norm cannot train on a single image
+                progress.advance(task)
+                continue
+            x = train_set.images[idx].to(device, non_blocking=True).float().div_(255.0)
+            y = train_set.labels[idx].to(device, non_blocking=True)
+            x = random_crop_flip(x, rng, recipe.crop_padding, recipe.crop_padding > 0, recipe.flip)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                out = method.training_step(model, x, y, rng)
+            if not torch.isfinite(out.loss):
+                raise FloatingPointError(f"{label}: the loss became {float(out.loss)} at epoch {epoch + 1}")
+            optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            optimizer.step()
+            loss_sum += float(out.loss) * len(idx)
+            correct += out.correct
+            count += out.count
+            seen += len(idx)
+            elapsed = time.perf_counter() - t0
+            progress.update(task, advance=1, loss=f"loss {loss_sum / seen:.3f}",
+                            acc=f"acc {100 * correct / max(count, 1):.1f}%",
+                            speed=f"{seen / max(elapsed, 1e-9):.0f} img/s · ep {epoch + 1}/{recipe.epochs}")
+        epoch_seconds = time.perf_counter() - t0
+        summary.seconds += epoch_seconds
+        summary.images += seen
+        summary.history.append({"epoch": epoch + 1, "lr": lr, "loss": loss_sum / max(seen, 1),
+                                "train_acc": correct / max(count, 1), "seconds": round(epoch_seconds, 3)})
+        if checkpoint is not None:
+            atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                               "rng": rng.state(), "epoch": epoch + 1, "history": summary.history,
+                               "seconds": summary.seconds, "images": summary.images}, checkpoint)
+    return summary
