@@ -99,10 +99,10 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
     return DATASETS.get(name)(resolve_data_dir(data_dir), download)
 
 
-def _missing(dataset: str, looked_in: Path, folder: str) -> VicinalError:
+def _missing(dataset: str, name: str, looked_in: Path, folder: str) -> VicinalError:
     return VicinalError(
         f"{dataset} not found: looked for {folder}/ in {looked_in}. Either download it with "
-        f"`vicinal download {dataset.lower()} --data-dir {looked_in}` (needs network), or point "
+        f"`vicinal download {name} --data-dir {looked_in}` (needs network), or point "
         f"--data-dir (or ${DATA_ENV}) at the folder that contains {folder}/."
     )
 
@@ -171,7 +171,7 @@ def _cifar_folder(data_dir: Path, name: str, download: bool) -> Path:
     if download:
         download_archive(url, md5, data_dir)
         return data_dir / folder
-    raise _missing("CIFAR-10" if name == "cifar10" else "CIFAR-100", data_dir, folder)
+    raise _missing("CIFAR-10" if name == "cifar10" else "CIFAR-100", name, data_dir, folder)
 
 
 def _cifar_images(raw: np.ndarray) -> torch.Tensor:
@@ -242,7 +242,7 @@ def load_tinyimagenet(data_dir: Path, download: bool) -> DataSplits:
     root = data_dir / folder if (data_dir / folder).is_dir() else data_dir
     if not (root / "wnids.txt").is_file():
         if not download:
-            raise _missing("Tiny-ImageNet", data_dir, folder)
+            raise _missing("Tiny-ImageNet", "tinyimagenet", data_dir, folder)
         download_archive(url, md5, data_dir)
         root = data_dir / folder
     wnids = [w.strip() for w in (root / "wnids.txt").read_text().split() if w.strip()]

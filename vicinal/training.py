@@ -13,6 +13,7 @@ from torch import nn
 
 from vicinal.augment import random_crop_flip
 from vicinal.datasets import ImageSet
+from vicinal.errors import VicinalError
 from vicinal.io import atomic_torch_save
 from vicinal.method import Method
 from vicinal.rng import RunRandom
@@ -86,12 +87,14 @@ def train(model: nn.Module, method: Method, train_set: ImageSet, recipe: Recipe,
             x = random_crop_flip(x, rng, recipe.crop_padding, recipe.crop_padding > 0, recipe.flip)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 out = method.training_step(model, x, y, rng)
-            if not torch.isfinite(out.loss):
-                raise FloatingPointError(f"{label}: the loss became {float(out.loss)} at epoch {epoch + 1}")
+            loss_value = out.loss.item()
+            if not math.isfinite(loss_value):
+                raise VicinalError(f"{label}: the training loss became {loss_value} at epoch {epoch + 1}; "
+                                   "lower the learning rate (train.lr) and run again")
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             optimizer.step()
-            loss_sum += float(out.loss) * len(idx)
+            loss_sum += loss_value * len(idx)
             correct += out.correct
             count += out.count
             seen += len(idx)

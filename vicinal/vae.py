@@ -129,9 +129,9 @@ def train_vae(spec: VAESpec, train: ImageSet, device: torch.device, progress: An
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            tot += float(loss) * len(idx)
-            rec += float(recon) * len(idx)
-            kld += float(kl) * len(idx)
+            tot += loss.item() * len(idx)
+            rec += recon.item() * len(idx)
+            kld += kl.item() * len(idx)
             progress.update(task, advance=1, loss=f"recon {rec / ((i + 1) * spec.batch_size):.1f}",
                             acc=f"KL {kld / ((i + 1) * spec.batch_size):.1f}", speed=f"epoch {epoch + 1}")
         history.append({"epoch": epoch + 1, "neg_elbo": tot / n, "recon_bce": rec / n, "kl": kld / n})

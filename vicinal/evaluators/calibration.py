@@ -63,8 +63,10 @@ def calibration_metrics(logits: torch.Tensor, labels: torch.Tensor, bins: int) -
     y = labels.numpy()
     confidence = probs.max(1)
     correct = (probs.argmax(1) == y).astype(np.float64)
+    # netcal is given the top-1 problem as a binary one (confidence, correct): with the full (N, K)
+    # matrix it guesses "binary" from the labels present and fails when a split holds only two classes.
     return {
-        "ece": float(ECE(bins=bins).measure(probs, y)),
-        "mce": float(MCE(bins=bins).measure(probs, y)),
+        "ece": float(ECE(bins=bins).measure(confidence, correct)),
+        "mce": float(MCE(bins=bins).measure(confidence, correct)),
         "oe": overconfidence_error(confidence, correct, bins),
     }

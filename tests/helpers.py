@@ -1,0 +1,25 @@
+"""Shared helpers for the tests (paths, the real CLI in a subprocess)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CIFAR_DIR = Path(os.environ.get("VICINAL_TEST_CIFAR", ROOT.parent / "shared" / "data"))
+
+needs_cifar = pytest.mark.skipif(
+    not (CIFAR_DIR / "cifar-10-batches-py" / "test_batch").is_file(),
+    reason=f"real CIFAR-10 subset not found in {CIFAR_DIR}/cifar-10-batches-py (set VICINAL_TEST_CIFAR)",
+)
+
+
+def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run the real `vicinal` entry point in a subprocess (exit codes and stderr as a user sees them)."""
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "vicinal.cli", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
