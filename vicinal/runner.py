@@ -73,10 +73,9 @@ def plan_run(suite: Suite, *, device: str = "auto", results_dir: Path, cache_dir
              overrides: dict[str, dict[str, Any]] | None = None, data_dir: str | None = None,
              download: bool = False, force: bool = False, log: Callable[[str], None] = print) -> RunPlan:
     overrides = overrides or {}
-    stray = sorted(set(overrides) - set(suite.methods))
-    if stray:
-        raise VicinalError(f"--set names {', '.join(stray)}, which this run does not include "
-                           f"(methods: {', '.join(suite.methods)})")
+    for name in sorted(set(overrides) - set(suite.methods)):
+        get_method(name)  # a misspelt name is an error (with suggestions); a real one is just not run
+        log(f"[yellow]note[/]: --set {name}.… ignored: {name} is not among this run's methods")
     if len(set(suite.methods)) != len(suite.methods):
         raise VicinalError(f"a method is listed twice in {', '.join(suite.methods)}")
     MODELS.get(suite.model)

@@ -1,0 +1,132 @@
+"""End to end through the real command line: run → result files → leaderboard; bad input → one message."""
+
+import csv
+import io
+import json
+
+import pytest
+
+from helpers import CIFAR_DIR, needs_cifar, run_cli
+
+TINY = ["--epochs", "1", "--limit-train", "256", "--set", "varmixup.vae_epochs=1",
+        "--set", "varmixup-beta.vae_epochs=1", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """The default suite, all five seed methods, two seeds, a tiny budget: run once for the module."""
+    root = tmp_path_factory.mktemp("e2e")
+    env = {"VICINAL_RESULTS_DIR": str(root / "results"), "VICINAL_CACHE_DIR": str(root / "cache")}
+    out = run_cli("run", *TINY, "--seeds", "0,1", cwd=root, env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return root, env, out
+
+
+def test_run_writes_one_result_per_method_and_seed(store):
+    root, _, out = store
+    files = sorted((root / "results" / "digits").rglob("*.json"))
+    assert len(files) == 10
+    methods = {"erm", "mixup", "manifold-mixup", "varmixup", "varmixup-beta"}
+    assert {f.parent.name for f in files} == methods
+    doc = json.loads(files[0].read_text())
+    for key in ("metrics", "protocol", "method_info", "suite_spec", "data", "environment", "timing",
+                "config_hash", "run_id"):
+        assert key in doc
+    assert doc["protocol"]["calibration"]["bins"] == 15
+    assert doc["data"]["n_train"] == 256 and doc["data"]["n_test"] == 450
+    assert doc["environment"]["versions"]["torch"] and doc["environment"]["versions"]["netcal"]
+    assert 0 <= doc["metrics"]["acc"] <= 1 and doc["metrics"]["nll"] > 0
+    # The run printed the leaderboard.
+    assert "suite: digits" in out.stdout and "manifold-mixup" in out.stdout
+
+
+def test_varmixup_result_records_its_vae(store):
+    root, _, _ = store
+    doc = json.loads(next((root / "results" / "digits" / "varmixup").glob("*seed0.json")).read_text())
+    vae = doc["method_info"]["prepared"]["vae"]
+    assert vae["cache"] == "trained" and vae["recon_mse_train"] > 0
+    assert doc["method_info"]["hyperparameters"]["vae_epochs"] == 1
+
+
+def test_identical_rerun_reuses_results(store):
+    root, env, _ = store
+    before = {p: p.stat().st_mtime_ns for p in (root / "results").rglob("*.json")}
+    out = run_cli("run", *TINY, "--seeds", "0,1", "--methods", "erm,varmixup", cwd=root, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "0 trained, 4 reused" in out.stdout
+    assert before == {p: p.stat().st_mtime_ns for p in (root / "results").rglob("*.json")}
+
+
+def test_leaderboard_formats_agree_with_the_result_files(store):
+    root, env, _ = store
+    docs = [json.loads(p.read_text()) for p in (root / "results").rglob("*.json")]
+    erm_acc = sorted(d["metrics"]["acc"] for d in docs if d["method"] == "erm")
+    table = run_cli("leaderboard", cwd=root, env=env)
+    assert table.returncode == 0 and "mean ± sample std" in table.stdout
+    as_json = json.loads(run_cli("leaderboard", "--format", "json", cwd=root, env=env).stdout)
+    row = next(r for r in as_json[0]["rows"] if r["method"] == "erm")
+    assert row["metrics"]["acc"]["n"] == 2 and row["seeds"] == [0, 1]
+    assert row["metrics"]["acc"]["mean"] == pytest.approx(sum(erm_acc) / 2)
+    assert row["metrics"]["acc"]["std"] == pytest.approx(abs(erm_acc[1] - erm_acc[0]) / 2**0.5)
+    rows = list(csv.DictReader(io.StringIO(run_cli("leaderboard", "--format", "csv", cwd=root, env=env).stdout)))
+    assert float(next(r for r in rows if r["method"] == "erm")["acc_mean"]) == pytest.approx(sum(erm_acc) / 2)
+    md = run_cli("leaderboard", "--format", "markdown", "--sort", "ece", "--metrics", "acc,ece", cwd=root,
+                 env=env).stdout
+    assert md.startswith("### digits") and "| method" in md and "NLL" not in md
+
+
+def test_corrupted_result_is_skipped_with_a_warning(store, tmp_path):
+    root, env, _ = store
+    bad = root / "results" / "digits" / "erm" / "broken.json"
+    bad.write_text('{"schema": 1, "metrics": {')
+    try:
+        out = run_cli("leaderboard", cwd=root, env=env)
+    finally:
+        bad.unlink()
+    assert out.returncode == 0
+    assert "skipped" in out.stderr and "broken.json" in out.stderr
+    assert "erm" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--methods", "mixpu"], "Did you mean: mixup"),
+        (["run", "--suite", "nope"], "unknown suite 'nope'"),
+        (["run", "--set", "mixup.alfa=1", "--methods", "mixup"], "no hyperparameter 'alfa'"),
+        (["run", "--set", "mixup.alpha=abc", "--methods", "mixup"], "expected float"),
+        (["run", "--set", "cutmx.alpha=1", "--methods", "mixup"], "Did you mean: cutmix"),
+        (["run", "--seeds", "a,b"], "comma-separated integers"),
+        (["run", "--device", "cuda:7"] , "CUDA is not available"),
+        (["run", "--suite", "cifar10", "--data-dir", "/nonexistent/x", "--methods", "erm"], "vicinal download"),
+        (["leaderboard", "--format", "pdf"], "choose one of"),
+        (["leaderboard", "--results", "/nonexistent/results"], "no result files"),
+    ],
+)
+def test_bad_input_is_one_clear_error(tmp_path, args, message):
+    out = run_cli(*args, cwd=tmp_path, env={"VICINAL_CACHE_DIR": str(tmp_path / "c")})
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr + out.stdout
+
+
+def test_bad_suite_file(tmp_path):
+    suite = tmp_path / "s.toml"
+    suite.write_text('name = "x"\n[data]\ndataset = "digits"\n[train]\nepochs = "many"\n')
+    out = run_cli("run", "--suite", str(suite), cwd=tmp_path)
+    assert out.returncode == 2 and "train.epochs" in out.stderr and "Traceback" not in out.stderr
+
+
+@needs_cifar
+@pytest.mark.slow
+def test_cifar_subset_end_to_end(tmp_path):
+    env = {"VICINAL_RESULTS_DIR": str(tmp_path / "r"), "VICINAL_CACHE_DIR": str(tmp_path / "c")}
+    out = run_cli("run", "--suite", "cifar10-quick", "--data-dir", str(CIFAR_DIR), "--methods",
+                  "erm,varmixup", "--epochs", "1", "--limit-train", "512", "--set", "varmixup.vae_epochs=1",
+                  "--quiet", cwd=tmp_path, env=env)
+    assert out.returncode == 0, out.stderr
+    docs = [json.loads(p.read_text()) for p in (tmp_path / "r").rglob("*.json")]
+    assert {d["method"] for d in docs} == {"erm", "varmixup"}
+    assert all(d["data"]["n_test"] == 1017 for d in docs)
+    # 1 epoch on 512 images: better than chance (10%) on the real test images.
+    assert max(d["metrics"]["acc"] for d in docs) > 0.12

@@ -1,0 +1,71 @@
+"""Training is deterministic for a seed, and an interrupted run resumes to the same weights."""
+
+import torch
+from rich.progress import Progress
+
+from vicinal.datasets import load_dataset
+from vicinal.method import get_method
+from vicinal.models import build_model
+from vicinal.rng import seed_everything
+from vicinal.suite import Recipe
+from vicinal.training import lr_at, train
+
+
+def _setup(epochs):
+    data = load_dataset("digits").limit_train(200)
+    seed_everything(0)
+    model = build_model("small-cnn", 10, [0.1] * 3, [0.3] * 3)
+    recipe = Recipe(epochs=epochs, batch_size=50, lr=0.05, schedule="cosine", milestones=[0.5, 0.75])
+    return data, model, recipe
+
+
+def _train(epochs, checkpoint=None):
+    data, model, recipe = _setup(epochs)
+    method = get_method("mixup")()
+    summary = train(model, method, data.train, recipe, torch.device("cpu"), 0, Progress(disable=True), "t",
+                    checkpoint)
+    return model, summary
+
+
+def test_same_seed_same_weights():
+    a, _ = _train(2)
+    b, _ = _train(2)
+    for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_resume_from_checkpoint_reproduces_the_uninterrupted_run(tmp_path, monkeypatch):
+    reference, _ = _train(3)
+    ckpt = tmp_path / "run.pt"
+
+    # Interrupt the run during epoch 2: Ctrl-C arrives as KeyboardInterrupt inside the loop.
+    import vicinal.training as training
+
+    calls = {"n": 0}
+    real_crop = training.random_crop_flip
+
+    def interrupting_crop(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 6:  # 4 batches per epoch: this is the 2nd batch of epoch 2
+            raise KeyboardInterrupt
+        return real_crop(*args, **kwargs)
+
+    monkeypatch.setattr(training, "random_crop_flip", interrupting_crop)
+    try:
+        _train(3, ckpt)
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.setattr(training, "random_crop_flip", real_crop)
+    assert torch.load(ckpt, weights_only=False)["epoch"] == 1
+
+    resumed, summary = _train(3, ckpt)
+    assert summary.resumed_from_epoch == 1 and len(summary.history) == 3
+    for p, q in zip(reference.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_step_schedule_decays_at_the_milestones():
+    recipe = Recipe(epochs=200, lr=0.1, schedule="step", milestones=[0.5, 0.75], gamma=0.1)
+    assert recipe.milestone_epochs() == [100, 150]
+    assert [lr_at(recipe, e) for e in (0, 99, 100, 149, 150, 199)] == [0.1, 0.1, 0.1 * 0.1, 0.1 * 0.1,
+                                                                       0.1 * 0.1 * 0.1, 0.1 * 0.1 * 0.1]
