@@ -1,0 +1,61 @@
+"""Speed benchmarks (pytest-benchmark). The default test run executes each once as a smoke test
+(`--benchmark-disable`); `pytest tests/test_benchmarks.py --benchmark-enable` measures them, and the
+figures go to BENCHMARKS.md with the machine they came from."""
+
+import json
+
+import pytest
+import torch
+from rich.progress import Progress
+
+from vicinal.datasets import ImageSet
+from vicinal.hparams import build_config
+from vicinal.leaderboard import build_boards
+from vicinal.method import PrepareContext, get_method
+from vicinal.models import build_model
+from vicinal.results import load_store
+from vicinal.rng import RunRandom
+
+BATCH = 128
+
+
+@pytest.mark.parametrize("name", ["erm", "mixup", "manifold-mixup", "cutmix", "varmixup"])
+def test_training_step_small_cnn(benchmark, name, tmp_path):
+    """One optimiser step (forward, backward, update) of the small CNN on a 128-image batch, CPU."""
+    torch.manual_seed(0)
+    cls = get_method(name)
+    values = {"latent_dim": 64, "vae_epochs": 1} if name == "varmixup" else {}
+    method = cls(build_config(cls.Config, values, name))
+    train = ImageSet((torch.rand(256, 3, 32, 32) * 255).to(torch.uint8), torch.randint(0, 10, (256,)))
+    method.prepare(PrepareContext(train, 10, "bench", "fp", 0, torch.device("cpu"), tmp_path,
+                                  Progress(disable=True)))
+    model = build_model("small-cnn", 10, [0.5] * 3, [0.25] * 3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x, y = train.images[:BATCH].float() / 255, train.labels[:BATCH]
+    rng = RunRandom(0)
+
+    def step():
+        out = method.training_step(model, x, y, rng)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+
+    benchmark.extra_info["images_per_step"] = BATCH
+    benchmark(step)
+
+
+def test_leaderboard_over_1000_result_files(benchmark, tmp_path):
+    metric_info = {"acc": {"label": "acc", "higher_is_better": True, "percent": True}}
+    for i in range(1000):
+        method, seed = f"method-{i % 50}", i // 50
+        path = tmp_path / "suite" / method / f"abc-seed{seed}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"schema": 1, "suite": "suite", "method": method, "seed": seed,
+                                    "run_id": "abc", "metrics": {"acc": (i % 97) / 97},
+                                    "metric_info": metric_info, "training": {"epochs": 1}}))
+
+    def render():
+        return build_boards(load_store(tmp_path))
+
+    boards = benchmark(render)
+    assert len(boards[0].rows) == 50 and all(len(r.seeds) == 20 for r in boards[0].rows)
