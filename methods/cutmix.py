@@ -23,7 +23,9 @@ class CutMix(Method):
     def training_step(self, model, x, y, rng):
         if rng.numpy.random() >= self.config.prob:
             logits = model(x)
-            return StepOutput(mixed_cross_entropy(logits, y, y, 1.0), mixed_correct(logits, y, y, 1.0), len(y))
+            return StepOutput(
+                mixed_cross_entropy(logits, y, y, 1.0), mixed_correct(logits, y, y, 1.0), len(y)
+            )
         lam = rng.beta(self.config.alpha)
         perm = rng.permutation(len(x), x.device)
         h, w = x.shape[2:]
@@ -36,4 +38,6 @@ class CutMix(Method):
         lam = 1 - (bottom - top) * (right - left) / (h * w)  # the area actually kept after clipping
         y_b = y[perm]
         logits = model(mixed)
-        return StepOutput(mixed_cross_entropy(logits, y, y_b, lam), mixed_correct(logits, y, y_b, lam), len(y))
+        return StepOutput(
+            mixed_cross_entropy(logits, y, y_b, lam), mixed_correct(logits, y, y_b, lam), len(y)
+        )

@@ -1,4 +1,4 @@
-"""Manifold mixup (Verma et al., ICML 2019): mix at a layer drawn per batch from the input and hidden stages."""
+"""Manifold mixup (Verma et al., ICML 2019): mix at a layer drawn per batch from input and hidden stages."""
 
 from dataclasses import dataclass
 
@@ -18,8 +18,10 @@ from vicinal.method import (
 @register_method("manifold-mixup")
 class ManifoldMixup(Method):
     mixes_in = "hidden"
-    summary = ("Manifold mixup: per batch, mix at a layer drawn uniformly from {input, stage 1, stage 2} "
-               "outputs; α = 2.")
+    summary = (
+        "Manifold mixup: per batch, mix at a layer drawn uniformly from {input, stage 1, stage 2} "
+        "outputs; α = 2."
+    )
 
     @dataclass
     class Config:
@@ -53,4 +55,6 @@ class ManifoldMixup(Method):
             with mix_output_of(model.mixing_layers()[layer], perm, lam):
                 logits = model(x)
         y_b = y[perm]
-        return StepOutput(mixed_cross_entropy(logits, y, y_b, lam), mixed_correct(logits, y, y_b, lam), len(y))
+        return StepOutput(
+            mixed_cross_entropy(logits, y, y_b, lam), mixed_correct(logits, y, y_b, lam), len(y)
+        )

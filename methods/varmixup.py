@@ -35,11 +35,13 @@ class VarMixupConfig:
     vae_lr: float = hp(1e-3, "VAE learning rate (Adam)")
     vae_batch_size: int = hp(128, "VAE batch size")
     mix: Literal["sample", "means"] = hp(
-        "sample", "sample: interpolate μ and σ, draw z ~ N(μ̃, σ̃²); means: decode the interpolated μ",
+        "sample",
+        "sample: interpolate μ and σ, draw z ~ N(μ̃, σ̃²); means: decode the interpolated μ",
         choices=("sample", "means"),
     )
     train_on: Literal["decoded", "decoded+clean"] = hp(
-        "decoded+clean", "decoded: only the decoded mixes; decoded+clean: add plain CE on the clean batch",
+        "decoded+clean",
+        "decoded: only the decoded mixes; decoded+clean: add plain CE on the clean batch",
         choices=("decoded", "decoded+clean"),
     )
 
@@ -57,8 +59,9 @@ class LatentMix:
     perm: torch.Tensor
 
 
-def latent_mix(vae: ConvVAE, x: torch.Tensor, y: torch.Tensor, lam: float, perm: torch.Tensor,
-               mode: str, rng: RunRandom) -> LatentMix:
+def latent_mix(
+    vae: ConvVAE, x: torch.Tensor, y: torch.Tensor, lam: float, perm: torch.Tensor, mode: str, rng: RunRandom
+) -> LatentMix:
     """Decode the mixture of the posteriors of x and x[perm] (μ and σ interpolated by λ)."""
     with torch.no_grad():
         mu, logvar = vae.encode(x)
@@ -79,8 +82,17 @@ class VarMixup(Method):
 
     def prepare(self, ctx: PrepareContext) -> dict:
         c = self.config
-        spec = VAESpec(ctx.dataset, ctx.data_fingerprint, tuple(ctx.train.images.shape[1:]), c.latent_dim,
-                       c.beta, c.vae_epochs, c.vae_lr, c.vae_batch_size, ctx.seed)
+        spec = VAESpec(
+            ctx.dataset,
+            ctx.data_fingerprint,
+            tuple(ctx.train.images.shape[1:]),
+            c.latent_dim,
+            c.beta,
+            c.vae_epochs,
+            c.vae_lr,
+            c.vae_batch_size,
+            ctx.seed,
+        )
         self.vae, info = load_or_train_vae(spec, ctx.train, ctx.device, ctx.cache_dir, ctx.progress)
         return {"vae": {"key": spec.key(), "architecture": spec.architecture, **info}}
 
@@ -96,7 +108,9 @@ class VarMixup(Method):
         logits = model(torch.cat([mix.images, x]))
         mixed_logits, clean_logits = logits[: len(x)], logits[len(x) :]
         loss = mixed_cross_entropy(mixed_logits, mix.y_a, mix.y_b, lam) + F.cross_entropy(clean_logits, y)
-        correct = mixed_correct(mixed_logits, mix.y_a, mix.y_b, lam) + float((clean_logits.argmax(1) == y).sum())
+        correct = mixed_correct(mixed_logits, mix.y_a, mix.y_b, lam) + float(
+            (clean_logits.argmax(1) == y).sum()
+        )
         return StepOutput(loss, correct, 2 * len(y))
 
 

@@ -27,8 +27,9 @@ def test_training_step_small_cnn(benchmark, name, tmp_path):
     values = {"latent_dim": 64, "vae_epochs": 1} if name == "varmixup" else {}
     method = cls(build_config(cls.Config, values, name))
     train = ImageSet((torch.rand(256, 3, 32, 32) * 255).to(torch.uint8), torch.randint(0, 10, (256,)))
-    method.prepare(PrepareContext(train, 10, "bench", "fp", 0, torch.device("cpu"), tmp_path,
-                                  Progress(disable=True)))
+    method.prepare(
+        PrepareContext(train, 10, "bench", "fp", 0, torch.device("cpu"), tmp_path, Progress(disable=True))
+    )
     model = build_model("small-cnn", 10, [0.5] * 3, [0.25] * 3)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x, y = train.images[:BATCH].float() / 255, train.labels[:BATCH]
@@ -50,9 +51,20 @@ def test_leaderboard_over_1000_result_files(benchmark, tmp_path):
         method, seed = f"method-{i % 50}", i // 50
         path = tmp_path / "suite" / method / f"abc-seed{seed}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"schema": 1, "suite": "suite", "method": method, "seed": seed,
-                                    "run_id": "abc", "metrics": {"acc": (i % 97) / 97},
-                                    "metric_info": metric_info, "training": {"epochs": 1}}))
+        path.write_text(
+            json.dumps(
+                {
+                    "schema": 1,
+                    "suite": "suite",
+                    "method": method,
+                    "seed": seed,
+                    "run_id": "abc",
+                    "metrics": {"acc": (i % 97) / 97},
+                    "metric_info": metric_info,
+                    "training": {"epochs": 1},
+                }
+            )
+        )
 
     def render():
         return build_boards(load_store(tmp_path))

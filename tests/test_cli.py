@@ -5,11 +5,19 @@ import io
 import json
 
 import pytest
-
 from helpers import CIFAR_DIR, needs_cifar, run_cli
 
-TINY = ["--epochs", "1", "--limit-train", "256", "--set", "varmixup.vae_epochs=1",
-        "--set", "varmixup-beta.vae_epochs=1", "--quiet"]
+TINY = [
+    "--epochs",
+    "1",
+    "--limit-train",
+    "256",
+    "--set",
+    "varmixup.vae_epochs=1",
+    "--set",
+    "varmixup-beta.vae_epochs=1",
+    "--quiet",
+]
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +37,17 @@ def test_run_writes_one_result_per_method_and_seed(store):
     methods = {"erm", "mixup", "manifold-mixup", "varmixup", "varmixup-beta"}
     assert {f.parent.name for f in files} == methods
     doc = json.loads(files[0].read_text())
-    for key in ("metrics", "protocol", "method_info", "suite_spec", "data", "environment", "timing",
-                "config_hash", "run_id"):
+    for key in (
+        "metrics",
+        "protocol",
+        "method_info",
+        "suite_spec",
+        "data",
+        "environment",
+        "timing",
+        "config_hash",
+        "run_id",
+    ):
         assert key in doc
     assert doc["protocol"]["calibration"]["bins"] == 15
     assert doc["data"]["n_train"] == 256 and doc["data"]["n_test"] == 450
@@ -68,10 +85,13 @@ def test_leaderboard_formats_agree_with_the_result_files(store):
     assert row["metrics"]["acc"]["n"] == 2 and row["seeds"] == [0, 1]
     assert row["metrics"]["acc"]["mean"] == pytest.approx(sum(erm_acc) / 2)
     assert row["metrics"]["acc"]["std"] == pytest.approx(abs(erm_acc[1] - erm_acc[0]) / 2**0.5)
-    rows = list(csv.DictReader(io.StringIO(run_cli("leaderboard", "--format", "csv", cwd=root, env=env).stdout)))
+    rows = list(
+        csv.DictReader(io.StringIO(run_cli("leaderboard", "--format", "csv", cwd=root, env=env).stdout))
+    )
     assert float(next(r for r in rows if r["method"] == "erm")["acc_mean"]) == pytest.approx(sum(erm_acc) / 2)
-    md = run_cli("leaderboard", "--format", "markdown", "--sort", "ece", "--metrics", "acc,ece", cwd=root,
-                 env=env).stdout
+    md = run_cli(
+        "leaderboard", "--format", "markdown", "--sort", "ece", "--metrics", "acc,ece", cwd=root, env=env
+    ).stdout
     assert md.startswith("### digits") and "| method" in md and "NLL" not in md
 
 
@@ -97,8 +117,11 @@ def test_corrupted_result_is_skipped_with_a_warning(store, tmp_path):
         (["run", "--set", "mixup.alpha=abc", "--methods", "mixup"], "expected float"),
         (["run", "--set", "cutmx.alpha=1", "--methods", "mixup"], "Did you mean: cutmix"),
         (["run", "--seeds", "a,b"], "comma-separated integers"),
-        (["run", "--device", "cuda:7"] , "CUDA is not available"),
-        (["run", "--suite", "cifar10", "--data-dir", "/nonexistent/x", "--methods", "erm"], "vicinal download"),
+        (["run", "--device", "cuda:7"], "CUDA is not available"),
+        (
+            ["run", "--suite", "cifar10", "--data-dir", "/nonexistent/x", "--methods", "erm"],
+            "vicinal download",
+        ),
         (["leaderboard", "--format", "pdf"], "choose one of"),
         (["leaderboard", "--results", "/nonexistent/results"], "no result files"),
     ],
@@ -121,9 +144,24 @@ def test_bad_suite_file(tmp_path):
 @pytest.mark.slow
 def test_cifar_subset_end_to_end(tmp_path):
     env = {"VICINAL_RESULTS_DIR": str(tmp_path / "r"), "VICINAL_CACHE_DIR": str(tmp_path / "c")}
-    out = run_cli("run", "--suite", "cifar10-quick", "--data-dir", str(CIFAR_DIR), "--methods",
-                  "erm,varmixup", "--epochs", "1", "--limit-train", "512", "--set", "varmixup.vae_epochs=1",
-                  "--quiet", cwd=tmp_path, env=env)
+    out = run_cli(
+        "run",
+        "--suite",
+        "cifar10-quick",
+        "--data-dir",
+        str(CIFAR_DIR),
+        "--methods",
+        "erm,varmixup",
+        "--epochs",
+        "1",
+        "--limit-train",
+        "512",
+        "--set",
+        "varmixup.vae_epochs=1",
+        "--quiet",
+        cwd=tmp_path,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr
     docs = [json.loads(p.read_text()) for p in (tmp_path / "r").rglob("*.json")]
     assert {d["method"] for d in docs} == {"erm", "varmixup"}

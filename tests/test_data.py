@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 import torch
+from helpers import CIFAR_DIR, needs_cifar
 from PIL import Image
 
-from helpers import CIFAR_DIR, needs_cifar
 from vicinal.augment import random_crop_flip
 from vicinal.datasets import load_dataset, resolve_data_dir
 from vicinal.errors import VicinalError
@@ -74,7 +74,9 @@ def test_tinyimagenet_folder_layout(tmp_path):
     wnids = ["n01443537", "n01629819"]
     (root).mkdir()
     (root / "wnids.txt").write_text("\n".join(wnids) + "\n")
-    (root / "words.txt").write_text("n01443537\tgoldfish, Carassius auratus\nn01629819\tEuropean fire salamander\n")
+    (root / "words.txt").write_text(
+        "n01443537\tgoldfish, Carassius auratus\nn01629819\tEuropean fire salamander\n"
+    )
     rng = np.random.default_rng(0)
     for k, w in enumerate(wnids):
         d = root / "train" / w / "images"
@@ -84,8 +86,9 @@ def test_tinyimagenet_folder_layout(tmp_path):
     (root / "val" / "images").mkdir(parents=True)
     lines = []
     for i in range(4):
-        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(root / "val" / "images" /
-                                                                                f"val_{i}.JPEG")
+        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(
+            root / "val" / "images" / f"val_{i}.JPEG"
+        )
         lines.append(f"val_{i}.JPEG\t{wnids[i % 2]}\t0\t0\t63\t63")
     (root / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
     data = load_dataset("tinyimagenet", tmp_path)

@@ -89,14 +89,24 @@ def test_manifold_mixup_draws_every_candidate_layer():
 
 def _tiny_train_set(n=64):
     g = torch.Generator().manual_seed(1)
-    return ImageSet((torch.rand((n, 3, 32, 32), generator=g) * 255).to(torch.uint8),
-                    torch.randint(0, 10, (n,), generator=g))
+    return ImageSet(
+        (torch.rand((n, 3, 32, 32), generator=g) * 255).to(torch.uint8),
+        torch.randint(0, 10, (n,), generator=g),
+    )
 
 
 def _prepare_ctx(tmp_path, train):
-    return PrepareContext(train=train, num_classes=10, dataset="tiny", data_fingerprint="fp", seed=0,
-                          device=torch.device("cpu"), cache_dir=tmp_path, progress=Progress(disable=True),
-                          log=lambda _m: None)
+    return PrepareContext(
+        train=train,
+        num_classes=10,
+        dataset="tiny",
+        data_fingerprint="fp",
+        seed=0,
+        device=torch.device("cpu"),
+        cache_dir=tmp_path,
+        progress=Progress(disable=True),
+        log=lambda _m: None,
+    )
 
 
 def test_varmixup_decodes_the_mixed_posterior(tmp_path):

@@ -24,8 +24,9 @@ def _ece_by_hand(conf, correct, bins):
 
 def test_ece_on_a_known_input():
     # Four predictions: confidences 0.9, 0.9, 0.6, 0.3 (two classes' worth of probability mass each).
-    probs = torch.tensor([[0.9, 0.1, 0.0], [0.9, 0.05, 0.05], [0.2, 0.6, 0.2], [0.3, 0.3, 0.4]],
-                         dtype=torch.float64)
+    probs = torch.tensor(
+        [[0.9, 0.1, 0.0], [0.9, 0.05, 0.05], [0.2, 0.6, 0.2], [0.3, 0.3, 0.4]], dtype=torch.float64
+    )
     labels = torch.tensor([0, 1, 1, 0])  # correct, wrong, correct, wrong
     logits = probs.clamp_min(1e-12).log()
     m = calibration_metrics(logits, labels, bins=10)
@@ -60,6 +61,10 @@ def test_nll_brier_accuracy():
     assert math.isclose(m["acc"], 1 / 3)  # the tie predicts class 0 (argmax's first index)
     expected_nll = -(p[0, 0].log() + p[1, 0].log() + p[2, 1].log()) / 3
     assert math.isclose(m["nll"], float(expected_nll), rel_tol=1e-12)
-    expected_brier = (((1 - p[0, 0]) ** 2 + p[0, 1] ** 2) + (p[1, 0] - 1) ** 2 + p[1, 1] ** 2
-                      + (p[2, 0] ** 2 + (p[2, 1] - 1) ** 2)) / 3
+    expected_brier = (
+        ((1 - p[0, 0]) ** 2 + p[0, 1] ** 2)
+        + (p[1, 0] - 1) ** 2
+        + p[1, 1] ** 2
+        + (p[2, 0] ** 2 + (p[2, 1] - 1) ** 2)
+    ) / 3
     assert math.isclose(m["brier"], float(expected_brier), rel_tol=1e-12)

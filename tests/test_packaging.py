@@ -5,15 +5,28 @@ import sys
 import zipfile
 
 import pytest
-
 from helpers import ROOT
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(out), str(ROOT)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return next(out.glob("vicinal-*.whl"))
 
 
@@ -21,20 +34,39 @@ def test_wheel_layout(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert top == {"vicinal"}
-    for expected in ("vicinal/methods/mixup.py", "vicinal/methods/varmixup.py", "vicinal/methods/cutmix.py",
-                     "vicinal/suites/digits.toml", "vicinal/suites/cifar10.toml", "vicinal/evaluators/clean.py"):
+    for expected in (
+        "vicinal/methods/mixup.py",
+        "vicinal/methods/varmixup.py",
+        "vicinal/methods/cutmix.py",
+        "vicinal/suites/digits.toml",
+        "vicinal/suites/cifar10.toml",
+        "vicinal/evaluators/clean.py",
+    ):
         assert expected in names
 
 
 def test_installed_wheel_works_from_any_directory(wheel, tmp_path):
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
-                    str(wheel)], check=True, capture_output=True)
-    code = ("import vicinal, vicinal.method as m, vicinal.suite as s; print(vicinal.__file__); "
-            "print(','.join(m.list_methods())); print(','.join(sorted(s.builtin_suites())))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
-                         env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    code = (
+        "import vicinal, vicinal.method as m, vicinal.suite as s; print(vicinal.__file__); "
+        "print(','.join(m.list_methods())); print(','.join(sorted(s.builtin_suites())))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
+        check=True,
+    )
     where, methods, suites = out.stdout.split()
     assert where.startswith(str(target))
-    assert {"erm", "mixup", "manifold-mixup", "varmixup", "varmixup-beta", "cutmix"} <= set(methods.split(","))
+    assert {"erm", "mixup", "manifold-mixup", "varmixup", "varmixup-beta", "cutmix"} <= set(
+        methods.split(",")
+    )
     assert {"digits", "cifar10", "cifar100", "tinyimagenet"} <= set(suites.split(","))

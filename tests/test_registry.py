@@ -2,8 +2,8 @@ import dataclasses
 import textwrap
 
 import pytest
-
 from helpers import ROOT, run_cli
+
 from vicinal import Method, VicinalError, register_method
 from vicinal.method import METHODS, get_method, list_methods
 from vicinal.registry import Registry
@@ -12,7 +12,7 @@ SEED_METHODS = {"erm", "mixup", "manifold-mixup", "varmixup", "varmixup-beta", "
 
 
 def test_builtins_are_registered():
-    assert SEED_METHODS <= set(list_methods())
+    assert set(list_methods()) >= SEED_METHODS
 
 
 def test_pattern_listing():
@@ -72,7 +72,7 @@ def test_cutmix_touches_no_other_file():
     assert get_method("cutmix").mixes_in == "input"
 
 
-PLUGIN = textwrap.dedent('''
+PLUGIN = textwrap.dedent("""
     from dataclasses import dataclass
     import torch.nn.functional as F
     from vicinal import Method, StepOutput, hp, register_method
@@ -90,7 +90,7 @@ PLUGIN = textwrap.dedent('''
             logits = model(x)
             loss = F.cross_entropy(logits, y, label_smoothing=self.config.smoothing)
             return StepOutput(loss, float((logits.argmax(1) == y).sum()), len(y))
-''')
+""")
 
 
 def test_plugin_file_from_the_command_line(tmp_path):

@@ -1,5 +1,6 @@
 """Training is deterministic for a seed, and an interrupted run resumes to the same weights."""
 
+import pytest
 import torch
 from rich.progress import Progress
 
@@ -22,8 +23,9 @@ def _setup(epochs):
 def _train(epochs, checkpoint=None):
     data, model, recipe = _setup(epochs)
     method = get_method("mixup")()
-    summary = train(model, method, data.train, recipe, torch.device("cpu"), 0, Progress(disable=True), "t",
-                    checkpoint)
+    summary = train(
+        model, method, data.train, recipe, torch.device("cpu"), 0, Progress(disable=True), "t", checkpoint
+    )
     return model, summary
 
 
@@ -51,10 +53,8 @@ def test_resume_from_checkpoint_reproduces_the_uninterrupted_run(tmp_path, monke
         return real_crop(*args, **kwargs)
 
     monkeypatch.setattr(training, "random_crop_flip", interrupting_crop)
-    try:
+    with pytest.raises(KeyboardInterrupt):
         _train(3, ckpt)
-    except KeyboardInterrupt:
-        pass
     monkeypatch.setattr(training, "random_crop_flip", real_crop)
     assert torch.load(ckpt, weights_only=False)["epoch"] == 1
 
@@ -67,5 +67,11 @@ def test_resume_from_checkpoint_reproduces_the_uninterrupted_run(tmp_path, monke
 def test_step_schedule_decays_at_the_milestones():
     recipe = Recipe(epochs=200, lr=0.1, schedule="step", milestones=[0.5, 0.75], gamma=0.1)
     assert recipe.milestone_epochs() == [100, 150]
-    assert [lr_at(recipe, e) for e in (0, 99, 100, 149, 150, 199)] == [0.1, 0.1, 0.1 * 0.1, 0.1 * 0.1,
-                                                                       0.1 * 0.1 * 0.1, 0.1 * 0.1 * 0.1]
+    assert [lr_at(recipe, e) for e in (0, 99, 100, 149, 150, 199)] == [
+        0.1,
+        0.1,
+        0.1 * 0.1,
+        0.1 * 0.1,
+        0.1 * 0.1 * 0.1,
+        0.1 * 0.1 * 0.1,
+    ]

@@ -8,8 +8,9 @@ import torch.nn.functional as F
 from vicinal.rng import RunRandom
 
 
-def random_crop_flip(x: torch.Tensor, rng: RunRandom, pad: int = 4, crop: bool = True,
-                     flip: bool = True) -> torch.Tensor:
+def random_crop_flip(
+    x: torch.Tensor, rng: RunRandom, pad: int = 4, crop: bool = True, flip: bool = True
+) -> torch.Tensor:
     """Each image gets its own crop offset in [0, 2·pad] and a fair coin for the horizontal flip."""
     n, _, h, w = x.shape
     if crop and pad > 0:

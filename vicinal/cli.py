@@ -9,21 +9,34 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from vicinal.errors import VicinalError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Benchmark vicinal distributions (ERM, mixup, manifold mixup, VarMixup, ...) "
-                       "on robustness and calibration.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Benchmark vicinal distributions (ERM, mixup, manifold mixup, VarMixup, ...) "
+    "on robustness and calibration.",
+)
 console = Console()
 err_console = Console(stderr=True)
 
-PluginOpt = Annotated[list[str] | None, typer.Option("--plugin", help="extra method/evaluator module or .py file "
-                                                     "(repeatable)")]
-ResultsOpt = Annotated[Path | None, typer.Option("--results", help="results folder "
-                                                 "[default: $VICINAL_RESULTS_DIR or ./results]")]
+PluginOpt = Annotated[
+    list[str] | None, typer.Option("--plugin", help="extra method/evaluator module or .py file (repeatable)")
+]
+ResultsOpt = Annotated[
+    Path | None, typer.Option("--results", help="results folder [default: $VICINAL_RESULTS_DIR or ./results]")
+]
 
 
 def _load_plugins(plugins: list[str] | None) -> None:
@@ -45,7 +58,9 @@ def _csv(value: str | None, what: str) -> list[str] | None:
 @app.command("methods")
 def methods_cmd(
     pattern: Annotated[str, typer.Argument(help="shell-style filter, e.g. 'mix*'")] = "*",
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show hyperparameters and defaults")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="show hyperparameters and defaults")
+    ] = False,
     plugin: PluginOpt = None,
 ) -> None:
     """List the registered vicinal methods."""
@@ -90,29 +105,44 @@ def suites_cmd() -> None:
 
 def _progress(quiet: bool) -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[loss]}"), TextColumn("{task.fields[acc]}"), TextColumn("{task.fields[speed]}"),
-        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-        console=console, disable=quiet, transient=False,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[loss]}"),
+        TextColumn("{task.fields[acc]}"),
+        TextColumn("{task.fields[speed]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=quiet,
+        transient=False,
     )
 
 
 @app.command("run")
 def run_cmd(
     suite: Annotated[str, typer.Option(help="shipped suite name or path to a suite TOML")] = "digits",
-    methods: Annotated[str | None, typer.Option(help="comma-separated methods [default: the suite's]")] = None,
+    methods: Annotated[
+        str | None, typer.Option(help="comma-separated methods [default: the suite's]")
+    ] = None,
     seeds: Annotated[str | None, typer.Option(help="comma-separated seeds [default: the suite's]")] = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="override the suite's epochs")] = None,
-    limit_train: Annotated[int | None, typer.Option(min=0, help="use only N training images (0 = all)")] = None,
+    limit_train: Annotated[
+        int | None, typer.Option(min=0, help="use only N training images (0 = all)")
+    ] = None,
     model: Annotated[str | None, typer.Option(help="override the suite's model")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
-    data_dir: Annotated[str | None, typer.Option(help="data folder [default: $VICINAL_DATA_DIR or the "
-                                                 "cache folder]")] = None,
+    data_dir: Annotated[
+        str | None, typer.Option(help="data folder [default: $VICINAL_DATA_DIR or the cache folder]")
+    ] = None,
     download: Annotated[bool, typer.Option(help="download the dataset if it is missing")] = False,
     set_: Annotated[list[str] | None, typer.Option("--set", help="METHOD.PARAM=VALUE (repeatable)")] = None,
     results: ResultsOpt = None,
-    cache_dir: Annotated[Path | None, typer.Option(help="VAE and checkpoint cache [default: "
-                                                   "$VICINAL_CACHE_DIR or ~/.cache/vicinal]")] = None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(help="VAE and checkpoint cache [default: $VICINAL_CACHE_DIR or ~/.cache/vicinal]"),
+    ] = None,
     force: Annotated[bool, typer.Option(help="recompute results that already exist")] = False,
     quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
     plugin: PluginOpt = None,
@@ -139,27 +169,44 @@ def run_cmd(
     if model is not None:
         spec.model = model
     results_dir = results or default_results_dir()
-    plan = plan_run(spec, device=device, results_dir=results_dir, cache_dir=cache_dir or default_cache_dir(),
-                    overrides=parse_assignments(set_ or []), data_dir=data_dir, download=download, force=force,
-                    log=console.print)
-    console.print(f"suite [bold]{spec.name}[/] · {spec.dataset} · {spec.model} · {spec.recipe.epochs} epochs · "
-                  f"methods {', '.join(spec.methods)} · seeds {', '.join(map(str, spec.seeds))} · {plan.device}")
+    plan = plan_run(
+        spec,
+        device=device,
+        results_dir=results_dir,
+        cache_dir=cache_dir or default_cache_dir(),
+        overrides=parse_assignments(set_ or []),
+        data_dir=data_dir,
+        download=download,
+        force=force,
+        log=console.print,
+    )
+    console.print(
+        f"suite [bold]{spec.name}[/] · {spec.dataset} · {spec.model} · {spec.recipe.epochs} epochs · "
+        f"methods {', '.join(spec.methods)} · seeds {', '.join(map(str, spec.seeds))} · {plan.device}"
+    )
     try:
         with _progress(quiet) as progress:
             outcomes = execute(plan, progress)
     except KeyboardInterrupt:
         done = len(plan.outcomes)
-        err_console.print(f"[yellow]interrupted[/]: {done} finished result(s) are kept in {results_dir}; "
-                          "the unfinished run left a checkpoint at its last completed epoch. Run the same "
-                          "command again to resume.")
+        err_console.print(
+            f"[yellow]interrupted[/]: {done} finished result(s) are kept in {results_dir}; "
+            "the unfinished run left a checkpoint at its last completed epoch. Run the same "
+            "command again to resume."
+        )
         raise typer.Exit(130) from None
     trained = sum(o.status == "trained" for o in outcomes)
     console.print(f"{trained} trained, {len(outcomes) - trained} reused · results in {results_dir}")
     _print_leaderboard(results_dir, spec.name, None, None, None)
 
 
-def _print_leaderboard(results_dir: Path, suite: str | None, sort: str | None, metrics: list[str] | None,
-                       methods: list[str] | None) -> None:
+def _print_leaderboard(
+    results_dir: Path,
+    suite: str | None,
+    sort: str | None,
+    metrics: list[str] | None,
+    methods: list[str] | None,
+) -> None:
     from vicinal.leaderboard import build_boards, rich_table
     from vicinal.results import load_store
 
@@ -182,7 +229,14 @@ def leaderboard_cmd(
 ) -> None:
     """Rank methods from the result files: mean ± std over seeds."""
     from vicinal.io import atomic_write_text
-    from vicinal.leaderboard import FORMATS, build_boards, render_csv, render_json, render_markdown, rich_table
+    from vicinal.leaderboard import (
+        FORMATS,
+        build_boards,
+        render_csv,
+        render_json,
+        render_markdown,
+        rich_table,
+    )
     from vicinal.results import default_results_dir, load_store
 
     if fmt not in FORMATS:
@@ -211,15 +265,17 @@ def leaderboard_cmd(
 @app.command("download")
 def download_cmd(
     dataset: Annotated[str, typer.Argument(help="cifar10, cifar100 or tinyimagenet")],
-    data_dir: Annotated[str | None, typer.Option(help="where to put it [default: $VICINAL_DATA_DIR or "
-                                                 "the cache folder]")] = None,
+    data_dir: Annotated[
+        str | None, typer.Option(help="where to put it [default: $VICINAL_DATA_DIR or the cache folder]")
+    ] = None,
 ) -> None:
     """Download and verify (MD5) a dataset into the data folder."""
     from vicinal.datasets import load_dataset, resolve_data_dir
 
     data = load_dataset(dataset, data_dir, download=True)
-    console.print(f"{dataset}: {len(data.train)} train / {len(data.test)} test images in "
-                  f"{resolve_data_dir(data_dir)}")
+    console.print(
+        f"{dataset}: {len(data.train)} train / {len(data.test)} test images in {resolve_data_dir(data_dir)}"
+    )
 
 
 def main() -> None:

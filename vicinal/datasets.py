@@ -72,8 +72,13 @@ class DataSplits:
             return self
         order = torch.randperm(len(self.train), generator=torch.Generator().manual_seed(0))[:n]
         return DataSplits(
-            self.name, self.train.subset(order.sort().values), self.test, self.num_classes,
-            self.class_names, self.source, {**self.info, "limit_train": n},
+            self.name,
+            self.train.subset(order.sort().values),
+            self.test,
+            self.num_classes,
+            self.class_names,
+            self.source,
+            {**self.info, "limit_train": n},
         )
 
 
@@ -271,8 +276,15 @@ def load_tinyimagenet(data_dir: Path, download: bool) -> DataSplits:
     if words.is_file():
         lookup = dict(line.split("\t", 1) for line in words.read_text().splitlines() if "\t" in line)
         names = [lookup.get(w, w).split(",")[0].strip() for w in wnids]
-    return DataSplits("tinyimagenet", stack(train_files), stack(test_files), len(wnids), names, str(root),
-                      info={"test_split": "val (labelled)"})
+    return DataSplits(
+        "tinyimagenet",
+        stack(train_files),
+        stack(test_files),
+        len(wnids),
+        names,
+        str(root),
+        info={"test_split": "val (labelled)"},
+    )
 
 
 # ---------------------------------------------------------------- downloads

@@ -53,8 +53,13 @@ def _aggregate(values: list[float]) -> Cell:
     return Cell(statistics.fmean(finite), statistics.stdev(finite) if len(finite) > 1 else None, len(finite))
 
 
-def build_boards(store: Store, suite: str | None = None, methods: list[str] | None = None,
-                 metrics: list[str] | None = None, sort: str | None = None) -> list[Board]:
+def build_boards(
+    store: Store,
+    suite: str | None = None,
+    methods: list[str] | None = None,
+    metrics: list[str] | None = None,
+    sort: str | None = None,
+) -> list[Board]:
     groups: dict[str, dict[tuple[str, str], list[dict]]] = defaultdict(lambda: defaultdict(list))
     for r in store.results:
         if suite and r["suite"] != suite:
@@ -64,8 +69,10 @@ def build_boards(store: Store, suite: str | None = None, methods: list[str] | No
         groups[r["suite"]][(r["method"], r["run_id"])].append(r)
     if suite and not groups:
         known = sorted({r["suite"] for r in store.results})
-        raise VicinalError(f"no results for suite {suite!r}" + (f"; results exist for: {', '.join(known)}"
-                                                                 if known else "; run `vicinal run` first"))
+        raise VicinalError(
+            f"no results for suite {suite!r}"
+            + (f"; results exist for: {', '.join(known)}" if known else "; run `vicinal run` first")
+        )
     boards = []
     for suite_name in sorted(groups):
         entries = groups[suite_name]
@@ -77,8 +84,9 @@ def build_boards(store: Store, suite: str | None = None, methods: list[str] | No
         shown = metrics or list(info)
         unknown = [m for m in shown if m not in info]
         if unknown:
-            raise VicinalError(f"unknown metric(s) {', '.join(unknown)} for suite {suite_name}; "
-                               f"available: {', '.join(info)}")
+            raise VicinalError(
+                f"unknown metric(s) {', '.join(unknown)} for suite {suite_name}; available: {', '.join(info)}"
+            )
         per_method = defaultdict(int)
         for method, _ in entries:
             per_method[method] += 1
@@ -86,18 +94,29 @@ def build_boards(store: Store, suite: str | None = None, methods: list[str] | No
         for (method, run_id), runs in entries.items():
             label = method if per_method[method] == 1 else f"{method} [{run_id[:6]}]"
             first = runs[0]
-            rows.append(Row(
-                method=method, run_id=run_id, label=label, seeds=sorted(r["seed"] for r in runs),
-                epochs=first.get("training", {}).get("epochs"), n_train=first.get("data", {}).get("n_train"),
-                cells={m: _aggregate([float(r["metrics"][m]) for r in runs if m in r["metrics"]]) for m in info},
-            ))
+            rows.append(
+                Row(
+                    method=method,
+                    run_id=run_id,
+                    label=label,
+                    seeds=sorted(r["seed"] for r in runs),
+                    epochs=first.get("training", {}).get("epochs"),
+                    n_train=first.get("data", {}).get("n_train"),
+                    cells={
+                        m: _aggregate([float(r["metrics"][m]) for r in runs if m in r["metrics"]])
+                        for m in info
+                    },
+                )
+            )
         key = sort or (shown[0] if shown else None)
         if key is not None:
             if key not in info:
                 raise VicinalError(f"cannot sort by {key!r}: available metrics are {', '.join(info)}")
             sign = -1.0 if info[key].get("higher_is_better", True) else 1.0
             # Rows without the metric go last whatever the direction.
-            rows.sort(key=lambda row: (sign * row.cells[key].mean if row.cells[key].n else math.inf, row.label))
+            rows.sort(
+                key=lambda row: (sign * row.cells[key].mean if row.cells[key].n else math.inf, row.label)
+            )
         boards.append(Board(suite_name, rows, shown, {m: info[m] for m in shown}))
     return boards
 
@@ -126,8 +145,11 @@ def header(board: Board, metric: str) -> str:
 
 def _plain_rows(board: Board) -> tuple[list[str], list[list[str]]]:
     head = ["method", "n", "epochs", "train"] + [header(board, m) for m in board.metrics]
-    body = [[r.label, str(len(r.seeds)), str(r.epochs), str(r.n_train)]
-            + [format_cell(board, m, r.cells[m]) for m in board.metrics] for r in board.rows]
+    body = [
+        [r.label, str(len(r.seeds)), str(r.epochs), str(r.n_train)]
+        + [format_cell(board, m, r.cells[m]) for m in board.metrics]
+        for r in board.rows
+    ]
     return head, body
 
 
@@ -153,27 +175,47 @@ def render_csv(boards: list[Board]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     metrics = list(dict.fromkeys(m for b in boards for m in b.metrics))
-    writer.writerow(["suite", "method", "run_id", "n", "epochs", "n_train"]
-                    + [f"{m}_{s}" for m in metrics for s in ("mean", "std")])
+    writer.writerow(
+        ["suite", "method", "run_id", "n", "epochs", "n_train"]
+        + [f"{m}_{s}" for m in metrics for s in ("mean", "std")]
+    )
     for b in boards:
         for r in b.rows:
             values = []
             for m in metrics:
                 cell = r.cells.get(m)
-                values += ["" if cell is None or not cell.n else repr(cell.mean),
-                           "" if cell is None or cell.std is None else repr(cell.std)]
+                values += [
+                    "" if cell is None or not cell.n else repr(cell.mean),
+                    "" if cell is None or cell.std is None else repr(cell.std),
+                ]
             writer.writerow([b.suite, r.method, r.run_id, len(r.seeds), r.epochs, r.n_train, *values])
     return out.getvalue()
 
 
 def render_json(boards: list[Board]) -> str:
-    doc = [{
-        "suite": b.suite,
-        "metrics": b.info,
-        "rows": [{
-            "method": r.method, "run_id": r.run_id, "seeds": r.seeds, "epochs": r.epochs, "n_train": r.n_train,
-            "metrics": {m: {"mean": r.cells[m].mean if r.cells[m].n else None, "std": r.cells[m].std,
-                            "n": r.cells[m].n} for m in b.metrics},
-        } for r in b.rows],
-    } for b in boards]
+    doc = [
+        {
+            "suite": b.suite,
+            "metrics": b.info,
+            "rows": [
+                {
+                    "method": r.method,
+                    "run_id": r.run_id,
+                    "seeds": r.seeds,
+                    "epochs": r.epochs,
+                    "n_train": r.n_train,
+                    "metrics": {
+                        m: {
+                            "mean": r.cells[m].mean if r.cells[m].n else None,
+                            "std": r.cells[m].std,
+                            "n": r.cells[m].n,
+                        }
+                        for m in b.metrics
+                    },
+                }
+                for r in b.rows
+            ],
+        }
+        for b in boards
+    ]
     return json.dumps(doc, indent=2) + "\n"

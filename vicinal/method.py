@@ -118,8 +118,10 @@ def get_method(name: str) -> type[Method]:
 # ---------------------------------------------------------------- helpers shared by methods
 
 
-def mixed_cross_entropy(logits: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor, lam: float) -> torch.Tensor:
-    """λ·CE(logits, y_a) + (1−λ)·CE(logits, y_b): the mixup loss, equal to CE with the mixed one-hot target."""
+def mixed_cross_entropy(
+    logits: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor, lam: float
+) -> torch.Tensor:
+    """λ·CE(logits, y_a) + (1−λ)·CE(logits, y_b): the mixup loss (= CE with the mixed one-hot target)."""
     return lam * F.cross_entropy(logits, y_a) + (1.0 - lam) * F.cross_entropy(logits, y_b)
 
 

@@ -117,7 +117,9 @@ def load_plugin(spec: str) -> None:
     path = Path(spec).expanduser()
     if spec.endswith(".py") or path.exists():
         if not path.is_file():
-            raise VicinalError(f"plugin file {spec!r} not found; pass a .py file or an importable module name")
+            raise VicinalError(
+                f"plugin file {spec!r} not found; pass a .py file or an importable module name"
+            )
         key = str(path.resolve())
         if key in _loaded_plugins:
             return

@@ -69,9 +69,18 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def plan_run(suite: Suite, *, device: str = "auto", results_dir: Path, cache_dir: Path,
-             overrides: dict[str, dict[str, Any]] | None = None, data_dir: str | None = None,
-             download: bool = False, force: bool = False, log: Callable[[str], None] = print) -> RunPlan:
+def plan_run(
+    suite: Suite,
+    *,
+    device: str = "auto",
+    results_dir: Path,
+    cache_dir: Path,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    data_dir: str | None = None,
+    download: bool = False,
+    force: bool = False,
+    log: Callable[[str], None] = print,
+) -> RunPlan:
     overrides = overrides or {}
     for name in sorted(set(overrides) - set(suite.methods)):
         get_method(name)  # a misspelt name is an error (with suggestions); a real one is just not run
@@ -88,8 +97,18 @@ def plan_run(suite: Suite, *, device: str = "auto", results_dir: Path, cache_dir
     for name, params in suite.evaluators.items():
         cls = EVALUATORS.get(name)
         evaluators.append(cls(build_config(cls.Config, params, f"evaluators.{name}")))
-    return RunPlan(suite, methods, evaluators, resolve_device(device), results_dir, cache_dir,
-                   data_dir, download, force, log)
+    return RunPlan(
+        suite,
+        methods,
+        evaluators,
+        resolve_device(device),
+        results_dir,
+        cache_dir,
+        data_dir,
+        download,
+        force,
+        log,
+    )
 
 
 def run_config(plan: RunPlan, data: DataSplits, fingerprint: str, method: Method) -> dict[str, Any]:
@@ -128,27 +147,48 @@ def execute(plan: RunPlan, progress: Any) -> list[RunOutcome]:
                     plan.outcomes.append(RunOutcome(name, seed, path, "reused", existing["metrics"]))
                     continue
             checkpoint = plan.cache_dir / "checkpoints" / f"{config_hash({**base, 'seed': seed})}.pt"
-            result = run_one(plan, data, fingerprint, mean, std, method, seed, base, run_id, env, progress,
-                             checkpoint)
+            result = run_one(
+                plan, data, fingerprint, mean, std, method, seed, base, run_id, env, progress, checkpoint
+            )
             write_result(path, result)
             checkpoint.unlink(missing_ok=True)  # only once the result is safely on disk
             plan.outcomes.append(RunOutcome(name, seed, path, "trained", result["metrics"]))
     return plan.outcomes
 
 
-def run_one(plan: RunPlan, data: DataSplits, fingerprint: str, mean: list[float], std: list[float],
-            method: Method, seed: int, base: dict[str, Any], run_id: str, env: dict[str, Any],
-            progress: Any, checkpoint: Path) -> dict[str, Any]:
+def run_one(
+    plan: RunPlan,
+    data: DataSplits,
+    fingerprint: str,
+    mean: list[float],
+    std: list[float],
+    method: Method,
+    seed: int,
+    base: dict[str, Any],
+    run_id: str,
+    env: dict[str, Any],
+    progress: Any,
+    checkpoint: Path,
+) -> dict[str, Any]:
     suite = plan.suite
     label = f"{method.name} · seed {seed}"
     wall = time.perf_counter()
     seed_everything(seed)
     model = build_model(suite.model, data.num_classes, mean, std).to(plan.device)
     t0 = time.perf_counter()
-    prepared = method.prepare(PrepareContext(
-        train=data.train, num_classes=data.num_classes, dataset=data.name, data_fingerprint=fingerprint,
-        seed=seed, device=plan.device, cache_dir=plan.cache_dir, progress=progress, log=plan.log,
-    ))
+    prepared = method.prepare(
+        PrepareContext(
+            train=data.train,
+            num_classes=data.num_classes,
+            dataset=data.name,
+            data_fingerprint=fingerprint,
+            seed=seed,
+            device=plan.device,
+            cache_dir=plan.cache_dir,
+            progress=progress,
+            log=plan.log,
+        )
+    )
     prepare_s = time.perf_counter() - t0
     summary = train(model, method, data.train, suite.recipe, plan.device, seed, progress, label, checkpoint)
     t0 = time.perf_counter()
@@ -158,8 +198,9 @@ def run_one(plan: RunPlan, data: DataSplits, fingerprint: str, mean: list[float]
     protocol: dict[str, dict] = {}
     for evaluator in plan.evaluators:
         metrics.update(evaluator.evaluate(ctx))
-        metric_info.update({k: {**dataclasses.asdict(v), "evaluator": evaluator.name}
-                            for k, v in evaluator.metrics.items()})
+        metric_info.update(
+            {k: {**dataclasses.asdict(v), "evaluator": evaluator.name} for k, v in evaluator.metrics.items()}
+        )
         protocol[evaluator.name] = evaluator.protocol()
     eval_s = time.perf_counter() - t0
     result = {
@@ -176,9 +217,15 @@ def run_one(plan: RunPlan, data: DataSplits, fingerprint: str, mean: list[float]
         "method_info": {**method.describe(), "prepared": prepared},
         "suite_spec": base["suite"],
         "data": {
-            "dataset": data.name, "source": data.source, "n_train": len(data.train), "n_test": len(data.test),
-            "num_classes": data.num_classes, "image_shape": list(data.image_shape), "fingerprint": fingerprint,
-            "normalisation": {"mean": mean, "std": std, "from": "training images"}, **data.info,
+            "dataset": data.name,
+            "source": data.source,
+            "n_train": len(data.train),
+            "n_test": len(data.test),
+            "num_classes": data.num_classes,
+            "image_shape": list(data.image_shape),
+            "fingerprint": fingerprint,
+            "normalisation": {"mean": mean, "std": std, "from": "training images"},
+            **data.info,
         },
         "training": {
             "epochs": suite.recipe.epochs,
@@ -187,8 +234,12 @@ def run_one(plan: RunPlan, data: DataSplits, fingerprint: str, mean: list[float]
             "final_loss": summary.history[-1]["loss"] if summary.history else None,
             "history": summary.history,
         },
-        "timing": {"prepare_s": round(prepare_s, 2), "train_s": round(summary.seconds, 2),
-                   "eval_s": round(eval_s, 2), "wall_s": round(time.perf_counter() - wall, 2)},
+        "timing": {
+            "prepare_s": round(prepare_s, 2),
+            "train_s": round(summary.seconds, 2),
+            "eval_s": round(eval_s, 2),
+            "wall_s": round(time.perf_counter() - wall, 2),
+        },
         "environment": env,
     }
     return result

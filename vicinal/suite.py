@@ -106,7 +106,9 @@ def parse_suite(raw: dict[str, Any], where: str = "<suite>") -> Suite:
     known = {"name", "description", "data", "model", "train", "run", "evaluators", "methods"}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise VicinalError(f"{where}: unknown section(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        raise VicinalError(
+            f"{where}: unknown section(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
     try:
         data = _table(raw.get("data", {}), "[data]")
         run = _table(raw.get("run", {}), "[run]")

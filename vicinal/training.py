@@ -33,8 +33,13 @@ class TrainSummary:
 
 
 def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
-    return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                           nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
+    return torch.optim.SGD(
+        model.parameters(),
+        lr=recipe.lr,
+        momentum=recipe.momentum,
+        nesterov=recipe.nesterov,
+        weight_decay=recipe.weight_decay,
+    )
 
 
 def lr_at(recipe: Recipe, epoch: int) -> float:
@@ -46,9 +51,17 @@ def lr_at(recipe: Recipe, epoch: int) -> float:
     return recipe.lr
 
 
-
-def train(model: nn.Module, method: Method, train_set: ImageSet, recipe: Recipe, device: torch.device,
-          seed: int, progress: Any, label: str, checkpoint: Path | None = None) -> TrainSummary:
+def train(
+    model: nn.Module,
+    method: Method,
+    train_set: ImageSet,
+    recipe: Recipe,
+    device: torch.device,
+    seed: int,
+    progress: Any,
+    label: str,
+    checkpoint: Path | None = None,
+) -> TrainSummary:
     """Train ``model`` in place with ``method``'s loss. Resumes from ``checkpoint`` if it exists and
     rewrites it after every epoch, so an interrupted run loses at most one epoch."""
     rng = RunRandom(seed)
@@ -66,8 +79,9 @@ def train(model: nn.Module, method: Method, train_set: ImageSet, recipe: Recipe,
     n = len(train_set)
     steps = math.ceil(n / recipe.batch_size)
     use_amp = device.type == "cuda"
-    task = progress.add_task(label, total=recipe.epochs * steps, completed=start_epoch * steps,
-                             loss="", acc="", speed="")
+    task = progress.add_task(
+        label, total=recipe.epochs * steps, completed=start_epoch * steps, loss="", acc="", speed=""
+    )
     for epoch in range(start_epoch, recipe.epochs):
         lr = lr_at(recipe, epoch)
         for group in optimizer.param_groups:
@@ -89,8 +103,10 @@ def train(model: nn.Module, method: Method, train_set: ImageSet, recipe: Recipe,
                 out = method.training_step(model, x, y, rng)
             loss_value = out.loss.item()
             if not math.isfinite(loss_value):
-                raise VicinalError(f"{label}: the training loss became {loss_value} at epoch {epoch + 1}; "
-                                   "lower the learning rate (train.lr) and run again")
+                raise VicinalError(
+                    f"{label}: the training loss became {loss_value} at epoch {epoch + 1}; "
+                    "lower the learning rate (train.lr) and run again"
+                )
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             optimizer.step()
@@ -99,16 +115,36 @@ def train(model: nn.Module, method: Method, train_set: ImageSet, recipe: Recipe,
             count += out.count
             seen += len(idx)
             elapsed = time.perf_counter() - t0
-            progress.update(task, advance=1, loss=f"loss {loss_sum / seen:.3f}",
-                            acc=f"acc {100 * correct / max(count, 1):.1f}%",
-                            speed=f"{seen / max(elapsed, 1e-9):.0f} img/s · ep {epoch + 1}/{recipe.epochs}")
+            progress.update(
+                task,
+                advance=1,
+                loss=f"loss {loss_sum / seen:.3f}",
+                acc=f"acc {100 * correct / max(count, 1):.1f}%",
+                speed=f"{seen / max(elapsed, 1e-9):.0f} img/s · ep {epoch + 1}/{recipe.epochs}",
+            )
         epoch_seconds = time.perf_counter() - t0
         summary.seconds += epoch_seconds
         summary.images += seen
-        summary.history.append({"epoch": epoch + 1, "lr": lr, "loss": loss_sum / max(seen, 1),
-                                "train_acc": correct / max(count, 1), "seconds": round(epoch_seconds, 3)})
+        summary.history.append(
+            {
+                "epoch": epoch + 1,
+                "lr": lr,
+                "loss": loss_sum / max(seen, 1),
+                "train_acc": correct / max(count, 1),
+                "seconds": round(epoch_seconds, 3),
+            }
+        )
         if checkpoint is not None:
-            atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                               "rng": rng.state(), "epoch": epoch + 1, "history": summary.history,
-                               "seconds": summary.seconds, "images": summary.images}, checkpoint)
+            atomic_torch_save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "rng": rng.state(),
+                    "epoch": epoch + 1,
+                    "history": summary.history,
+                    "seconds": summary.seconds,
+                    "images": summary.images,
+                },
+                checkpoint,
+            )
     return summary

@@ -132,8 +132,13 @@ def train_vae(spec: VAESpec, train: ImageSet, device: torch.device, progress: An
             tot += loss.item() * len(idx)
             rec += recon.item() * len(idx)
             kld += kl.item() * len(idx)
-            progress.update(task, advance=1, loss=f"recon {rec / ((i + 1) * spec.batch_size):.1f}",
-                            acc=f"KL {kld / ((i + 1) * spec.batch_size):.1f}", speed=f"epoch {epoch + 1}")
+            progress.update(
+                task,
+                advance=1,
+                loss=f"recon {rec / ((i + 1) * spec.batch_size):.1f}",
+                acc=f"KL {kld / ((i + 1) * spec.batch_size):.1f}",
+                speed=f"epoch {epoch + 1}",
+            )
         history.append({"epoch": epoch + 1, "neg_elbo": tot / n, "recon_bce": rec / n, "kl": kld / n})
     vae.eval()
     with torch.no_grad():
@@ -146,14 +151,15 @@ def train_vae(spec: VAESpec, train: ImageSet, device: torch.device, progress: An
         "recon_mse_train": mse,
         "history": history,
     }
-    progress.update(task, loss=f"recon {info['final'].get('recon_bce', float('nan')):.1f}",
-                    acc=f"MSE {mse:.4f}")
+    progress.update(
+        task, loss=f"recon {info['final'].get('recon_bce', float('nan')):.1f}", acc=f"MSE {mse:.4f}"
+    )
     return vae, info
 
 
-
-def load_or_train_vae(spec: VAESpec, train: ImageSet, device: torch.device, cache_dir: Path,
-                      progress: Any) -> tuple[ConvVAE, dict]:
+def load_or_train_vae(
+    spec: VAESpec, train: ImageSet, device: torch.device, cache_dir: Path, progress: Any
+) -> tuple[ConvVAE, dict]:
     """Return a frozen VAE for ``spec``: from the cache when present, else trained and cached."""
     path = cache_dir / "vae" / f"{spec.key()}.pt"
     if path.is_file():

@@ -53,8 +53,12 @@ class CalibrationEvaluator(Evaluator):
     def protocol(self) -> dict:
         import netcal
 
-        return {"bins": self.config.bins, "binning": "equal-width over [0, 1], top-1 confidence",
-                "split": "test", "library": f"netcal {netcal.__version__} (ECE, MCE); OE by vicinal"}
+        return {
+            "bins": self.config.bins,
+            "binning": "equal-width over [0, 1], top-1 confidence",
+            "split": "test",
+            "library": f"netcal {netcal.__version__} (ECE, MCE); OE by vicinal",
+        }
 
 
 def calibration_metrics(logits: torch.Tensor, labels: torch.Tensor, bins: int) -> dict[str, float]:
