@@ -71,22 +71,28 @@ def methods_cmd(
     names = list_methods(pattern)
     if not names:
         raise VicinalError(f"no method matches {pattern!r}; registered: {', '.join(list_methods())}")
-    table = Table(show_lines=verbose)
-    table.add_column("method", style="bold")
-    table.add_column("mixes in")
-    table.add_column("description")
-    if verbose:
-        table.add_column("hyperparameters (default)")
-        table.add_column("defined in", style="dim")
+    if not verbose:
+        table = Table()
+        for col in ("method", "mixes in", "description"):
+            table.add_column(col, style="bold" if col == "method" else None)
+        for name in names:
+            cls = get_method(name)
+            table.add_row(name, cls.mixes_in, cls.summary)
+        console.print(table)
+        return
     for name in names:
         cls = get_method(name)
-        row = [name, cls.mixes_in, cls.summary]
-        if verbose:
-            params = describe(cls.Config)
-            row.append("\n".join(f"{n}: {t} = {d}  [dim]{escape(h)}[/]" for n, t, d, h in params) or "—")
-            row.append(METHODS.origin(name))
-        table.add_row(*row)
-    console.print(table)
+        table = Table(
+            title=f"[bold]{name}[/] · mixes in: {cls.mixes_in} · {escape(METHODS.origin(name))}",
+            caption=escape(cls.summary),
+            title_justify="left",
+            caption_justify="left",
+        )
+        for col in ("hyperparameter", "type", "default", "meaning"):
+            table.add_column(col, style="bold" if col == "hyperparameter" else None)
+        for row in describe(cls.Config) or [("—", "", "", "no hyperparameters")]:
+            table.add_row(*map(escape, row))
+        console.print(table)
 
 
 @app.command("suites")
