@@ -1,12 +1,19 @@
-"""Metric values against independent computations on known inputs."""
+"""Calibration metrics against independent computations on known inputs."""
 
 import math
 
 import numpy as np
-import torch
+import pytest
 
-from vicinal.evaluators.calibration import calibration_metrics, overconfidence_error
-from vicinal.evaluators.clean import classification_metrics
+from vicinal.calibration import (
+    adaptive_ece,
+    brier,
+    calibration_metrics,
+    classwise_ece,
+    fit_temperature,
+    nll,
+    overconfidence_error,
+)
 
 
 def _ece_by_hand(conf, correct, bins):
@@ -22,49 +29,78 @@ def _ece_by_hand(conf, correct, bins):
     return total
 
 
+def _random_predictions(n=700, k=10, seed=0):
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.full(k, 0.4), size=n)
+    return np.log(probs), probs, rng.integers(0, k, n)
+
+
 def test_ece_on_a_known_input():
-    # Four predictions: confidences 0.9, 0.9, 0.6, 0.3 (two classes' worth of probability mass each).
-    probs = torch.tensor(
-        [[0.9, 0.1, 0.0], [0.9, 0.05, 0.05], [0.2, 0.6, 0.2], [0.3, 0.3, 0.4]], dtype=torch.float64
-    )
-    labels = torch.tensor([0, 1, 1, 0])  # correct, wrong, correct, wrong
-    logits = probs.clamp_min(1e-12).log()
-    m = calibration_metrics(logits, labels, bins=10)
+    probs = np.array([[0.9, 0.1, 0.0], [0.9, 0.05, 0.05], [0.2, 0.6, 0.2], [0.3, 0.3, 0.4]])
+    labels = np.array([0, 1, 1, 0])  # correct, wrong, correct, wrong
+    m = calibration_metrics(np.log(np.clip(probs, 1e-300, None)), labels, bins=10)
     # Bins: (0.8,0.9] holds two at 0.9 with acc 0.5 → 0.4·0.5; (0.5,0.6] one at 0.6, acc 1 → 0.4·0.25;
-    # (0.3,0.4] one at 0.4, acc 0 → 0.4·0.25. ECE = 0.2 + 0.1 + 0.1 = 0.4.
+    # (0.3,0.4] one at 0.4, acc 0 → 0.4·0.25. ECE = 0.2 + 0.1 + 0.1 = 0.4; every gap is 0.4, so MCE too.
     assert math.isclose(m["ece"], 0.4, abs_tol=1e-9)
     assert math.isclose(m["mce"], 0.4, abs_tol=1e-9)
 
 
 def test_ece_matches_independent_loop_on_random_predictions():
-    rng = np.random.default_rng(0)
-    probs = rng.dirichlet(np.full(10, 0.4), size=700)
-    labels = rng.integers(0, 10, 700)
-    m = calibration_metrics(torch.from_numpy(np.log(probs)), torch.from_numpy(labels), bins=15)
+    logits, probs, labels = _random_predictions()
+    m = calibration_metrics(logits, labels, bins=15)
     conf, correct = probs.max(1), (probs.argmax(1) == labels).astype(float)
     assert math.isclose(m["ece"], _ece_by_hand(conf, correct, 15), rel_tol=1e-9)
+
+
+def test_adaptive_ece_uses_equal_mass_bins():
+    conf = np.array([0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9])
+    correct = np.array([0, 0, 1, 0, 1, 1, 1, 0], dtype=float)
+    # 4 bins of 2 sorted predictions: |0.15−0| , |0.35−0.5| , |0.65−1| , |0.85−0.5| each weighted 1/4.
+    expected = (0.15 + 0.15 + 0.35 + 0.35) / 4
+    assert math.isclose(adaptive_ece(conf, correct, 4), expected, rel_tol=1e-12)
+
+
+def test_classwise_ece_by_hand():
+    probs = np.array([[0.7, 0.3], [0.2, 0.8], [0.6, 0.4]])
+    labels = np.array([0, 1, 1])
+    # class 0, 2 bins (0,.5],(.5,1]: p = .7,.2,.6 → bin1 {.2}: |0.2−0| = .2 ·1/3; bin2 {.7,.6}: |.65−.5| ·2/3
+    c0 = 0.2 / 3 + 0.15 * 2 / 3
+    # class 1: p = .3,.8,.4 → bin1 {.3,.4}: |.35−.5| ·2/3; bin2 {.8}: |.8−1| ·1/3
+    c1 = 0.15 * 2 / 3 + 0.2 / 3
+    assert math.isclose(classwise_ece(probs, labels, 2), (c0 + c1) / 2, rel_tol=1e-12)
 
 
 def test_overconfidence_error_counts_only_overconfident_bins():
     conf = np.array([0.95, 0.95, 0.95, 0.95, 0.25, 0.25])
     correct = np.array([1, 0, 0, 0, 1, 1], dtype=float)
     # Bin (0.9,1]: conf 0.95, acc 0.25 → 4/6·0.95·0.70; bin (0.2,0.3]: under-confident → 0.
-    expected = 4 / 6 * 0.95 * 0.70
-    assert math.isclose(overconfidence_error(conf, correct, 10), expected, rel_tol=1e-9)
+    assert math.isclose(overconfidence_error(conf, correct, 10), 4 / 6 * 0.95 * 0.70, rel_tol=1e-9)
 
 
-def test_nll_brier_accuracy():
-    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
-    labels = torch.tensor([0, 0, 1])
-    p = torch.softmax(logits, 1)
-    m = classification_metrics(logits, labels)
-    assert math.isclose(m["acc"], 1 / 3)  # the tie predicts class 0 (argmax's first index)
-    expected_nll = -(p[0, 0].log() + p[1, 0].log() + p[2, 1].log()) / 3
-    assert math.isclose(m["nll"], float(expected_nll), rel_tol=1e-12)
-    expected_brier = (
-        ((1 - p[0, 0]) ** 2 + p[0, 1] ** 2)
-        + (p[1, 0] - 1) ** 2
+def test_nll_and_brier():
+    logits = np.array([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    labels = np.array([0, 0, 1])
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    assert math.isclose(nll(logits, labels), -(np.log(p[0, 0]) + np.log(p[1, 0]) + np.log(p[2, 1])) / 3)
+    expected = (
+        (1 - p[0, 0]) ** 2
+        + p[0, 1] ** 2
+        + (1 - p[1, 0]) ** 2
         + p[1, 1] ** 2
-        + (p[2, 0] ** 2 + (p[2, 1] - 1) ** 2)
+        + p[2, 0] ** 2
+        + (1 - p[2, 1]) ** 2
     ) / 3
-    assert math.isclose(m["brier"], float(expected_brier), rel_tol=1e-12)
+    assert math.isclose(brier(logits, labels), expected, rel_tol=1e-12)
+
+
+def test_temperature_minimises_validation_nll():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 2000)
+    logits = rng.normal(size=(2000, 10)) * 4
+    logits[np.arange(1200), labels[:1200]] += 6  # overconfident: the best temperature is > 1
+    t = fit_temperature(logits, labels)
+    grid = np.linspace(0.5, 8, 3001)
+    best = grid[np.argmin([nll(logits / g, labels) for g in grid])]
+    assert t > 1 and t == pytest.approx(best, abs=5e-3)
+    # Temperature scaling never changes the predicted class, so accuracy is unchanged.
+    assert np.array_equal((logits / t).argmax(1), logits.argmax(1))

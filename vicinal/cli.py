@@ -138,12 +138,18 @@ def run_cmd(
         int | None, typer.Option(min=0, help="use only N training images (0 = all)")
     ] = None,
     model: Annotated[str | None, typer.Option(help="override the suite's model")] = None,
+    evaluators: Annotated[
+        str | None, typer.Option(help="comma-separated evaluators to run [default: the suite's]")
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
     data_dir: Annotated[
         str | None, typer.Option(help="data folder [default: $VICINAL_DATA_DIR or the cache folder]")
     ] = None,
     download: Annotated[bool, typer.Option(help="download the dataset if it is missing")] = False,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="METHOD.PARAM=VALUE (repeatable)")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="METHOD.PARAM=VALUE or evaluators.NAME.PARAM=VALUE (repeatable)"),
+    ] = None,
     results: ResultsOpt = None,
     cache_dir: Annotated[
         Path | None,
@@ -174,6 +180,13 @@ def run_cmd(
         spec.limit_train = limit_train
     if model is not None:
         spec.model = model
+    if evaluators is not None:
+        from vicinal.evaluation import EVALUATORS
+
+        chosen = _csv(evaluators, "--evaluators")
+        for name in chosen:
+            EVALUATORS.get(name)
+        spec.evaluators = {name: spec.evaluators.get(name, {}) for name in chosen}
     results_dir = results or default_results_dir()
     plan = plan_run(
         spec,

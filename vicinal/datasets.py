@@ -7,6 +7,7 @@ machine without network can run it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import pickle
@@ -45,6 +46,7 @@ class DataSplits:
     class_names: list[str]
     source: str
     info: dict = field(default_factory=dict)
+    val: ImageSet | None = None  # held out of the training images (for post-hoc calibration)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -71,14 +73,24 @@ class DataSplits:
         if n <= 0 or n >= len(self.train):
             return self
         order = torch.randperm(len(self.train), generator=torch.Generator().manual_seed(0))[:n]
-        return DataSplits(
-            self.name,
-            self.train.subset(order.sort().values),
-            self.test,
-            self.num_classes,
-            self.class_names,
-            self.source,
-            {**self.info, "limit_train": n},
+        return dataclasses.replace(
+            self, train=self.train.subset(order.sort().values), info={**self.info, "limit_train": n}
+        )
+
+    def hold_out(self, fraction: float) -> DataSplits:
+        """Move a fixed (seed 1) ``fraction`` of the training images into a validation split."""
+        if fraction <= 0:
+            return self
+        if fraction >= 1:
+            raise VicinalError(f"data.validation = {fraction}: give a fraction of the training set below 1")
+        n_val = max(1, round(fraction * len(self.train)))
+        order = torch.randperm(len(self.train), generator=torch.Generator().manual_seed(1))
+        val, train = order[:n_val].sort().values, order[n_val:].sort().values
+        return dataclasses.replace(
+            self,
+            train=self.train.subset(train),
+            val=self.train.subset(val),
+            info={**self.info, "validation": f"{n_val} training images held out (seed 1)"},
         )
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -27,6 +28,7 @@ class MetricInfo:
     higher_is_better: bool
     percent: bool = False  # stored as a fraction, shown ×100
     description: str = ""
+    headline: bool = True  # shown by the leaderboard by default (others with --metrics or --metrics all)
 
 
 @dataclass
@@ -35,6 +37,18 @@ class EvalContext:
     data: DataSplits
     device: torch.device
     batch_size: int = 512
+    #: Evaluators write figures as ``<artifact_stem>.<name>.png`` (beside the result file); None: no files.
+    artifact_stem: Path | None = None
+    title: str = ""
+    seed: int = 0
+    artifacts: dict[str, str] = field(default_factory=dict)
+
+    def artifact_path(self, name: str, suffix: str = ".png") -> Path | None:
+        if self.artifact_stem is None:
+            return None
+        path = self.artifact_stem.with_name(f"{self.artifact_stem.name}.{name}{suffix}")
+        self.artifacts[name] = path.name  # recorded relative to the result file
+        return path
 
     @torch.no_grad()
     def predict(self, images: ImageSet | torch.Tensor) -> torch.Tensor:
@@ -60,6 +74,11 @@ class EvalContext:
     def test_labels(self) -> torch.Tensor:
         return self.data.test.labels
 
+    @cached_property
+    def val_logits(self) -> torch.Tensor | None:
+        """Logits on the held-out validation split (for post-hoc calibration); None without one."""
+        return None if self.data.val is None else self.predict(self.data.val)
+
 
 class Evaluator:
     name: ClassVar[str] = ""
@@ -73,12 +92,32 @@ class Evaluator:
     def evaluate(self, ctx: EvalContext) -> dict[str, float]:
         raise NotImplementedError
 
+    def metric_info(self) -> dict[str, MetricInfo]:
+        """The metrics this evaluator reports under its configuration (names may depend on it)."""
+        return dict(self.metrics)
+
     def protocol(self) -> dict[str, Any]:
         """Every choice that determines this evaluator's numbers; recorded in each result file."""
         return dataclasses.asdict(self.config)
 
 
 EVALUATORS: Registry[type[Evaluator]] = Registry("evaluator", "vicinal.evaluators", "vicinal.evaluators")
+
+
+def parse_eps(value: float | int | str) -> float:
+    """A perturbation size written as a number or a fraction such as ``"8/255"``."""
+    if isinstance(value, str) and "/" in value:
+        num, _, den = value.partition("/")
+        return float(num) / float(den)
+    return float(value)
+
+
+def eps_label(eps: float) -> str:
+    """``8/255`` for multiples of 1/255 (the CIFAR convention), else the shortest decimal."""
+    k = eps * 255
+    if eps > 0 and abs(k - round(k)) < 1e-6:
+        return f"{round(k)}/255"
+    return f"{eps:g}"
 
 
 def register_evaluator(name: str) -> Callable[[type[Evaluator]], type[Evaluator]]:

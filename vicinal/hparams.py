@@ -18,11 +18,19 @@ def hp(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
     meta: dict[str, Any] = {"help": help}
     if choices:
         meta["choices"] = choices
+    if isinstance(default, list):  # lists need a factory: each config gets its own copy
+        return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
 
 
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
     origin = get_origin(annotation)
+    if origin is list:
+        (inner,) = get_args(annotation) or (Any,)
+        items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise VicinalError(f"{where}: expected a list, got {value!r}")
+        return [_coerce(v, inner, where) for v in items]
     if origin is Literal:
         choices = get_args(annotation)
         if value not in choices:
@@ -92,5 +100,6 @@ def describe(cls: type) -> list[tuple[str, str, str, str]]:
             type_name = " | ".join(map(str, get_args(annotation)))
         else:
             type_name = getattr(annotation, "__name__", str(annotation))
-        rows.append((f.name, type_name, repr(f.default), field_help(f)))
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+        rows.append((f.name, type_name, repr(default), field_help(f)))
     return rows

@@ -81,7 +81,12 @@ def build_boards(
             for r in runs:
                 for k, v in r["metric_info"].items():
                     info.setdefault(k, v)
-        shown = metrics or list(info)
+        if metrics == ["all"]:
+            shown = list(info)
+        elif metrics:
+            shown = metrics
+        else:
+            shown = [m for m, meta in info.items() if meta.get("headline", True)]
         unknown = [m for m in shown if m not in info]
         if unknown:
             raise VicinalError(

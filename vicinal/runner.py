@@ -82,21 +82,29 @@ def plan_run(
     log: Callable[[str], None] = print,
 ) -> RunPlan:
     overrides = overrides or {}
-    for name in sorted(set(overrides) - set(suite.methods)):
+    eval_overrides = {
+        k.removeprefix("evaluators."): v for k, v in overrides.items() if k.startswith("evaluators.")
+    }
+    method_overrides = {k: v for k, v in overrides.items() if not k.startswith("evaluators.")}
+    for name in sorted(set(method_overrides) - set(suite.methods)):
         get_method(name)  # a misspelt name is an error (with suggestions); a real one is just not run
         log(f"[yellow]note[/]: --set {name}.… ignored: {name} is not among this run's methods")
+    for name in sorted(set(eval_overrides) - set(suite.evaluators)):
+        EVALUATORS.get(name)
+        log(f"[yellow]note[/]: --set evaluators.{name}.… ignored: {name} is not among this run's evaluators")
     if len(set(suite.methods)) != len(suite.methods):
         raise VicinalError(f"a method is listed twice in {', '.join(suite.methods)}")
     MODELS.get(suite.model)
     methods = {}
     for name in suite.methods:
         cls = get_method(name)
-        values = {**suite.method_params.get(name, {}), **overrides.get(name, {})}
+        values = {**suite.method_params.get(name, {}), **method_overrides.get(name, {})}
         methods[name] = cls(build_config(cls.Config, values, name))
     evaluators = []
     for name, params in suite.evaluators.items():
         cls = EVALUATORS.get(name)
-        evaluators.append(cls(build_config(cls.Config, params, f"evaluators.{name}")))
+        values = {**params, **eval_overrides.get(name, {})}
+        evaluators.append(cls(build_config(cls.Config, values, f"evaluators.{name}")))
     return RunPlan(
         suite,
         methods,
@@ -123,11 +131,32 @@ def run_config(plan: RunPlan, data: DataSplits, fingerprint: str, method: Method
     }
 
 
+@dataclass
+class RunData:
+    """The suite's data, loaded once for every (method, seed)."""
+
+    splits: DataSplits
+    fingerprint: str
+    mean: list[float]
+    std: list[float]
+
+
+def load_run_data(suite: Suite, data_dir: str | None, download: bool) -> RunData:
+    data = load_dataset(suite.dataset, data_dir, download)
+    data = data.hold_out(suite.validation).limit_train(suite.limit_train)
+    mean, std = data.channel_stats()
+    return RunData(data, data.fingerprint(), mean, std)
+
+
+def training_key(base: dict[str, Any], seed: int) -> str:
+    """Hash of what determines the trained weights: the run's configuration minus its evaluators."""
+    suite = {k: v for k, v in base["suite"].items() if k not in ("evaluators", "eval_batch_size")}
+    return config_hash({**{k: v for k, v in base.items() if k != "evaluators"}, "suite": suite, "seed": seed})
+
+
 def execute(plan: RunPlan, progress: Any) -> list[RunOutcome]:
     suite = plan.suite
-    data = load_dataset(suite.dataset, plan.data_dir, plan.download).limit_train(suite.limit_train)
-    fingerprint = data.fingerprint()
-    mean, std = data.channel_stats()
+    rd = load_run_data(suite, plan.data_dir, plan.download)
     # Bit-reproducible on the CPU; on CUDA speed wins (cuDNN autotuning), so GPU runs agree only
     # statistically. Which one applied is recorded with the environment.
     deterministic = plan.device.type == "cpu"
@@ -135,7 +164,7 @@ def execute(plan: RunPlan, progress: Any) -> list[RunOutcome]:
     torch.backends.cudnn.benchmark = not deterministic
     env = {**environment(plan.device), "deterministic": deterministic}
     for name, method in plan.methods.items():
-        base = run_config(plan, data, fingerprint, method)
+        base = run_config(plan, rd.splits, rd.fingerprint, method)
         run_id = config_hash(base)
         for seed in suite.seeds:
             path = result_path(plan.results_dir, suite.name, name, run_id, seed)
@@ -148,42 +177,39 @@ def execute(plan: RunPlan, progress: Any) -> list[RunOutcome]:
                     plan.log(f"[dim]reusing {path} (same configuration; --force recomputes)[/]")
                     plan.outcomes.append(RunOutcome(name, seed, path, "reused", existing["metrics"]))
                     continue
-            checkpoint = plan.cache_dir / "checkpoints" / f"{config_hash({**base, 'seed': seed})}.pt"
-            result = run_one(
-                plan, data, fingerprint, mean, std, method, seed, base, run_id, env, progress, checkpoint
-            )
+            # The final checkpoint is kept (keyed without the evaluators), so adding or resizing an
+            # evaluator re-evaluates without retraining; --force retrains from scratch.
+            checkpoint = plan.cache_dir / "checkpoints" / f"{training_key(base, seed)}.pt"
+            if plan.force:
+                checkpoint.unlink(missing_ok=True)
+            result = run_one(plan, rd, method, seed, base, checkpoint, path, progress)
+            result["environment"] = env
             write_result(path, result)
-            checkpoint.unlink(missing_ok=True)  # only once the result is safely on disk
             plan.outcomes.append(RunOutcome(name, seed, path, "trained", result["metrics"]))
     return plan.outcomes
 
 
 def run_one(
     plan: RunPlan,
-    data: DataSplits,
-    fingerprint: str,
-    mean: list[float],
-    std: list[float],
+    rd: RunData,
     method: Method,
     seed: int,
     base: dict[str, Any],
-    run_id: str,
-    env: dict[str, Any],
-    progress: Any,
     checkpoint: Path,
+    result_file: Path,
+    progress: Any,
 ) -> dict[str, Any]:
-    suite = plan.suite
-    label = f"{method.name} · seed {seed}"
+    suite, data = plan.suite, rd.splits
     wall = time.perf_counter()
     seed_everything(seed)
-    model = build_model(suite.model, data.num_classes, mean, std).to(plan.device)
+    model = build_model(suite.model, data.num_classes, rd.mean, rd.std).to(plan.device)
     t0 = time.perf_counter()
     prepared = method.prepare(
         PrepareContext(
             train=data.train,
             num_classes=data.num_classes,
             dataset=data.name,
-            data_fingerprint=fingerprint,
+            data_fingerprint=rd.fingerprint,
             seed=seed,
             device=plan.device,
             cache_dir=plan.cache_dir,
@@ -192,47 +218,72 @@ def run_one(
         )
     )
     prepare_s = time.perf_counter() - t0
-    summary = train(model, method, data.train, suite.recipe, plan.device, seed, progress, label, checkpoint)
+    summary = train(
+        model,
+        method,
+        data.train,
+        suite.recipe,
+        plan.device,
+        seed,
+        progress,
+        f"{method.name} · seed {seed}",
+        checkpoint,
+    )
     t0 = time.perf_counter()
-    ctx = EvalContext(model, data, plan.device, suite.eval_batch_size)
+    ctx = EvalContext(
+        model,
+        data,
+        plan.device,
+        suite.eval_batch_size,
+        artifact_stem=result_file.with_suffix(""),
+        title=f"{suite.name} · {method.name} · seed {seed}",
+        seed=seed,
+    )
     metrics: dict[str, float] = {}
     metric_info: dict[str, dict] = {}
     protocol: dict[str, dict] = {}
     for evaluator in plan.evaluators:
         metrics.update(evaluator.evaluate(ctx))
         metric_info.update(
-            {k: {**dataclasses.asdict(v), "evaluator": evaluator.name} for k, v in evaluator.metrics.items()}
+            {
+                k: {**dataclasses.asdict(v), "evaluator": evaluator.name}
+                for k, v in evaluator.metric_info().items()
+                if k in metrics
+            }
         )
         protocol[evaluator.name] = evaluator.protocol()
     eval_s = time.perf_counter() - t0
-    result = {
+    return {
         "schema": SCHEMA_VERSION,
         "suite": suite.name,
         "method": method.name,
         "seed": seed,
-        "run_id": run_id,
+        "run_id": config_hash(base),
         "config_hash": config_hash({**base, "seed": seed}),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "metrics": metrics,
         "metric_info": metric_info,
         "protocol": protocol,
+        "artifacts": ctx.artifacts,
         "method_info": {**method.describe(), "prepared": prepared},
         "suite_spec": base["suite"],
         "data": {
             "dataset": data.name,
             "source": data.source,
             "n_train": len(data.train),
+            "n_val": len(data.val) if data.val is not None else 0,
             "n_test": len(data.test),
             "num_classes": data.num_classes,
             "image_shape": list(data.image_shape),
-            "fingerprint": fingerprint,
-            "normalisation": {"mean": mean, "std": std, "from": "training images"},
+            "fingerprint": rd.fingerprint,
+            "normalisation": {"mean": rd.mean, "std": rd.std, "from": "training images"},
             **data.info,
         },
         "training": {
             "epochs": suite.recipe.epochs,
             "images_per_second": round(summary.images_per_second, 1),
             "resumed_from_epoch": summary.resumed_from_epoch,
+            "reused_trained_model": summary.resumed_from_epoch == suite.recipe.epochs,
             "final_loss": summary.history[-1]["loss"] if summary.history else None,
             "history": summary.history,
         },
@@ -242,6 +293,4 @@ def run_one(
             "eval_s": round(eval_s, 2),
             "wall_s": round(time.perf_counter() - wall, 2),
         },
-        "environment": env,
     }
-    return result

@@ -29,14 +29,12 @@ class Recipe:
     nesterov: bool = hp(False, "Nesterov momentum")
     weight_decay: float = hp(1e-4, "L2 weight decay (all parameters)")
     schedule: Literal["step", "cosine", "constant"] = hp("step", "learning-rate schedule")
-    milestones: list[float] = hp(None, "step schedule: decay points as fractions of the epochs")
+    milestones: list[float] = hp([0.5, 0.75], "step schedule: decay points as fractions of the epochs")
     gamma: float = hp(0.1, "step schedule: multiplicative decay at each milestone")
     crop_padding: int = hp(4, "random crop from a zero-padded image (0 disables)")
     flip: bool = hp(True, "random horizontal flip")
 
     def validate(self) -> None:
-        if self.milestones is None:
-            self.milestones = [0.5, 0.75]
         if self.epochs < 1 or self.batch_size < 2 or self.lr <= 0:
             raise ValueError("need epochs ≥ 1, batch_size ≥ 2 and lr > 0")
         if any(not 0 < m < 1 for m in self.milestones):
@@ -58,6 +56,7 @@ class Suite:
     evaluators: dict[str, dict[str, Any]]
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     limit_train: int = 0
+    validation: float = 0.0
     eval_batch_size: int = 512
     path: str = ""
 
@@ -119,6 +118,7 @@ def parse_suite(raw: dict[str, Any], where: str = "<suite>") -> Suite:
             description=str(raw.get("description", "")),
             dataset=str(data["dataset"]),
             limit_train=int(data.get("limit_train", 0)),
+            validation=float(data.get("validation", 0.0)),
             model=str(model.get("name", "small-cnn")),
             eval_batch_size=int(model.get("eval_batch_size", 512)),
             recipe=recipe,

@@ -1,76 +1,109 @@
-"""Calibration of the top-1 confidence: ECE and MCE (netcal), overconfidence error (OE)."""
+"""Calibration of the clean test predictions, before and after post-hoc temperature scaling."""
 
-import warnings
 from dataclasses import dataclass
 
-import numpy as np
-import torch
-
+from vicinal.calibration import (
+    brier,
+    calibration_metrics,
+    fit_temperature,
+    nll,
+    reliability_bins,
+)
 from vicinal.evaluation import EvalContext, Evaluator, MetricInfo, register_evaluator
 from vicinal.hparams import hp
 
+_BASE = {
+    "ece": ("ECE", "expected calibration error of the top-1 confidence, equal-width bins (netcal)", True),
+    "ace": ("adaECE", "adaptive ECE: equal-mass bins, weighted by bin size", False),
+    "mce": ("MCE", "maximum calibration error over the equal-width bins (netcal)", False),
+    "cw_ece": ("cwECE", "classwise ECE (Kull et al. 2019), equal-width bins", False),
+    "oe": ("OE", "overconfidence error (Thulasidasan et al. 2019), equal-width bins", True),
+}
 
-def _netcal_metrics():
-    # netcal pulls in pyro/gpytorch, some of which warn at import; import it only when calibrating.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from netcal.metrics import ECE, MCE
-    return ECE, MCE
 
-
-def overconfidence_error(confidence: np.ndarray, correct: np.ndarray, bins: int) -> float:
-    """OE (Thulasidasan et al., 2019): Σ_b |B_b|/N · conf_b · max(conf_b − acc_b, 0), equal-width bins.
-
-    netcal has no OE, so it is computed here with the same binning as netcal's ECE (right-closed bins).
-    """
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
-    total = 0.0
-    for b in range(bins):
-        mask = which == b
-        if mask.any():
-            conf, acc = confidence[mask].mean(), correct[mask].mean()
-            total += mask.mean() * conf * max(conf - acc, 0.0)
-    return float(total)
+def _metric_table() -> dict[str, MetricInfo]:
+    table = {
+        k: MetricInfo(label, False, percent=True, description=d, headline=h)
+        for k, (label, d, h) in _BASE.items()
+    }
+    for k, (label, d, _) in _BASE.items():
+        table[f"{k}_ts"] = MetricInfo(
+            f"{label}·TS",
+            False,
+            percent=True,
+            headline=(k == "ece"),
+            description=f"{d}, after temperature scaling",
+        )
+    table["nll_ts"] = MetricInfo("NLL·TS", False, description="NLL after temperature scaling", headline=False)
+    table["brier_ts"] = MetricInfo(
+        "Brier·TS", False, description="Brier after temperature scaling", headline=False
+    )
+    table["temperature"] = MetricInfo(
+        "T",
+        False,
+        description="fitted temperature (>1: the model was overconfident on the validation split)",
+        headline=False,
+    )
+    return table
 
 
 @register_evaluator("calibration")
 class CalibrationEvaluator(Evaluator):
-    summary = "ECE and MCE (netcal, equal-width bins) and overconfidence error on the clean test split"
-    metrics = {
-        "ece": MetricInfo("ECE", False, percent=True, description="expected calibration error, top-1"),
-        "mce": MetricInfo("MCE", False, percent=True, description="maximum calibration error, top-1"),
-        "oe": MetricInfo("OE", False, percent=True, description="overconfidence error (Thulasidasan 2019)"),
-    }
+    summary = (
+        "ECE, adaptive ECE, MCE, classwise ECE and OE on the clean test split, before and after "
+        "temperature scaling fitted on the validation split; reliability diagrams"
+    )
+    metrics = _metric_table()
 
     @dataclass
     class Config:
-        bins: int = hp(15, "number of equal-width confidence bins over [0, 1]")
+        bins: int = hp(15, "number of confidence bins (equal-width; equal-mass for adaptive ECE)")
+        temperature_scaling: bool = hp(True, "fit T on the validation split and report every metric after it")
+        diagram: bool = hp(True, "write a reliability diagram PNG beside the result file")
 
     def evaluate(self, ctx: EvalContext) -> dict[str, float]:
-        return calibration_metrics(ctx.test_logits, ctx.test_labels, self.config.bins)
+        bins = self.config.bins
+        logits, labels = ctx.test_logits.numpy(), ctx.test_labels.numpy()
+        out = calibration_metrics(logits, labels, bins)
+        panels = [
+            (
+                "before temperature scaling",
+                reliability_bins(logits, labels, bins),
+                {"ECE": out["ece"], "OE": out["oe"]},
+            )
+        ]
+        if self.config.temperature_scaling and ctx.val_logits is not None:
+            t = fit_temperature(ctx.val_logits.numpy(), ctx.data.val.labels.numpy())
+            scaled = logits / t
+            out.update({f"{k}_ts": v for k, v in calibration_metrics(scaled, labels, bins).items()})
+            out.update(nll_ts=nll(scaled, labels), brier_ts=brier(scaled, labels), temperature=t)
+            panels.append(
+                (
+                    f"after temperature scaling (T = {t:.3f})",
+                    reliability_bins(scaled, labels, bins),
+                    {"ECE": out["ece_ts"], "OE": out["oe_ts"]},
+                )
+            )
+        if self.config.diagram:
+            path = ctx.artifact_path("reliability")
+            if path is not None:
+                from vicinal.plots import reliability_diagram
+
+                reliability_diagram(panels, ctx.title, path)
+        return out
 
     def protocol(self) -> dict:
         import netcal
 
         return {
             "bins": self.config.bins,
-            "binning": "equal-width over [0, 1], top-1 confidence",
+            "binning": "equal-width over [0, 1] on the top-1 confidence (adaptive ECE: equal-mass)",
             "split": "test",
-            "library": f"netcal {netcal.__version__} (ECE, MCE); OE by vicinal",
+            "temperature_scaling": (
+                "T fitted by minimising validation NLL over log T in [log 0.05, log 20] (scipy bounded "
+                "scalar minimiser); the validation split is held out of the training images"
+                if self.config.temperature_scaling
+                else "off"
+            ),
+            "library": f"netcal {netcal.__version__} (ECE, MCE); adaptive ECE, classwise ECE, OE by vicinal",
         }
-
-
-def calibration_metrics(logits: torch.Tensor, labels: torch.Tensor, bins: int) -> dict[str, float]:
-    ECE, MCE = _netcal_metrics()
-    probs = logits.softmax(1).numpy()
-    y = labels.numpy()
-    confidence = probs.max(1)
-    correct = (probs.argmax(1) == y).astype(np.float64)
-    # netcal is given the top-1 problem as a binary one (confidence, correct): with the full (N, K)
-    # matrix it guesses "binary" from the labels present and fails when a split holds only two classes.
-    return {
-        "ece": float(ECE(bins=bins).measure(confidence, correct)),
-        "mce": float(MCE(bins=bins).measure(confidence, correct)),
-        "oe": overconfidence_error(confidence, correct, bins),
-    }

@@ -1,0 +1,143 @@
+"""Adversarial, calibration and linearity evaluators on a really trained model (digits, CPU)."""
+
+import copy
+import itertools
+
+import pytest
+import torch
+from rich.progress import Progress
+from torch import nn
+
+from vicinal.datasets import load_dataset
+from vicinal.evaluation import EVALUATORS, EvalContext, eps_label, parse_eps
+from vicinal.evaluators.adversarial import import_foolbox, robust_accuracy, seeded_subset
+from vicinal.evaluators.linearity import local_linearity, segment_deviation
+from vicinal.hparams import build_config
+from vicinal.method import get_method
+from vicinal.models import build_model
+from vicinal.rng import seed_everything
+from vicinal.suite import Recipe
+from vicinal.training import train
+
+
+@pytest.fixture(scope="module")
+def trained():
+    data = load_dataset("digits").hold_out(0.1)
+    mean, std = data.channel_stats()
+    seed_everything(0)
+    model = build_model("small-cnn", 10, mean, std)
+    recipe = Recipe(epochs=3, batch_size=64, lr=0.05, schedule="cosine", crop_padding=2, flip=False)
+    train(model, get_method("erm")(), data.train, recipe, torch.device("cpu"), 0, Progress(disable=True), "t")
+    return model.eval(), data
+
+
+def _evaluator(name, **values):
+    cls = EVALUATORS.get(name)
+    return cls(build_config(cls.Config, values, name))
+
+
+def test_eps_parsing_and_labels():
+    assert parse_eps("8/255") == pytest.approx(8 / 255) and parse_eps(0.5) == 0.5
+    assert eps_label(8 / 255) == "8/255" and eps_label(0.25) == "0.25"
+
+
+def test_robust_accuracy_sanity(trained):
+    model, data = trained
+    idx = seeded_subset(len(data.test), 120, 0)
+    x, y = data.test.images[idx], data.test.labels[idx]
+    radii = [0.0, 2 / 255, 8 / 255, 32 / 255]
+    fb = import_foolbox()
+
+    cpu = torch.device("cpu")
+    clean = robust_accuracy(model, x, y, None, [0.0], 64, 0, cpu)[0]
+    fgsm = robust_accuracy(model, x, y, fb.attacks.FGSM(), radii, 64, 0, cpu)
+    pgd = robust_accuracy(model, x, y, fb.attacks.LinfPGD(steps=10, rel_stepsize=0.25), radii, 64, 0, cpu)
+    with torch.no_grad():
+        direct = (model(x.float() / 255).argmax(1) == y).float().mean().item()
+    assert clean == pytest.approx(direct) and clean > 0.6
+    assert fgsm[0] == pytest.approx(clean) and pgd[0] == pytest.approx(clean)  # ε = 0 is clean accuracy
+    assert all(a >= b for a, b in itertools.pairwise(pgd))  # non-increasing in ε
+    assert all(p <= f for p, f in zip(pgd, fgsm, strict=True))  # PGD at least as strong as FGSM
+    assert pgd[-1] < clean  # and it does break the model
+
+
+def test_normalisation_inside_equals_foolbox_preprocessing(trained):
+    """The same attack on the model (normalising inside) and on its unnormalised twin with foolbox
+    doing the normalisation gives the same robust accuracy."""
+    fb = import_foolbox()
+
+    model, data = trained
+    twin = copy.deepcopy(model)
+    mean, std = model.normalize.mean.flatten().tolist(), model.normalize.std.flatten().tolist()
+    twin.normalize.mean.zero_()
+    twin.normalize.std.fill_(1.0)
+    pre = {"mean": mean, "std": std, "axis": -3}
+    x, y = data.test.images[:100], data.test.labels[:100]
+    cpu = torch.device("cpu")
+    for attack in (fb.attacks.FGSM(), fb.attacks.LinfPGD(steps=5, rel_stepsize=0.25)):
+        inside = robust_accuracy(model, x, y, attack, [2 / 255, 8 / 255], 50, 0, cpu)
+        outside = robust_accuracy(twin, x, y, attack, [2 / 255, 8 / 255], 50, 0, cpu, preprocessing=pre)
+        assert inside == pytest.approx(outside, abs=1 / 100)
+    assert robust_accuracy(twin, x, y, None, [0.0], 50, 0, cpu) != robust_accuracy(
+        model, x, y, None, [0.0], 50, 0, cpu
+    )
+
+
+def test_adversarial_evaluator_reports_its_declared_metrics(trained):
+    model, data = trained
+    ev = _evaluator("adversarial", linf_eps=["2/255", "8/255"], l2_eps=["0.5"], n_samples=60, steps=3)
+    out = ev.evaluate(EvalContext(model, data, torch.device("cpu")))
+    assert set(out) == set(ev.metric_info())
+    assert {"fgsm@2/255", "pgd_linf@8/255", "pgd_l2@0.5", "adv_subset_acc"} <= set(out)
+    assert ev.protocol()["attacks"]["pgd_linf"] == {
+        "norm": "linf",
+        "eps": ["2/255", "8/255"],
+        "steps": 3,
+        "rel_stepsize": 0.25,
+        "random_start": True,
+    }
+
+
+def test_calibration_evaluator_with_temperature_scaling_and_diagram(trained, tmp_path):
+    model, data = trained
+    ev = _evaluator("calibration")
+    ctx = EvalContext(model, data, torch.device("cpu"), artifact_stem=tmp_path / "run-seed0", title="t")
+    out = ev.evaluate(ctx)
+    assert {"ece", "ace", "mce", "cw_ece", "oe", "ece_ts", "nll_ts", "temperature"} <= set(out)
+    assert out["temperature"] > 0
+    png = tmp_path / "run-seed0.reliability.png"
+    assert ctx.artifacts == {"reliability": png.name}
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    # Without a validation split the post-hoc metrics are absent, not invented.
+    no_val = copy.copy(data)
+    no_val.val = None
+    assert "ece_ts" not in ev.evaluate(EvalContext(model, no_val, torch.device("cpu")))
+
+
+def test_linearity_is_zero_for_a_linear_model_and_positive_for_a_network(trained):
+    model, data = trained
+    torch.manual_seed(0)
+    linear = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10)).eval()
+    x = data.test.images[:40].float() / 255
+    y = data.test.labels[:40]
+    xa, xb, ya, yb = x[:20], x[20:], y[:20], y[20:]
+    g = torch.Generator().manual_seed(0)
+    lin_dev = segment_deviation(linear, xa, xb, ya, yb, 11)
+    net_dev = segment_deviation(model, xa, xb, ya, yb, 11)
+    assert lin_dev["logit"].max() < 1e-5  # exactly linear up to float32 rounding
+    assert net_dev["logit"].mean() > 0.02
+    gamma_linear = local_linearity(linear, x, y, 8 / 255, 10, 1, 0.25, g).mean()
+    gamma_net = local_linearity(model, x, y, 8 / 255, 10, 1, 0.25, g).mean()
+    assert gamma_net > 0 and gamma_linear < 0.1 * gamma_net
+
+
+def test_linearity_evaluator_metrics(trained):
+    model, data = trained
+    ev = _evaluator("linearity", eps=["8/255"], n_samples=32, n_pairs=16, steps=3)
+    out = ev.evaluate(EvalContext(model, data, torch.device("cpu")))
+    assert (
+        set(out)
+        == set(ev.metric_info())
+        == {"lin_gamma@8/255", "interp_logit_dev", "interp_loss_dev", "interp_miss"}
+    )
+    assert out["lin_gamma@8/255"] > 0 and 0 <= out["interp_miss"] <= 1

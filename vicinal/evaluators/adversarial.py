@@ -1,0 +1,215 @@
+"""Adversarial robustness with foolbox: FGSM, PGD L∞ and PGD L2 over an ε grid; AutoAttack optionally.
+
+Images stay in [0, 1] (foolbox bounds (0, 1)); vicinal models normalise inside their first layer, so
+no normalisation is ever applied to the inputs. Robust accuracy is measured on a fixed, seeded subset
+of the test split, the same for every method.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+
+from vicinal.errors import VicinalError
+from vicinal.evaluation import EvalContext, Evaluator, MetricInfo, eps_label, parse_eps, register_evaluator
+from vicinal.hparams import hp
+
+ATTACKS = ("fgsm", "pgd_linf", "pgd_l2")
+
+
+def import_foolbox():
+    # foolbox 3.3.4 imports a deprecated scipy namespace and warns at import (fatal under -W error).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import foolbox
+
+    return foolbox
+
+
+def seeded_subset(n_test: int, n: int, seed: int) -> torch.Tensor:
+    """Indices of the seeded evaluation subset (sorted; all of the test split if n ≥ its size)."""
+    if n <= 0 or n >= n_test:
+        return torch.arange(n_test)
+    return torch.randperm(n_test, generator=torch.Generator().manual_seed(seed))[:n].sort().values
+
+
+@dataclass
+class AdversarialConfig:
+    attacks: list[str] = hp(list(ATTACKS), "attacks: fgsm, pgd_linf, pgd_l2")
+    linf_eps: list[str] = hp(
+        ["1/255", "2/255", "4/255", "8/255"],
+        "L∞ radii (numbers or fractions such as 8/255) for fgsm and pgd_linf",
+    )
+    l2_eps: list[str] = hp(["0.25", "0.5"], "L2 radii for pgd_l2")
+    steps: int = hp(10, "PGD iterations")
+    rel_stepsize: float = hp(0.25, "PGD step size as a fraction of ε")
+    random_start: bool = hp(True, "PGD starts from a uniform random point in the ε-ball")
+    n_samples: int = hp(1000, "size of the seeded test subset (0 = the whole test split)")
+    seed: int = hp(0, "seed of the subset and of PGD's random starts")
+    batch_size: int = hp(256, "images per attack batch")
+    autoattack: bool = hp(False, "also run AutoAttack (pyautoattack, standard version, L∞) — slow")
+    autoattack_eps: str = hp("8/255", "AutoAttack L∞ radius")
+
+    def validate(self) -> None:
+        unknown = [a for a in self.attacks if a not in ATTACKS]
+        if unknown:
+            raise ValueError(f"unknown attack(s) {', '.join(unknown)}; choose from {', '.join(ATTACKS)}")
+        if self.steps < 1 or self.rel_stepsize <= 0 or self.batch_size < 1:
+            raise ValueError("need steps ≥ 1, rel_stepsize > 0 and batch_size ≥ 1")
+        try:
+            [parse_eps(e) for e in [*self.linf_eps, *self.l2_eps, self.autoattack_eps]]
+        except ValueError:
+            raise ValueError("ε values must be numbers or fractions such as 8/255") from None
+
+
+@register_evaluator("adversarial")
+class AdversarialEvaluator(Evaluator):
+    summary = "robust accuracy under FGSM, PGD L∞ and PGD L2 (foolbox) per ε; AutoAttack optional"
+    Config = AdversarialConfig
+
+    def grid(self) -> list[tuple[str, str, float]]:
+        """(attack, norm, ε) for every robust-accuracy number this configuration produces."""
+        c = self.config
+        out = []
+        for attack in c.attacks:
+            radii = c.l2_eps if attack == "pgd_l2" else c.linf_eps
+            out += [(attack, "l2" if attack == "pgd_l2" else "linf", parse_eps(e)) for e in radii]
+        return out
+
+    def metric_info(self) -> dict[str, MetricInfo]:
+        info = {
+            "adv_subset_acc": MetricInfo(
+                "acc (adv subset)",
+                True,
+                percent=True,
+                headline=False,
+                description="clean accuracy on the attacked subset",
+            )
+        }
+        c = self.config
+        for attack, norm, eps in self.grid():
+            headline = attack != "pgd_l2" and eps_label(eps) in (c.linf_eps[0], c.linf_eps[-1])
+            info[f"{attack}@{eps_label(eps)}"] = MetricInfo(
+                f"{attack.replace('_', ' ')} {eps_label(eps)}",
+                True,
+                percent=True,
+                headline=headline,
+                description=f"robust accuracy under {attack} ({norm}, ε = {eps:g})",
+            )
+        if c.autoattack:
+            eps = parse_eps(c.autoattack_eps)
+            info[f"autoattack@{eps_label(eps)}"] = MetricInfo(
+                f"AA {eps_label(eps)}", True, percent=True, description="robust accuracy under AutoAttack"
+            )
+        return info
+
+    def attack_objects(self) -> dict[str, object]:
+        fb, c = import_foolbox(), self.config
+        pgd = {"steps": c.steps, "rel_stepsize": c.rel_stepsize, "random_start": c.random_start}
+        return {
+            "fgsm": fb.attacks.FGSM(),
+            "pgd_linf": fb.attacks.LinfPGD(**pgd),
+            "pgd_l2": fb.attacks.L2PGD(**pgd),
+        }
+
+    def evaluate(self, ctx: EvalContext) -> dict[str, float]:
+        c = self.config
+        model = ctx.model.eval()
+        idx = seeded_subset(len(ctx.data.test), c.n_samples, c.seed)
+        images = ctx.data.test.images[idx]
+        labels = ctx.data.test.labels[idx]
+        out = {
+            "adv_subset_acc": robust_accuracy(
+                model, images, labels, None, [0.0], c.batch_size, c.seed, ctx.device
+            )[0]
+        }
+        attacks = self.attack_objects()
+        for attack in c.attacks:
+            radii = [parse_eps(e) for e in (c.l2_eps if attack == "pgd_l2" else c.linf_eps)]
+            accs = robust_accuracy(
+                model, images, labels, attacks[attack], radii, c.batch_size, c.seed, ctx.device
+            )
+            out.update({f"{attack}@{eps_label(e)}": a for e, a in zip(radii, accs, strict=True)})
+        if c.autoattack:
+            eps = parse_eps(c.autoattack_eps)
+            out[f"autoattack@{eps_label(eps)}"] = autoattack_accuracy(
+                model, images, labels, eps, c.seed, c.batch_size, ctx.device
+            )
+        return out
+
+    def protocol(self) -> dict:
+        fb, c = import_foolbox(), self.config
+        return {
+            "library": f"foolbox {fb.__version__}",
+            "bounds": [0, 1],
+            "normalisation": "inside the model (its first layer); inputs are never normalised",
+            "model_mode": "eval",
+            "attacks": {
+                a: {
+                    "norm": "l2" if a == "pgd_l2" else "linf",
+                    "eps": c.l2_eps if a == "pgd_l2" else c.linf_eps,
+                    **(
+                        {}
+                        if a == "fgsm"
+                        else {
+                            "steps": c.steps,
+                            "rel_stepsize": c.rel_stepsize,
+                            "random_start": c.random_start,
+                        }
+                    ),
+                }
+                for a in c.attacks
+            },
+            "subset": {"n": c.n_samples, "seed": c.seed, "split": "test"},
+            "success": "misclassification (already misclassified clean images count as broken)",
+            "autoattack": (
+                {"eps": c.autoattack_eps, "norm": "Linf", "version": "standard", "library": "pyautoattack"}
+                if c.autoattack
+                else "off"
+            ),
+        }
+
+
+def robust_accuracy(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    attack,
+    radii: list[float],
+    batch_size: int,
+    seed: int,
+    device: torch.device,
+    preprocessing: dict | None = None,
+) -> list[float]:
+    """Accuracy under ``attack`` at each radius (``attack=None``: clean accuracy). Images are uint8."""
+    fb = import_foolbox()
+    fmodel = fb.PyTorchModel(model, bounds=(0, 1), device=device, preprocessing=preprocessing)
+    robust = torch.zeros(len(radii))
+    for start in range(0, len(images), batch_size):
+        x = images[start : start + batch_size].to(device).float().div_(255.0)
+        y = labels[start : start + batch_size].to(device)
+        if attack is None:
+            with torch.no_grad():
+                robust += (fmodel(x).argmax(1) == y).sum().item()
+            continue
+        # foolbox draws PGD's random starts from torch's global generator: seed it per batch.
+        torch.manual_seed(seed * 100_003 + start)
+        _, _, success = attack(fmodel, x, y, epsilons=radii)
+        robust += (~success).sum(1).float().cpu()
+    return (robust / len(images)).tolist()
+
+
+def autoattack_accuracy(model, images, labels, eps, seed, batch_size, device) -> float:
+    try:
+        from pyautoattack import AutoAttack
+    except ImportError:
+        raise VicinalError("adversarial.autoattack needs pyautoattack: pip install pyautoattack") from None
+    aa = AutoAttack(model, norm="Linf", eps=eps, seed=seed, version="standard", device=device)
+    aa.verbose = False
+    x = images.to(device).float().div_(255.0)
+    y = labels.to(device)
+    x_adv, _ = aa.run_standard_evaluation(x, y, batch_size=batch_size)
+    with torch.no_grad():
+        return float((model(x_adv).argmax(1) == y).float().mean())
