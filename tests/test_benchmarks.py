@@ -71,3 +71,20 @@ def test_leaderboard_over_1000_result_files(benchmark, tmp_path):
 
     boards = benchmark(render)
     assert len(boards[0].rows) == 50 and all(len(r.seeds) == 20 for r in boards[0].rows)
+
+
+@pytest.mark.parametrize("model_name", ["small-cnn", "preactresnet18"])
+@pytest.mark.parametrize("attack", ["fgsm", "pgd10"])
+def test_attack_cost(benchmark, model_name, attack):
+    """Robust accuracy of a 32-image batch at one L∞ radius (foolbox, CPU); divide by 32 for per image."""
+    from vicinal.evaluators.adversarial import import_foolbox, robust_accuracy
+
+    fb = import_foolbox()
+    torch.manual_seed(0)
+    model = build_model(model_name, 10, [0.5] * 3, [0.25] * 3).eval()
+    images = (torch.rand(32, 3, 32, 32) * 255).to(torch.uint8)
+    labels = torch.randint(0, 10, (32,))
+    obj = fb.attacks.FGSM() if attack == "fgsm" else fb.attacks.LinfPGD(steps=10, rel_stepsize=0.25)
+    benchmark.extra_info["images"] = 32
+    accs = benchmark(robust_accuracy, model, images, labels, obj, [8 / 255], 32, 0, torch.device("cpu"))
+    assert 0 <= accs[0] <= 1

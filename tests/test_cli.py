@@ -8,16 +8,12 @@ import pytest
 from helpers import CIFAR_DIR, needs_cifar, run_cli
 
 TINY = [
-    "--epochs",
-    "1",
-    "--limit-train",
-    "256",
-    "--set",
-    "varmixup.vae_epochs=1",
-    "--set",
-    "varmixup-beta.vae_epochs=1",
-    "--quiet",
-]
+    "--epochs", "1", "--limit-train", "256", "--quiet",
+    "--set", "varmixup.vae_epochs=1", "--set", "varmixup-beta.vae_epochs=1",
+    "--set", "evaluators.adversarial.n_samples=32", "--set", "evaluators.adversarial.steps=2",
+    "--set", "evaluators.linearity.n_samples=16", "--set", "evaluators.linearity.n_pairs=8",
+    "--set", "evaluators.linearity.steps=2",
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +46,19 @@ def test_run_writes_one_result_per_method_and_seed(store):
     ):
         assert key in doc
     assert doc["protocol"]["calibration"]["bins"] == 15
-    assert doc["data"]["n_train"] == 256 and doc["data"]["n_test"] == 450
+    assert doc["protocol"]["adversarial"]["subset"] == {"n": 32, "seed": 0, "split": "test"}
+    assert doc["data"]["n_train"] == 256 and doc["data"]["n_val"] == 135 and doc["data"]["n_test"] == 450
+    for metric in (
+        "ece_ts",
+        "temperature",
+        "pgd_linf@8/255",
+        "fgsm@2/255",
+        "lin_gamma@8/255",
+        "interp_logit_dev",
+    ):
+        assert metric in doc["metrics"], metric
+    png = files[0].with_name(doc["artifacts"]["reliability"])
+    assert png.read_bytes()[:4] == b"\x89PNG"
     assert doc["environment"]["versions"]["torch"] and doc["environment"]["versions"]["netcal"]
     assert 0 <= doc["metrics"]["acc"] <= 1 and doc["metrics"]["nll"] > 0
     # The run printed the leaderboard.
@@ -74,6 +82,34 @@ def test_identical_rerun_reuses_results(store):
     assert before == {p: p.stat().st_mtime_ns for p in (root / "results").rglob("*.json")}
 
 
+def test_new_evaluator_settings_reevaluate_without_retraining(store):
+    root, env, _ = store
+    out = run_cli(
+        "run",
+        *TINY,
+        "--seeds",
+        "0",
+        "--methods",
+        "erm",
+        "--evaluators",
+        "clean,calibration",
+        "--set",
+        "evaluators.calibration.bins=10",
+        cwd=root,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "1 trained, 0 reused" in out.stdout  # a new configuration, hence a new result file ...
+    docs = [json.loads(p.read_text()) for p in (root / "results" / "digits" / "erm").glob("*seed0.json")]
+    new = next(d for d in docs if d["protocol"]["calibration"]["bins"] == 10)
+    old = next(d for d in docs if d["protocol"]["calibration"]["bins"] == 15)
+    assert new["training"]["reused_trained_model"]  # ... but the trained model came from the cache
+    assert new["metrics"]["acc"] == old["metrics"]["acc"] and "pgd_linf@8/255" not in new["metrics"]
+    for p in (root / "results" / "digits" / "erm").glob("*seed0.json"):
+        if json.loads(p.read_text())["protocol"]["calibration"]["bins"] == 10:
+            p.unlink()  # keep the shared store as the other tests expect it
+
+
 def test_leaderboard_formats_agree_with_the_result_files(store):
     root, env, _ = store
     docs = [json.loads(p.read_text()) for p in (root / "results").rglob("*.json")]
@@ -93,6 +129,8 @@ def test_leaderboard_formats_agree_with_the_result_files(store):
         "leaderboard", "--format", "markdown", "--sort", "ece", "--metrics", "acc,ece", cwd=root, env=env
     ).stdout
     assert md.startswith("### digits") and "| method" in md and "NLL" not in md
+    everything = run_cli("leaderboard", "--format", "csv", "--metrics", "all", cwd=root, env=env).stdout
+    assert "cw_ece_ts_mean" in everything and "pgd_l2@0.5_mean" in everything
 
 
 def test_corrupted_result_is_skipped_with_a_warning(store, tmp_path):
@@ -159,6 +197,8 @@ def test_cifar_subset_end_to_end(tmp_path):
         "--set",
         "varmixup.vae_epochs=1",
         "--quiet",
+        "--evaluators",
+        "clean,calibration",
         cwd=tmp_path,
         env=env,
     )
