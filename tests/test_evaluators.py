@@ -141,3 +141,17 @@ def test_linearity_evaluator_metrics(trained):
         == {"lin_gamma@8/255", "interp_logit_dev", "interp_loss_dev", "interp_miss"}
     )
     assert out["lin_gamma@8/255"] > 0 and 0 <= out["interp_miss"] <= 1
+
+
+@pytest.mark.slow
+def test_autoattack_apgd_is_at_least_as_strong_as_pgd(trained):
+    from vicinal.evaluators.adversarial import autoattack_accuracy
+
+    model, data = trained
+    x, y = data.test.images[:24], data.test.labels[:24]
+    cpu = torch.device("cpu")
+    pgd = robust_accuracy(
+        model, x, y, import_foolbox().attacks.LinfPGD(steps=10, rel_stepsize=0.25), [4 / 255], 24, 0, cpu
+    )[0]
+    aa = autoattack_accuracy(model, x, y, 4 / 255, 0, 24, cpu, ["apgd-ce"])
+    assert 0 <= aa <= pgd

@@ -51,6 +51,9 @@ class AdversarialConfig:
     batch_size: int = hp(256, "images per attack batch")
     autoattack: bool = hp(False, "also run AutoAttack (pyautoattack, standard version, L∞) — slow")
     autoattack_eps: str = hp("8/255", "AutoAttack L∞ radius")
+    autoattack_attacks: list[str] = hp(
+        [], "AutoAttack components (e.g. apgd-ce); empty = the standard version"
+    )
 
     def validate(self) -> None:
         unknown = [a for a in self.attacks if a not in ATTACKS]
@@ -135,7 +138,7 @@ class AdversarialEvaluator(Evaluator):
         if c.autoattack:
             eps = parse_eps(c.autoattack_eps)
             out[f"autoattack@{eps_label(eps)}"] = autoattack_accuracy(
-                model, images, labels, eps, c.seed, c.batch_size, ctx.device
+                model, images, labels, eps, c.seed, c.batch_size, ctx.device, c.autoattack_attacks
             )
         return out
 
@@ -165,7 +168,14 @@ class AdversarialEvaluator(Evaluator):
             "subset": {"n": c.n_samples, "seed": c.seed, "split": "test"},
             "success": "misclassification (already misclassified clean images count as broken)",
             "autoattack": (
-                {"eps": c.autoattack_eps, "norm": "Linf", "version": "standard", "library": "pyautoattack"}
+                {
+                    "eps": c.autoattack_eps,
+                    "norm": "Linf",
+                    "library": "pyautoattack",
+                    "version": "custom: " + ", ".join(c.autoattack_attacks)
+                    if c.autoattack_attacks
+                    else "standard",
+                }
                 if c.autoattack
                 else "off"
             ),
@@ -201,12 +211,18 @@ def robust_accuracy(
     return (robust / len(images)).tolist()
 
 
-def autoattack_accuracy(model, images, labels, eps, seed, batch_size, device) -> float:
+def autoattack_accuracy(model, images, labels, eps, seed, batch_size, device, attacks=()) -> float:
+    """Robust accuracy under AutoAttack (L∞): the standard version, or only the named components."""
     try:
         from pyautoattack import AutoAttack
     except ImportError:
-        raise VicinalError("adversarial.autoattack needs pyautoattack: pip install pyautoattack") from None
-    aa = AutoAttack(model, norm="Linf", eps=eps, seed=seed, version="standard", device=device)
+        raise VicinalError(
+            "adversarial.autoattack needs pyautoattack: pip install 'vicinal[autoattack]'"
+        ) from None
+    version = "custom" if attacks else "standard"
+    aa = AutoAttack(
+        model, norm="Linf", eps=eps, seed=seed, version=version, device=device, attacks=list(attacks) or None
+    )
     aa.verbose = False
     x = images.to(device).float().div_(255.0)
     y = labels.to(device)
