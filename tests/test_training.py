@@ -75,3 +75,13 @@ def test_step_schedule_decays_at_the_milestones():
         0.1 * 0.1 * 0.1,
         0.1 * 0.1 * 0.1,
     ]
+
+
+def test_damaged_checkpoint_means_a_fresh_start(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    ckpt.write_bytes(b"not a checkpoint")
+    reference, _ = _train(1)
+    model, summary = _train(1, ckpt)
+    assert summary.resumed_from_epoch == 0
+    for p, q in zip(reference.state_dict().values(), model.state_dict().values(), strict=True):
+        assert torch.equal(p, q)

@@ -51,6 +51,17 @@ def lr_at(recipe: Recipe, epoch: int) -> float:
     return recipe.lr
 
 
+def read_checkpoint(path: Path, device: torch.device) -> dict[str, Any] | None:
+    """The saved training state, or None when there is none or it cannot be read (then training restarts)."""
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location=device, weights_only=False)
+    except Exception as exc:  # a damaged checkpoint costs a retrain, never the run
+        print(f"warning: checkpoint {path} unreadable ({type(exc).__name__}: {exc}); training from scratch")
+        return None
+
+
 def train(
     model: nn.Module,
     method: Method,
@@ -68,8 +79,8 @@ def train(
     optimizer = make_optimizer(model, recipe)
     summary = TrainSummary()
     start_epoch = 0
-    if checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
+    state = read_checkpoint(checkpoint, device) if checkpoint is not None else None
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         rng.load_state(state["rng"])
