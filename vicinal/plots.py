@@ -57,7 +57,17 @@ def reliability_diagram(
         ok = ~np.isnan(acc)
         ax.bar(centre[ok], acc[ok], width=width, color="#4C72B0", edgecolor="white", label="accuracy")
         gap_low, gap = np.minimum(acc, conf)[ok], np.abs(conf - acc)[ok]
-        ax.bar(centre[ok], gap, bottom=gap_low, width=width, color="#DD8452", alpha=0.55, label="gap")
+        ax.bar(
+            centre[ok],
+            gap,
+            bottom=gap_low,
+            width=width,
+            fill=False,
+            hatch="///",
+            edgecolor="#C44E52",
+            linewidth=0.8,
+            label="gap to mean confidence",
+        )
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_ylabel("accuracy")
@@ -73,11 +83,13 @@ def reliability_diagram(
             bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "0.8"},
         )
         ax.set_title(label, fontsize=10)
-        if col == 0:
-            ax.legend(loc="lower right", fontsize=8)
         axes[1, col].bar(centre, share, width=width, color="0.4")
         axes[1, col].set_xlabel("confidence")
         axes[1, col].set_ylabel("share")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(
+        handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False, bbox_to_anchor=(0.5, -0.04)
+    )
     fig.suptitle(title, fontsize=11)
     save_figure(fig, path)
     plt.close(fig)
