@@ -53,6 +53,39 @@ def _aggregate(values: list[float]) -> Cell:
     return Cell(statistics.fmean(finite), statistics.stdev(finite) if len(finite) > 1 else None, len(finite))
 
 
+def _settings(result: dict[str, Any]) -> dict[str, Any]:
+    """The settings that tell configurations of one method apart, flattened for display."""
+    flat = {k: v for k, v in result.get("method_info", {}).get("hyperparameters", {}).items()}
+    flat["epochs"] = result.get("training", {}).get("epochs")
+    flat["n_train"] = result.get("data", {}).get("n_train")
+    for name, params in result.get("suite_spec", {}).get("evaluators", {}).items():
+        flat.update({f"{name}.{k}": v for k, v in params.items()})
+    return flat
+
+
+def variant_labels(entries: dict[tuple[str, str], list[dict]]) -> dict[tuple[str, str], str]:
+    """Row labels: the method's name, plus the settings that differ where it ran in several configurations."""
+    by_method: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for key in entries:
+        by_method[key[0]].append(key)
+    labels = {}
+    for method, keys in by_method.items():
+        if len(keys) == 1:
+            labels[keys[0]] = method
+            continue
+        settings = {key: _settings(entries[key][0]) for key in keys}
+        names = sorted({k for s in settings.values() for k in s})
+        differing = [
+            k for k in names if len({json.dumps(s.get(k), sort_keys=True) for s in settings.values()}) > 1
+        ]
+        for key in keys:
+            shown = ", ".join(
+                f"{k}={settings[key].get(k)}" for k in differing if k not in ("epochs", "n_train")
+            )
+            labels[key] = f"{method} [{shown or key[1][:6]}]"
+    return labels
+
+
 def build_boards(
     store: Store,
     suite: str | None = None,
@@ -92,12 +125,10 @@ def build_boards(
             raise VicinalError(
                 f"unknown metric(s) {', '.join(unknown)} for suite {suite_name}; available: {', '.join(info)}"
             )
-        per_method = defaultdict(int)
-        for method, _ in entries:
-            per_method[method] += 1
+        labels = variant_labels(entries)
         rows = []
         for (method, run_id), runs in entries.items():
-            label = method if per_method[method] == 1 else f"{method} [{run_id[:6]}]"
+            label = labels[(method, run_id)]
             first = runs[0]
             rows.append(
                 Row(
