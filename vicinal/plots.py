@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from vicinal.io import atomic_write
 
 
 def _pyplot():
@@ -19,16 +19,8 @@ def _pyplot():
 
 
 def save_figure(fig, path: Path) -> None:
-    """Write a figure atomically (PNG)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Write a figure atomically (PNG; the temporary file keeps the suffix so matplotlib knows the format)."""
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight"))
 
 
 def reliability_diagram(
