@@ -25,6 +25,21 @@ from vicinal.registry import Registry
 DATA_ENV = "VICINAL_DATA_DIR"
 
 
+def to_unit(images: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+    """uint8 images → float32 in [0, 1] on ``device`` (the one conversion every consumer uses)."""
+    return images.to(device, non_blocking=True).float().div_(255.0)
+
+
+def train_batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    """Consecutive batches of a shuffled index order; a trailing single image is dropped, because batch
+    norm cannot train on one."""
+    return [b for b in order.split(batch_size) if len(b) > 1]
+
+
+def count_train_batches(n: int, batch_size: int) -> int:
+    return n // batch_size + (1 if n % batch_size > 1 else 0)
+
+
 @dataclass
 class ImageSet:
     images: torch.Tensor  # uint8, N×C×H×W

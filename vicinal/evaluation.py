@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from vicinal.datasets import DataSplits, ImageSet
+from vicinal.datasets import DataSplits, ImageSet, to_unit
 from vicinal.method import NoConfig
 from vicinal.registry import Registry
 
@@ -57,7 +57,7 @@ class EvalContext:
         self.model.eval()
         out = []
         for i in range(0, len(x_all), self.batch_size):
-            x = x_all[i : i + self.batch_size].to(self.device).float().div_(255.0)
+            x = to_unit(x_all[i : i + self.batch_size], self.device)
             if self.device.type == "cuda":
                 with torch.autocast("cuda", dtype=torch.bfloat16):
                     logits = self.model(x)

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from vicinal.augment import random_crop_flip
-from vicinal.datasets import ImageSet
+from vicinal.datasets import ImageSet, count_train_batches, to_unit, train_batches
 from vicinal.errors import VicinalError
 from vicinal.io import atomic_torch_save
 from vicinal.method import Method
@@ -88,7 +88,7 @@ def train(
         start_epoch = summary.resumed_from_epoch = state["epoch"]
 
     n = len(train_set)
-    steps = math.ceil(n / recipe.batch_size)
+    steps = count_train_batches(n, recipe.batch_size)
     use_amp = device.type == "cuda"
     task = progress.add_task(
         label, total=recipe.epochs * steps, completed=start_epoch * steps, loss="", acc="", speed=""
@@ -102,12 +102,8 @@ def train(
         t0 = time.perf_counter()
         loss_sum = correct = count = 0.0
         seen = 0
-        for i in range(steps):
-            idx = order[i * recipe.batch_size : (i + 1) * recipe.batch_size]
-            if len(idx) < 2:  # batch norm cannot train on a single image
-                progress.advance(task)
-                continue
-            x = train_set.images[idx].to(device, non_blocking=True).float().div_(255.0)
+        for idx in train_batches(order, recipe.batch_size):
+            x = to_unit(train_set.images[idx], device)
             y = train_set.labels[idx].to(device, non_blocking=True)
             x = random_crop_flip(x, rng, recipe.crop_padding, recipe.crop_padding > 0, recipe.flip)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):

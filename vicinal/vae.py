@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vicinal.datasets import ImageSet
+from vicinal.datasets import ImageSet, count_train_batches, to_unit, train_batches
 from vicinal.errors import VicinalError
 from vicinal.io import atomic_torch_save
 
@@ -100,17 +100,13 @@ class VAESpec:
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
-def _images(s: ImageSet, index: torch.Tensor, device: torch.device) -> torch.Tensor:
-    return s.images[index].to(device, non_blocking=True).float().div_(255.0)
-
-
 def train_vae(spec: VAESpec, train: ImageSet, device: torch.device, progress: Any) -> tuple[ConvVAE, dict]:
     gen = torch.Generator().manual_seed(spec.seed)
     torch.manual_seed(spec.seed)
     vae = ConvVAE(spec.image_shape, spec.latent_dim).to(device)
     opt = torch.optim.Adam(vae.parameters(), lr=spec.lr)
     n = len(train)
-    steps = math.ceil(n / spec.batch_size)
+    steps = count_train_batches(n, spec.batch_size)
     task = progress.add_task(f"VAE β={spec.beta:g}", total=spec.epochs * steps, loss="", acc="", speed="")
     history = []
     start = time.perf_counter()
@@ -118,12 +114,9 @@ def train_vae(spec: VAESpec, train: ImageSet, device: torch.device, progress: An
         vae.train()
         order = torch.randperm(n, generator=gen)
         tot = rec = kld = 0.0
-        for i in range(steps):
-            idx = order[i * spec.batch_size : (i + 1) * spec.batch_size]
-            if len(idx) < 2:
-                progress.advance(task)
-                continue
-            x = _images(train, idx, device)
+        seen = 0
+        for idx in train_batches(order, spec.batch_size):
+            x = to_unit(train.images[idx], device)
             eps = torch.randn((len(idx), spec.latent_dim), generator=gen).to(device)
             loss, recon, kl = vae_loss(vae, x, spec.beta, eps)
             opt.zero_grad(set_to_none=True)
@@ -132,18 +125,21 @@ def train_vae(spec: VAESpec, train: ImageSet, device: torch.device, progress: An
             tot += loss.item() * len(idx)
             rec += recon.item() * len(idx)
             kld += kl.item() * len(idx)
+            seen += len(idx)
             progress.update(
                 task,
                 advance=1,
-                loss=f"recon {rec / ((i + 1) * spec.batch_size):.1f}",
-                acc=f"KL {kld / ((i + 1) * spec.batch_size):.1f}",
+                loss=f"recon {rec / seen:.1f}",
+                acc=f"KL {kld / seen:.1f}",
                 speed=f"epoch {epoch + 1}",
             )
-        history.append({"epoch": epoch + 1, "neg_elbo": tot / n, "recon_bce": rec / n, "kl": kld / n})
+        history.append(
+            {"epoch": epoch + 1, "neg_elbo": tot / seen, "recon_bce": rec / seen, "kl": kld / seen}
+        )
     vae.eval()
     with torch.no_grad():
         idx = torch.arange(min(n, 2048))
-        x = _images(train, idx, device)
+        x = to_unit(train.images[idx], device)
         mse = float(F.mse_loss(vae.reconstruct(x), x))
     info = {
         "train_seconds": round(time.perf_counter() - start, 2),

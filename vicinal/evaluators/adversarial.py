@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from vicinal.datasets import to_unit
 from vicinal.errors import VicinalError
 from vicinal.evaluation import EvalContext, Evaluator, MetricInfo, eps_label, parse_eps, register_evaluator
 from vicinal.hparams import hp
@@ -198,7 +199,7 @@ def robust_accuracy(
     fmodel = fb.PyTorchModel(model, bounds=(0, 1), device=device, preprocessing=preprocessing)
     robust = torch.zeros(len(radii))
     for start in range(0, len(images), batch_size):
-        x = images[start : start + batch_size].to(device).float().div_(255.0)
+        x = to_unit(images[start : start + batch_size], device)
         y = labels[start : start + batch_size].to(device)
         if attack is None:
             with torch.no_grad():
@@ -224,7 +225,7 @@ def autoattack_accuracy(model, images, labels, eps, seed, batch_size, device, at
         model, norm="Linf", eps=eps, seed=seed, version=version, device=device, attacks=list(attacks) or None
     )
     aa.verbose = False
-    x = images.to(device).float().div_(255.0)
+    x = to_unit(images, device)
     y = labels.to(device)
     x_adv, _ = aa.run_standard_evaluation(x, y, batch_size=batch_size)
     with torch.no_grad():

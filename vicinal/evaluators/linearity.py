@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from vicinal.datasets import to_unit
 from vicinal.evaluation import EvalContext, Evaluator, MetricInfo, eps_label, parse_eps, register_evaluator
 from vicinal.evaluators.adversarial import seeded_subset
 from vicinal.hparams import hp
@@ -161,7 +162,7 @@ class LinearityEvaluator(Evaluator):
             values = []
             for start in range(0, len(idx), c.batch_size):
                 part = idx[start : start + c.batch_size]
-                x = test.images[part].to(device).float().div_(255.0)
+                x = to_unit(test.images[part], device)
                 values.append(
                     local_linearity(
                         model,
@@ -182,8 +183,8 @@ class LinearityEvaluator(Evaluator):
             ia, ib = a[start : start + step], b[start : start + step]
             dev = segment_deviation(
                 model,
-                test.images[ia].to(device).float() / 255,
-                test.images[ib].to(device).float() / 255,
+                to_unit(test.images[ia], device),
+                to_unit(test.images[ib], device),
                 test.labels[ia].to(device),
                 test.labels[ib].to(device),
                 c.points,
