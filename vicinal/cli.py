@@ -216,24 +216,20 @@ def run_cmd(
         raise typer.Exit(130) from None
     trained = sum(o.status == "trained" for o in outcomes)
     console.print(f"{trained} trained, {len(outcomes) - trained} reused · results in {results_dir}")
-    _print_leaderboard(results_dir, spec.name, None, None, None)
-
-
-def _print_leaderboard(
-    results_dir: Path,
-    suite: str | None,
-    sort: str | None,
-    metrics: list[str] | None,
-    methods: list[str] | None,
-) -> None:
     from vicinal.leaderboard import build_boards, rich_table
+
+    for board in build_boards(_load_store(results_dir), spec.name):
+        console.print(rich_table(board))
+
+
+def _load_store(results_dir: Path):
+    """The result files under ``results_dir``; each unreadable one is named in a warning, never fatal."""
     from vicinal.results import load_store
 
     store = load_store(results_dir)
     for path, why in store.skipped:
         err_console.print(f"[yellow]warning[/]: skipped {escape(str(path))}: {escape(why)}")
-    for board in build_boards(store, suite, methods, metrics, sort):
-        console.print(rich_table(board))
+    return store
 
 
 @app.command("leaderboard")
@@ -256,14 +252,12 @@ def leaderboard_cmd(
         render_markdown,
         rich_table,
     )
-    from vicinal.results import default_results_dir, load_store
+    from vicinal.results import default_results_dir
 
     if fmt not in FORMATS:
         raise VicinalError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
     results_dir = results or default_results_dir()
-    store = load_store(results_dir)
-    for path, why in store.skipped:
-        err_console.print(f"[yellow]warning[/]: skipped {escape(str(path))}: {escape(why)}")
+    store = _load_store(results_dir)
     if not store.results:
         raise VicinalError(f"no result files in {results_dir}; run `vicinal run` first or pass --results DIR")
     boards = build_boards(store, suite, _csv(methods, "--methods"), _csv(metrics, "--metrics"), sort)
