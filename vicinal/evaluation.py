@@ -29,6 +29,11 @@ class MetricInfo:
     percent: bool = False  # stored as a fraction, shown ×100
     description: str = ""
     headline: bool = True  # shown by the leaderboard by default (others with --metrics or --metrics all)
+    #: Breakdowns (``vicinal leaderboard --by corruption|severity``): a metric such as ``c_acc/fog`` belongs
+    #: to ``family`` "c_acc", is broken down ``by`` "corruption" and stands for ``key`` "fog".
+    family: str = ""
+    by: str = ""
+    key: str = ""
 
 
 @dataclass
