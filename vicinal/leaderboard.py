@@ -15,6 +15,7 @@ from rich.table import Table
 from tabulate import tabulate
 
 from vicinal.errors import VicinalError
+from vicinal.relative import add_relative_metrics
 from vicinal.results import Store
 
 FORMATS = ("table", "markdown", "csv", "json")
@@ -86,6 +87,17 @@ def variant_labels(entries: dict[tuple[str, str], list[dict]]) -> dict[tuple[str
     return labels
 
 
+def _with_relative_metrics(
+    entries: dict[tuple[str, str], list[dict]],
+) -> dict[tuple[str, str], list[dict]]:
+    keys = [k for k, runs in entries.items() for _ in runs]
+    derived = add_relative_metrics([r for runs in entries.values() for r in runs])
+    out: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for k, r in zip(keys, derived, strict=True):
+        out[k].append(r)
+    return out
+
+
 def build_boards(
     store: Store,
     suite: str | None = None,
@@ -108,7 +120,7 @@ def build_boards(
         )
     boards = []
     for suite_name in sorted(groups):
-        entries = groups[suite_name]
+        entries = _with_relative_metrics(groups[suite_name])
         info: dict[str, dict] = {}
         for runs in entries.values():
             for r in runs:

@@ -1,0 +1,115 @@
+"""Metrics relative to the suite's baseline method, derived when a leaderboard is rendered.
+
+Hendrycks & Dietterich normalise corruption errors by AlexNet's; CIFAR and Tiny-ImageNet have no AlexNet
+reference, so vicinal normalises by the ERM rows of the same suite (same epochs and training-set size),
+averaged over their seeds. Deriving at render time keeps every result file self-contained and lets the
+numbers follow when the baseline is re-run:
+
+- ``ce/<c>``  = Σ_s err_{c,s} / Σ_s err^{erm}_{c,s}
+- ``mce``     = mean of ``ce/<c>`` over the common corruptions the result has
+- ``rel_mce`` = mean over c of Σ_s (err_{c,s} − err_clean) / Σ_s (err^{erm}_{c,s} − err^{erm}_clean)
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from typing import Any
+
+BASELINE = "erm"
+_CELL = "c_acc/"
+
+
+def _cells(result: dict[str, Any]) -> dict[str, dict[int, float]]:
+    """Per-corruption, per-severity errors from the ``c_acc/<corruption>/s<k>`` metrics."""
+    out: dict[str, dict[int, float]] = defaultdict(dict)
+    for name, value in result["metrics"].items():
+        info = result["metric_info"].get(name, {})
+        if info.get("family") == "c_acc" and info.get("by") == "cell":
+            corruption, _, severity = info["key"].rpartition("/")
+            out[corruption][int(severity)] = 1.0 - float(value)
+    return out
+
+
+def _common(result: dict[str, Any]) -> list[str]:
+    return list(result.get("protocol", {}).get("corruption", {}).get("common", []))
+
+
+def _baseline_for(result: dict[str, Any], baselines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def key(r: dict[str, Any]) -> tuple:
+        return (r.get("training", {}).get("epochs"), r.get("data", {}).get("n_train"))
+
+    same = [b for b in baselines if key(b) == key(result)]
+    return same or baselines
+
+
+def _ratio(num: float, den: float) -> float:
+    return num / den if den > 0 else float("nan")
+
+
+def add_relative_metrics(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Copies of one suite's results with ``mce``, ``rel_mce`` and ``ce/<c>`` added where both the
+    result and an ERM baseline carry per-cell corruption accuracies; other results are returned as is."""
+    baselines = [r for r in results if r["method"] == BASELINE and _cells(r) and "acc" in r["metrics"]]
+    if not baselines:
+        return results
+    out = []
+    for r in results:
+        cells = _cells(r)
+        if not cells or "acc" not in r["metrics"]:
+            out.append(r)
+            continue
+        base = _baseline_for(r, baselines)
+        base_cells = [_cells(b) for b in base]
+        base_clean = statistics.fmean(1.0 - float(b["metrics"]["acc"]) for b in base)
+        clean = 1.0 - float(r["metrics"]["acc"])
+        metrics, info = dict(r["metrics"]), dict(r["metric_info"])
+        ces, rel = {}, {}
+        for corruption, errs in cells.items():
+            severities = sorted(errs)
+            if not all(set(severities) <= set(bc.get(corruption, {})) for bc in base_cells):
+                continue
+            b = {s: statistics.fmean(bc[corruption][s] for bc in base_cells) for s in severities}
+            ces[corruption] = _ratio(sum(errs.values()), sum(b.values()))
+            rel[corruption] = _ratio(
+                sum(errs[s] - clean for s in severities), sum(b[s] - base_clean for s in severities)
+            )
+        common = [c for c in _common(r) if c in ces]
+        if not common:
+            out.append(r)
+            continue
+        baseline_note = f"relative to the {BASELINE} rows of this suite (same epochs, n_train; seed mean)"
+        for c, v in ces.items():
+            metrics[f"ce/{c}"] = v
+            info[f"ce/{c}"] = {
+                "label": f"CE {c}",
+                "higher_is_better": False,
+                "percent": True,
+                "description": f"corruption error of {c} summed over severities, {baseline_note}",
+                "headline": False,
+                "family": "ce",
+                "by": "corruption",
+                "key": c,
+                "evaluator": "corruption",
+            }
+        metrics["mce"] = statistics.fmean(ces[c] for c in common)
+        metrics["rel_mce"] = statistics.fmean(rel[c] for c in common)
+        info["mce"] = {
+            "label": "mCE",
+            "higher_is_better": False,
+            "percent": True,
+            "description": f"mean corruption error, {len(common)} common corruptions, {baseline_note}",
+            "headline": True,
+            "evaluator": "corruption",
+        }
+        info["rel_mce"] = {
+            "label": "rel. mCE",
+            "higher_is_better": False,
+            "percent": True,
+            "description": "mean relative corruption error (error above the clean error), "
+            f"{len(common)} common corruptions, {baseline_note}",
+            "headline": False,
+            "evaluator": "corruption",
+        }
+        out.append({**r, "metrics": metrics, "metric_info": info})
+    return out
