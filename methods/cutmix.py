@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 
 from vicinal.hparams import hp
-from vicinal.method import Method, StepOutput, mixed_correct, mixed_cross_entropy, register_method
+from vicinal.method import Method, Preview, StepOutput, mixed_correct, mixed_cross_entropy, register_method
 
 
 @register_method("cutmix")
@@ -28,6 +28,16 @@ class CutMix(Method):
             )
         lam = rng.beta(self.config.alpha)
         perm = rng.permutation(len(x), x.device)
+        mixed, lam = self.paste_box(x, perm, lam, rng)
+        y_b = y[perm]
+        logits = model(mixed)
+        return StepOutput(
+            mixed_cross_entropy(logits, y, y_b, lam), mixed_correct(logits, y, y_b, lam), len(y)
+        )
+
+    @staticmethod
+    def paste_box(x, perm, lam, rng):
+        """x with a box of area ≈ 1−λ from x[perm] pasted in; returns it and the area actually kept."""
         h, w = x.shape[2:]
         cut_h, cut_w = int(h * math.sqrt(1 - lam)), int(w * math.sqrt(1 - lam))
         cy, cx = rng.integer(h), rng.integer(w)
@@ -35,9 +45,11 @@ class CutMix(Method):
         left, right = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, w)
         mixed = x.clone()
         mixed[:, :, top:bottom, left:right] = x[perm, :, top:bottom, left:right]
-        lam = 1 - (bottom - top) * (right - left) / (h * w)  # the area actually kept after clipping
-        y_b = y[perm]
-        logits = model(mixed)
-        return StepOutput(
-            mixed_cross_entropy(logits, y, y_b, lam), mixed_correct(logits, y, y_b, lam), len(y)
+        return mixed, 1 - (bottom - top) * (right - left) / (h * w)  # the area kept after clipping
+
+    def preview(self, x, y, perm, rng):
+        mixed, kept = self.paste_box(x, perm, rng.beta(self.config.alpha), rng)
+        return Preview(
+            {"image A": x, "image B": x[perm], f"box from B, A keeps {kept:.0%}": mixed},
+            "one box per batch; labels mixed by the area kept",
         )

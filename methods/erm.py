@@ -2,7 +2,7 @@
 
 import torch.nn.functional as F
 
-from vicinal.method import Method, StepOutput, register_method
+from vicinal.method import Method, Preview, StepOutput, register_method
 
 
 @register_method("erm")
@@ -13,3 +13,6 @@ class ERM(Method):
     def training_step(self, model, x, y, rng):
         logits = model(x)
         return StepOutput(F.cross_entropy(logits, y), float((logits.argmax(1) == y).sum()), len(y))
+
+    def preview(self, x, y, perm, rng):
+        return Preview({"training image": x}, "ERM trains on the (augmented) images themselves")

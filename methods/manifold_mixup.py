@@ -6,6 +6,7 @@ from vicinal.errors import VicinalError
 from vicinal.hparams import hp
 from vicinal.method import (
     Method,
+    Preview,
     StepOutput,
     interpolate,
     mix_output_of,
@@ -57,4 +58,15 @@ class ManifoldMixup(Method):
         y_b = y[perm]
         return StepOutput(
             mixed_cross_entropy(logits, y, y_b, lam), mixed_correct(logits, y, y_b, lam), len(y)
+        )
+
+    def preview(self, x, y, perm, rng):
+        # Only the input layer's mix is an image; the hidden-layer mixes have no picture.
+        lam = rng.beta(self.config.alpha)
+        rows = {"image A": x, "image B": x[perm]}
+        if self.config.include_input:
+            rows[f"input-layer mix, λ = {lam:.2f}"] = interpolate(x, perm, lam)
+        return Preview(
+            rows,
+            "mixes hidden activations (a layer drawn per batch); only the input-layer draw is an image",
         )

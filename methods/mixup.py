@@ -7,6 +7,7 @@ import torch
 from vicinal.hparams import hp
 from vicinal.method import (
     Method,
+    Preview,
     StepOutput,
     interpolate,
     mixed_correct,
@@ -52,4 +53,11 @@ class Mixup(Method):
             mixed_cross_entropy(logits, batch.y_a, batch.y_b, batch.lam),
             mixed_correct(logits, batch.y_a, batch.y_b, batch.lam),
             len(y),
+        )
+
+    def preview(self, x, y, perm, rng):
+        lam = rng.beta(self.config.alpha)
+        return Preview(
+            {"image A": x, "image B": x[perm], f"mixed, λ = {lam:.2f}": interpolate(x, perm, lam)},
+            f"one λ ~ Beta({self.config.alpha:g}, {self.config.alpha:g}) per batch; labels mixed by λ",
         )

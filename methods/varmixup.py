@@ -16,6 +16,7 @@ from vicinal.hparams import hp
 from vicinal.method import (
     Method,
     PrepareContext,
+    Preview,
     StepOutput,
     interpolate,
     mixed_correct,
@@ -112,6 +113,24 @@ class VarMixup(Method):
             (clean_logits.argmax(1) == y).sum()
         )
         return StepOutput(loss, correct, 2 * len(y))
+
+    def preview(self, x, y, perm, rng):
+        lam = rng.beta(self.config.alpha)
+        mix = latent_mix(self.vae, x, y, lam, perm, self.config.mix, rng)
+        with torch.no_grad():
+            recon = self.vae.reconstruct(x)
+        what = "a latent drawn from the mixed posterior" if self.config.mix == "sample" else "the mixed mean"
+        return Preview(
+            {
+                "image A": x,
+                "image B": x[perm],
+                "VAE reconstruction A": recon,
+                "VAE reconstruction B": recon[perm],
+                f"decoded mix, λ = {lam:.2f}": mix.images,
+            },
+            f"decodes {what} (β = {self.config.beta:g}); trained on with labels mixed by λ"
+            + (" beside the clean batch" if self.config.train_on == "decoded+clean" else ""),
+        )
 
 
 @register_method("varmixup-beta")

@@ -4,7 +4,7 @@ from vicinal.datasets import register_dataset
 from vicinal.errors import VicinalError
 from vicinal.evaluation import Evaluator, MetricInfo, register_evaluator
 from vicinal.hparams import hp
-from vicinal.method import Method, StepOutput, get_method, list_methods, register_method
+from vicinal.method import Method, Preview, StepOutput, get_method, list_methods, register_method
 from vicinal.models import register_model
 
 __version__ = "0.1.0"
@@ -12,6 +12,7 @@ __all__ = [
     "Evaluator",
     "Method",
     "MetricInfo",
+    "Preview",
     "StepOutput",
     "VicinalError",
     "__version__",

@@ -45,6 +45,15 @@ class StepOutput:
 
 
 @dataclass
+class Preview:
+    """What a method trains on, for people to look at: named rows of images (N, C, H, W) in [0, 1], one
+    column per pair, drawn as a grid by the runner (``<result>.samples.png``) and shown in the report."""
+
+    rows: dict[str, torch.Tensor]
+    note: str = ""
+
+
+@dataclass
 class PrepareContext:
     """Everything a method may use before training starts."""
 
@@ -78,6 +87,12 @@ class Method:
 
     def training_step(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: RunRandom) -> StepOutput:
         raise NotImplementedError
+
+    def preview(self, x: torch.Tensor, y: torch.Tensor, perm: torch.Tensor, rng: RunRandom) -> Preview | None:
+        """The training samples this method makes from clean images ``x`` (in [0, 1]) paired with
+        ``x[perm]``; called after ``prepare`` and training with a fixed seed. The caller fixes the pairs so
+        that every method's grid shows the same images. None: this method draws no preview."""
+        return None
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from vicinal.datasets import DataSplits, load_dataset
+from vicinal.datasets import DataSplits, load_dataset, to_unit
 from vicinal.errors import VicinalError
 from vicinal.evaluation import EVALUATORS, EvalContext, Evaluator
 from vicinal.hparams import build_config
@@ -26,7 +26,7 @@ from vicinal.results import (
     result_path,
     write_result,
 )
-from vicinal.rng import seed_everything
+from vicinal.rng import RunRandom, seed_everything
 from vicinal.suite import Suite
 from vicinal.training import train
 
@@ -253,6 +253,7 @@ def run_one(
         )
         protocol[evaluator.name] = evaluator.protocol()
     eval_s = time.perf_counter() - t0
+    save_samples(method, data, plan.device, ctx, plan.log)
     return {
         "schema": SCHEMA_VERSION,
         "suite": suite.name,
@@ -294,3 +295,41 @@ def run_one(
             "wall_s": round(time.perf_counter() - wall, 2),
         },
     }
+
+
+PREVIEW_SEED = 0  # the same images, pairs and draws for every method and seed, so grids compare
+
+
+def save_samples(
+    method: Method, data: DataSplits, device: torch.device, ctx: EvalContext, log: Callable[[str], None]
+) -> None:
+    """Draw what the method trains on (``Method.preview``) as ``<result>.samples.png``: eight training
+    images of different classes, each paired with the next. Runs after evaluation, with its own
+    generators, so it cannot change a metric; a failing preview is a warning, not a lost run."""
+    g = torch.Generator().manual_seed(PREVIEW_SEED)
+    order = torch.randperm(len(data.train), generator=g)
+    first: dict[int, int] = {}
+    for i in order.tolist():
+        first.setdefault(int(data.train.labels[i]), i)
+        if len(first) == 8:
+            break
+    index = torch.tensor(list(first.values()))
+    x, y = to_unit(data.train.images[index], device), data.train.labels[index].to(device)
+    perm = torch.roll(torch.arange(len(index)), -1).to(device)
+    try:
+        preview = method.preview(x, y, perm, RunRandom(PREVIEW_SEED))
+        if preview is None:
+            return
+        path = ctx.artifact_path("samples")
+        if path is None:
+            return
+        from vicinal.plots import sample_grid
+
+        rows = {
+            k: v.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
+            for k, v in preview.rows.items()
+        }
+        sample_grid(rows, f"{ctx.title}: training samples", preview.note, path)
+    except Exception as exc:  # a plugin's preview must not cost a finished run
+        ctx.artifacts.pop("samples", None)
+        log(f"[yellow]warning[/]: {method.name}: no training-sample preview ({type(exc).__name__}: {exc})")

@@ -101,11 +101,20 @@ class AdversarialEvaluator(Evaluator):
                 percent=True,
                 headline=headline,
                 description=f"robust accuracy under {attack} ({norm}, ε = {eps:g})",
+                family=attack,
+                by="eps",
+                key=eps_label(eps),
             )
         if c.autoattack:
             eps = parse_eps(c.autoattack_eps)
             info[f"autoattack@{eps_label(eps)}"] = MetricInfo(
-                f"AA {eps_label(eps)}", True, percent=True, description="robust accuracy under AutoAttack"
+                f"AA {eps_label(eps)}",
+                True,
+                percent=True,
+                description="robust accuracy under AutoAttack",
+                family="autoattack",
+                by="eps",
+                key=eps_label(eps),
             )
         return info
 

@@ -128,6 +128,9 @@ class LinearityEvaluator(Evaluator):
                 False,
                 headline=(i == len(radii) - 1),
                 description=f"local linearity γ at ε = {r} (L∞), lower = more linear",
+                family="lin_gamma",
+                by="eps",
+                key=r,
             )
             for i, r in enumerate(radii)
         }
