@@ -14,6 +14,7 @@ import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,6 +52,16 @@ class ImageSet:
     def subset(self, index: torch.Tensor) -> ImageSet:
         return ImageSet(self.images[index], self.labels[index])
 
+    def update_hash(self, h: Any) -> None:
+        h.update(str(tuple(self.images.shape)).encode())
+        h.update(self.images.contiguous().numpy().tobytes())
+        h.update(self.labels.numpy().astype(np.int64).tobytes())
+
+    def fingerprint(self) -> str:
+        h = hashlib.blake2b(digest_size=16)
+        self.update_hash(h)
+        return h.hexdigest()
+
 
 @dataclass
 class DataSplits:
@@ -78,9 +89,7 @@ class DataSplits:
         """A content hash of both splits: results and caches are keyed by the data actually used."""
         h = hashlib.blake2b(digest_size=16)
         for part in (self.train, self.test):
-            h.update(str(tuple(part.images.shape)).encode())
-            h.update(part.images.contiguous().numpy().tobytes())
-            h.update(part.labels.numpy().astype(np.int64).tobytes())
+            part.update_hash(h)
         return h.hexdigest()
 
     def limit_train(self, n: int) -> DataSplits:

@@ -8,7 +8,7 @@ leaderboard can be rendered from the result files alone.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -47,6 +47,10 @@ class EvalContext:
     title: str = ""
     seed: int = 0
     artifacts: dict[str, str] = field(default_factory=dict)
+    #: Where the suite's data came from and where caches go (for evaluators that read more data).
+    data_dir: Path | None = None
+    cache_dir: Path | None = None
+    progress: Any = None  # a rich Progress for long evaluations, or None
 
     def artifact_path(self, name: str, suffix: str = ".png") -> Path | None:
         if self.artifact_stem is None:
@@ -55,14 +59,18 @@ class EvalContext:
         self.artifacts[name] = path.name  # recorded relative to the result file
         return path
 
-    @torch.no_grad()
     def predict(self, images: ImageSet | torch.Tensor) -> torch.Tensor:
         """Logits (float64, CPU) of the model in eval mode for uint8 images."""
         x_all = images.images if isinstance(images, ImageSet) else images
+        return self.predict_batches(x_all.split(self.batch_size))
+
+    @torch.no_grad()
+    def predict_batches(self, batches: Iterable[torch.Tensor]) -> torch.Tensor:
+        """Logits for a stream of uint8 batches (e.g. memory-mapped corrupted sets), concatenated."""
         self.model.eval()
         out = []
-        for i in range(0, len(x_all), self.batch_size):
-            x = to_unit(x_all[i : i + self.batch_size], self.device)
+        for batch in batches:
+            x = to_unit(batch, self.device)
             if self.device.type == "cuda":
                 with torch.autocast("cuda", dtype=torch.bfloat16):
                     logits = self.model(x)
@@ -83,6 +91,15 @@ class EvalContext:
     def val_logits(self) -> torch.Tensor | None:
         """Logits on the held-out validation split (for post-hoc calibration); None without one."""
         return None if self.data.val is None else self.predict(self.data.val)
+
+    @cached_property
+    def temperature(self) -> float | None:
+        """Temperature fitted on the validation split (shared by every evaluator); None without one."""
+        if self.val_logits is None:
+            return None
+        from vicinal.calibration import fit_temperature
+
+        return fit_temperature(self.val_logits.numpy(), self.data.val.labels.numpy())
 
 
 class Evaluator:

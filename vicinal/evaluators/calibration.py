@@ -5,7 +5,6 @@ from dataclasses import dataclass
 from vicinal.calibration import (
     brier,
     calibration_metrics,
-    fit_temperature,
     nll,
     reliability_bins,
 )
@@ -72,8 +71,8 @@ class CalibrationEvaluator(Evaluator):
                 {"ECE": out["ece"], "OE": out["oe"]},
             )
         ]
-        if self.config.temperature_scaling and ctx.val_logits is not None:
-            t = fit_temperature(ctx.val_logits.numpy(), ctx.data.val.labels.numpy())
+        if self.config.temperature_scaling and ctx.temperature is not None:
+            t = ctx.temperature
             scaled = logits / t
             out.update({f"{k}_ts": v for k, v in calibration_metrics(scaled, labels, bins).items()})
             out.update(nll_ts=nll(scaled, labels), brier_ts=brier(scaled, labels), temperature=t)

@@ -1,0 +1,286 @@
+"""Accuracy and calibration under the 19 corruptions of Hendrycks & Dietterich, every severity.
+
+Where the corrupted images come from (recorded in each result file):
+- a set on disk: ``path``, else ``<data dir>/CIFAR-10-C`` (the released folder name, also where
+  ``vicinal corrupt`` writes by default) — released files are checked against their published MD5s;
+- else, with ``source = "auto"`` or ``"generate"``, the clean test split corrupted on the fly with a fixed
+  seed (one generator per corruption and severity, so any subset of cells reproduces).
+
+Metrics: ``c_acc`` (mean over the 15 common corruptions × severities, the RobustBench/Hendrycks
+convention), ``c_acc_all`` (all 19), ``c_ece`` / ``c_ece_ts`` / ``c_nll``, and breakdowns per corruption
+(``c_acc/<c>``), per severity (``c_acc/s<k>``, common corruptions) and per cell (``c_acc/<c>/s<k>``).
+mCE and relative mCE are derived by the leaderboard from the cells, relative to the suite's ERM rows
+(``vicinal.relative``): CIFAR and Tiny-ImageNet have no AlexNet baseline.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from vicinal.calibration import calibration_metrics, nll
+from vicinal.corrupted import RELEASES, CorruptedSet, GeneratedSet, find_set
+from vicinal.errors import VicinalError
+from vicinal.evaluation import EvalContext, Evaluator, MetricInfo, register_evaluator
+from vicinal.hparams import hp
+
+
+def resolve_corruptions(names: list[str]) -> list[str]:
+    """Corruption names, where subset names (``common``, ``extra``, ``blur``, ``all``, …) expand."""
+    from vicinal.corruptions import ORDER, SUBSETS, corruption_names, get_corruption
+
+    picked: list[str] = []
+    for name in names:
+        if name in SUBSETS:
+            picked += corruption_names(name)
+        else:
+            picked.append(get_corruption(name).name)
+    return [c for c in ORDER if c in picked]
+
+
+@register_evaluator("corruption")
+class CorruptionEvaluator(Evaluator):
+    summary = (
+        "accuracy, ECE (before/after temperature scaling) and NLL on corrupted test sets (CIFAR-10-C "
+        "layout): per corruption × severity, means over the 15 common and all 19; mCE in the leaderboard"
+    )
+
+    @dataclass
+    class Config:
+        corruptions: list[str] = hp(["all"], "corruption names or subsets (common, extra, noise, …, all)")
+        severities: list[int] = hp([1, 2, 3, 4, 5], "severities 1–5")
+        source: Literal["auto", "disk", "generate"] = hp(
+            "auto", "auto: a set on disk if present, else generate on the fly; disk: require one; generate"
+        )
+        path: str = hp("", "folder of a -C set [default: <data dir>/<released folder>, e.g. CIFAR-10-C]")
+        seed: int = hp(0, "seed for generating on the fly")
+        table: str = hp("auto", "parameter table: cifar, tinyimagenet, imagenet, or auto (by image size)")
+        n_samples: int = hp(0, "images per corruption and severity (a seeded subset); 0 = all")
+        bins: int = hp(15, "confidence bins for ECE (equal-width)")
+        temperature_scaling: bool = hp(True, "also report ECE after the validation-fitted temperature")
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        c = self.config
+        if not c.severities or any(s not in (1, 2, 3, 4, 5) for s in c.severities):
+            raise VicinalError(f"evaluators.corruption.severities = {c.severities}: choose from 1–5")
+        self.corruptions = resolve_corruptions(list(c.corruptions))
+        if not self.corruptions:
+            raise VicinalError("evaluators.corruption.corruptions selects no corruption")
+        self.severities = sorted(set(c.severities))
+        self.source_info: dict = {}
+
+    @property
+    def common(self) -> list[str]:
+        from vicinal.corruptions import get_corruption
+
+        return [c for c in self.corruptions if get_corruption(c).common]
+
+    def metric_info(self) -> dict[str, MetricInfo]:
+        info = {
+            "c_acc": MetricInfo(
+                "acc-C",
+                True,
+                percent=True,
+                description="mean accuracy over the common corruptions × severities",
+            ),
+            "c_acc_all": MetricInfo(
+                "acc-C all", True, percent=True, description="mean accuracy over all corruptions × severities"
+            ),
+            "c_ece": MetricInfo(
+                "ECE-C", False, percent=True, description="mean ECE over the common corruptions × severities"
+            ),
+            "c_ece_ts": MetricInfo(
+                "ECE-C·TS",
+                False,
+                percent=True,
+                headline=False,
+                description="mean ECE over the common corruptions × severities after temperature scaling "
+                "(T fitted on the clean validation split)",
+            ),
+            "c_nll": MetricInfo(
+                "NLL-C",
+                False,
+                headline=False,
+                description="mean NLL over the common corruptions × severities",
+            ),
+        }
+        for family, label, better in (("c_acc", "acc", True), ("c_ece", "ECE", False)):
+            for c in self.corruptions:
+                info[f"{family}/{c}"] = MetricInfo(
+                    f"{label} {c}",
+                    better,
+                    percent=True,
+                    headline=False,
+                    description=f"{label} under {c}, mean over severities {self.severities}",
+                    family=family,
+                    by="corruption",
+                    key=c,
+                )
+                for s in self.severities:
+                    info[f"{family}/{c}/s{s}"] = MetricInfo(
+                        f"{label} {c} s{s}",
+                        better,
+                        percent=True,
+                        headline=False,
+                        description=f"{label} under {c} at severity {s}",
+                        family=family,
+                        by="cell",
+                        key=f"{c}/{s}",
+                    )
+            for s in self.severities:
+                info[f"{family}/s{s}"] = MetricInfo(
+                    f"{label} s{s}",
+                    better,
+                    percent=True,
+                    headline=False,
+                    description=f"{label} at severity {s}, mean over the common corruptions",
+                    family=family,
+                    by="severity",
+                    key=str(s),
+                )
+        return info
+
+    # ------------------------------------------------------------------ data
+
+    def open_set(self, ctx: EvalContext) -> CorruptedSet:
+        c = self.config
+        dataset = ctx.data.name
+        release = RELEASES.get(dataset)
+        candidates = [Path(c.path).expanduser()] if c.path else []
+        if not c.path and ctx.data_dir is not None and release is not None:
+            candidates.append(ctx.data_dir / release.folder)
+        if c.source != "generate":
+            for folder in candidates:
+                found = find_set(folder, release, wnids=_wnids(ctx))
+                if found is not None:
+                    self._check_matches(found, ctx)
+                    return found
+            if c.path:
+                raise VicinalError(f"evaluators.corruption.path = {c.path}: no labels.npy there")
+        if c.source == "disk":
+            looked = ", ".join(map(str, candidates)) or "nowhere (no path and no released set)"
+            raise VicinalError(
+                f"no corrupted {dataset} set on disk (looked in {looked}). Make one with `vicinal corrupt "
+                f"--dataset {dataset} --data-dir DIR`"
+                + (f", or download the released one with `vicinal download {dataset}-c`" if release else "")
+                + ", or set evaluators.corruption.source=generate to corrupt on the fly"
+            )
+        table = None if c.table == "auto" else c.table
+        return GeneratedSet(ctx.data.test, self.corruptions, self.severities, c.seed, table, ctx.device)
+
+    def _check_matches(self, found: CorruptedSet, ctx: EvalContext) -> None:
+        missing = [x for x in self.corruptions if x not in found.corruptions]
+        missing_s = [s for s in self.severities if s not in found.severities]
+        where = found.info.get("path")
+        if missing or missing_s:
+            raise VicinalError(
+                f"the corrupted set at {where} lacks "
+                + ", ".join(filter(None, [", ".join(missing), ", ".join(f"severity {s}" for s in missing_s)]))
+                + "; generate them with `vicinal corrupt` or choose evaluators.corruption.corruptions"
+            )
+        manifest = found.info.get("manifest")
+        if manifest:
+            made_from = manifest["settings"]["source"].get("test_fingerprint")
+            if made_from and made_from != ctx.data.test.fingerprint():
+                raise VicinalError(
+                    f"the corrupted set at {where} was generated from other test images than this run's "
+                    f"{ctx.data.name} test split; regenerate it with `vicinal corrupt` for this data"
+                )
+
+    # ------------------------------------------------------------------ evaluation
+
+    def evaluate(self, ctx: EvalContext) -> dict[str, float]:
+        c = self.config
+        cset = self.open_set(ctx)
+        labels_all = cset.labels()
+        index = None
+        if 0 < c.n_samples < cset.n:
+            gen = torch.Generator().manual_seed(c.seed)
+            index = torch.randperm(cset.n, generator=gen)[: c.n_samples].sort().values
+        labels = (labels_all if index is None else labels_all[index]).numpy()
+        t = ctx.temperature if c.temperature_scaling else None
+        cells: dict[tuple[str, int], dict[str, float]] = {}
+        progress, task = ctx.progress, None
+        if progress is not None:
+            task = progress.add_task(
+                "corruptions", total=len(self.corruptions) * len(self.severities), loss="", acc="", speed=""
+            )
+        for name in self.corruptions:
+            for s in self.severities:
+                logits = ctx.predict_batches(cset.batches(name, s, ctx.batch_size, index)).numpy()
+                cal = calibration_metrics(logits, labels, c.bins)
+                cell = {"acc": float((logits.argmax(1) == labels).mean()), "ece": cal["ece"]}
+                cell["nll"] = nll(logits, labels)
+                if t is not None:
+                    cell["ece_ts"] = calibration_metrics(logits / t, labels, c.bins)["ece"]
+                cells[(name, s)] = cell
+                if task is not None:
+                    progress.update(task, advance=1, description=f"{name} · severity {s}")
+        if task is not None:
+            progress.remove_task(task)
+        self.source_info = {**cset.info, "images_per_cell": len(labels)}
+        if isinstance(cset, GeneratedSet):
+            from vicinal.corruptions import SCALES, table_for
+
+            name = cset.table or table_for(*ctx.data.test.images.shape[-2:])
+            self.source_info["table"] = f"{name} (made for {SCALES[name]} px images)"
+        return self._aggregate(cells)
+
+    def _aggregate(self, cells: dict[tuple[str, int], dict[str, float]]) -> dict[str, float]:
+        def mean(key: str, names: list[str], severities: list[int]) -> float:
+            return statistics.fmean(cells[(n, s)][key] for n in names for s in severities)
+
+        out: dict[str, float] = {}
+        common, sev = self.common, self.severities
+        if common:
+            out["c_acc"] = mean("acc", common, sev)
+            out["c_ece"] = mean("ece", common, sev)
+            out["c_nll"] = mean("nll", common, sev)
+            if all("ece_ts" in v for v in cells.values()):
+                out["c_ece_ts"] = mean("ece_ts", common, sev)
+        if len(common) < len(self.corruptions):
+            out["c_acc_all"] = mean("acc", self.corruptions, sev)
+        for family, key in (("c_acc", "acc"), ("c_ece", "ece")):
+            for n in self.corruptions:
+                out[f"{family}/{n}"] = mean(key, [n], sev)
+                for s in sev:
+                    out[f"{family}/{n}/s{s}"] = cells[(n, s)][key]
+            if common:
+                for s in sev:
+                    out[f"{family}/s{s}"] = mean(key, common, [s])
+        return out
+
+    def protocol(self) -> dict:
+        c = self.config
+        return {
+            "corruptions": self.corruptions,
+            "common": self.common,
+            "severities": self.severities,
+            "source": self.source_info or c.source,
+            "table": self.source_info.get("table", c.table),
+            "seed": c.seed,
+            "n_samples": c.n_samples or "all",
+            "bins": c.bins,
+            "temperature_scaling": "T fitted on the clean validation split"
+            if c.temperature_scaling
+            else "off",
+            "engine": "vicinal.corruptions (batched torch; parameters from hendrycks/robustness "
+            "make_*_c.py); uint8 truncation as the reference",
+            "aggregates": "c_acc, c_ece, c_nll: mean over the common corruptions × severities; "
+            "c_acc_all: over all",
+            "mce": "derived by the leaderboard: corruption errors summed over severities, divided by the "
+            "suite's erm rows (CIFAR and Tiny-ImageNet have no AlexNet baseline)",
+        }
+
+
+def _wnids(ctx: EvalContext) -> list[str] | None:
+    """Tiny-ImageNet's class order (its wnids.txt), needed to label the released JPEG folders."""
+    wnids = Path(ctx.data.source) / "wnids.txt"
+    if ctx.data.name != "tinyimagenet" or not wnids.is_file():
+        return None
+    return [w for w in wnids.read_text().split() if w]
