@@ -138,6 +138,12 @@ RELEASES: dict[str, Release] = {
 }
 
 
+def default_folder(dataset: str, data_dir: Path) -> Path:
+    """Where a dataset's -C set lives in the data folder: the released folder name (CIFAR-10-C, …)."""
+    release = RELEASES.get(dataset)
+    return data_dir / (release.folder if release else f"{dataset}-C")
+
+
 def md5_of(path: Path, chunk: int = 1 << 22) -> str:
     h = hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as f:
@@ -191,7 +197,6 @@ class NpySet(CorruptedSet):
         self.corruptions = [c for c in ORDER if c in names] + [c for c in names if c not in ORDER]
         if not self.corruptions:
             raise VicinalError(f"{folder} holds labels.npy but no <corruption>.npy files")
-        self._arrays: dict[str, np.ndarray] = {}
         for c in self.corruptions:
             arr = self._open(folder / f"{c}.npy", ndim=4)
             if arr.shape[0] != rows or arr.shape[-1] != 3:
@@ -199,7 +204,7 @@ class NpySet(CorruptedSet):
                     f"{folder / f'{c}.npy'} has shape {arr.shape}; expected ({rows}, H, W, 3) to match "
                     "labels.npy. The file is truncated or from another set: download or generate it again."
                 )
-            self._arrays[c] = arr
+            del arr  # mapped again per read: pages of a file in use count towards the process's RSS
         self.verified = self._verify(release) if verify else "not verified"
         self.info = {
             "path": str(folder),
@@ -271,11 +276,13 @@ class NpySet(CorruptedSet):
     def batches(
         self, corruption: str, severity: int, batch_size: int, index: torch.Tensor | None = None
     ) -> Iterator[torch.Tensor]:
-        if corruption not in self._arrays:
+        if corruption not in self.corruptions:
             raise VicinalError(f"{corruption} is not in the corrupted set at {self.folder}")
         if severity not in self.severities:
             raise VicinalError(f"severity {severity} is not in the corrupted set at {self.folder}")
-        arr = self._arrays[corruption]
+        # One mapping per (corruption, severity), dropped when the stream ends, so at most one
+        # severity's pages (30 MB for CIFAR) stay resident however many cells are evaluated.
+        arr = np.load(self.folder / f"{corruption}.npy", mmap_mode="r")
         start = self.severities.index(severity) * self.n
         rows = np.arange(self.n) if index is None else index.numpy()
         for i in range(0, len(rows), batch_size):

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from vicinal.datasets import DataSplits, load_dataset, to_unit
+from vicinal.datasets import DataSplits, load_dataset, resolve_data_dir, to_unit
 from vicinal.errors import VicinalError
 from vicinal.evaluation import EVALUATORS, EvalContext, Evaluator
 from vicinal.hparams import build_config
@@ -238,6 +238,9 @@ def run_one(
         artifact_stem=result_file.with_suffix(""),
         title=f"{suite.name} · {method.name} · seed {seed}",
         seed=seed,
+        data_dir=resolve_data_dir(plan.data_dir),
+        cache_dir=plan.cache_dir,
+        progress=progress,
     )
     metrics: dict[str, float] = {}
     metric_info: dict[str, dict] = {}

@@ -84,6 +84,20 @@ def _table(table: Any, where: str) -> dict[str, Any]:
 
 def load_suite(name_or_path: str) -> Suite:
     """A suite by built-in name (``cifar10``) or by path to a TOML file."""
+    raw, path = _load_raw(name_or_path, [])
+    return parse_suite(raw, str(path))
+
+
+def _merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in child.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _load_raw(name_or_path: str, chain: list[str]) -> tuple[dict[str, Any], Path]:
+    """The suite's TOML as a dict, with ``extends = "other"`` resolved (the child's tables merge into
+    the parent's key by key, so a -c suite is its clean suite plus one evaluator)."""
     shipped = builtin_suites()
     if name_or_path in shipped:
         path = shipped[name_or_path]
@@ -98,7 +112,16 @@ def load_suite(name_or_path: str) -> Suite:
         raw = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise VicinalError(f"suite file {path} is not valid TOML: {exc}") from None
-    return parse_suite(raw, str(path))
+    parent = raw.pop("extends", None)
+    if parent is not None:
+        if str(parent) in chain:
+            raise VicinalError(f"suite {path}: `extends` loops through {' → '.join([*chain, str(parent)])}")
+        ref = str(parent)
+        if ref not in shipped and not Path(ref).is_absolute():
+            ref = str(path.parent / ref)  # a user's suite extends a file beside it
+        base, _ = _load_raw(ref, [*chain, name_or_path])
+        raw = _merge(base, raw)
+    return raw, path
 
 
 def parse_suite(raw: dict[str, Any], where: str = "<suite>") -> Suite:

@@ -23,6 +23,8 @@ CorruptionFn = Callable[[torch.Tensor, Any, torch.Generator], torch.Tensor]
 #: The image side each reference table was made for; ``table=None`` picks the nearest one.
 SCALES: dict[str, int] = {"cifar": 32, "tinyimagenet": 64, "imagenet": 224}
 SEVERITIES = (1, 2, 3, 4, 5)
+#: Bumped whenever a corruption's output changes, so cached generated sets are made again.
+ENGINE_VERSION = 1
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,15 @@ from typing import Literal
 import torch
 
 from vicinal.calibration import calibration_metrics, nll
-from vicinal.corrupted import RELEASES, CorruptedSet, GeneratedSet, find_set
+from vicinal.corrupted import (
+    RELEASES,
+    CorruptedSet,
+    GeneratedSet,
+    NpySet,
+    default_folder,
+    find_set,
+    write_set,
+)
 from vicinal.errors import VicinalError
 from vicinal.evaluation import EvalContext, Evaluator, MetricInfo, register_evaluator
 from vicinal.hparams import hp
@@ -152,8 +160,8 @@ class CorruptionEvaluator(Evaluator):
         dataset = ctx.data.name
         release = RELEASES.get(dataset)
         candidates = [Path(c.path).expanduser()] if c.path else []
-        if not c.path and ctx.data_dir is not None and release is not None:
-            candidates.append(ctx.data_dir / release.folder)
+        if not c.path and ctx.data_dir is not None:
+            candidates.append(default_folder(dataset, ctx.data_dir))
         if c.source != "generate":
             for folder in candidates:
                 found = find_set(folder, release, wnids=_wnids(ctx))
@@ -171,7 +179,41 @@ class CorruptionEvaluator(Evaluator):
                 + ", or set evaluators.corruption.source=generate to corrupt on the fly"
             )
         table = None if c.table == "auto" else c.table
-        return GeneratedSet(ctx.data.test, self.corruptions, self.severities, c.seed, table, ctx.device)
+        if ctx.cache_dir is None:
+            return GeneratedSet(ctx.data.test, self.corruptions, self.severities, c.seed, table, ctx.device)
+        return self._cached_set(ctx, table)
+
+    def _cached_set(self, ctx: EvalContext, table: str | None) -> CorruptedSet:
+        """Generate the set once into the cache (every method and seed of a suite reuses it)."""
+        from vicinal.corruptions.core import ENGINE_VERSION
+        from vicinal.results import config_hash
+
+        fingerprint = ctx.data.test.fingerprint()
+        key = config_hash(
+            {
+                "test": fingerprint,
+                "corruptions": self.corruptions,
+                "severities": self.severities,
+                "seed": self.config.seed,
+                "table": table,
+                "engine": ENGINE_VERSION,
+            }
+        )
+        folder = ctx.cache_dir / "corrupted" / f"{ctx.data.name}-{key[:12]}"
+        if not (folder / "manifest.json").is_file() or not _complete(folder, self.corruptions):
+            source = {"dataset": ctx.data.name, "path": ctx.data.source, "test_fingerprint": fingerprint}
+            write_set(
+                ctx.data.test,
+                folder,
+                self.corruptions,
+                self.severities,
+                seed=self.config.seed,
+                table=table,
+                device=ctx.device,
+                source=source,
+                progress=ctx.progress,
+            )
+        return NpySet(folder)
 
     def _check_matches(self, found: CorruptedSet, ctx: EvalContext) -> None:
         missing = [x for x in self.corruptions if x not in found.corruptions]
@@ -207,9 +249,7 @@ class CorruptionEvaluator(Evaluator):
         cells: dict[tuple[str, int], dict[str, float]] = {}
         progress, task = ctx.progress, None
         if progress is not None:
-            task = progress.add_task(
-                "corruptions", total=len(self.corruptions) * len(self.severities), loss="", acc="", speed=""
-            )
+            task = progress.add_task("corruptions", total=len(self.corruptions) * len(self.severities))
         for name in self.corruptions:
             for s in self.severities:
                 logits = ctx.predict_batches(cset.batches(name, s, ctx.batch_size, index)).numpy()
@@ -276,6 +316,13 @@ class CorruptionEvaluator(Evaluator):
             "mce": "derived by the leaderboard: corruption errors summed over severities, divided by the "
             "suite's erm rows (CIFAR and Tiny-ImageNet have no AlexNet baseline)",
         }
+
+
+def _complete(folder: Path, corruptions: list[str]) -> bool:
+    import json
+
+    done = json.loads((folder / "manifest.json").read_text()).get("md5", {})
+    return all(c in done for c in corruptions)
 
 
 def _wnids(ctx: EvalContext) -> list[str] | None:
