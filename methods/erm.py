@@ -15,4 +15,4 @@ class ERM(Method):
         return StepOutput(F.cross_entropy(logits, y), float((logits.argmax(1) == y).sum()), len(y))
 
     def preview(self, x, y, perm, rng):
-        return Preview({"training image": x}, "ERM trains on the (augmented) images themselves")
+        return Preview({"training image": x}, "ERM trains on the images themselves (after crop and flip, not shown)")

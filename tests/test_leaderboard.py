@@ -1,12 +1,30 @@
 """Leaderboard aggregation and labelling from result dicts (the store's contents)."""
 
+import csv
+import io
+import json
+import math
+import re
+import shutil
 import statistics
+import subprocess
 
 import pytest
+from helpers import run_cli
+from synthetic import EVIL, write_reported, write_suite
 
 from vicinal.errors import VicinalError
-from vicinal.leaderboard import build_boards, render_markdown
-from vicinal.results import Store
+from vicinal.leaderboard import (
+    FORMATS,
+    build_boards,
+    format_cell,
+    latex_escape,
+    render_csv,
+    render_json,
+    render_latex,
+    render_markdown,
+)
+from vicinal.results import Store, load_store, read_result
 
 INFO = {
     "acc": {"label": "acc", "higher_is_better": True, "percent": True},
@@ -57,3 +75,216 @@ def test_unknown_metric_and_suite_are_errors():
         build_boards(store, metrics=["acc", "nope"])
     with pytest.raises(VicinalError, match="results exist for: s"):
         build_boards(store, suite="other")
+
+
+# ---------------------------------------------------------------- formats, best marking, breakdowns
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    root = tmp_path_factory.mktemp("toy")
+    docs = write_suite(root, artifacts=False)
+    return root, docs
+
+
+def _expected(docs, method, metric):
+    values = [d["metrics"][metric] for d in docs if d["method"] == method]
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None), len(values)
+
+
+def test_csv_and_json_give_back_the_numbers_of_the_result_files(toy):
+    root, docs = toy
+    boards = build_boards(load_store(root), metrics=["all"])
+    # Metrics derived at render time (vicinal.relative) are not in the files; the rest must match them.
+    stored = docs[0]["metric_info"]
+    metrics = [m for m in boards[0].metrics if boards[0].info[m] == stored.get(m)]
+    assert len(metrics) > 70 and "c_acc/fog/s3" in metrics
+    rows = list(csv.DictReader(io.StringIO(render_csv(boards))))
+    as_json = json.loads(render_json(boards))[0]
+    assert len(rows) == len(as_json["rows"]) == 4
+    for row, jrow in zip(rows, as_json["rows"], strict=True):
+        assert row["method"] == jrow["method"] and row["source"] == jrow["source"] == "measured"
+        for m in metrics:
+            mean, std, n = _expected(docs, row["method"], m)
+            assert float(row[f"{m}_mean"]) == pytest.approx(mean, rel=1e-12)
+            assert jrow["metrics"][m]["mean"] == pytest.approx(mean, rel=1e-12)
+            assert int(row[f"{m}_n"]) == jrow["metrics"][m]["n"] == n
+            if std is None:
+                assert row[f"{m}_std"] == "" and jrow["metrics"][m]["std"] is None
+            else:
+                assert float(row[f"{m}_std"]) == pytest.approx(std, rel=1e-12)
+
+
+def test_text_formats_show_the_formatted_numbers_and_bold_the_best(toy):
+    root, _ = toy
+    (board,) = build_boards(load_store(root), metrics=["acc", "ece", "nll"])
+    md, latex, html = (FORMATS[f]([board]) for f in ("markdown", "latex", "html"))
+    text = FORMATS["table"]([board])
+    for metric in board.metrics:
+        higher = board.info[metric]["higher_is_better"]
+        pick = max if higher else min
+        best = pick(board.rows, key=lambda r, m=metric: r.cells[m].mean)
+        assert [r.cells[metric].best for r in board.rows].count(True) >= 1 and best.cells[metric].best
+        for row in board.rows:
+            shown = format_cell(board, metric, row.cells[metric])
+            assert shown in text
+            if row.cells[metric].best:
+                assert f"**{shown}**" in md
+                assert rf"\textbf{{{latex_escape(shown)}}}" in latex
+                assert f'class="best" data-metric="{metric}">{shown}</td>' in html
+            else:
+                assert f"**{shown}**" not in md and shown in md
+                assert rf"\textbf{{{latex_escape(shown)}}}" not in latex
+    # Hover text on every metric column: the definition and the evaluator's protocol.
+    assert 'title="acc: top-1 accuracy on the clean test split' in html and "evaluator calibration" in html
+
+
+def test_names_are_escaped_in_every_markup_format(toy):
+    root, _ = toy
+    boards = build_boards(load_store(root))
+    html = FORMATS["html"](boards)
+    assert EVIL not in html and "&lt;script&gt;" in html
+    assert "<script" not in FORMATS["markdown"](boards)
+    assert r"\textless{}script\textgreater{}" in FORMATS["latex"](boards)
+
+
+def test_latex_escapes_specials():
+    assert latex_escape("a_b 5% & #1 ± ↑ γ {x} ~ ^ \\") == (
+        r"a\_b 5\% \& \#1 $\pm$ $\uparrow$ $\gamma$ \{x\} "
+        r"\textasciitilde{} \textasciicircum{} \textbackslash{}"
+    )
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed (texlive-latex-base)")
+def test_latex_output_compiles(toy, tmp_path):
+    root, _ = toy
+    write_reported(root, "toy", "mixup", {"acc": 0.9}, note="100% of the_data & more")
+    try:
+        body = render_latex(build_boards(load_store(root), metrics=["acc", "ece", "lin_gamma@8/255"]))
+    finally:
+        (root / "toy" / "mixup" / "reported-example.json").unlink()
+    doc = "\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n" + body + "\\end{document}\n"
+    (tmp_path / "board.tex").write_text(doc)
+    out = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "board.tex"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert (tmp_path / "board.pdf").stat().st_size > 0
+
+
+# ---------------------------------------------------------------- reported rows
+
+
+def test_reported_rows_are_shown_after_the_measured_ones_and_never_best(tmp_path):
+    write_suite(tmp_path, methods={"erm": (0.8, 2), "mixup": (0.85, 2)}, corruption=False, artifacts=False)
+    path = write_reported(tmp_path, "toy", "mixup", {"acc": 0.99, "ece": 0.001}, n=5, std={"acc": 0.002})
+    doc = read_result(path)
+    assert doc["seed"] is None and doc["run_id"].startswith("reported-")
+    store = load_store(tmp_path)
+    assert not store.skipped
+    (board,) = build_boards(store, metrics=["acc", "ece"])
+    assert [r.source for r in board.rows] == ["measured", "measured", "reported"]
+    reported = board.rows[-1]
+    assert reported.label == "mixup (reported)" and reported.n == 5
+    assert reported.citation == "Example et al. 2099, Table 9"
+    assert not any(c.best for c in reported.cells.values())  # 99 % would beat everything measured
+    assert board.rows[0].cells["acc"].best
+    assert format_cell(board, "acc", reported.cells["acc"]) == "99.00 ± 0.20"
+    md = FORMATS["markdown"]([board])
+    assert "| *mixup (reported)* |" in md and "Example et al. 2099, Table 9" in md and "**99.00" not in md
+    rows = list(csv.DictReader(io.StringIO(render_csv([board]))))
+    assert rows[-1]["source"] == "reported" and rows[-1]["citation"] == "Example et al. 2099, Table 9"
+    assert float(rows[-1]["acc_mean"]) == 0.99 and rows[-1]["n"] == "5"
+    latex = render_latex([board])
+    assert r"\textit{mixup (reported)}" in latex and latex.count(r"\midrule") == 2
+    assert json.loads(render_json([board]))[0]["rows"][-1]["reported"]["table"] == "Table 9"
+    html = FORMATS["html"]([board])
+    assert 'class="reported"' in html and 'href="https://example.org/paper"' in html
+
+
+@pytest.mark.parametrize(
+    ("reported", "message"),
+    [
+        ({"table": "Table 2"}, 'non-empty "citation"'),
+        ({"citation": "x", "n": 0}, "positive integer"),
+        ({"citation": "x", "std": {"nope": 0.1}}, "not in metrics: nope"),
+        ({"citation": "x", "url": 3}, "reported.url must be a string"),
+    ],
+)
+def test_bad_reported_entries_are_rejected(tmp_path, reported, message):
+    path = tmp_path / "r.json"
+    path.write_text(
+        json.dumps({"schema": 1, "suite": "s", "method": "m", "metrics": {"acc": 1}, "reported": reported})
+    )
+    with pytest.raises(ValueError, match=message):
+        read_result(path)
+
+
+def test_a_javascript_url_is_not_linked(tmp_path):
+    write_suite(tmp_path, methods={"erm": (0.8, 1)}, corruption=False, artifacts=False)
+    write_reported(tmp_path, "toy", "erm", {"acc": 0.5}, url="javascript:alert(1)")
+    html = FORMATS["html"](build_boards(load_store(tmp_path)))
+    assert "javascript:" not in html
+
+
+# ---------------------------------------------------------------- breakdowns
+
+
+def test_breakdown_by_corruption_and_severity(toy):
+    root, docs = toy
+    store = load_store(root)
+    (board,) = build_boards(store, by="corruption")
+    assert board.metrics == ["c_acc/gaussian_noise", "c_acc/fog", "c_acc/jpeg_compression", "c_acc"]
+    assert board.titles["c_acc/fog"] == "fog" and "c-acc by corruption (%, ↑)" in board.title
+    assert [r.method for r in board.rows][:3] == ["mixup", "varmixup", "erm"]  # by c_acc, best first
+    (sev,) = build_boards(store, by="severity")
+    assert sev.metrics == ["acc", "c_acc/s1", "c_acc/s2", "c_acc/s3", "c_acc/s4", "c_acc/s5", "c_acc"]
+    assert sev.titles["acc"] == "clean" and sev.titles["c_acc/s3"] == "s3"
+    (ece,) = build_boards(store, by="severity", metrics=["c_ece"])
+    assert ece.metrics[0] == "ece" and ece.metrics[1] == "c_ece/s1"
+    mean, _, _ = _expected(docs, "erm", "c_ece/s4")
+    erm = next(r for r in ece.rows if r.method == "erm")
+    assert erm.cells["c_ece/s4"].mean == pytest.approx(mean)
+    (eps,) = build_boards(store, by="eps", metrics=["fgsm"])
+    assert eps.metrics == ["adv_subset_acc", "fgsm@1/255", "fgsm@2/255", "fgsm@4/255", "fgsm@8/255"]
+    md = FORMATS["markdown"]([sev])
+    assert re.search(r"\|\s+clean\s+\|\s+s1\s+\|", md)
+    with pytest.raises(VicinalError, match="available: c_acc, c_ece"):
+        build_boards(store, by="corruption", metrics=["acc"])
+    with pytest.raises(VicinalError, match="one family"):
+        build_boards(store, by="corruption", metrics=["c_acc", "c_ece"])
+
+
+def test_breakdown_without_such_metrics_is_a_clear_error(tmp_path):
+    write_suite(tmp_path, methods={"erm": (0.8, 1)}, corruption=False, artifacts=False)
+    with pytest.raises(VicinalError, match=r"no per-corruption metrics in suite toy; run the corruption"):
+        build_boards(load_store(tmp_path), suite="toy", by="corruption")
+    out = run_cli("leaderboard", "--by", "severity", "--results", str(tmp_path), cwd=tmp_path)
+    assert out.returncode == 2 and "no per-severity metrics" in out.stderr and "-c suite" in out.stderr
+    out = run_cli("leaderboard", "--by", "colour", "--results", str(tmp_path), cwd=tmp_path)
+    assert out.returncode == 2 and "choose one of corruption, severity, eps" in out.stderr
+
+
+def test_cli_writes_every_format_to_a_file(toy, tmp_path):
+    root, _ = toy
+    for fmt in FORMATS:
+        target = tmp_path / f"board.{fmt}"
+        out = run_cli(
+            "leaderboard", "--results", str(root), "--format", fmt, "--out", str(target), "--sort", "ece",
+            cwd=tmp_path,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert target.stat().st_size > 0 and f"wrote {target}" in out.stderr
+        assert out.stdout == ""
+    assert "\x1b[" not in (tmp_path / "board.table").read_text()  # plain text, no terminal colours
+    assert not list(tmp_path.glob(".board*"))  # no temporary files left behind
+    nan_free = json.loads((tmp_path / "board.json").read_text())
+    assert all(
+        not isinstance(c["mean"], float) or math.isfinite(c["mean"])
+        for r in nan_free[0]["rows"]
+        for c in r["metrics"].values()
+    )

@@ -41,6 +41,8 @@ def test_wheel_layout(wheel):
         "vicinal/suites/digits.toml",
         "vicinal/suites/cifar10.toml",
         "vicinal/evaluators/clean.py",
+        "vicinal/templates/report.html.j2",
+        "vicinal/templates/_board.html.j2",
     ):
         assert expected in names
 
@@ -54,7 +56,8 @@ def test_installed_wheel_works_from_any_directory(wheel, tmp_path):
     )
     code = (
         "import vicinal, vicinal.method as m, vicinal.suite as s; print(vicinal.__file__); "
-        "print(','.join(m.list_methods())); print(','.join(sorted(s.builtin_suites())))"
+        "print(','.join(m.list_methods())); print(','.join(sorted(s.builtin_suites()))); "
+        "import vicinal.report as r; print(len(r.render_template('leaderboard.html.j2', boards=[])))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code],
@@ -64,7 +67,8 @@ def test_installed_wheel_works_from_any_directory(wheel, tmp_path):
         env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
         check=True,
     )
-    where, methods, suites = out.stdout.split()
+    where, methods, suites, html_size = out.stdout.split()
+    assert int(html_size) > 500  # the report's templates ship in the wheel
     assert where.startswith(str(target))
     assert {"erm", "mixup", "manifold-mixup", "varmixup", "varmixup-beta", "cutmix"} <= set(
         methods.split(",")

@@ -236,22 +236,22 @@ def _load_store(results_dir: Path):
 def leaderboard_cmd(
     suite: Annotated[str | None, typer.Option(help="only this suite [default: every suite]")] = None,
     sort: Annotated[str | None, typer.Option(help="metric to sort by (its better direction first)")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table, markdown, csv or json")] = "table",
-    metrics: Annotated[str | None, typer.Option(help="comma-separated metrics to show")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, markdown, csv, json, latex or html")] = "table",
+    metrics: Annotated[
+        str | None,
+        typer.Option(help="comma-separated metrics to show ('all' for every one); with --by: one family"),
+    ] = None,
     methods: Annotated[str | None, typer.Option(help="comma-separated methods to show")] = None,
+    by: Annotated[
+        str | None,
+        typer.Option(help="break one metric family down: corruption, severity or eps (columns per key)"),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="write to this file instead of printing")] = None,
     results: ResultsOpt = None,
 ) -> None:
-    """Rank methods from the result files: mean ± std over seeds."""
+    """Rank methods from the result files: mean ± std over seeds, best per column in bold."""
     from vicinal.io import atomic_write_text
-    from vicinal.leaderboard import (
-        FORMATS,
-        build_boards,
-        render_csv,
-        render_json,
-        render_markdown,
-        rich_table,
-    )
+    from vicinal.leaderboard import FORMATS, build_boards, rich_table
     from vicinal.results import default_results_dir
 
     if fmt not in FORMATS:
@@ -260,19 +260,70 @@ def leaderboard_cmd(
     store = _load_store(results_dir)
     if not store.results:
         raise VicinalError(f"no result files in {results_dir}; run `vicinal run` first or pass --results DIR")
-    boards = build_boards(store, suite, _csv(methods, "--methods"), _csv(metrics, "--metrics"), sort)
-    if fmt == "table":
-        if out is not None:
-            raise VicinalError("--out needs a text format: --format markdown, csv or json")
+    boards = build_boards(store, suite, _csv(methods, "--methods"), _csv(metrics, "--metrics"), sort, by)
+    if fmt == "table" and out is None:  # on a terminal: rich's colours and bold
         for board in boards:
             console.print(rich_table(board))
         return
-    text = {"markdown": render_markdown, "csv": render_csv, "json": render_json}[fmt](boards)
+    text = FORMATS[fmt](boards)
     if out is not None:
         atomic_write_text(out, text)
-        err_console.print(f"wrote {out}")
+        err_console.print(f"wrote {escape(str(out))}")
     else:
         sys.stdout.write(text)
+
+
+@app.command("report")
+def report_cmd(
+    out: Annotated[Path, typer.Option(help="the HTML file to write")] = Path("report.html"),
+    suite: Annotated[
+        str | None, typer.Option(help="comma-separated suites [default: every suite with results]")
+    ] = None,
+    results: ResultsOpt = None,
+    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+) -> None:
+    """Write one self-contained HTML report: leaderboards, protocols, figures, run metadata."""
+    import time
+
+    from vicinal.io import atomic_write_text
+    from vicinal.report import build_report
+    from vicinal.results import default_results_dir
+
+    results_dir = results or default_results_dir()
+    store = _load_store(results_dir)
+    if not store.results:
+        raise VicinalError(f"no result files in {results_dir}; run `vicinal run` first or pass --results DIR")
+    suites = _csv(suite, "--suite")
+    known = sorted({r["suite"] for r in store.results})
+    unknown = [s for s in suites or [] if s not in known]
+    if unknown:
+        raise VicinalError(
+            f"no results for suite(s) {', '.join(unknown)}; results exist for: {', '.join(known)}"
+        )
+    # The bar appears only once rendering has taken a second: a small report should just print its path.
+    bar = Progress(
+        TextColumn("[bold]report"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        console=err_console,
+        transient=True,
+        disable=quiet,
+    )
+    task = bar.add_task("", total=None)
+    start = time.perf_counter()
+
+    def progress(what: str, done: int, total: int) -> None:
+        if not bar.live.is_started and time.perf_counter() - start > 1.0:
+            bar.start()
+        bar.update(task, description=escape(what), completed=done, total=total)
+
+    try:
+        html = build_report(store, suites, source=str(results_dir), progress=progress)
+    finally:
+        bar.stop()
+    atomic_write_text(out, html)
+    console.print(f"wrote {escape(str(out))} ({len(html) / 1e6:.1f} MB, {len(store.results)} result files)")
 
 
 @app.command("download")

@@ -1,31 +1,55 @@
-"""Leaderboards rendered only from result files: mean ± sample std over seeds, with n."""
+"""Leaderboards rendered only from result files: mean ± sample std over seeds, with n.
+
+A :class:`Board` is one suite's table; every output format (``FORMATS``) renders the same boards, so the
+numbers agree between formats by construction. The best value per column is marked among the measured
+rows; rows reported by a paper (result files with a ``"reported"`` block) are shown after them, marked as
+reported, and never marked best: their protocol is the paper's, not the suite's.
+"""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
 import statistics
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from tabulate import tabulate
 
 from vicinal.errors import VicinalError
 from vicinal.relative import add_relative_metrics
 from vicinal.results import Store
 
-FORMATS = ("table", "markdown", "csv", "json")
+#: Breakdowns for ``--by``: the family shown when ``--metrics`` names none, and the hint when a suite has
+#: no such metrics.
+BREAKDOWNS: dict[str, tuple[str, str]] = {
+    "corruption": ("c_acc", "run the corruption evaluator (a -c suite)"),
+    "severity": ("c_acc", "run the corruption evaluator (a -c suite)"),
+    "eps": ("pgd_linf", "run the adversarial evaluator"),
+}
+#: The unperturbed counterpart shown as the first column of a breakdown (severity 0, ε = 0).
+CLEAN_COLUMN: dict[str, dict[str, str]] = {
+    "severity": {"c_acc": "acc", "c_ece": "ece"},
+    "eps": {a: "adv_subset_acc" for a in ("fgsm", "pgd_linf", "pgd_l2", "autoattack")},
+}
+CAPTION = "mean ± sample std over seeds; n = seeds; best measured value per column in bold"
+REPORTED_CAPTION = "reported rows: numbers copied from the cited paper, under its protocol; never marked best"
 
 
 @dataclass
 class Cell:
     mean: float
     std: float | None  # sample standard deviation (n − 1); None for a single seed
-    n: int
+    n: int  # values averaged; 0 = the row has no such metric
+    best: bool = False
 
 
 @dataclass
@@ -37,6 +61,25 @@ class Row:
     epochs: int | None
     n_train: int | None
     cells: dict[str, Cell]
+    #: The citation block of a row reported by a paper; None for measured rows.
+    reported: dict[str, Any] | None = None
+    paths: list[str] = field(default_factory=list)
+
+    @property
+    def source(self) -> str:
+        return "reported" if self.reported else "measured"
+
+    @property
+    def n(self) -> int | None:
+        """Seeds behind the row: the paper's count for a reported row (None when it does not say)."""
+        return self.reported.get("n") if self.reported else len(self.seeds)
+
+    @property
+    def citation(self) -> str:
+        if not self.reported:
+            return ""
+        table = self.reported.get("table")
+        return self.reported["citation"] + (f", {table}" if table else "")
 
 
 @dataclass
@@ -45,6 +88,28 @@ class Board:
     rows: list[Row]
     metrics: list[str]
     info: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Short column titles that replace the metric's label (breakdown boards: "fog", "s3", "8/255").
+    titles: dict[str, str] = field(default_factory=dict)
+    #: ``--by`` breakdown and family, when this board is one.
+    by: str | None = None
+    family: str | None = None
+    #: Per evaluator, the distinct protocol dicts found in the suite's measured result files.
+    protocols: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    @property
+    def has_reported(self) -> bool:
+        return any(r.reported for r in self.rows)
+
+    @property
+    def title(self) -> str:
+        if not self.by:
+            return f"suite: {self.suite}"
+        # The columns of a breakdown share one unit and direction: say it once, here.
+        first = self.info[self.metrics[-1]] if self.metrics else {}
+        what = self.info.get(self.family or "", {}).get("label", self.family)
+        unit = "%, " if first.get("percent") else ""
+        arrow = "↑" if first.get("higher_is_better", True) else "↓"
+        return f"suite: {self.suite} · {what} by {self.by} ({unit}{arrow})"
 
 
 def _aggregate(values: list[float]) -> Cell:
@@ -98,35 +163,132 @@ def _with_relative_metrics(
     return out
 
 
+def _protocols(entries: dict[tuple[str, str], list[dict]]) -> dict[str, list[dict[str, Any]]]:
+    seen: dict[str, dict[str, dict]] = defaultdict(dict)
+    for runs in entries.values():
+        for r in runs:
+            for name, proto in r.get("protocol", {}).items():
+                seen[name].setdefault(json.dumps(proto, sort_keys=True, default=str), proto)
+    return {name: list(protos.values()) for name, protos in seen.items()}
+
+
+def _breakdown_columns(
+    suite: str, info: dict[str, dict], by: str, metrics: list[str] | None
+) -> tuple[str, list[str], dict[str, str]] | None:
+    """(family, columns, titles) of a ``--by`` board; None when the suite has no such metrics."""
+    if by not in BREAKDOWNS:
+        raise VicinalError(f"--by {by!r}: choose one of {', '.join(BREAKDOWNS)}")
+    default_family = BREAKDOWNS[by][0]
+    if metrics and len(metrics) > 1:
+        raise VicinalError(f"with --by, --metrics names one family (e.g. {default_family}), not a list")
+    family = metrics[0] if metrics else default_family
+    families = list(dict.fromkeys(m.get("family", "") for m in info.values() if m.get("by") == by))
+    if not families:
+        return None
+    columns = [k for k, m in info.items() if m.get("by") == by and m.get("family") == family]
+    if not columns:
+        raise VicinalError(
+            f"no per-{by} metrics of family {family!r} in suite {suite}; available: {', '.join(families)}"
+        )
+    prefix = {"severity": "s", "eps": "ε="}.get(by, "")
+    titles = {k: f"{prefix}{info[k].get('key')}" for k in columns}
+    clean = CLEAN_COLUMN.get(by, {}).get(family)
+    if clean in info:
+        columns.insert(0, clean)
+        titles[clean] = "clean" if by == "severity" else "ε=0"
+    if family in info and family not in columns:
+        columns.append(family)  # the family's own aggregate (e.g. the mean over corruptions)
+    return family, columns, titles
+
+
+def _mark_best(board: Board) -> None:
+    """Bold the best measured value per column; ties at the displayed precision are all best."""
+    measured = [r for r in board.rows if not r.reported]
+    for m in board.metrics:
+        sign = 1.0 if board.info[m].get("higher_is_better", True) else -1.0
+        shown = [(round(sign * r.cells[m].mean * _scale(board, m), _digits(board, m)), r) for r in measured]
+        shown = [(v, r) for v, r in shown if r.cells[m].n]
+        if not shown:
+            continue
+        top = max(v for v, _ in shown)
+        for v, r in shown:
+            r.cells[m].best = v == top
+
+
+def _reported_row(method: str, run_id: str, runs: list[dict], info: dict[str, dict]) -> Row:
+    r = runs[0]
+    rep = r["reported"]
+    std = rep.get("std", {})
+    cells = {}
+    for m in info:
+        if m in r["metrics"]:
+            cells[m] = Cell(float(r["metrics"][m]), std.get(m), int(rep.get("n") or 1))
+        else:
+            cells[m] = Cell(float("nan"), None, 0)
+    return Row(
+        method=method,
+        run_id=run_id,
+        label=f"{method} (reported)",
+        seeds=[],
+        epochs=r.get("training", {}).get("epochs"),
+        n_train=r.get("data", {}).get("n_train"),
+        cells=cells,
+        reported=rep,
+        paths=[x.get("_path", "") for x in runs],
+    )
+
+
 def build_boards(
     store: Store,
     suite: str | None = None,
     methods: list[str] | None = None,
     metrics: list[str] | None = None,
     sort: str | None = None,
+    by: str | None = None,
 ) -> list[Board]:
-    groups: dict[str, dict[tuple[str, str], list[dict]]] = defaultdict(lambda: defaultdict(list))
+    """One board per suite (only ``suite`` if given): rows per (method, run_id), measured ones ranked by
+    ``sort`` (default: the first shown column), reported ones after them. ``by`` makes breakdown boards
+    whose columns are one metric family per corruption, severity or ε."""
+    suites: dict[str, list[dict]] = defaultdict(list)
     for r in store.results:
-        if suite and r["suite"] != suite:
-            continue
-        if methods and r["method"] not in methods:
-            continue
-        groups[r["suite"]][(r["method"], r["run_id"])].append(r)
-    if suite and not groups:
+        if not suite or r["suite"] == suite:
+            suites[r["suite"]].append(r)
+    if suite and not suites:
         known = sorted({r["suite"] for r in store.results})
         raise VicinalError(
             f"no results for suite {suite!r}"
             + (f"; results exist for: {', '.join(known)}" if known else "; run `vicinal run` first")
         )
     boards = []
-    for suite_name in sorted(groups):
-        entries = _with_relative_metrics(groups[suite_name])
+    for suite_name in sorted(suites):
+        measured: dict[tuple[str, str], list[dict]] = defaultdict(list)
+        reported: dict[tuple[str, str], list[dict]] = defaultdict(list)
+        for r in suites[suite_name]:
+            (reported if r.get("reported") else measured)[(r["method"], r["run_id"])].append(r)
+        # Relative metrics (mCE) are normalised by the suite's ERM rows, so they are derived before the
+        # method filter and from measured rows only: a paper's ERM is not this suite's baseline.
+        measured = _with_relative_metrics(measured)
+        if methods:
+            measured = {k: v for k, v in measured.items() if k[0] in methods}
+            reported = {k: v for k, v in reported.items() if k[0] in methods}
+        if not measured and not reported:
+            continue
         info: dict[str, dict] = {}
-        for runs in entries.values():
-            for r in runs:
-                for k, v in r["metric_info"].items():
-                    info.setdefault(k, v)
-        if metrics == ["all"]:
+        for group in (measured, reported):
+            for runs in group.values():
+                for r in runs:
+                    for k, v in r.get("metric_info", {}).items():
+                        info.setdefault(k, v)
+        titles: dict[str, str] = {}
+        family = None
+        if by:
+            found = _breakdown_columns(suite_name, info, by, metrics)
+            if found is None:
+                if suite:
+                    raise VicinalError(f"no per-{by} metrics in suite {suite_name}; {BREAKDOWNS[by][1]}")
+                continue
+            family, shown, titles = found
+        elif metrics == ["all"]:
             shown = list(info)
         elif metrics:
             shown = metrics
@@ -137,16 +299,15 @@ def build_boards(
             raise VicinalError(
                 f"unknown metric(s) {', '.join(unknown)} for suite {suite_name}; available: {', '.join(info)}"
             )
-        labels = variant_labels(entries)
+        labels = variant_labels(measured)
         rows = []
-        for (method, run_id), runs in entries.items():
-            label = labels[(method, run_id)]
+        for (method, run_id), runs in measured.items():
             first = runs[0]
             rows.append(
                 Row(
                     method=method,
                     run_id=run_id,
-                    label=label,
+                    label=labels[(method, run_id)],
                     seeds=sorted(r["seed"] for r in runs),
                     epochs=first.get("training", {}).get("epochs"),
                     n_train=first.get("data", {}).get("n_train"),
@@ -154,116 +315,343 @@ def build_boards(
                         m: _aggregate([float(r["metrics"][m]) for r in runs if m in r["metrics"]])
                         for m in info
                     },
+                    paths=[r.get("_path", "") for r in runs],
                 )
             )
-        key = sort or (shown[0] if shown else None)
+        extra = [_reported_row(method, run_id, runs, info) for (method, run_id), runs in reported.items()]
+        if by:  # a breakdown ranks by its family's aggregate, else by its last (hardest) column
+            default_key: str | None = family if family in info else shown[-1]
+        else:
+            default_key = shown[0] if shown else None
+        key = sort or default_key
         if key is not None:
             if key not in info:
                 raise VicinalError(f"cannot sort by {key!r}: available metrics are {', '.join(info)}")
             sign = -1.0 if info[key].get("higher_is_better", True) else 1.0
-            # Rows without the metric go last whatever the direction.
-            rows.sort(
-                key=lambda row: (sign * row.cells[key].mean if row.cells[key].n else math.inf, row.label)
-            )
-        boards.append(Board(suite_name, rows, shown, {m: info[m] for m in shown}))
+
+            def order(row: Row, key: str = key, sign: float = sign) -> tuple[float, str]:
+                # Rows without the metric go last whatever the direction.
+                return (sign * row.cells[key].mean if row.cells[key].n else math.inf, row.label)
+
+            rows.sort(key=order)
+            extra.sort(key=order)
+        board = Board(
+            suite_name,
+            rows + extra,
+            shown,
+            {m: info[m] for m in shown},
+            titles,
+            by,
+            family,
+            _protocols(measured),
+        )
+        _mark_best(board)
+        boards.append(board)
+    if by and not boards:
+        where = f"suite {suite}" if suite else "any suite"
+        raise VicinalError(f"no per-{by} metrics in {where}; {BREAKDOWNS[by][1]}")
     return boards
+
+
+# ---------------------------------------------------------------- cells and headers
 
 
 def _scale(board: Board, metric: str) -> float:
     return 100.0 if board.info[metric].get("percent") else 1.0
 
 
-def format_cell(board: Board, metric: str, cell: Cell) -> str:
+def _digits(board: Board, metric: str) -> int:
+    return 2 if _scale(board, metric) == 100.0 else 4
+
+
+def format_cell(board: Board, metric: str, cell: Cell, pm: str = " ± ") -> str:
+    """``mean ± std`` at the metric's display precision (percentages ×100); "—" for a missing value."""
     if cell.n == 0:
         return "—"
-    s = _scale(board, metric)
-    digits = 2 if s == 100.0 else 4
+    s, digits = _scale(board, metric), _digits(board, metric)
     text = f"{cell.mean * s:.{digits}f}"
     if cell.std is not None:
-        text += f" ± {cell.std * s:.{digits}f}"
+        text += f"{pm}{cell.std * s:.{digits}f}"
     return text
 
 
-def header(board: Board, metric: str) -> str:
+def header_parts(board: Board, metric: str) -> tuple[str, str, str]:
+    """(title, unit, direction arrow) of a column."""
     meta = board.info[metric]
-    arrow = "↑" if meta.get("higher_is_better", True) else "↓"
-    unit = " %" if meta.get("percent") else ""
-    return f"{meta.get('label', metric)}{unit} {arrow}"
+    if metric in board.titles:  # a breakdown column: unit and direction are in the board's title
+        return board.titles[metric], "", ""
+    return (
+        meta.get("label", metric),
+        "%" if meta.get("percent") else "",
+        ("↑" if meta.get("higher_is_better", True) else "↓"),
+    )
+
+
+def header(board: Board, metric: str) -> str:
+    return " ".join(p for p in header_parts(board, metric) if p)
+
+
+def column_note(board: Board, metric: str) -> str:
+    """What a column means and under which protocol: the HTML header's hover text."""
+    meta = board.info[metric]
+    parts = [f"{metric}: {meta.get('description') or meta.get('label', metric)}"]
+    evaluator = meta.get("evaluator")
+    if evaluator:
+        protos = board.protocols.get(evaluator, [])
+        if len(protos) == 1:
+            parts.append(f"evaluator {evaluator}, protocol: {json.dumps(protos[0], default=str)}")
+        elif protos:
+            parts.append(f"evaluator {evaluator}: the protocol differs between runs (see the protocol list)")
+        else:
+            parts.append(f"evaluator {evaluator}")
+    parts.append("higher is better" if meta.get("higher_is_better", True) else "lower is better")
+    return "\n".join(parts)
+
+
+def _meta_columns(board: Board) -> list[str]:
+    return ["method", "n", "epochs", "train"] + (["source"] if board.has_reported else [])
+
+
+def _meta_values(board: Board, row: Row) -> list[str]:
+    n = "—" if row.n is None else str(row.n)
+    values = [row.label, n, "—" if row.epochs is None else str(row.epochs)]
+    values.append("—" if row.n_train is None else str(row.n_train))
+    return values + ([row.citation or "measured"] if board.has_reported else [])
 
 
 def _plain_rows(board: Board) -> tuple[list[str], list[list[str]]]:
-    head = ["method", "n", "epochs", "train"] + [header(board, m) for m in board.metrics]
+    head = _meta_columns(board) + [header(board, m) for m in board.metrics]
     body = [
-        [r.label, str(len(r.seeds)), str(r.epochs), str(r.n_train)]
-        + [format_cell(board, m, r.cells[m]) for m in board.metrics]
+        _meta_values(board, r) + [format_cell(board, m, r.cells[m]) for m in board.metrics]
         for r in board.rows
     ]
     return head, body
 
 
+def _caption(board: Board) -> str:
+    return CAPTION + ("\n" + REPORTED_CAPTION if board.has_reported else "")
+
+
+# ---------------------------------------------------------------- formats
+
+
 def rich_table(board: Board) -> Table:
-    head, body = _plain_rows(board)
-    table = Table(title=f"suite: {board.suite}", caption="mean ± sample std over seeds; n = seeds")
+    """The terminal table: best values bold green, reported rows italic and dim after a rule."""
+    head, _ = _plain_rows(board)
+    table = Table(title=board.title, caption=_caption(board))
     for i, h in enumerate(head):
         table.add_column(h, justify="left" if i == 0 else "right", style="bold" if i == 0 else None)
-    for row in body:
-        table.add_row(*row)
+    for i, row in enumerate(board.rows):
+        cells = [
+            Text(format_cell(board, m, row.cells[m]), style="bold green" if row.cells[m].best else "")
+            for m in board.metrics
+        ]
+        last_measured = not row.reported and i + 1 < len(board.rows) and board.rows[i + 1].reported
+        table.add_row(
+            *_meta_values(board, row),
+            *cells,
+            style="italic dim" if row.reported else None,
+            end_section=last_measured,
+        )
     return table
+
+
+def render_text(boards: list[Board]) -> str:
+    """The terminal table as plain text (for ``--format table --out FILE``)."""
+    console = Console(file=io.StringIO(), width=max(100, 40 + 22 * max(len(b.metrics) for b in boards)))
+    for board in boards:
+        console.print(rich_table(board))
+    return console.file.getvalue()  # type: ignore[attr-defined]
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", r"\|").replace("<", "&lt;").replace("*", r"\*")
 
 
 def render_markdown(boards: list[Board]) -> str:
     parts = []
     for b in boards:
-        head, body = _plain_rows(b)
-        parts.append(f"### {b.suite}\n\n" + tabulate(body, headers=head, tablefmt="github") + "\n")
+        head, _ = _plain_rows(b)
+        body = []
+        for row in b.rows:
+            meta = [_md_escape(v) for v in _meta_values(b, row)]
+            if row.reported:
+                meta[0] = f"*{meta[0]}*"
+            cells = [format_cell(b, m, row.cells[m]) for m in b.metrics]
+            cells = [f"**{c}**" if row.cells[m].best else c for c, m in zip(cells, b.metrics, strict=True)]
+            body.append(meta + cells)
+        table = tabulate(
+            body,
+            headers=[_md_escape(h) for h in head],
+            tablefmt="github",
+            disable_numparse=True,
+            colalign=("left",) + ("right",) * (len(head) - 1),
+        )
+        heading = b.title.removeprefix("suite: ")
+        parts.append(f"### {_md_escape(heading)}\n\n{table}\n\n{_caption(b).replace(chr(10), '; ')}\n")
     return "\n".join(parts)
 
 
 def render_csv(boards: list[Board]) -> str:
+    """One line per row; ``<metric>_mean``, ``_std`` and ``_n`` per metric, raw (fractions, not %)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     metrics = list(dict.fromkeys(m for b in boards for m in b.metrics))
     writer.writerow(
-        ["suite", "method", "run_id", "n", "epochs", "n_train"]
-        + [f"{m}_{s}" for m in metrics for s in ("mean", "std")]
+        ["suite", "method", "label", "run_id", "source", "citation", "n", "epochs", "n_train"]
+        + [f"{m}_{s}" for m in metrics for s in ("mean", "std", "n")]
     )
     for b in boards:
         for r in b.rows:
             values = []
             for m in metrics:
                 cell = r.cells.get(m)
+                present = cell is not None and cell.n > 0
                 values += [
-                    "" if cell is None or not cell.n else repr(cell.mean),
-                    "" if cell is None or cell.std is None else repr(cell.std),
+                    repr(cell.mean) if present else "",
+                    repr(cell.std) if present and cell.std is not None else "",
+                    cell.n if present else 0,
                 ]
-            writer.writerow([b.suite, r.method, r.run_id, len(r.seeds), r.epochs, r.n_train, *values])
+            writer.writerow(
+                [
+                    b.suite,
+                    r.method,
+                    r.label,
+                    r.run_id,
+                    r.source,
+                    r.citation,
+                    r.n,
+                    r.epochs,
+                    r.n_train,
+                    *values,
+                ]
+            )
     return out.getvalue()
+
+
+def _json_cell(cell: Cell) -> dict[str, Any]:
+    return {"mean": cell.mean if cell.n else None, "std": cell.std, "n": cell.n, "best": cell.best}
 
 
 def render_json(boards: list[Board]) -> str:
     doc = [
         {
             "suite": b.suite,
+            "by": b.by,
+            "family": b.family,
             "metrics": b.info,
+            "columns": b.metrics,
+            "titles": b.titles,
+            "protocols": b.protocols,
             "rows": [
                 {
                     "method": r.method,
+                    "label": r.label,
                     "run_id": r.run_id,
+                    "source": r.source,
+                    "reported": r.reported,
                     "seeds": r.seeds,
+                    "n": r.n,
                     "epochs": r.epochs,
                     "n_train": r.n_train,
-                    "metrics": {
-                        m: {
-                            "mean": r.cells[m].mean if r.cells[m].n else None,
-                            "std": r.cells[m].std,
-                            "n": r.cells[m].n,
-                        }
-                        for m in b.metrics
-                    },
+                    "metrics": {m: _json_cell(r.cells[m]) for m in b.metrics},
                 }
                 for r in b.rows
             ],
         }
         for b in boards
     ]
-    return json.dumps(doc, indent=2) + "\n"
+    return json.dumps(doc, indent=2, default=str) + "\n"
+
+
+_LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "|": r"\textbar{}",
+    "±": r"$\pm$",
+    "↑": r"$\uparrow$",
+    "↓": r"$\downarrow$",
+    "—": "---",
+    "–": "--",
+    "·": r"$\cdot$",
+    "×": r"$\times$",
+    "∞": r"$\infty$",
+    "α": r"$\alpha$",
+    "β": r"$\beta$",
+    "γ": r"$\gamma$",
+    "ε": r"$\varepsilon$",
+    "λ": r"$\lambda$",
+    "μ": r"$\mu$",
+    "σ": r"$\sigma$",
+}
+_LATEX_TABLE = str.maketrans(_LATEX_SPECIALS)
+
+
+def latex_escape(text: str) -> str:
+    """Text safe in a tabular cell under pdflatex: specials escaped, the symbols vicinal uses mapped."""
+    return text.translate(_LATEX_TABLE)
+
+
+def render_latex(boards: list[Board]) -> str:
+    """One booktabs ``tabular`` per board (needs ``\\usepackage{booktabs}``); best values in bold,
+    reported rows in italics below a rule."""
+    parts = []
+    for b in boards:
+        meta = _meta_columns(b)
+        head = [latex_escape(h) for h in meta]
+        for m in b.metrics:
+            title, unit, arrow = header_parts(b, m)
+            head.append(latex_escape(" ".join(p for p in (title, f"({unit})" if unit else "", arrow) if p)))
+        lines = [
+            f"% {latex_escape(b.title)}: {latex_escape(_caption(b).replace(chr(10), '; '))}",
+            r"\begin{tabular}{l" + "r" * (len(head) - 1) + "}",
+            r"\toprule",
+            " & ".join(head) + r" \\",
+            r"\midrule",
+        ]
+        for i, row in enumerate(b.rows):
+            if row.reported and i > 0 and not b.rows[i - 1].reported:
+                lines.append(r"\midrule")
+            cells = [latex_escape(v) for v in _meta_values(b, row)]
+            for m in b.metrics:
+                text = latex_escape(format_cell(b, m, row.cells[m]))
+                cells.append(rf"\textbf{{{text}}}" if row.cells[m].best else text)
+            if row.reported:
+                cells = [rf"\textit{{{c}}}" for c in cells]
+            lines.append(" & ".join(cells) + r" \\")
+        lines += [r"\bottomrule", r"\end{tabular}", ""]
+        parts.append("\n".join(lines))
+    return "% vicinal leaderboard: needs \\usepackage{booktabs}\n" + "\n".join(parts)
+
+
+def render_html(boards: list[Board]) -> str:
+    """A standalone HTML page of the boards (the same table markup as ``vicinal report``)."""
+    from vicinal.report import render_template
+
+    return render_template("leaderboard.html.j2", boards=boards)
+
+
+#: ``--format`` name → renderer of the boards as text.
+FORMATS: dict[str, Callable[[list[Board]], str]] = {
+    "table": render_text,
+    "markdown": render_markdown,
+    "csv": render_csv,
+    "json": render_json,
+    "latex": render_latex,
+    "html": render_html,
+}
+
+
+def board_id(board: Board) -> str:
+    """A stable HTML id for a board."""
+    return "board-" + hashlib.sha1(f"{board.suite}/{board.by}/{board.family}".encode()).hexdigest()[:10]

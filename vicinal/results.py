@@ -21,6 +21,9 @@ from vicinal.io import atomic_write_text
 SCHEMA_VERSION = 1
 RESULTS_ENV = "VICINAL_RESULTS_DIR"
 REQUIRED_KEYS = ("schema", "suite", "method", "seed", "run_id", "metrics", "metric_info")
+#: A row reported by a paper needs less: it was not run here, so it has no seed, run or environment.
+REPORTED_REQUIRED_KEYS = ("schema", "suite", "method", "metrics", "reported")
+REPORTED_TEXT_FIELDS = ("url", "table", "note")
 
 
 def default_results_dir() -> Path:
@@ -54,7 +57,8 @@ def read_result(path: Path) -> dict[str, Any]:
         raise ValueError(f"not readable JSON ({exc})") from None
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
-    missing = [k for k in REQUIRED_KEYS if k not in data]
+    reported = "reported" in data
+    missing = [k for k in (REPORTED_REQUIRED_KEYS if reported else REQUIRED_KEYS) if k not in data]
     if missing:
         raise ValueError(f"missing keys {', '.join(missing)}")
     if data["schema"] != SCHEMA_VERSION:
@@ -63,7 +67,33 @@ def read_result(path: Path) -> dict[str, Any]:
         isinstance(v, int | float) for v in data["metrics"].values()
     ):
         raise ValueError("metrics must map names to numbers")
+    if reported:
+        _check_reported(data)
     return data
+
+
+def _check_reported(data: dict[str, Any]) -> None:
+    """Validate a paper's reported numbers and give them the identity a measured result has: no seed, and
+    a ``run_id`` derived from the citation so that each cited table is its own leaderboard row."""
+    rep = data["reported"]
+    if not isinstance(rep, dict) or not isinstance(rep.get("citation"), str) or not rep["citation"].strip():
+        raise ValueError('"reported" must be an object with a non-empty "citation"')
+    bad = [k for k in REPORTED_TEXT_FIELDS if k in rep and not isinstance(rep[k], str)]
+    if bad:
+        raise ValueError(f"reported.{bad[0]} must be a string")
+    if "n" in rep and (not isinstance(rep["n"], int) or isinstance(rep["n"], bool) or rep["n"] < 1):
+        raise ValueError("reported.n (the paper's number of runs) must be a positive integer")
+    std = rep.get("std", {})
+    if not isinstance(std, dict) or not all(isinstance(v, int | float) for v in std.values()):
+        raise ValueError("reported.std must map metric names to numbers")
+    stray = sorted(set(std) - set(data["metrics"]))
+    if stray:
+        raise ValueError(f"reported.std names metrics that are not in metrics: {', '.join(stray)}")
+    if not isinstance(data.setdefault("metric_info", {}), dict):
+        raise ValueError("metric_info must be an object")
+    data.setdefault("seed", None)
+    identity = json.dumps([data["suite"], data["method"], rep], sort_keys=True, default=str)
+    data.setdefault("run_id", "reported-" + hashlib.sha256(identity.encode()).hexdigest()[:12])
 
 
 @dataclass
