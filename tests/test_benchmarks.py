@@ -10,7 +10,7 @@ from rich.progress import Progress
 
 from vicinal.datasets import ImageSet
 from vicinal.hparams import build_config
-from vicinal.leaderboard import build_boards
+from vicinal.leaderboard import FORMATS, build_boards
 from vicinal.method import PrepareContext, get_method
 from vicinal.models import build_model
 from vicinal.results import load_store
@@ -45,11 +45,20 @@ def test_training_step_small_cnn(benchmark, name, tmp_path):
     benchmark(step)
 
 
-def test_leaderboard_over_1000_result_files(benchmark, tmp_path):
-    metric_info = {"acc": {"label": "acc", "higher_is_better": True, "percent": True}}
+#: Ten headline metrics, as a real suite shows by default.
+BENCH_METRICS = {
+    name: {"label": name, "higher_is_better": name.startswith(("acc", "pgd")), "percent": True}
+    for name in ("acc", "nll", "ece", "oe", "ece_ts", "pgd@1/255", "pgd@8/255", "gamma", "dev", "brier")
+}
+
+
+@pytest.fixture(scope="module")
+def thousand_results(tmp_path_factory):
+    """1,000 result files: 50 methods × 20 seeds, ten metrics each."""
+    root = tmp_path_factory.mktemp("store")
     for i in range(1000):
         method, seed = f"method-{i % 50}", i // 50
-        path = tmp_path / "suite" / method / f"abc-seed{seed}.json"
+        path = root / "suite" / method / f"abc-seed{seed}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(
             json.dumps(
@@ -59,18 +68,33 @@ def test_leaderboard_over_1000_result_files(benchmark, tmp_path):
                     "method": method,
                     "seed": seed,
                     "run_id": "abc",
-                    "metrics": {"acc": (i % 97) / 97},
-                    "metric_info": metric_info,
+                    "metrics": {m: ((i + k) % 97) / 97 for k, m in enumerate(BENCH_METRICS)},
+                    "metric_info": BENCH_METRICS,
                     "training": {"epochs": 1},
+                    "protocol": {"clean": {"split": "test"}},
                 }
             )
         )
+    return root
 
+
+def test_leaderboard_over_1000_result_files(benchmark, thousand_results):
     def render():
-        return build_boards(load_store(tmp_path))
+        return build_boards(load_store(thousand_results))
 
     boards = benchmark(render)
     assert len(boards[0].rows) == 50 and all(len(r.seeds) == 20 for r in boards[0].rows)
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_leaderboard_format_over_1000_result_files(benchmark, thousand_results, fmt):
+    """Read, aggregate and render: what `vicinal leaderboard --format FMT` does after start-up."""
+
+    def render():
+        return FORMATS[fmt](build_boards(load_store(thousand_results)))
+
+    text = benchmark(render)
+    assert "method-49" in text
 
 
 @pytest.mark.parametrize("model_name", ["small-cnn", "preactresnet18"])

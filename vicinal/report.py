@@ -250,8 +250,8 @@ def robustness_curves(full: Board) -> list[Figure]:
     return [
         Figure(
             "Robust accuracy versus ε",
-            "Per attack: accuracy on the seeded attacked subset at each radius (ε = 0: its clean accuracy); "
-            "the band is ± one std over seeds.",
+            "Per attack: accuracy on the seeded attacked subset at each radius (ε = 0: its clean accuracy), "
+            "radii evenly spaced; the band is ± one std over seeds.",
             _data_uri(figure_png(line_panels(panels))),
             "robust accuracy versus perturbation size per attack and method",
         )
