@@ -75,6 +75,8 @@ def test_unknown_metric_and_suite_are_errors():
         build_boards(store, metrics=["acc", "nope"])
     with pytest.raises(VicinalError, match="results exist for: s"):
         build_boards(store, suite="other")
+    with pytest.raises(VicinalError, match=r"no results for method\(s\) mixup; results exist for: erm"):
+        build_boards(store, methods=["mixup"])
 
 
 # ---------------------------------------------------------------- formats, best marking, breakdowns

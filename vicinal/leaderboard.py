@@ -350,6 +350,11 @@ def build_boards(
     if by and not boards:
         where = f"suite {suite}" if suite else "any suite"
         raise VicinalError(f"no per-{by} metrics in {where}; {BREAKDOWNS[by][1]}")
+    if methods and not boards:
+        known = sorted({r["method"] for rs in suites.values() for r in rs})
+        raise VicinalError(
+            f"no results for method(s) {', '.join(methods)}; results exist for: {', '.join(known)}"
+        )
     return boards
 
 
