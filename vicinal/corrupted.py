@@ -183,7 +183,7 @@ class NpySet(CorruptedSet):
             except (OSError, json.JSONDecodeError) as exc:
                 raise VicinalError(f"{manifest_path} is not readable JSON ({exc}); regenerate it") from None
         self.severities = list(self.manifest["severities"]) if self.manifest else [1, 2, 3, 4, 5]
-        self._labels = self._open(folder / "labels.npy", ndim=1)
+        self._labels = np.array(self._open(folder / "labels.npy", ndim=1), dtype=np.int64)  # small: in RAM
         rows = len(self._labels)
         if rows % len(self.severities):
             raise VicinalError(
@@ -271,7 +271,7 @@ class NpySet(CorruptedSet):
         return "md5 ok"
 
     def labels(self) -> torch.Tensor:
-        return torch.from_numpy(np.asarray(self._labels[: self.n], dtype=np.int64))
+        return torch.from_numpy(self._labels[: self.n].copy())
 
     def batches(
         self, corruption: str, severity: int, batch_size: int, index: torch.Tensor | None = None

@@ -114,12 +114,14 @@ def _load_raw(name_or_path: str, chain: list[str]) -> tuple[dict[str, Any], Path
         raise VicinalError(f"suite file {path} is not valid TOML: {exc}") from None
     parent = raw.pop("extends", None)
     if parent is not None:
-        if str(parent) in chain:
-            raise VicinalError(f"suite {path}: `extends` loops through {' → '.join([*chain, str(parent)])}")
+        chain = [*chain, str(path.resolve())]
         ref = str(parent)
         if ref not in shipped and not Path(ref).is_absolute():
             ref = str(path.parent / ref)  # a user's suite extends a file beside it
-        base, _ = _load_raw(ref, [*chain, name_or_path])
+        target = shipped.get(ref, Path(ref))
+        if str(target.resolve()) in chain:
+            raise VicinalError(f"suite {path}: `extends` loops back to {target}")
+        base, _ = _load_raw(ref, chain)
         raw = _merge(base, raw)
     return raw, path
 
