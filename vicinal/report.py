@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -75,8 +76,13 @@ def _http_only(url: str | None) -> str | None:
     return url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
 
 
+_SCALAR_LIST = re.compile(r"\[\s*\n\s*([^\[\]{}]*?)\s*\n\s*\]")
+
+
 def _pretty(value: Any) -> str:
-    return json.dumps(value, indent=2, sort_keys=False, default=str, ensure_ascii=False)
+    """Indented JSON with lists of scalars kept on one line (an ε grid reads better as one line)."""
+    text = json.dumps(value, indent=2, sort_keys=False, default=str, ensure_ascii=False)
+    return _SCALAR_LIST.sub(lambda m: "[" + re.sub(r",\s*\n\s*", ", ", m.group(1)) + "]", text)
 
 
 def _reported_note(row: Row) -> str:
@@ -351,6 +357,13 @@ def artifact_gallery(
     return gallery if gallery.items else None
 
 
+def _short_commit(commit: str | None) -> str:
+    """12 hex digits, keeping the ``+dirty`` mark: a run from uncommitted code must say so."""
+    if not commit:
+        return ""
+    return commit[:12] + ("+dirty" if commit.endswith("+dirty") else "")
+
+
 def run_metadata(rows: list[Row], by_path: dict[str, dict]) -> list[dict[str, Any]]:
     """One line per measured result file: identity, versions, device, wall times, hashes."""
     out = []
@@ -372,7 +385,7 @@ def run_metadata(rows: list[Row], by_path: dict[str, dict]) -> list[dict[str, An
                     "created": r.get("created", ""),
                     "device": " ".join(str(v) for v in (device.get("type"), device.get("name")) if v),
                     "versions": ", ".join(f"{k} {v}" for k, v in versions.items() if v),
-                    "git_commit": str(env.get("git_commit") or "")[:12],
+                    "git_commit": _short_commit(env.get("git_commit")),
                     "timing": r.get("timing", {}),
                     "images_per_second": r.get("training", {}).get("images_per_second"),
                     "deterministic": env.get("deterministic"),
