@@ -13,6 +13,8 @@ TINY = [
     "--set", "evaluators.adversarial.n_samples=32", "--set", "evaluators.adversarial.steps=2",
     "--set", "evaluators.linearity.n_samples=16", "--set", "evaluators.linearity.n_pairs=8",
     "--set", "evaluators.linearity.steps=2",
+    "--set", "evaluators.corruption.corruptions=gaussian_noise,fog,speckle_noise",
+    "--set", "evaluators.corruption.severities=1,5",
 ]  # fmt: skip
 
 
@@ -28,7 +30,7 @@ def store(tmp_path_factory):
 
 def test_run_writes_one_result_per_method_and_seed(store):
     root, _, out = store
-    files = sorted((root / "results" / "digits").rglob("*.json"))
+    files = sorted((root / "results" / "digits-c").rglob("*.json"))
     assert len(files) == 10
     methods = {"erm", "mixup", "manifold-mixup", "varmixup", "varmixup-beta"}
     assert {f.parent.name for f in files} == methods
@@ -62,12 +64,17 @@ def test_run_writes_one_result_per_method_and_seed(store):
     assert doc["environment"]["versions"]["torch"] and doc["environment"]["versions"]["netcal"]
     assert 0 <= doc["metrics"]["acc"] <= 1 and doc["metrics"]["nll"] > 0
     # The run printed the leaderboard.
-    assert "suite: digits" in out.stdout and "manifold-mixup" in out.stdout
+    assert "suite: digits-c" in out.stdout and "manifold-mixup" in out.stdout
+    # The default suite is a -c suite: corruptions generated on the fly, recorded with their protocol.
+    assert doc["protocol"]["corruption"]["corruptions"] == ["gaussian_noise", "fog", "speckle_noise"]
+    assert doc["protocol"]["corruption"]["source"]["kind"] == "generated"
+    for metric in ("c_acc", "c_acc_all", "c_ece", "c_acc/fog", "c_acc/s5", "c_acc/fog/s5"):
+        assert 0 <= doc["metrics"][metric] <= 1, metric
 
 
 def test_varmixup_result_records_its_vae(store):
     root, _, _ = store
-    doc = json.loads(next((root / "results" / "digits" / "varmixup").glob("*seed0.json")).read_text())
+    doc = json.loads(next((root / "results" / "digits-c" / "varmixup").glob("*seed0.json")).read_text())
     vae = doc["method_info"]["prepared"]["vae"]
     assert vae["cache"] == "trained" and vae["recon_mse_train"] > 0
     assert doc["method_info"]["hyperparameters"]["vae_epochs"] == 1
@@ -100,12 +107,12 @@ def test_new_evaluator_settings_reevaluate_without_retraining(store):
     )
     assert out.returncode == 0, out.stderr
     assert "1 trained, 0 reused" in out.stdout  # a new configuration, hence a new result file ...
-    docs = [json.loads(p.read_text()) for p in (root / "results" / "digits" / "erm").glob("*seed0.json")]
+    docs = [json.loads(p.read_text()) for p in (root / "results" / "digits-c" / "erm").glob("*seed0.json")]
     new = next(d for d in docs if d["protocol"]["calibration"]["bins"] == 10)
     old = next(d for d in docs if d["protocol"]["calibration"]["bins"] == 15)
     assert new["training"]["reused_trained_model"]  # ... but the trained model came from the cache
     assert new["metrics"]["acc"] == old["metrics"]["acc"] and "pgd_linf@8/255" not in new["metrics"]
-    for p in (root / "results" / "digits" / "erm").glob("*seed0.json"):
+    for p in (root / "results" / "digits-c" / "erm").glob("*seed0.json"):
         if json.loads(p.read_text())["protocol"]["calibration"]["bins"] == 10:
             p.unlink()  # keep the shared store as the other tests expect it
 
@@ -125,17 +132,25 @@ def test_leaderboard_formats_agree_with_the_result_files(store):
         csv.DictReader(io.StringIO(run_cli("leaderboard", "--format", "csv", cwd=root, env=env).stdout))
     )
     assert float(next(r for r in rows if r["method"] == "erm")["acc_mean"]) == pytest.approx(sum(erm_acc) / 2)
+    # mCE is derived from the cells, relative to the erm rows (whose own mCE is 100 %).
+    assert row["metrics"]["mce"]["mean"] == pytest.approx(1.0)
+    mix = next(r for r in as_json[0]["rows"] if r["method"] == "mixup")
+    assert mix["metrics"]["mce"]["mean"] > 0
+    by = run_cli("leaderboard", "--by", "corruption", "--format", "csv", cwd=root, env=env)
+    assert by.returncode == 0, by.stderr
+    head = next(csv.reader(io.StringIO(by.stdout)))
+    assert any("fog" in h for h in head) and any("speckle_noise" in h for h in head)
     md = run_cli(
         "leaderboard", "--format", "markdown", "--sort", "ece", "--metrics", "acc,ece", cwd=root, env=env
     ).stdout
-    assert md.startswith("### digits") and "| method" in md and "NLL" not in md
+    assert md.startswith("### digits-c") and "| method" in md and "NLL" not in md
     everything = run_cli("leaderboard", "--format", "csv", "--metrics", "all", cwd=root, env=env).stdout
     assert "cw_ece_ts_mean" in everything and "pgd_l2@0.5_mean" in everything
 
 
 def test_corrupted_result_is_skipped_with_a_warning(store, tmp_path):
     root, env, _ = store
-    bad = root / "results" / "digits" / "erm" / "broken.json"
+    bad = root / "results" / "digits-c" / "erm" / "broken.json"
     bad.write_text('{"schema": 1, "metrics": {')
     try:
         out = run_cli("leaderboard", cwd=root, env=env)

@@ -13,11 +13,14 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from vicinal.errors import VicinalError
 
@@ -109,14 +112,25 @@ def suites_cmd() -> None:
     console.print(table)
 
 
+class _Field(ProgressColumn):
+    """A task field shown when the task has it (training sets loss/acc/speed; other tasks do not)."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name = name
+
+    def render(self, task: Task) -> Text:
+        return Text(str(task.fields.get(self.name, "")))
+
+
 def _progress(quiet: bool) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[loss]}"),
-        TextColumn("{task.fields[acc]}"),
-        TextColumn("{task.fields[speed]}"),
+        _Field("loss"),
+        _Field("acc"),
+        _Field("speed"),
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),
@@ -128,7 +142,7 @@ def _progress(quiet: bool) -> Progress:
 
 @app.command("run")
 def run_cmd(
-    suite: Annotated[str, typer.Option(help="shipped suite name or path to a suite TOML")] = "digits",
+    suite: Annotated[str, typer.Option(help="shipped suite name or path to a suite TOML")] = "digits-c",
     methods: Annotated[
         str | None, typer.Option(help="comma-separated methods [default: the suite's]")
     ] = None,
@@ -328,17 +342,85 @@ def report_cmd(
 
 @app.command("download")
 def download_cmd(
-    dataset: Annotated[str, typer.Argument(help="cifar10, cifar100 or tinyimagenet")],
+    dataset: Annotated[
+        str, typer.Argument(help="cifar10, cifar100, tinyimagenet, or a released corrupted set: cifar10-c, …")
+    ],
     data_dir: Annotated[
         str | None, typer.Option(help="where to put it [default: $VICINAL_DATA_DIR or the cache folder]")
     ] = None,
 ) -> None:
-    """Download and verify (MD5) a dataset into the data folder."""
+    """Download and verify (MD5) a dataset, or a released -C set (resumable), into the data folder."""
     from vicinal.datasets import load_dataset, resolve_data_dir
 
+    if dataset.endswith("-c"):
+        from vicinal.corrupted import find_set
+        from vicinal.download import fetch_release
+
+        with _progress(False) as progress:
+            folder = fetch_release(dataset[:-2], resolve_data_dir(data_dir), progress)
+        found = find_set(folder, None, verify=False)
+        console.print(f"{dataset}: {folder}" + (f", {len(found.corruptions)} corruptions" if found else ""))
+        return
     data = load_dataset(dataset, data_dir, download=True)
     console.print(
         f"{dataset}: {len(data.train)} train / {len(data.test)} test images in {resolve_data_dir(data_dir)}"
+    )
+
+
+@app.command("corrupt")
+def corrupt_cmd(
+    dataset: Annotated[str, typer.Option(help="dataset whose test split is corrupted (cifar10, digits, …)")],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="output folder [default: <data dir>/CIFAR-10-C etc., where -c suites look]"),
+    ] = None,
+    corruptions: Annotated[str, typer.Option(help="names or subsets: common, extra, noise, …, all")] = "all",
+    severities: Annotated[str, typer.Option(help="comma-separated severities 1–5")] = "1,2,3,4,5",
+    seed: Annotated[int, typer.Option(help="seed (one generator per corruption and severity)")] = 0,
+    table: Annotated[str, typer.Option(help="cifar, tinyimagenet, imagenet or auto (by size)")] = "auto",
+    data_dir: Annotated[
+        str | None, typer.Option(help="clean data folder [default: $VICINAL_DATA_DIR or the cache folder]")
+    ] = None,
+    download: Annotated[bool, typer.Option(help="download the clean dataset if it is missing")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
+    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+) -> None:
+    """Write a corrupted test set (the released -C layout, with a manifest) from a clean dataset."""
+    from vicinal.corrupted import default_folder, write_set
+    from vicinal.corruptions import SCALES
+    from vicinal.datasets import load_dataset, resolve_data_dir
+    from vicinal.evaluators.corruption import resolve_corruptions
+    from vicinal.runner import resolve_device
+
+    names = resolve_corruptions(_csv(corruptions, "--corruptions"))
+    try:
+        levels = sorted({int(s) for s in _csv(severities, "--severities")})
+    except ValueError:
+        raise VicinalError(f"--severities {severities!r}: give comma-separated integers 1–5") from None
+    if not levels or any(s not in range(1, 6) for s in levels):
+        raise VicinalError(f"--severities {severities!r}: severities run from 1 to 5")
+    if table != "auto" and table not in SCALES:
+        raise VicinalError(f"--table {table!r}: choose auto or one of {', '.join(SCALES)}")
+    dev = resolve_device(device)
+    data = load_dataset(dataset, data_dir, download)
+    target = out or default_folder(dataset, resolve_data_dir(data_dir))
+    source = {"dataset": data.name, "path": data.source, "test_fingerprint": data.test.fingerprint()}
+    with _progress(quiet) as progress:
+        manifest = write_set(
+            data.test,
+            target,
+            names,
+            levels,
+            seed=seed,
+            table=None if table == "auto" else table,
+            device=dev,
+            source=source,
+            progress=progress,
+        )
+    settings = manifest["settings"]
+    console.print(
+        f"wrote {len(names)} corruptions × {len(levels)} severities × {len(data.test)} images to {target} "
+        f"(table {settings['table']}, seed {seed}; manifest.json records the protocol)"
     )
 
 
