@@ -15,4 +15,6 @@ class ERM(Method):
         return StepOutput(F.cross_entropy(logits, y), float((logits.argmax(1) == y).sum()), len(y))
 
     def preview(self, x, y, perm, rng):
-        return Preview({"training image": x}, "ERM trains on the images themselves (after crop and flip, not shown)")
+        return Preview(
+            {"training image": x}, "ERM trains on the images themselves (after crop and flip, not shown)"
+        )
