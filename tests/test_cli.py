@@ -4,6 +4,7 @@ import csv
 import io
 import json
 
+import numpy as np
 import pytest
 from helpers import CIFAR_DIR, needs_cifar, run_cli
 
@@ -223,3 +224,38 @@ def test_cifar_subset_end_to_end(tmp_path):
     assert all(d["data"]["n_test"] == 1017 for d in docs)
     # 1 epoch on 512 images: better than chance (10%) on the real test images.
     assert max(d["metrics"]["acc"] for d in docs) > 0.12
+
+
+@needs_cifar
+@pytest.mark.slow
+def test_cifar10_c_from_vicinal_corrupt_to_the_per_corruption_leaderboard(tmp_path):
+    """The issue's path for a user without downloads: corrupt → run the -c suite → --by corruption."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "cifar-10-batches-py").symlink_to(CIFAR_DIR / "cifar-10-batches-py")
+    env = {"VICINAL_RESULTS_DIR": str(tmp_path / "r"), "VICINAL_CACHE_DIR": str(tmp_path / "c")}
+    pick = ["--corruptions", "fog,contrast,saturate", "--severities", "1,5"]
+    out = run_cli("corrupt", "--dataset", "cifar10", "--data-dir", str(data), *pick, "--quiet", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert np.load(data / "CIFAR-10-C" / "fog.npy", mmap_mode="r").shape == (2 * 1017, 32, 32, 3)
+    out = run_cli(
+        "run", "--suite", "cifar10-c", "--data-dir", str(data), "--methods", "erm,mixup", "--seeds", "0",
+        "--epochs", "1", "--limit-train", "512", "--model", "small-cnn", "--evaluators", "clean,corruption",
+        "--set", "evaluators.corruption.corruptions=fog,contrast,saturate",
+        "--set", "evaluators.corruption.severities=1,5", "--set", "evaluators.corruption.source=disk",
+        "--quiet", cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(next((tmp_path / "r" / "cifar10-c" / "erm").glob("*.json")).read_text())
+    source = doc["protocol"]["corruption"]["source"]
+    assert source["kind"] == "generated" and source["path"] == str(data / "CIFAR-10-C")
+    assert source["manifest"]["settings"]["table"] == "cifar" and source["images_per_cell"] == 1017
+    board = run_cli(
+        "leaderboard", "--suite", "cifar10-c", "--by", "corruption", "--format", "csv", cwd=tmp_path, env=env
+    )
+    assert board.returncode == 0, board.stderr
+    rows = list(csv.DictReader(io.StringIO(board.stdout)))
+    assert {r["method"] for r in rows} == {"erm", "mixup"}
+    erm = next(r for r in rows if r["method"] == "erm")
+    fog = next(k for k in erm if "fog" in k and k.endswith("_mean"))
+    assert float(erm[fog]) == pytest.approx(doc["metrics"]["c_acc/fog"])
