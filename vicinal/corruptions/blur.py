@@ -8,13 +8,17 @@ All work on a whole batch at once, on the images' device. How each relates to th
 * ``defocus_blur`` — the reference's anti-aliased disk kernel (the same grid, normalisation and OpenCV
   Gaussian smoothing with reflect-101 borders, rebuilt in torch) and ``cv2.filter2D``'s reflect-101
   image border. Same operator.
-* ``glass_blur`` — blur, ``np.uint8`` truncation, local pixel swaps, blur. The reference swaps pixels in a
-  sequential Python loop (rows and columns visited bottom-right to top-left, each pixel swapped with a
-  random neighbour at offset ``randint(-d, d)`` in each axis, i.e. in [-d, d-1]). Here the same sequence
-  of swaps runs as a wavefront: step (row i, column j) of the loop goes to time ``j + 2·d·i``; swaps that
-  share a time touch disjoint pixels, and every earlier swap that could touch the same pixels has an
-  earlier time, so the result equals the sequential loop's for the same offsets (exact, not
-  approximate); only the random numbers differ (torch generator instead of numpy's global state).
+* ``glass_blur`` — blur, ``np.uint8`` truncation, local pixel shuffle, blur. The reference's shuffle is a
+  sequential Python loop over rows and columns (both descending, ``range(size - d, d, -1)``) whose
+  "swap" ``x[h, w], x[h', w'] = x[h', w'], x[h, w]`` of numpy views in fact *copies*: pixel (h, w) takes
+  the current value of (h + dy, w + dx), offsets ``randint(-d, d)`` (so in [-d, d-1]), and the neighbour
+  keeps its value; pixels can so be duplicated and values travel along chains. That is reproduced
+  exactly, as a wavefront: visit (row index i, column index j) of the loop runs at time ``j + (d+1)·i``
+  (all at time 0 when d = 1, since then every read is of a pixel not yet visited or itself); every pixel
+  a visit reads that the loop writes earlier has an earlier time, every one written later a time no
+  earlier, and reads of a step happen before its writes, so the result equals the sequential loop's for
+  the same offsets (checked against a literal loop in the tests). Only the random numbers differ (torch
+  generator instead of numpy's global state).
 * ``motion_blur`` — the reference calls ImageMagick's ``MotionBlurImage`` through Wand. Its kernel is
   rebuilt here as imagecorruptions' ``_motion_blur`` does: width ``2·ceil(radius)+1``, one-sided Gaussian
   weights ``exp(-i²/2σ²)`` normalised, tap i at offset ``(ceil(i·cos a - ½), ceil(i·sin a - ½))``, edge
@@ -172,19 +176,26 @@ def disk_kernel(radius: float, alias_blur: float) -> torch.Tensor:
 def pad_fold(x: torch.Tensor, pad: int, mode: str) -> torch.Tensor:
     """Pad the last two dims by ``pad`` on every side with ``fold_index``'s rule (any pad size)."""
     h, w = x.shape[-2], x.shape[-1]
+    if pad == 0:
+        return x
+    if mode == "nearest":
+        return F.pad(x, (pad, pad, pad, pad), mode="replicate")
+    if mode == "mirror" and pad < min(h, w):
+        return F.pad(x, (pad, pad, pad, pad), mode="reflect")  # torch's "reflect" is reflect-101
     ih = fold_index(torch.arange(-pad, h + pad, device=x.device), h, mode)
     iw = fold_index(torch.arange(-pad, w + pad, device=x.device), w, mode)
-    return x.index_select(-2, ih).index_select(-1, iw)
+    return x[..., ih[:, None], iw[None, :]]
 
 
 @register("defocus_blur", "blur", common=True, random=False)
 def defocus_blur(x: torch.Tensor, param: tuple[float, float], gen: torch.Generator) -> torch.Tensor:
     radius, alias_blur = param
-    k = disk_kernel(float(radius), float(alias_blur)).to(x.device)
+    k = disk_kernel(float(radius), float(alias_blur)).to(x.device, x.dtype)
     r = (k.shape[0] - 1) // 2
-    n, c, h, w = x.shape
-    xp = pad_fold(x, r, "mirror").reshape(n * c, 1, h + 2 * r, w + 2 * r)
-    return F.conv2d(xp, k[None, None]).reshape(n, c, h, w)
+    c = x.shape[1]
+    # Depthwise over channels-last memory: oneDNN's fast path (several times faster than N·C 1-channel maps).
+    xp = pad_fold(x, r, "mirror").contiguous(memory_format=torch.channels_last)
+    return F.conv2d(xp, k[None, None].expand(c, 1, -1, -1).contiguous(), groups=c).contiguous()
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -192,48 +203,67 @@ def defocus_blur(x: torch.Tensor, param: tuple[float, float], gen: torch.Generat
 
 
 @lru_cache(maxsize=32)
-def _glass_schedule(h: int, w: int, d: int) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-    """Loop positions of the reference's swap loop, ordered by wavefront time, and step boundaries."""
+def _glass_schedule(h: int, w: int, d: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
+    """The reference loop's positions (rows, then columns, both descending) and their wavefront order.
+
+    Returns the positions' rows and columns in loop order, the permutation that sorts the loop by
+    wavefront time, and how many positions each time step holds.
+    """
     rows = torch.arange(h - d, d, -1)  # the reference's range(H - d, d, -1)
     cols = torch.arange(w - d, d, -1)
     i = torch.arange(rows.numel())[:, None].expand(-1, cols.numel())
     j = torch.arange(cols.numel())[None, :].expand(rows.numel(), -1)
-    t = (j + 2 * d * i).reshape(-1)
+    # With d = 1 every read is of a pixel the loop has not reached yet (or the pixel itself): one step.
+    t = torch.zeros_like(i).reshape(-1) if d == 1 else (j + (d + 1) * i).reshape(-1)
     order = torch.argsort(t, stable=True)
-    pos_r = rows[:, None].expand(-1, cols.numel()).reshape(-1)[order]
-    pos_c = cols[None, :].expand(rows.numel(), -1).reshape(-1)[order]
-    counts = torch.bincount(t[order]).tolist()
-    return pos_r, pos_c, counts
+    pos_r = rows[:, None].expand(-1, cols.numel()).reshape(-1)
+    pos_c = cols[None, :].expand(rows.numel(), -1).reshape(-1)
+    counts = torch.bincount(t).tolist() if t.numel() else []
+    return pos_r, pos_c, order, counts
 
 
-def glass_shuffle(x: torch.Tensor, max_delta: int, iterations: int, gen: torch.Generator) -> torch.Tensor:
-    """The reference's local pixel shuffle on N×C×H×W images, exact up to the random draws.
+def glass_loop_size(h: int, w: int, max_delta: int) -> int:
+    """How many positions the reference's shuffle loop visits per iteration."""
+    return max(h - 2 * int(max_delta), 0) * max(w - 2 * int(max_delta), 0)
 
-    See the module docstring for why the wavefront order gives the sequential loop's result.
+
+def glass_copy(x: torch.Tensor, max_delta: int, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
+    """The reference's shuffle loop on N×C×H×W images with given offsets, exactly.
+
+    ``dy``, ``dx``: integer offsets of shape (iterations, positions, N), positions in the reference's
+    loop order (rows descending, then columns descending, over ``range(size - d, d, -1)``). Each visit
+    sets pixel (h, w) to the current value of pixel (h + dy, w + dx) — the reference's tuple "swap" of
+    numpy views copies rather than swaps, and it is reproduced as is. Visits run as a wavefront (see the
+    module docstring): all reads of a step happen before its writes, which is what the sequential order
+    needs, since a step never reads a pixel that an earlier-in-the-loop visit of the same step writes.
     """
     n, c, h, w = x.shape
     d = int(max_delta)
-    pos_r, pos_c, counts = _glass_schedule(h, w, d)
+    pos_r, pos_c, order, counts = _glass_schedule(h, w, d)
     if not counts:
         return x
     dev = x.device
-    pos_r, pos_c = pos_r.to(dev), pos_c.to(dev)
-    pix = x.permute(0, 2, 3, 1).contiguous().view(n * h * w, c)  # one row per pixel: a swap moves a row
+    order = order.to(dev)
+    pix = x.permute(0, 2, 3, 1).contiguous().view(n * h * w, c)  # one row per pixel: a copy moves a row
     base = (torch.arange(n, device=dev) * (h * w))[None, :]  # (1, N)
-    own = (pos_r * w + pos_c)[:, None] + base  # (M, N), step-major so a step is a contiguous slice
+    own = ((pos_r * w + pos_c).to(dev)[:, None] + base)[order]  # (M, N) in time order
     bounds = np.cumsum([0, *counts]).tolist()
-    for _ in range(int(iterations)):
-        # randint(-d, d) per axis: offsets in [-d, d-1], drawn for every (position, image).
-        dy = torch.randint(-d, d, (pos_r.numel(), n), generator=gen, device=dev)
-        dx = torch.randint(-d, d, (pos_r.numel(), n), generator=gen, device=dev)
-        other = own + dy * w + dx
+    for it in range(dy.shape[0]):
+        src = own + (dy[it].to(dev) * w + dx[it].to(dev))[order]
         for s in range(len(counts)):
             a, b = bounds[s], bounds[s + 1]
-            ip, iq = own[a:b].reshape(-1), other[a:b].reshape(-1)
-            vp, vq = pix.index_select(0, ip), pix.index_select(0, iq)
-            pix.index_copy_(0, ip, vq)
-            pix.index_copy_(0, iq, vp)
+            pix.index_copy_(0, own[a:b].reshape(-1), pix.index_select(0, src[a:b].reshape(-1)))
     return pix.view(n, h, w, c).permute(0, 3, 1, 2).contiguous()
+
+
+def glass_shuffle(x: torch.Tensor, max_delta: int, iterations: int, gen: torch.Generator) -> torch.Tensor:
+    """The reference's local pixel shuffle with offsets ``randint(-d, d)`` (in [-d, d-1]) per axis."""
+    n, _, h, w = x.shape
+    d = int(max_delta)
+    shape = (int(iterations), glass_loop_size(h, w, d), n)
+    dy = torch.randint(-d, d, shape, generator=gen, device=x.device)
+    dx = torch.randint(-d, d, shape, generator=gen, device=x.device)
+    return glass_copy(x, d, dy, dx)
 
 
 @register("glass_blur", "blur", common=True, random=True)
@@ -296,20 +326,19 @@ def apply_motion_blur(
         angles = torch.full((n,), float(angles), dtype=torch.float64)
     dx, dy = motion_blur_offsets(radius, angles.to(x.device))
     wts = motion_blur_weights(radius, sigma).to(x.dtype).tolist()
-    # The image padded by the largest offset: every tap is then a plain in-bounds window read, which one
-    # gather per tap does for all images at their own offsets.
+    # Pad by the largest offset; then tap i of image n is the H×W window at flat offset shift[n, i] of the
+    # padded image. A strided view indexes every such window by (image, offset), so one advanced-index
+    # read per tap copies all images' windows, whole rows at a time.
     p = int(max(dx.abs().max(), dy.abs().max()))
-    xp = pad_fold(x, p, "nearest")
+    xp = pad_fold(x, p, "nearest").contiguous()
     hp, wp = h + 2 * p, w + 2 * p
-    flat = xp.reshape(n, c, hp * wp)
-    rows = torch.arange(h, device=x.device) + p
-    base = (rows[:, None] * wp + torch.arange(w, device=x.device) + p).reshape(-1)
-    shift = dy * wp + dx  # (N, width)
-    out = torch.zeros_like(x).reshape(n, c, h * w)
+    shift = (dy + p) * wp + (dx + p)  # (N, width), in [0, 2p·wp + 2p]
+    windows = xp.as_strided((n, 2 * p * wp + 2 * p + 1, c, h, w), (c * hp * wp, 1, hp * wp, wp, 1))
+    images = torch.arange(n, device=x.device)
+    out = torch.zeros_like(x)
     for i, wt in enumerate(wts):
-        idx = (base[None, :] + shift[:, i : i + 1]).unsqueeze(1).expand(n, c, h * w)
-        out.add_(torch.gather(flat, 2, idx), alpha=wt)
-    return out.reshape(n, c, h, w)
+        out.add_(windows[images, shift[:, i]], alpha=wt)
+    return out
 
 
 @register("motion_blur", "blur", common=True, random=True)
@@ -323,8 +352,9 @@ def motion_blur(x: torch.Tensor, param: tuple[float, float], gen: torch.Generato
 # Zoom blur
 
 
-def _zoom_matrix(n: int, factor: float) -> torch.Tensor:
-    """n×n linear-interpolation matrix of the reference's clipped_zoom along one axis (float64)."""
+def _zoom_sources(n: int, factor: float) -> tuple[torch.Tensor, int]:
+    """Source coordinates (float64, relative to the crop's first pixel) of the n output samples of the
+    reference's clipped_zoom along one axis, and the crop's first pixel."""
     ch = math.ceil(n / factor)
     top = (n - ch) // 2
     out = round(ch * factor)  # scipy.ndimage.zoom's output length
@@ -332,7 +362,13 @@ def _zoom_matrix(n: int, factor: float) -> torch.Tensor:
     o = torch.arange(n, dtype=torch.float64) + trim
     # scipy's zoom (grid_mode=False) puts the first and last samples on the crop's corner pixels.
     src = o * ((ch - 1) / (out - 1)) if out > 1 else torch.zeros_like(o)
-    src = src.clamp(0, ch - 1)
+    return src.clamp(0, ch - 1), top
+
+
+def _zoom_matrix(n: int, factor: float) -> torch.Tensor:
+    """n×n linear-interpolation matrix of the reference's clipped_zoom along one axis (float64)."""
+    src, top = _zoom_sources(n, factor)
+    ch = math.ceil(n / factor)
     i0 = src.floor().long().clamp(max=ch - 1)
     i1 = (i0 + 1).clamp(max=ch - 1)
     f = src - i0
@@ -348,13 +384,34 @@ def _zoom_matrix_cached(n: int, factor: float) -> torch.Tensor:
     return _zoom_matrix(n, factor)
 
 
+@lru_cache(maxsize=64)
+def _zoom_grid(h: int, w: int, factor: float) -> torch.Tensor:
+    """The clipped zoom as a ``grid_sample`` grid (1×H×W×2, align_corners=True): bilinear sampling at the
+    zoom's source coordinates is the same separable linear interpolation."""
+    sy, top_y = _zoom_sources(h, factor)
+    sx, top_x = _zoom_sources(w, factor)
+    gy = (sy + top_y) / (h - 1) * 2 - 1 if h > 1 else torch.zeros_like(sy)
+    gx = (sx + top_x) / (w - 1) * 2 - 1 if w > 1 else torch.zeros_like(sx)
+    grid = torch.stack(torch.broadcast_tensors(gx[None, :], gy[:, None]), dim=-1)
+    return grid.unsqueeze(0).to(torch.float32)
+
+
+def _small(h: int, w: int) -> bool:
+    # Up to 32×32 a dense matrix per axis (or the whole H·W operator) is cheapest; beyond, grid_sample's
+    # two taps per axis win over products whose cost grows with the image side.
+    return h * w <= 1024
+
+
 def clipped_zoom(x: torch.Tensor, factor: float) -> torch.Tensor:
-    """The reference's ``clipped_zoom`` over the last two dims: zoom the central ``ceil(size/factor)``
-    crop by ``factor`` (linear, scipy's corner-aligned grid) and trim the centre back to the input size."""
-    h, w = x.shape[-2], x.shape[-1]
-    rows = _zoom_matrix_cached(h, float(factor)).to(x.device)
-    cols = rows if h == w else _zoom_matrix_cached(w, float(factor)).to(x.device)
-    return apply_rows_cols(x, rows, cols)
+    """The reference's ``clipped_zoom`` of N×C×H×W images: zoom the central ``ceil(size/factor)`` crop by
+    ``factor`` (linear, scipy's corner-aligned grid) and trim the centre back to the input size."""
+    n, _, h, w = x.shape
+    if _small(h, w):
+        rows = _zoom_matrix_cached(h, float(factor)).to(x.device)
+        cols = rows if h == w else _zoom_matrix_cached(w, float(factor)).to(x.device)
+        return apply_rows_cols(x, rows, cols)
+    grid = _zoom_grid(h, w, float(factor)).to(x.device, x.dtype).expand(n, -1, -1, -1)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
 def zoom_factors(spec: tuple[float, float, float]) -> list[float]:
@@ -362,22 +419,26 @@ def zoom_factors(spec: tuple[float, float, float]) -> list[float]:
     return [float(z) for z in np.arange(*spec)]
 
 
-@lru_cache(maxsize=32)
-def _zoom_stacks(h: int, w: int, spec: tuple[float, float, float]) -> tuple[torch.Tensor, torch.Tensor]:
+@lru_cache(maxsize=16)
+def _zoom_operator(h: int, w: int, spec: tuple[float, float, float]) -> torch.Tensor:
+    """(x + Σ_f A_f x B_fᵀ)/(F+1) as one (H·W)×(H·W) matrix acting on flattened images (transposed)."""
     factors = zoom_factors(spec)
-    rows = torch.cat([_zoom_matrix(h, z) for z in factors], dim=1)  # H × (F·H): [A_1 | … | A_F]
-    cols = torch.cat([_zoom_matrix(w, z).T for z in factors], dim=1)  # W × (F·W): [B_1ᵀ | … | B_Fᵀ]
-    return rows, cols
+    op = torch.eye(h * w, dtype=torch.float64)
+    for z in factors:
+        op += torch.kron(_zoom_matrix(h, z), _zoom_matrix(w, z))
+    return (op / (len(factors) + 1)).T.contiguous()
 
 
 @register("zoom_blur", "blur", common=True, random=False)
 def zoom_blur(x: torch.Tensor, param: tuple[float, float, float], gen: torch.Generator) -> torch.Tensor:
     n, c, h, w = x.shape
-    rows, cols = _zoom_stacks(h, w, tuple(float(v) for v in param))
-    nf = cols.shape[1] // w
-    # Σ_f A_f x B_fᵀ as two GEMMs: x [B_1ᵀ|…|B_Fᵀ] gives the F column-zoomed images side by side; stacked
-    # vertically they meet [A_1|…|A_F], which sums the F row-zooms in the same product.
-    t = torch.matmul(x, cols.to(x.device, x.dtype))  # N,C,H,F·W
-    t = t.view(n, c, h, nf, w).transpose(2, 3).reshape(n, c, nf * h, w)
-    out = torch.matmul(rows.to(x.device, x.dtype), t)
-    return (x + out) / (nf + 1)
+    spec = tuple(float(v) for v in param)
+    if _small(h, w):
+        # One GEMM with the whole operator: 1,024 MACs per pixel at 32 px, at full GEMM speed.
+        op = _zoom_operator(h, w, spec).to(x.device, x.dtype)
+        return (x.reshape(n * c, h * w) @ op).reshape(n, c, h, w)
+    factors = zoom_factors(spec)
+    out = x.clone()
+    for z in factors:
+        out += clipped_zoom(x, z)
+    return out / (len(factors) + 1)
