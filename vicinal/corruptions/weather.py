@@ -41,31 +41,32 @@ import torch
 import torch.nn.functional as F
 
 from vicinal.corruptions.blur import apply_motion_blur, clipped_zoom, gaussian_filter
-from vicinal.corruptions.core import register
+from vicinal.corruptions.core import CorruptionFn, register
 
 # --------------------------------------------------------------------------------------------------
 # Shared helpers
 
+# On CPU, elementwise kernels on tensors of a few million elements run up to ten times slower per
+# element than on ~2¹⁸ (fresh multi-megabyte buffers are page-faulted in on every allocation), so the
+# corruptions work through large batches in slices of about this many pixels.
+_CHUNK_PIXELS = 1 << 18
+
+
+def _chunked(fn: CorruptionFn) -> CorruptionFn:
+    """Run ``fn`` on consecutive slices of a CPU batch, drawing from one generator in slice order."""
+
+    @functools.wraps(fn)
+    def run(x: torch.Tensor, param: Any, gen: torch.Generator) -> torch.Tensor:
+        step = max(1, _CHUNK_PIXELS // (x.shape[-2] * x.shape[-1]))
+        if x.device.type != "cpu" or x.shape[0] <= step:
+            return fn(x, param, gen)
+        return torch.cat([fn(part, param, gen) for part in x.split(step)])
+
+    return run
+
 
 def _uniform(n: int, low: float, high: float, gen: torch.Generator, device: torch.device) -> torch.Tensor:
     return torch.rand(n, generator=gen, device=device, dtype=torch.float64) * (high - low) + low
-
-
-def _correlate(img: torch.Tensor, rows: list[list[float]], mode: str) -> torch.Tensor:
-    """Small 2-D correlation (cv2.filter2D's convention, anchor at the centre) of N×C×H×W.
-
-    A sum of shifted slices: for one-channel images and kernels this small it is several times faster
-    on CPU than ``F.conv2d``.
-    """
-    kh, kw = len(rows), len(rows[0])
-    h, w = img.shape[-2:]
-    padded = F.pad(img, (kw // 2, kw // 2, kh // 2, kh // 2), mode=mode)
-    out = torch.zeros_like(img)
-    for i, row in enumerate(rows):
-        for j, weight in enumerate(row):
-            if weight:
-                out.add_(padded[..., i : i + h, j : j + w], alpha=weight)
-    return out
 
 
 def _windows(
@@ -99,12 +100,13 @@ def _gray(x: torch.Tensor) -> torch.Tensor:
 
 
 @register("snow", "weather", common=True, random=True)
+@_chunked
 def snow(x: torch.Tensor, param: Any, gen: torch.Generator) -> torch.Tensor:
     mean, std, zoom, threshold, radius, sigma, keep = param
     n, _, h, w = x.shape
     layer = torch.randn(n, 1, h, w, generator=gen, device=x.device) * std + mean
     layer = clipped_zoom(layer, zoom)
-    layer = torch.where(layer < threshold, torch.zeros_like(layer), layer)
+    layer = layer * (layer >= threshold)
     # The reference hands the layer to ImageMagick as an 8-bit PNG and reads an 8-bit PNG back.
     layer = torch.floor(layer.clamp(0.0, 1.0) * 255.0)
     angle = _uniform(n, -135.0, -45.0, gen, x.device)
@@ -188,6 +190,7 @@ def _textures_on(scale: float, h: int, w: int, device: torch.device) -> tuple[to
 
 
 @register("frost", "weather", common=True, random=True)
+@_chunked
 def frost(x: torch.Tensor, param: Any, gen: torch.Generator) -> torch.Tensor:
     keep, amount, scale = param
     n, _, h, w = x.shape
@@ -232,6 +235,7 @@ def _plasma_fractal(
 
 
 @register("fog", "weather", common=True, random=True)
+@_chunked
 def fog(x: torch.Tensor, param: Any, gen: torch.Generator) -> torch.Tensor:
     strength, decay = param
     n, _, h, w = x.shape
@@ -251,43 +255,91 @@ _EMBOSS = [[-2.0, -1.0, 0.0], [-1.0, 1.0, 1.0], [0.0, 1.0, 2.0]]
 _BOX3 = [[1.0] * 3] * 3
 
 
+class _Flat:
+    """A batch of images padded by one pixel and laid end to end as one contiguous vector.
+
+    Neighbour ``(dy, dx)`` of every pixel is then one contiguous slice at a fixed offset, which CPU
+    kernels run several times faster than the short strided rows of N×1×32×32 slices. Only interior
+    pixels are meaningful; the ring's values are whatever the padding or the arithmetic left there.
+    """
+
+    def __init__(self, padded: torch.Tensor) -> None:
+        self.shape = padded.shape  # N×1×(H+2)×(W+2)
+        self.width = padded.shape[-1]
+        self.size = padded.numel()
+        self.margin = self.width + 1
+
+    def extend(self, flat: torch.Tensor) -> torch.Tensor:
+        return F.pad(flat.reshape(1, -1), (self.margin, self.margin)).view(-1)
+
+    def at(self, extended: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+        start = self.margin + dy * self.width + dx
+        return extended[start : start + self.size]
+
+    def correlate(self, extended: torch.Tensor, rows: list[list[float]]) -> torch.Tensor:
+        out = torch.zeros(self.size, dtype=extended.dtype, device=extended.device)
+        for i, row in enumerate(rows):
+            for j, weight in enumerate(row):
+                if weight:
+                    out.add_(self.at(extended, i - 1, j - 1), alpha=weight)
+        return out
+
+    def interior(self, flat: torch.Tensor) -> torch.Tensor:
+        return flat.view(self.shape)[..., 1:-1, 1:-1]
+
+
+def _correlate3(img: torch.Tensor, rows: list[list[float]], mode: str) -> torch.Tensor:
+    """3×3 correlation (cv2.filter2D's convention, anchor at the centre) of N×1×H×W, borders by ``mode``."""
+    grid = _Flat(F.pad(img, (1, 1, 1, 1), mode=mode))
+    flat = F.pad(img, (1, 1, 1, 1), mode=mode).reshape(-1)
+    return grid.interior(grid.correlate(grid.extend(flat), rows))
+
+
 def _canny(img: torch.Tensor, low: int, high: int) -> torch.Tensor:
-    """cv2.Canny(img, low, high) of uint8-valued N×1×H×W floats: aperture 3, L1 gradient."""
+    """cv2.Canny(img, low, high) of uint8-valued N×1×H×W float32s: aperture 3, L1 gradient."""
     # OpenCV's Sobel for Canny repeats the edge pixels; the values are small integers, exact in floats.
     padded = F.pad(img, (1, 1, 1, 1), mode="replicate")
-    dx = padded[..., 2:] - padded[..., :-2]
-    dy = padded[..., 2:, :] - padded[..., :-2, :]
-    gx = (dx[..., :-2, :] + 2 * dx[..., 1:-1, :] + dx[..., 2:, :]).to(torch.int32)
-    gy = (dy[..., :-2] + 2 * dy[..., 1:-1] + dy[..., 2:]).to(torch.int32)
+    grid = _Flat(padded)
+    inside = torch.zeros_like(padded, dtype=torch.bool)
+    inside[..., 1:-1, 1:-1] = True
+    inside = inside.view(-1)
+    pe = grid.extend(padded.reshape(-1))
+    gx = grid.correlate(pe, [[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+    gy = grid.correlate(pe, [[-1.0, -2.0, -1.0], [0.0, 0.0, 0.0], [1.0, 2.0, 1.0]])
     ax, ay = gx.abs(), gy.abs()
-    mag = ax + ay
-    h, w = img.shape[-2:]
-    padded = F.pad(mag, (1, 1, 1, 1))  # no neighbours outside the image
+    mag = (ax + ay).mul_(inside)  # no neighbours outside the image
+    me = grid.extend(mag)
 
-    def at(dy: int, dx: int) -> torch.Tensor:
-        return padded[:, :, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
-
-    # Exact integer version of OpenCV's sector test (|gy|/|gx| against tan 22.5° and tan 67.5°).
+    # OpenCV's sector test in its 15-bit fixed point, |gy|·2¹⁵ against |gx|·tan 22.5° and |gx|·tan 67.5°
+    # (= |gx|·(tan 22.5° + 2)), rearranged so every product stays exact in float32.
     tg22 = ax * _TG22
-    ys = ay << 15
-    horizontal = ys < tg22
-    vertical = ~horizontal & (ys > tg22 + (ax << 16))
-    diagonal = ~horizontal & ~vertical
+    horizontal = ay * 32768.0 < tg22
+    vertical = (ay - 2.0 * ax) * 32768.0 > tg22
     anti = (gx < 0) ^ (gy < 0)  # OpenCV's (xs ^ ys) < 0: the gradient points into quadrants 2 or 4
+    diagonal = ~(horizontal | vertical)
+    at = grid.at
+    # Across the edge one neighbour must be strictly smaller and the other no larger (strictly smaller on
+    # diagonals), as in OpenCV. Masks and comparisons rather than torch.where, which is slow on CPU.
     local_max = (
-        (horizontal & (mag > at(0, -1)) & (mag >= at(0, 1)))
-        | (vertical & (mag > at(-1, 0)) & (mag >= at(1, 0)))
-        | (diagonal & ~anti & (mag > at(-1, -1)) & (mag > at(1, 1)))
-        | (diagonal & anti & (mag > at(-1, 1)) & (mag > at(1, -1)))
+        (horizontal & (mag > at(me, 0, -1)) & (mag >= at(me, 0, 1)))
+        | (vertical & (mag > at(me, -1, 0)) & (mag >= at(me, 1, 0)))
+        | (diagonal & anti & (mag > at(me, -1, 1)) & (mag > at(me, 1, -1)))
+        | (diagonal & ~anti & (mag > at(me, -1, -1)) & (mag > at(me, 1, 1)))
     )
-    candidate = local_max & (mag > low)
+    candidate = local_max & (mag > low)  # mag is 0 on the ring, so only interior pixels
     edges = candidate & (mag > high)
     # Hysteresis: grow the strong edges through 8-connected candidates until nothing changes.
-    while True:
-        grown = candidate & (F.max_pool2d(edges.to(img.dtype), 3, 1, 1) > 0)
-        if torch.equal(grown, edges):
-            return edges
-        edges = grown
+    weak = candidate & ~edges
+    while bool(weak.any()):
+        ee = grid.extend(edges.to(torch.uint8))
+        near = at(ee, -1, -1) | at(ee, -1, 0) | at(ee, -1, 1) | at(ee, 0, -1)
+        near = near | at(ee, 0, 1) | at(ee, 1, -1) | at(ee, 1, 0) | at(ee, 1, 1)
+        reached = weak & near.bool()
+        if not bool(reached.any()):
+            break
+        edges = edges | reached
+        weak = weak & ~reached
+    return grid.interior(edges)
 
 
 def _chamfer_distance(zero: torch.Tensor, cap: float) -> torch.Tensor:
@@ -296,41 +348,38 @@ def _chamfer_distance(zero: torch.Tensor, cap: float) -> torch.Tensor:
     OpenCV scans the image twice in raster order with the two halves of the 5×5 chamfer mask. Here each
     pass goes row by row over the whole batch: contributions of the two rows already scanned are
     elementwise minima, and the run along the row (cost 1 per pixel) is a cumulative minimum, which
-    gives the raster scan's result exactly.
+    gives the raster scan's result exactly. Computed in float64 and rounded once to float32, which
+    matches OpenCV's float32 sums on real layers (checked in the tests).
     """
     a, b, c = _CHAMFER
     far = cap + 8.0  # anything beyond the cap is as good as infinity
     n, h, w = zero.shape
-    rows = list(torch.where(zero, 0.0, far).to(torch.float64).unbind(1))
+    # Two columns of "infinity" on each side, so neighbours up to two columns away are plain slices.
+    d = torch.full((n, h, w + 4), far, dtype=torch.float64, device=zero.device)
+    d[:, :, 2:-2].masked_fill_(zero, 0.0)
     ramp = torch.arange(w, dtype=torch.float64, device=zero.device) * a
-    inf = torch.full((n, 2), far, dtype=torch.float64, device=zero.device)
-
-    def near(row: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        wide = torch.cat([inf, row, inf], 1)
-        return tuple(wide[:, 2 + k : 2 + k + w] for k in (-2, -1, 1, 2))
 
     def scan(order: range, step: int) -> None:
         for y in order:
-            best = rows[y]
-            prev = y - step
+            best = d[:, y, 2:-2]
+            prev, prev2 = y - step, y - 2 * step
             if 0 <= prev < h:
-                l2, l1, r1, r2 = near(rows[prev])
-                best = torch.minimum(best, rows[prev] + a)
-                best = torch.minimum(best, torch.minimum(l1, r1) + b)
-                best = torch.minimum(best, torch.minimum(l2, r2) + c)
-            prev2 = y - 2 * step
-            if 0 <= prev2 < h:
-                _, l1, r1, _ = near(rows[prev2])
-                best = torch.minimum(best, torch.minimum(l1, r1) + c)
+                r = d[:, prev]
+                best = torch.minimum(best, r[:, 2:-2] + a)
+                best = torch.minimum(best, torch.minimum(r[:, 1:-3], r[:, 3:-1]) + b)
+                knight = torch.minimum(r[:, :-4], r[:, 4:])
+                if 0 <= prev2 < h:
+                    r2 = d[:, prev2]
+                    knight = torch.minimum(knight, torch.minimum(r2[:, 1:-3], r2[:, 3:-1]))
+                best = torch.minimum(best, knight + c)
             if step > 0:
-                rows[y] = torch.cummin(best - ramp, 1).values + ramp
+                d[:, y, 2:-2] = torch.cummin(best - ramp, 1).values + ramp
             else:
-                flipped = (best + ramp).flip(1)
-                rows[y] = torch.cummin(flipped, 1).values.flip(1) - ramp
+                d[:, y, 2:-2] = torch.cummin((best + ramp).flip(1), 1).values.flip(1) - ramp
 
     scan(range(h), 1)
     scan(range(h - 1, -1, -1), -1)
-    return torch.stack(rows, 1).clamp_(max=cap)
+    return d[:, :, 2:-2].clamp(max=cap).float()
 
 
 def _equalize_hist(img: torch.Tensor) -> torch.Tensor:
@@ -357,22 +406,23 @@ def _water(liquid: torch.Tensor) -> torch.Tensor:
     # dark holes, and so Canny edges, into the brightest liquid; kept because CIFAR-10-C has them.
     level = torch.floor(liquid * 255.0).remainder_(256.0)
     edges = _canny(level, 50, 150)
-    dist = _chamfer_distance(edges[:, 0], 20.0).unsqueeze(1)
-    # cv2.blur returns float32 (rounding 5.99999999 up to 6) before astype(np.uint8) truncates.
-    dist = torch.floor((_correlate(dist, _BOX3, "reflect") / 9.0).float())
+    dist = _chamfer_distance(edges[:, 0], 20.0).unsqueeze(1).double()
+    # cv2.blur sums in float64 and returns float32 (so 5.99999999 becomes 6) before astype(np.uint8).
+    dist = torch.floor((_correlate3(dist, _BOX3, "reflect") / 9.0).float())
     dist = _equalize_hist(dist)
-    dist = _correlate(dist, _EMBOSS, "reflect").clamp_(0.0, 255.0)  # filter2D into CV_8U saturates
-    dist = torch.round(_correlate(dist, _BOX3, "reflect") / 9.0)  # cv2.blur on uint8 rounds
+    dist = _correlate3(dist, _EMBOSS, "reflect").clamp_(0.0, 255.0)  # filter2D into CV_8U saturates
+    dist = torch.round(_correlate3(dist, _BOX3, "reflect") / 9.0)  # cv2.blur on uint8 rounds
     return level * dist.to(level.dtype)
 
 
 @register("spatter", "weather", common=False, random=True)
+@_chunked
 def spatter(x: torch.Tensor, param: Any, gen: torch.Generator) -> torch.Tensor:
     mean, std, sigma, threshold, amount, mud = param
     n, _, h, w = x.shape
     liquid = torch.randn(n, 1, h, w, generator=gen, device=x.device) * std + mean
     liquid = gaussian_filter(liquid, sigma)
-    liquid = torch.where(liquid < threshold, torch.zeros_like(liquid), liquid)
+    liquid = liquid * (liquid >= threshold)
     if not mud:
         m = _water(liquid)
         peak = m.amax((1, 2, 3), keepdim=True)
@@ -380,6 +430,6 @@ def spatter(x: torch.Tensor, param: Any, gen: torch.Generator) -> torch.Tensor:
         water = torch.tensor([175.0, 238.0, 238.0], device=x.device, dtype=x.dtype).view(1, 3, 1, 1) / 255.0
         return x + m * water
     m = gaussian_filter((liquid > threshold).to(x.dtype), amount)
-    m = torch.where(m < 0.8, torch.zeros_like(m), m)
+    m = m * (m >= 0.8)
     brown = torch.tensor([63.0, 42.0, 20.0], device=x.device, dtype=x.dtype).view(1, 3, 1, 1) / 255.0
     return x * (1.0 - m) + brown * m
