@@ -39,7 +39,7 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
-from vicinal.corruptions.blur import gaussian_filter
+from vicinal.corruptions.blur import apply_rows_cols, gaussian_filter, in_chunks
 from vicinal.corruptions.core import register
 
 # --------------------------------------------------------------------------------------------------------
@@ -84,12 +84,14 @@ def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
 
 
 @register("contrast", "digital", common=True, random=False)
+@in_chunks()
 def contrast(x: torch.Tensor, param: float, gen: torch.Generator) -> torch.Tensor:
     m = x.mean(dim=(-2, -1), keepdim=True)
     return (x - m) * param + m
 
 
 @register("brightness", "weather", common=True, random=False)
+@in_chunks()
 def brightness(x: torch.Tensor, param: float, gen: torch.Generator) -> torch.Tensor:
     # hsv2rgb(h, s, v') = rgb · v'/v exactly (every channel is v times a function of h and s), and a black
     # pixel (v = 0, so h = s = 0) becomes grey v'. Same result as the round trip, in four passes.
@@ -99,6 +101,7 @@ def brightness(x: torch.Tensor, param: float, gen: torch.Generator) -> torch.Ten
 
 
 @register("saturate", "digital", common=False, random=False)
+@in_chunks()
 def saturate(x: torch.Tensor, param: tuple[float, float], gen: torch.Generator) -> torch.Tensor:
     scale, shift = param
     # Every channel of hsv2rgb(h, s, v) is v·(1 - s·φ) with φ a function of h alone, and s·v is the
@@ -130,6 +133,7 @@ def _jpeg_roundtrip(images: list[torch.Tensor], quality: int) -> list[torch.Tens
 
 
 @register("jpeg_compression", "digital", common=True, random=False)
+@in_chunks()
 def jpeg_compression(x: torch.Tensor, param: int, gen: torch.Generator) -> torch.Tensor:
     u8 = to_uint8(x).cpu()
     images = list(u8.unbind(0))
@@ -152,61 +156,67 @@ _PRECISION_BITS = 22  # Pillow's fixed point for 8-bit resampling: 32 - 8 - 2
 
 
 @lru_cache(maxsize=64)
-def pil_box_matrix(in_size: int, out_size: int) -> torch.Tensor:
-    """Pillow's BOX resampling coefficients as an out×in matrix of 22-bit fixed-point integers (float64).
+def pil_box_matrix(in_size: int, out_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pillow's BOX resampling from ``in_size`` to ``out_size`` samples: which inputs each output sums
+    (out×in, 0/1, float32) and the output's fixed-point weight (out, int64).
 
-    Pillow samples the box at source pixel centres (weights 0 or 1 over the support, then normalised) and
-    rounds each normalised weight to its fixed point; the sum is rounded with ``+2^21 >> 22``.
+    Pillow samples the box at source pixel centres, so an output's taps all weigh 1/m (m taps); each
+    weight is stored as ``int(0.5 + 2^22/m)`` and the sum rounded by ``+2^21 >> 22``.
     """
     scale = in_size / out_size
     filterscale = max(scale, 1.0)
     support = 0.5 * filterscale
-    m = torch.zeros(out_size, in_size, dtype=torch.float64)
+    taps = torch.zeros(out_size, in_size, dtype=torch.float32)
+    weight = torch.zeros(out_size, dtype=torch.int64)
     for xx in range(out_size):
         center = (xx + 0.5) * scale
         xmin = max(int(center - support + 0.5), 0)
         xmax = min(int(center + support + 0.5), in_size)
-        ws = []
-        for x in range(xmin, xmax):
-            u = (x - center + 0.5) / filterscale
-            ws.append(1.0 if -0.5 < u <= 0.5 else 0.0)
-        total = sum(ws)
-        for k, wt in enumerate(ws):
-            if total != 0.0:
-                wt /= total
-            m[xx, xmin + k] = float(int(0.5 + wt * (1 << _PRECISION_BITS)))
-    return m
+        inside = [x for x in range(xmin, xmax) if -0.5 < (x - center + 0.5) / filterscale <= 0.5]
+        taps[xx, inside] = 1.0
+        weight[xx] = int(0.5 + (1 << _PRECISION_BITS) / len(inside))
+    return taps, weight
 
 
-def _pil_pass(x: torch.Tensor, m: torch.Tensor, dim: int) -> torch.Tensor:
-    m = m.to(x.device)
-    acc = torch.matmul(x, m.T) if dim == -1 else torch.matmul(m, x)
-    return torch.floor((acc + (1 << (_PRECISION_BITS - 1))) / (1 << _PRECISION_BITS)).clamp_(0, 255)
+def _pil_pass(x: torch.Tensor, in_size: int, out_size: int, dim: int) -> torch.Tensor:
+    taps, weight = (t.to(x.device) for t in pil_box_matrix(in_size, out_size))
+    # Sums of at most a few 8-bit values: exact in float32; the fixed-point product needs int64.
+    sums = torch.matmul(x, taps.T) if dim == -1 else torch.matmul(taps, x)
+    wt = weight if dim == -1 else weight[:, None]
+    return ((sums.long() * wt + (1 << (_PRECISION_BITS - 1))) >> _PRECISION_BITS).clamp_(0, 255).to(x.dtype)
 
 
 def pil_box_downscale(u8: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
-    """Pillow's ``resize((out_w, out_h), BOX)`` of 8-bit values (as float64) over the last two dims."""
+    """Pillow's ``resize((out_w, out_h), BOX)`` of 8-bit values (held as float32) over the last two
+    dims: the horizontal pass first, into 8 bits, then the vertical one, as Pillow does."""
     h, w = u8.shape[-2], u8.shape[-1]
-    y = u8.to(torch.float64)
+    y = u8.to(torch.float32)
     if out_w != w:
-        y = _pil_pass(y, pil_box_matrix(w, out_w), -1)
+        y = _pil_pass(y, w, out_w, -1)
     if out_h != h:
-        y = _pil_pass(y, pil_box_matrix(h, out_h), -2)
+        y = _pil_pass(y, h, out_h, -2)
     return y
 
 
-def _enlarge_index(in_size: int, out_size: int, device: torch.device) -> torch.Tensor:
+@lru_cache(maxsize=64)
+def enlarge_matrix(in_size: int, out_size: int) -> torch.Tensor:
+    """0/1 matrix (out×in) picking source ``floor((o + ½)·in/out)`` for output o: Pillow's BOX and NEAREST
+    enlargement (as a product it is exact on 8-bit values and cheaper than indexing the last dim)."""
     o = torch.arange(out_size, dtype=torch.float64)
-    return torch.floor((o + 0.5) * (in_size / out_size)).long().clamp_(max=in_size - 1).to(device)
+    src = torch.floor((o + 0.5) * (in_size / out_size)).long().clamp_(max=in_size - 1)
+    m = torch.zeros(out_size, in_size)
+    m[torch.arange(out_size), src] = 1.0
+    return m
 
 
 @register("pixelate", "digital", common=True, random=False)
+@in_chunks()
 def pixelate(x: torch.Tensor, param: float, gen: torch.Generator) -> torch.Tensor:
     h, w = x.shape[-2], x.shape[-1]
     small = pil_box_downscale(to_uint8(x), int(h * param), int(w * param))
     sh, sw = small.shape[-2], small.shape[-1]
-    big = small.index_select(-2, _enlarge_index(sh, h, x.device))
-    big = big.index_select(-1, _enlarge_index(sw, w, x.device))
+    rows = enlarge_matrix(sh, h).to(x.device)
+    big = apply_rows_cols(small, rows, rows if (sh, h) == (sw, w) else enlarge_matrix(sw, w).to(x.device))
     return big.to(x.dtype) / 255
 
 
@@ -276,6 +286,7 @@ def displacement_warp(x: torch.Tensor, noise: torch.Tensor, alpha: float, sigma:
 
 
 @register("elastic_transform", "digital", common=True, random=True)
+@in_chunks()
 def elastic_transform(
     x: torch.Tensor, param: tuple[float, float, float], gen: torch.Generator
 ) -> torch.Tensor:

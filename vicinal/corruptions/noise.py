@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
+from vicinal.corruptions.blur import in_chunks
 from vicinal.corruptions.core import register
 
 
@@ -27,6 +28,7 @@ def _randn(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 @register("gaussian_noise", "noise", common=True, random=True)
+@in_chunks()
 def gaussian_noise(x: torch.Tensor, param: float, gen: torch.Generator) -> torch.Tensor:
     return x + _randn(x, gen) * param
 
@@ -57,17 +59,21 @@ def poisson(rates: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 @register("shot_noise", "noise", common=True, random=True)
+@in_chunks()
 def shot_noise(x: torch.Tensor, param: float, gen: torch.Generator) -> torch.Tensor:
     return poisson(x * param, gen) / param
 
 
 @register("impulse_noise", "noise", common=True, random=True)
+@in_chunks()
 def impulse_noise(x: torch.Tensor, param: float, gen: torch.Generator) -> torch.Tensor:
-    u = torch.rand((2, *x.shape), generator=gen, device=x.device)
-    flipped, salted = u[0] < param, u[1] < 0.5
-    return torch.where(flipped, salted.to(x.dtype), x)
+    # One uniform per value: below c/2 salt, in [c/2, c) pepper — flipped with probability c, then salt
+    # or pepper with equal odds, as skimage's two Bernoulli draws give.
+    u = torch.rand(x.shape, generator=gen, device=x.device)
+    return torch.where(u < param, (u < param / 2).to(x.dtype), x)
 
 
 @register("speckle_noise", "noise", common=False, random=True)
+@in_chunks()
 def speckle_noise(x: torch.Tensor, param: float, gen: torch.Generator) -> torch.Tensor:
     return x + x * _randn(x, gen) * param
