@@ -52,13 +52,20 @@ from vicinal.corruptions.core import CorruptionFn, register
 _CHUNK_PIXELS = 1 << 18
 
 
+def _slice_size(x: torch.Tensor, pixels: int = _CHUNK_PIXELS) -> int:
+    """Images per slice: about ``pixels`` pixels on CPU, the whole batch elsewhere."""
+    if x.device.type != "cpu":
+        return max(1, x.shape[0])
+    return max(1, pixels // (x.shape[-2] * x.shape[-1]))
+
+
 def _chunked(fn: CorruptionFn) -> CorruptionFn:
     """Run ``fn`` on consecutive slices of a CPU batch, drawing from one generator in slice order."""
 
     @functools.wraps(fn)
     def run(x: torch.Tensor, param: Any, gen: torch.Generator) -> torch.Tensor:
-        step = max(1, _CHUNK_PIXELS // (x.shape[-2] * x.shape[-1]))
-        if x.device.type != "cpu" or x.shape[0] <= step:
+        step = _slice_size(x)
+        if x.shape[0] <= step:
             return fn(x, param, gen)
         return torch.cat([fn(part, param, gen) for part in x.split(step)])
 
@@ -400,36 +407,63 @@ def _equalize_hist(img: torch.Tensor) -> torch.Tensor:
     return torch.where((base == total).view(n, 1, 1, 1), img, out)
 
 
-def _water(liquid: torch.Tensor) -> torch.Tensor:
-    """The reference's water mask ``liquid·dist`` (before its normalisation), N×1×H×W."""
+def _water_edges(liquid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The water mode's uint8 liquid level and its Canny edges, N×1×H×W."""
     # astype(np.uint8) wraps values past 255 around (numpy casts through a wider integer), which punches
     # dark holes, and so Canny edges, into the brightest liquid; kept because CIFAR-10-C has them.
     level = torch.floor(liquid * 255.0).remainder_(256.0)
-    edges = _canny(level, 50, 150)
-    dist = _chamfer_distance(edges[:, 0], 20.0).unsqueeze(1).double()
+    return level, _canny(level, 50, 150)
+
+
+def _water_mask(level: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
+    """The reference's ``liquid·dist`` (before its normalisation) from the level and capped distances."""
     # cv2.blur sums in float64 and returns float32 (so 5.99999999 becomes 6) before astype(np.uint8).
-    dist = torch.floor((_correlate3(dist, _BOX3, "reflect") / 9.0).float())
+    dist = torch.floor((_correlate3(dist.double(), _BOX3, "reflect") / 9.0).float())
     dist = _equalize_hist(dist)
     dist = _correlate3(dist, _EMBOSS, "reflect").clamp_(0.0, 255.0)  # filter2D into CV_8U saturates
     dist = torch.round(_correlate3(dist, _BOX3, "reflect") / 9.0)  # cv2.blur on uint8 rounds
     return level * dist.to(level.dtype)
 
 
-@register("spatter", "weather", common=False, random=True)
-@_chunked
-def spatter(x: torch.Tensor, param: Any, gen: torch.Generator) -> torch.Tensor:
-    mean, std, sigma, threshold, amount, mud = param
-    n, _, h, w = x.shape
-    liquid = torch.randn(n, 1, h, w, generator=gen, device=x.device) * std + mean
+def _water(liquid: torch.Tensor) -> torch.Tensor:
+    """The reference's water mask ``liquid·dist`` (before its normalisation), N×1×H×W."""
+    level, edges = _water_edges(liquid)
+    return _water_mask(level, _chamfer_distance(edges[:, 0], 20.0).unsqueeze(1))
+
+
+def _liquid(n: int, h: int, w: int, param: Any, gen: torch.Generator, device: torch.device) -> torch.Tensor:
+    mean, std, sigma, threshold = param[:4]
+    liquid = torch.randn(n, 1, h, w, generator=gen, device=device) * std + mean
     liquid = gaussian_filter(liquid, sigma)
-    liquid = liquid * (liquid >= threshold)
-    if not mud:
-        m = _water(liquid)
-        peak = m.amax((1, 2, 3), keepdim=True)
-        m = (m / peak.clamp(min=1e-12) * amount).to(x.dtype)
-        water = torch.tensor([175.0, 238.0, 238.0], device=x.device, dtype=x.dtype).view(1, 3, 1, 1) / 255.0
-        return x + m * water
-    m = gaussian_filter((liquid > threshold).to(x.dtype), amount)
+    return liquid * (liquid >= threshold)
+
+
+@_chunked
+def _mud(x: torch.Tensor, param: Any, gen: torch.Generator) -> torch.Tensor:
+    threshold, sigma = param[3], param[4]
+    liquid = _liquid(x.shape[0], x.shape[2], x.shape[3], param, gen, x.device)
+    m = gaussian_filter((liquid > threshold).to(x.dtype), sigma)
     m = m * (m >= 0.8)
     brown = torch.tensor([63.0, 42.0, 20.0], device=x.device, dtype=x.dtype).view(1, 3, 1, 1) / 255.0
     return x * (1.0 - m) + brown * m
+
+
+@register("spatter", "weather", common=False, random=True)
+def spatter(x: torch.Tensor, param: Any, gen: torch.Generator) -> torch.Tensor:
+    if param[5]:
+        return _mud(x, param, gen)
+    h, w = x.shape[-2:]
+    water = torch.tensor([175.0, 238.0, 238.0], device=x.device, dtype=x.dtype).view(1, 3, 1, 1) / 255.0
+    # The distance transform's row scan costs per row of the batch whatever its size, so it runs on
+    # slices eight times larger than the pixelwise steps around it.
+    small, big = _slice_size(x), _slice_size(x, 8 * _CHUNK_PIXELS)
+    out = []
+    for block in x.split(big):
+        parts = block.split(small)
+        found = [_water_edges(_liquid(len(p), h, w, param, gen, x.device)) for p in parts]
+        dist = _chamfer_distance(torch.cat([e for _, e in found])[:, 0], 20.0).unsqueeze(1)
+        for p, (level, _), d in zip(parts, found, dist.split(small), strict=True):
+            m = _water_mask(level, d)
+            m = m / m.amax((1, 2, 3), keepdim=True).clamp(min=1e-12) * param[4]
+            out.append(p + m.to(x.dtype) * water)
+    return torch.cat(out)
