@@ -302,10 +302,12 @@ def test_snow_is_close_to_the_reference_given_the_same_variates(monkeypatch, cif
     for severity in range(1, 6):
         ref, mine = _replay(monkeypatch, ic, "snow", image, severity, seed=severity)
         # imagecorruptions zooms the layer to 225 px and blurs it before cropping to 224, so near the last
-        # row and column its blur reads a row/column the reference (and this code) trim away first.
-        diff = np.abs(ref - mine)[:-26, :-26]
-        # It also blurs the float layer where the reference truncates it to uint8 for ImageMagick.
-        assert diff.mean() < 1.0 and np.percentile(diff, 99) <= 4, (severity, diff.mean())
+        # row and column its blur reads a row/column the reference (and this code) trim away first; the
+        # layer is also added rotated by 180°, so both borders are left out.
+        diff = np.abs(ref - mine)[26:-26, 26:-26]
+        # It also blurs the float layer where the reference truncates it to uint8 for ImageMagick (one
+        # level), and float32 here may flip a layer pixel lying within rounding of the threshold.
+        assert diff.mean() < 0.2 and (diff > 2).mean() < 0.002, (severity, diff.mean())
 
 
 # --------------------------------------------------------------------------------------------------------
