@@ -333,24 +333,34 @@ def glass_copy(x: torch.Tensor, max_delta: int, dy: torch.Tensor, dx: torch.Tens
     return pix.view(n, h, w, c).permute(0, 3, 1, 2).contiguous()
 
 
-def glass_shuffle(x: torch.Tensor, max_delta: int, iterations: int, gen: torch.Generator) -> torch.Tensor:
-    """The reference's local pixel shuffle with offsets ``randint(-d, d)`` (in [-d, d-1]) per axis."""
-    n, _, h, w = x.shape
+def glass_offsets(
+    n: int, h: int, w: int, max_delta: int, iterations: int, gen: torch.Generator, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random (dy, dx) for ``glass_copy``: ``randint(-d, d)`` (in [-d, d-1]) per axis and visit."""
     d = int(max_delta)
     shape = (int(iterations), glass_loop_size(h, w, d), n)
     # One draw per visit for both axes: uniform over the (2d)² offset pairs.
-    pair = torch.randint(0, 4 * d * d, shape, generator=gen, device=x.device)
-    return glass_copy(x, d, pair // (2 * d) - d, pair % (2 * d) - d)
+    pair = torch.randint(0, 4 * d * d, shape, generator=gen, device=device)
+    return pair // (2 * d) - d, pair % (2 * d) - d
+
+
+def apply_glass_blur(
+    x: torch.Tensor, sigma: float, max_delta: int, dy: torch.Tensor, dx: torch.Tensor
+) -> torch.Tensor:
+    """The reference's glass blur with given shuffle offsets (see ``glass_copy``): Gaussian blur, 8-bit
+    truncation (the reference stores the first blur as ``np.uint8``), shuffle, Gaussian blur."""
+    y = gaussian_filter(x, sigma)
+    y = torch.floor(y.clamp(0, 1) * 255) / 255
+    return gaussian_filter(glass_copy(y, max_delta, dy, dx), sigma)
 
 
 @register("glass_blur", "blur", common=True, random=True)
 @in_chunks(1 << 20)  # larger slices: fewer passes of the wavefront's Python loop
 def glass_blur(x: torch.Tensor, param: tuple[float, int, int], gen: torch.Generator) -> torch.Tensor:
     sigma, max_delta, iterations = param
-    y = gaussian_filter(x, sigma)
-    y = torch.floor(y.clamp(0, 1) * 255) / 255  # the reference stores the first blur as np.uint8
-    y = glass_shuffle(y, max_delta, iterations, gen)
-    return gaussian_filter(y, sigma)
+    n, _, h, w = x.shape
+    dy, dx = glass_offsets(n, h, w, max_delta, iterations, gen, x.device)
+    return apply_glass_blur(x, sigma, max_delta, dy, dx)
 
 
 # --------------------------------------------------------------------------------------------------------
