@@ -304,9 +304,9 @@ class _Flat:
 
 def _correlate3(img: torch.Tensor, rows: list[list[float]], mode: str) -> torch.Tensor:
     """3×3 correlation (cv2.filter2D's convention, anchor at the centre) of N×1×H×W, borders by ``mode``."""
-    grid = _Flat(F.pad(img, (1, 1, 1, 1), mode=mode))
-    flat = F.pad(img, (1, 1, 1, 1), mode=mode).reshape(-1)
-    return grid.interior(grid.correlate(grid.extend(flat), rows))
+    padded = F.pad(img, (1, 1, 1, 1), mode=mode)
+    grid = _Flat(padded)
+    return grid.interior(grid.correlate(grid.extend(padded.reshape(-1)), rows))
 
 
 def _canny(img: torch.Tensor, low: int, high: int) -> torch.Tensor:
