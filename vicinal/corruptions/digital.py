@@ -22,7 +22,10 @@ put it, though it lives in this file.) How each relates to the reference generat
 * ``elastic_transform`` — the reference's random affine (three control points moved by U(-a, a), OpenCV
   ``warpAffine``: bilinear, reflect-101 border) then a displacement field
   (U(-1, 1) smoothed by scipy's Gaussian, truncate 3, ``reflect`` edges, times alpha) sampled with
-  ``map_coordinates(order=1, mode="reflect")``; both samplings are explicit gathers here. The control
+  ``map_coordinates(order=1, mode="reflect")``; both samplings are ``grid_sample`` with reflection
+  padding (about the pixel centres for reflect-101, the pixel edges for scipy's reflect: the same
+  values as folding the neighbours' indices), the noise in float32 where the reference draws float64.
+  Fed the same random numbers it matches the recipe (OpenCV 5, skimage, scipy) to ≤ 0.01 level. The
   points use (x = W//2, y = H//2) centres; the reference uses (H//2, W//2), the same for square images.
   The affine samples at full-precision coordinates like the installed OpenCV 5 (matches it to 2e-4
   levels); OpenCV 3/4, which made the released sets, rounds source coordinates to 1/32 pixel — a
