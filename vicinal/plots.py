@@ -131,16 +131,16 @@ def mpl_text(text: str) -> str:
 
 # ---------------------------------------------------------------- report figures
 
-#: Fixed colours for the built-in methods, so a method looks the same in every figure and every report.
+#: Fixed colours for the seed methods, so a method looks the same in every figure and every report.
+#: Every other method (the registry example, plugins) draws from the rest by a hash of its name.
 METHOD_COLOURS = {
     "erm": "#4d4d4d",
     "mixup": "#1f77b4",
     "manifold-mixup": "#2ca02c",
     "varmixup": "#d62728",
     "varmixup-beta": "#ff7f0e",
-    "cutmix": "#9467bd",
 }
-_SPARE_COLOURS = ("#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#393b79", "#637939", "#843c39")
+_SPARE_COLOURS = ("#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#393b79", "#637939", "#843c39")
 LINESTYLES = ("-", "--", ":", "-.")
 
 
