@@ -264,15 +264,41 @@ def robustness_curves(full: Board) -> list[Figure]:
     ]
 
 
+def _bar_panel(full: Board, rows: list[Row], styles: dict[str, str], metric: str, title: str) -> Any:
+    """One bar per row for ``metric`` (None when no row has it)."""
+    from vicinal.plots import Panel, Series
+
+    meta = full.info[metric]
+    series = [
+        Series(
+            r.label,
+            r.method,
+            [0.0],
+            [r.cells[metric].mean],
+            [r.cells[metric].std if r.cells[metric].std is not None else float("nan")],
+            styles[r.label],
+        )
+        for r in rows
+        if r.cells[metric].n
+    ]
+    return (
+        Panel(title, "", meta.get("label", metric), series, [], meta.get("percent", False))
+        if series
+        else None
+    )
+
+
 def linearity_figures(full: Board) -> list[Figure]:
     from vicinal.evaluation import parse_eps
-    from vicinal.plots import Panel, Series, bar_panels, figure_png, line_panels
+    from vicinal.plots import Panel, bar_panels, figure_png, line_panels
 
     rows, styles = _measured(full), _linestyles(_measured(full))
     figures = []
-    gamma = _family(full.info, "eps", "lin_gamma")
-    if gamma:
-        gamma.sort(key=lambda m: parse_eps(full.info[m]["key"]))
+    bars = []
+    gamma = sorted(_family(full.info, "eps", "lin_gamma"), key=lambda m: parse_eps(full.info[m]["key"]))
+    if len(gamma) == 1:  # one radius: a bar per method says it better than a line of single points
+        bars.append(_bar_panel(full, rows, styles, gamma[0], f"γ at ε = {full.info[gamma[0]]['key']}"))
+    elif gamma:
         xs = [float(i) for i in range(len(gamma))]
         ticks = [(x, str(full.info[m]["key"])) for x, m in zip(xs, gamma, strict=True)]
         series = _series(rows, gamma, xs, styles)
@@ -287,35 +313,25 @@ def linearity_figures(full: Board) -> list[Figure]:
                     "local linearity γ versus ε per method",
                 )
             )
-    bars = []
     for metric in ("interp_logit_dev", "interp_miss"):
-        if metric not in full.info:
-            continue
-        meta = full.info[metric]
-        series = [
-            Series(
-                r.label,
-                r.method,
-                [0.0],
-                [r.cells[metric].mean],
-                [r.cells[metric].std if r.cells[metric].std is not None else float("nan")],
-                styles[r.label],
-            )
-            for r in rows
-            if r.cells[metric].n
-        ]
-        if series:
-            label = meta.get("label", metric)
-            bars.append(Panel(label, "", label, series, [], meta.get("percent", False)))
+        if metric in full.info:
+            bars.append(_bar_panel(full, rows, styles, metric, full.info[metric].get("label", metric)))
+    bars = [b for b in bars if b is not None]
     if bars:
         figures.append(
             Figure(
-                "Linearity between test inputs",
-                "interp dev: mean deviation of the logits from the linear interpolation of the endpoint "
+                "Linearity" if len(gamma) == 1 else "Linearity between test inputs",
+                (
+                    "γ: the largest deviation of the loss from its first-order Taylor expansion within "
+                    "the L∞ ball (Qin et al. 2019), lower = more linear; "
+                    if len(gamma) == 1
+                    else ""
+                )
+                + "interp dev: mean deviation of the logits from the linear interpolation of the endpoint "
                 "logits, relative to their distance, along segments between test inputs of different "
                 "classes (0 for a linear model); interp miss: in-between points predicted as neither class.",
                 _data_uri(figure_png(bar_panels(bars))),
-                "deviation from linear interpolation per method",
+                "linearity measures per method",
             )
         )
     return figures
