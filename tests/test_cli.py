@@ -112,6 +112,7 @@ def test_new_evaluator_settings_reevaluate_without_retraining(store):
     new = next(d for d in docs if d["protocol"]["calibration"]["bins"] == 10)
     old = next(d for d in docs if d["protocol"]["calibration"]["bins"] == 15)
     assert new["training"]["reused_trained_model"]  # ... but the trained model came from the cache
+    assert new["suite_spec"]["evaluators"]["calibration"]["bins"] == 10  # the protocol as run
     assert new["metrics"]["acc"] == old["metrics"]["acc"] and "pgd_linf@8/255" not in new["metrics"]
     for p in (root / "results" / "digits-c" / "erm").glob("*seed0.json"):
         if json.loads(p.read_text())["protocol"]["calibration"]["bins"] == 10:
@@ -134,9 +135,9 @@ def test_leaderboard_formats_agree_with_the_result_files(store):
     )
     assert float(next(r for r in rows if r["method"] == "erm")["acc_mean"]) == pytest.approx(sum(erm_acc) / 2)
     # mCE is derived from the cells, relative to the erm rows (whose own mCE is 100 %).
-    assert row["metrics"]["mce"]["mean"] == pytest.approx(1.0)
+    assert row["metrics"]["c_mce"]["mean"] == pytest.approx(1.0)
     mix = next(r for r in as_json[0]["rows"] if r["method"] == "mixup")
-    assert mix["metrics"]["mce"]["mean"] > 0
+    assert mix["metrics"]["c_mce"]["mean"] > 0
     by = run_cli("leaderboard", "--by", "corruption", "--format", "csv", cwd=root, env=env)
     assert by.returncode == 0, by.stderr
     head = next(csv.reader(io.StringIO(by.stdout)))

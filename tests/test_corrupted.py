@@ -293,7 +293,8 @@ def test_bad_evaluator_settings_are_errors():
 
 
 def _cells_result(method, acc, cells, seed=0):
-    metrics, info = {"acc": acc}, {"acc": {"label": "acc", "higher_is_better": True}}
+    metrics = {"acc": acc, "mce": 0.25}  # the calibration evaluator's maximum calibration error
+    info = {"acc": {"label": "acc", "higher_is_better": True}, "mce": {"label": "MCE"}}
     for (c, s), v in cells.items():
         metrics[f"c_acc/{c}/s{s}"] = v
         info[f"c_acc/{c}/s{s}"] = {"family": "c_acc", "by": "cell", "key": f"{c}/{s}"}
@@ -314,13 +315,16 @@ def test_mce_and_relative_mce_against_a_hand_computation():
     base, other = add_relative_metrics([erm, mix])
     # fog: (0.2 + 0.3) / (0.2 + 0.4); snow: (0.4 + 0.4) / (0.3 + 0.5)
     assert other["metrics"]["ce/fog"] == pytest.approx(0.5 / 0.6)
-    assert other["metrics"]["mce"] == pytest.approx((0.5 / 0.6 + 0.8 / 0.8) / 2)
+    assert other["metrics"]["c_mce"] == pytest.approx((0.5 / 0.6 + 0.8 / 0.8) / 2)
     # relative: fog: (0.2−0.2 + 0.3−0.2) / (0.2−0.1 + 0.4−0.1); snow: (0.2 + 0.2) / (0.2 + 0.4)
-    assert other["metrics"]["rel_mce"] == pytest.approx((0.1 / 0.4 + 0.4 / 0.6) / 2)
-    assert base["metrics"]["mce"] == pytest.approx(1.0) and base["metrics"]["rel_mce"] == pytest.approx(1.0)
-    assert "mce" not in mix["metrics"]  # the inputs are not modified
+    assert other["metrics"]["c_rel_mce"] == pytest.approx((0.1 / 0.4 + 0.4 / 0.6) / 2)
+    assert base["metrics"]["c_mce"] == pytest.approx(1.0) and base["metrics"]["c_rel_mce"] == pytest.approx(
+        1.0
+    )
+    assert other["metrics"]["mce"] == 0.25  # calibration's MCE is a different metric, left alone
+    assert "c_mce" not in mix["metrics"]  # the inputs are not modified
     alone = add_relative_metrics([mix])  # no erm baseline: nothing derived
-    assert "mce" not in alone[0]["metrics"]
+    assert "c_mce" not in alone[0]["metrics"]
 
 
 # ---------------------------------------------------------------- suites and the command line

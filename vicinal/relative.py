@@ -3,11 +3,12 @@
 Hendrycks & Dietterich normalise corruption errors by AlexNet's; CIFAR and Tiny-ImageNet have no AlexNet
 reference, so vicinal normalises by the ERM rows of the same suite (same epochs and training-set size),
 averaged over their seeds. Deriving at render time keeps every result file self-contained and lets the
-numbers follow when the baseline is re-run:
+numbers follow when the baseline is re-run (``c_`` names: ``mce`` is the calibration evaluator's maximum
+calibration error):
 
 - ``ce/<c>``  = Σ_s err_{c,s} / Σ_s err^{erm}_{c,s}
-- ``mce``     = mean of ``ce/<c>`` over the common corruptions the result has
-- ``rel_mce`` = mean over c of Σ_s (err_{c,s} − err_clean) / Σ_s (err^{erm}_{c,s} − err^{erm}_clean)
+- ``c_mce``     = mean of ``ce/<c>`` over the common corruptions the result has
+- ``c_rel_mce`` = mean over c of Σ_s (err_{c,s} − err_clean) / Σ_s (err^{erm}_{c,s} − err^{erm}_clean)
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def _ratio(num: float, den: float) -> float:
 
 
 def add_relative_metrics(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Copies of one suite's results with ``mce``, ``rel_mce`` and ``ce/<c>`` added where both the
+    """Copies of one suite's results with ``c_mce``, ``c_rel_mce`` and ``ce/<c>`` added where both the
     result and an ERM baseline carry per-cell corruption accuracies; other results are returned as is."""
     baselines = [r for r in results if r["method"] == BASELINE and _cells(r) and "acc" in r["metrics"]]
     if not baselines:
@@ -92,9 +93,9 @@ def add_relative_metrics(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "key": c,
                 "evaluator": "corruption",
             }
-        metrics["mce"] = statistics.fmean(ces[c] for c in common)
-        metrics["rel_mce"] = statistics.fmean(rel[c] for c in common)
-        info["mce"] = {
+        metrics["c_mce"] = statistics.fmean(ces[c] for c in common)
+        metrics["c_rel_mce"] = statistics.fmean(rel[c] for c in common)
+        info["c_mce"] = {
             "label": "mCE",
             "higher_is_better": False,
             "percent": True,
@@ -102,7 +103,7 @@ def add_relative_metrics(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "headline": True,
             "evaluator": "corruption",
         }
-        info["rel_mce"] = {
+        info["c_rel_mce"] = {
             "label": "rel. mCE",
             "higher_is_better": False,
             "percent": True,

@@ -121,13 +121,15 @@ def plan_run(
 
 def run_config(plan: RunPlan, data: DataSplits, fingerprint: str, method: Method) -> dict[str, Any]:
     """What determines one run's numbers (the seed is added separately)."""
+    # The suite's evaluator settings as run (with --set overrides), so suite_spec in the result file is
+    # the protocol that produced its numbers.
+    evaluators = {e.name: dataclasses.asdict(e.config) for e in plan.evaluators}
     return {
         "schema": SCHEMA_VERSION,
-        "suite": plan.suite.spec(),
+        "suite": {**plan.suite.spec(), "evaluators": evaluators},
         "data_fingerprint": fingerprint,
         "method": method.name,
         "hyperparameters": dataclasses.asdict(method.config),
-        "evaluators": {e.name: dataclasses.asdict(e.config) for e in plan.evaluators},
     }
 
 
@@ -151,7 +153,7 @@ def load_run_data(suite: Suite, data_dir: str | None, download: bool) -> RunData
 def training_key(base: dict[str, Any], seed: int) -> str:
     """Hash of what determines the trained weights: the run's configuration minus its evaluators."""
     suite = {k: v for k, v in base["suite"].items() if k not in ("evaluators", "eval_batch_size")}
-    return config_hash({**{k: v for k, v in base.items() if k != "evaluators"}, "suite": suite, "seed": seed})
+    return config_hash({**base, "suite": suite, "seed": seed})
 
 
 def execute(plan: RunPlan, progress: Any) -> list[RunOutcome]:

@@ -313,7 +313,7 @@ class CorruptionEvaluator(Evaluator):
             "make_*_c.py); uint8 truncation as the reference",
             "aggregates": "c_acc, c_ece, c_nll: mean over the common corruptions × severities; "
             "c_acc_all: over all",
-            "mce": "derived by the leaderboard: corruption errors summed over severities, divided by the "
+            "c_mce": "derived by the leaderboard: corruption errors summed over severities, divided by the "
             "suite's erm rows (CIFAR and Tiny-ImageNet have no AlexNet baseline)",
         }
 
