@@ -38,7 +38,7 @@ def _cifar(n: int) -> torch.Tensor:
         images = load_dataset("cifar10", CIFAR_DIR).test.images
         return images.repeat((n + len(images) - 1) // len(images), 1, 1, 1)[:n].contiguous()
     coarse = torch.rand(n, 3, 8, 8, generator=torch.Generator().manual_seed(0))
-    return (F.interpolate(coarse, size=32, mode="bilinear") * 255).to(torch.uint8)
+    return (F.interpolate(coarse, size=32, mode="bilinear", align_corners=False) * 255).to(torch.uint8)
 
 
 def _upscaled(n: int) -> torch.Tensor:
