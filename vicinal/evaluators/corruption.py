@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -118,36 +119,25 @@ class CorruptionEvaluator(Evaluator):
             ),
         }
         for family, label, better in (("c_acc", "acc", True), ("c_ece", "ECE", False)):
+            part = partial(MetricInfo, higher_is_better=better, percent=True, headline=False, family=family)
             for c in self.corruptions:
-                info[f"{family}/{c}"] = MetricInfo(
+                info[f"{family}/{c}"] = part(
                     f"{label} {c}",
-                    better,
-                    percent=True,
-                    headline=False,
                     description=f"{label} under {c}, mean over severities {self.severities}",
-                    family=family,
                     by="corruption",
                     key=c,
                 )
                 for s in self.severities:
-                    info[f"{family}/{c}/s{s}"] = MetricInfo(
+                    info[f"{family}/{c}/s{s}"] = part(
                         f"{label} {c} s{s}",
-                        better,
-                        percent=True,
-                        headline=False,
                         description=f"{label} under {c} at severity {s}",
-                        family=family,
                         by="cell",
                         key=f"{c}/{s}",
                     )
             for s in self.severities:
-                info[f"{family}/s{s}"] = MetricInfo(
+                info[f"{family}/s{s}"] = part(
                     f"{label} s{s}",
-                    better,
-                    percent=True,
-                    headline=False,
                     description=f"{label} at severity {s}, mean over the common corruptions",
-                    family=family,
                     by="severity",
                     key=str(s),
                 )
