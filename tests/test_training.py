@@ -85,3 +85,20 @@ def test_damaged_checkpoint_means_a_fresh_start(tmp_path):
     assert summary.resumed_from_epoch == 0
     for p, q in zip(reference.state_dict().values(), model.state_dict().values(), strict=True):
         assert torch.equal(p, q)
+
+
+def test_atomic_writes_replace_whole_files_with_the_usual_permissions(tmp_path):
+    import os
+
+    from vicinal.io import atomic_write_text
+
+    target = tmp_path / "sub" / "r.json"
+    atomic_write_text(target, "old")
+    atomic_write_text(target, "new")
+    assert target.read_text() == "new" and [p.name for p in target.parent.iterdir()] == ["r.json"]
+    mask = os.umask(0o022)
+    try:
+        atomic_write_text(target, "x")
+        assert target.stat().st_mode & 0o777 == 0o644  # not mkstemp's private 0600
+    finally:
+        os.umask(mask)
