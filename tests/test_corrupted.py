@@ -361,3 +361,26 @@ def test_corrupt_command_writes_a_set_and_rejects_bad_input(tmp_path):
     assert bad.returncode == 2 and "unknown corruption 'fgo'" in bad.stderr and "Traceback" not in bad.stderr
     bad = run_cli("corrupt", "--dataset", "digits", "--severities", "0", cwd=tmp_path)
     assert bad.returncode == 2 and "severities run from 1 to 5" in bad.stderr
+
+
+def test_released_tiny_imagenet_c_folders_are_read_in_place(tmp_path):
+    from PIL import Image
+
+    from vicinal.corrupted import RELEASES
+
+    wnids = ["n02", "n01"]  # the clean dataset's class order (wnids.txt), not sorted
+    rng = np.random.default_rng(0)
+    for c in ("fog", "contrast"):
+        for s in range(1, 6):
+            for w in wnids:
+                (tmp_path / c / str(s) / w).mkdir(parents=True)
+                for k in range(2):
+                    pixels = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+                    Image.fromarray(pixels).save(tmp_path / c / str(s) / w / f"val_{k}.JPEG", quality=95)
+    cset = find_set(tmp_path, RELEASES["tinyimagenet"], wnids=wnids)
+    assert cset.corruptions == ["fog", "contrast"] and cset.n == 4
+    assert cset.labels().tolist() == [1, 1, 0, 0]  # n01 is class 1 in this dataset's order
+    (batch,) = list(cset.batches("contrast", 4, 8))
+    assert batch.shape == (4, 3, 64, 64) and batch.dtype == torch.uint8
+    first = np.array(Image.open(tmp_path / "contrast" / "4" / "n01" / "val_0.JPEG").convert("RGB"))
+    assert torch.equal(batch[0], torch.from_numpy(first).permute(2, 0, 1))
