@@ -384,3 +384,20 @@ def test_released_tiny_imagenet_c_folders_are_read_in_place(tmp_path):
     assert batch.shape == (4, 3, 64, 64) and batch.dtype == torch.uint8
     first = np.array(Image.open(tmp_path / "contrast" / "4" / "n01" / "val_0.JPEG").convert("RGB"))
     assert torch.equal(batch[0], torch.from_numpy(first).permute(2, 0, 1))
+
+
+def test_download_unpacks_a_set_wrapped_in_a_second_archive(tmp_path, server, monkeypatch):
+    from vicinal import corrupted, download
+
+    handler, url = server
+    inner = _tar_of_set()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("Wrapped/X-C.tar")
+        info.size = len(inner)
+        tar.addfile(info, io.BytesIO(inner))
+    handler.payload = buf.getvalue()
+    md5 = hashlib.md5(handler.payload).hexdigest()
+    monkeypatch.setitem(corrupted.RELEASES, "x", Release("x", "X-C", "X-C-outer.tar", md5, None, (url,), 10))
+    folder = download.fetch_release("x", tmp_path)
+    assert folder == tmp_path / "X-C" and NpySet(folder).corruptions == ["fog"]

@@ -120,4 +120,16 @@ def fetch_release(dataset: str, data_dir: Path, progress: Any = None) -> Path:
     )
     with tarfile.open(archive) as tar:
         tar.extractall(data_dir, filter="data")
+    if not target.is_dir():
+        # Some releases wrap the set in a second archive (TinyImageNet-C.tar holds Tiny-ImageNet-C.tar
+        # inside a folder, as public loaders that extract twice suggest): unpack that into the data folder.
+        inner = next(iter(sorted(data_dir.glob(f"*/{release.folder}.tar"))), None)
+        if inner is not None:
+            with tarfile.open(inner) as tar:
+                tar.extractall(data_dir, filter="data")
+    if not target.is_dir():
+        raise VicinalError(
+            f"{archive.name} was verified and extracted into {data_dir}, but {release.folder}/ is not there; "
+            "look inside the extracted files and move the corruption folders to " + str(target)
+        )
     return target
