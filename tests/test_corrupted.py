@@ -401,3 +401,13 @@ def test_download_unpacks_a_set_wrapped_in_a_second_archive(tmp_path, server, mo
     monkeypatch.setitem(corrupted.RELEASES, "x", Release("x", "X-C", "X-C-outer.tar", md5, None, (url,), 10))
     folder = download.fetch_release("x", tmp_path)
     assert folder == tmp_path / "X-C" and NpySet(folder).corruptions == ["fog"]
+
+
+def test_mce_leaves_out_corruptions_on_which_erm_makes_no_error():
+    erm = _cells_result("erm", 1.0, {("fog", 1): 0.8, ("fog", 2): 0.6, ("snow", 1): 1.0, ("snow", 2): 1.0})
+    mix = _cells_result("mixup", 0.9, {("fog", 1): 0.7, ("fog", 2): 0.7, ("snow", 1): 0.9, ("snow", 2): 0.9})
+    _, other = add_relative_metrics([erm, mix])
+    assert other["metrics"]["c_mce"] == pytest.approx(0.6 / 0.6)  # fog only: snow's CE is x / 0
+    assert "ce/snow" not in other["metrics"]
+    assert "1 of the 2" in other["metric_info"]["c_mce"]["description"]
+    assert "snow" in other["metric_info"]["c_mce"]["description"]

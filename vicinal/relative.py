@@ -13,6 +13,7 @@ calibration error):
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import defaultdict
 from typing import Any
@@ -48,6 +49,13 @@ def _ratio(num: float, den: float) -> float:
     return num / den if den > 0 else float("nan")
 
 
+def _share(used: list[str], listed: list[str]) -> str:
+    if len(used) == len(listed):
+        return f"the {len(used)} common corruptions"
+    left = ", ".join(c for c in listed if c not in used)
+    return f"{len(used)} of the {len(listed)} common corruptions (undefined against {BASELINE}: {left})"
+
+
 def add_relative_metrics(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Copies of one suite's results with ``c_mce``, ``c_rel_mce`` and ``ce/<c>`` added where both the
     result and an ERM baseline carry per-cell corruption accuracies; other results are returned as is."""
@@ -75,12 +83,19 @@ def add_relative_metrics(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             rel[corruption] = _ratio(
                 sum(errs[s] - clean for s in severities), sum(b[s] - base_clean for s in severities)
             )
-        common = [c for c in _common(r) if c in ces]
+        # CE is undefined where the baseline makes no error at all (ERM is perfect on most corrupted digits)
+        # and relative CE where its corrupted error does not exceed its clean error: such corruptions are
+        # left out of the means, and the descriptions say how many remain.
+        listed = [c for c in _common(r) if c in ces]
+        common = [c for c in listed if math.isfinite(ces[c])]
+        rel_common = [c for c in listed if math.isfinite(rel[c])]
         if not common:
             out.append(r)
             continue
         baseline_note = f"relative to the {BASELINE} rows of this suite (same epochs, n_train; seed mean)"
         for c, v in ces.items():
+            if not math.isfinite(v):
+                continue
             metrics[f"ce/{c}"] = v
             info[f"ce/{c}"] = {
                 "label": f"CE {c}",
@@ -94,12 +109,13 @@ def add_relative_metrics(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "evaluator": "corruption",
             }
         metrics["c_mce"] = statistics.fmean(ces[c] for c in common)
-        metrics["c_rel_mce"] = statistics.fmean(rel[c] for c in common)
+        if rel_common:
+            metrics["c_rel_mce"] = statistics.fmean(rel[c] for c in rel_common)
         info["c_mce"] = {
             "label": "mCE",
             "higher_is_better": False,
             "percent": True,
-            "description": f"mean corruption error, {len(common)} common corruptions, {baseline_note}",
+            "description": f"mean corruption error over {_share(common, listed)}, {baseline_note}",
             "headline": True,
             "evaluator": "corruption",
         }
@@ -107,8 +123,8 @@ def add_relative_metrics(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "label": "rel. mCE",
             "higher_is_better": False,
             "percent": True,
-            "description": "mean relative corruption error (error above the clean error), "
-            f"{len(common)} common corruptions, {baseline_note}",
+            "description": "mean relative corruption error (error above the clean error) over "
+            f"{_share(rel_common, listed)}, {baseline_note}",
             "headline": False,
             "evaluator": "corruption",
         }
