@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import json
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,22 +153,22 @@ def md5_of(path: Path, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
-class CorruptedSet:
-    """A -C set that yields (images uint8 N×3×H×W, labels) batches for one corruption and severity."""
+class CorruptedSet(ABC):
+    """A -C set that yields uint8 N×3×H×W batches for one corruption and severity, plus its labels."""
 
     corruptions: list[str]
     severities: list[int]
     n: int  # images per severity
     info: dict[str, Any]
 
-    def labels(self) -> torch.Tensor:
-        raise NotImplementedError
+    @abstractmethod
+    def labels(self) -> torch.Tensor: ...
 
+    @abstractmethod
     def batches(
         self, corruption: str, severity: int, batch_size: int, index: torch.Tensor | None = None
     ) -> Iterator[torch.Tensor]:
         """uint8 N×3×H×W batches of ``corruption`` at ``severity``, in test-set order (or ``index``)."""
-        raise NotImplementedError
 
 
 class NpySet(CorruptedSet):
