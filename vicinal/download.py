@@ -57,11 +57,13 @@ def download_file(
             continue
         os.replace(part, dest)
         return dest
+    kept = (
+        f"The partial download {part} is kept and resumes on the next try; or " if part.is_file() else "Or "
+    )
     raise VicinalError(
         f"could not download {dest.name}:\n  "
         + "\n  ".join(errors)
-        + f"\nA partial download is kept in {part} "
-        "and resumes on the next try; or download the file by hand into " + str(dest.parent)
+        + f"\n{kept}download the file by hand into {dest.parent} (checked by MD5 {md5})"
     )
 
 
