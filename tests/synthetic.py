@@ -1,5 +1,6 @@
-"""Synthetic result files for rendering tests: real metric_info and protocols from the evaluators, made-up
-numbers (rendering code needs inputs, not trained models), PNG artifacts beside them."""
+"""Synthetic result files for rendering tests: real metric_info and protocols from the evaluators (the
+corruption evaluator included), made-up numbers (rendering code needs inputs, not trained models), PNG
+artifacts beside them."""
 
 from __future__ import annotations
 
@@ -14,40 +15,6 @@ from vicinal.evaluation import MetricInfo
 
 EVIL = "<script>document.title='pwned';console.error('xss')</script>"
 CORRUPTIONS = ("gaussian_noise", "fog", "jpeg_compression")
-
-
-def corruption_info() -> dict[str, MetricInfo]:
-    """The corruption evaluator's metric convention (family / by / key)."""
-    info = {
-        "c_acc": MetricInfo("c-acc", True, percent=True, description="mean accuracy over corruptions"),
-        "c_ece": MetricInfo("c-ECE", False, percent=True, description="mean ECE over corruptions"),
-    }
-    for family, label, better in (("c_acc", "acc", True), ("c_ece", "ECE", False)):
-        for c in CORRUPTIONS:
-            info[f"{family}/{c}"] = MetricInfo(
-                f"{label} {c}", better, percent=True, headline=False, family=family, by="corruption", key=c
-            )
-            for s in range(1, 6):
-                info[f"{family}/{c}/s{s}"] = MetricInfo(
-                    f"{label} {c} s{s}",
-                    better,
-                    percent=True,
-                    headline=False,
-                    family=family,
-                    by="cell",
-                    key=f"{c}/{s}",
-                )
-        for s in range(1, 6):
-            info[f"{family}/s{s}"] = MetricInfo(
-                f"{label} s{s}",
-                better,
-                percent=True,
-                headline=False,
-                family=family,
-                by="severity",
-                key=str(s),
-            )
-    return info
 
 
 def _evaluators() -> list[Any]:
@@ -87,9 +54,13 @@ def make_result(
     metrics: dict[str, float] = {}
     metric_info: dict[str, dict] = {}
     protocol: dict[str, Any] = {}
-    infos = [(e.name, e.metric_info(), e.protocol()) for e in (evaluators or _evaluators())]
+    chosen = evaluators or _evaluators()
     if corruption:
-        infos.append(("corruption", corruption_info(), {"common": list(CORRUPTIONS), "severities": 5}))
+        from vicinal.evaluators.corruption import CorruptionEvaluator
+
+        config = CorruptionEvaluator.Config(corruptions=list(CORRUPTIONS))
+        chosen = [*chosen, CorruptionEvaluator(config)]
+    infos = [(e.name, e.metric_info(), e.protocol()) for e in chosen]
     for name, info, proto in infos:
         for k, v in info.items():
             metrics[k] = _value(k, v, skill, rng)

@@ -241,7 +241,7 @@ def test_breakdown_by_corruption_and_severity(toy):
     store = load_store(root)
     (board,) = build_boards(store, by="corruption")
     assert board.metrics == ["c_acc/gaussian_noise", "c_acc/fog", "c_acc/jpeg_compression", "c_acc"]
-    assert board.titles["c_acc/fog"] == "fog" and "c-acc by corruption (%, ↑)" in board.title
+    assert board.titles["c_acc/fog"] == "fog" and "acc-C by corruption (%, ↑)" in board.title
     assert [r.method for r in board.rows][:3] == ["mixup", "varmixup", "erm"]  # by c_acc, best first
     (sev,) = build_boards(store, by="severity")
     assert sev.metrics == ["acc", "c_acc/s1", "c_acc/s2", "c_acc/s3", "c_acc/s4", "c_acc/s5", "c_acc"]
