@@ -153,6 +153,37 @@ def md5_of(path: Path, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
+class VerifiedFiles:
+    """Files of a folder whose MD5 was checked, by (size, mtime): each file version is hashed once."""
+
+    def __init__(self, folder: Path):
+        self.marker = folder / VERIFIED
+        try:
+            self.seen = json.loads(self.marker.read_text()) if self.marker.is_file() else {}
+        except (OSError, json.JSONDecodeError):
+            self.seen = {}
+        self.changed = False
+
+    @staticmethod
+    def _stamp(path: Path) -> list[int]:
+        stat = path.stat()
+        return [stat.st_size, stat.st_mtime_ns]
+
+    def fresh(self, path: Path) -> bool:
+        return path.is_file() and self.seen.get(path.stem) == self._stamp(path)
+
+    def record(self, path: Path) -> None:
+        self.seen[path.stem] = self._stamp(path)
+        self.changed = True
+
+    def save(self) -> None:
+        if self.changed:
+            # A read-only data folder only means verifying again next time.
+            with contextlib.suppress(OSError):
+                atomic_write_text(self.marker, json.dumps(self.seen, indent=1))
+            self.changed = False
+
+
 class CorruptedSet(ABC):
     """A -C set that yields uint8 N×3×H×W batches for one corruption and severity, plus its labels."""
 
@@ -243,19 +274,12 @@ class NpySet(CorruptedSet):
             expected = dict(release.file_md5)
         if not expected:
             return "no known checksums"
-        marker = self.folder / VERIFIED
-        try:
-            seen = json.loads(marker.read_text()) if marker.is_file() else {}
-        except (OSError, json.JSONDecodeError):
-            seen = {}
-        changed = False
+        seen = VerifiedFiles(self.folder)
         for name in ["labels", *self.corruptions]:
             if name not in expected:
                 continue
             path = self.folder / f"{name}.npy"
-            stat = path.stat()
-            stamp = [stat.st_size, stat.st_mtime_ns]
-            if seen.get(name) == stamp:
+            if seen.fresh(path):
                 continue
             digest = md5_of(path)
             if digest != expected[name]:
@@ -263,12 +287,8 @@ class NpySet(CorruptedSet):
                     f"{path}: MD5 {digest} does not match the published {expected[name]}; the file is "
                     "damaged or from another release. Delete it and download or generate it again."
                 )
-            seen[name] = stamp
-            changed = True
-        if changed:
-            # A read-only data folder only means verifying again next time.
-            with contextlib.suppress(OSError):
-                atomic_write_text(marker, json.dumps(seen, indent=1))
+            seen.record(path)
+        seen.save()
         return "md5 ok"
 
     def labels(self) -> torch.Tensor:
@@ -459,15 +479,18 @@ def write_set(
         atomic_write_text(old_path, json.dumps(manifest, indent=2))
         return manifest
 
+    # Files hashed here are recorded as verified, so reading the set right after does not hash them again.
+    verified = VerifiedFiles(out)
     labels = test.labels.numpy().astype(np.int64)
     _save_npy(out / "labels.npy", np.tile(labels, len(severities)))
     done["labels"] = md5_of(out / "labels.npy")
+    verified.record(out / "labels.npy")
     task = None
     if progress is not None:
         task = progress.add_task("corrupting", total=len(corruptions) * len(severities) * n)
     for c in corruptions:
         target = out / f"{c}.npy"
-        if c in done and target.is_file() and md5_of(target) == done[c]:
+        if c in done and (verified.fresh(target) or (target.is_file() and md5_of(target) == done[c])):
             if task is not None:
                 progress.advance(task, len(severities) * n)
             continue
@@ -484,7 +507,10 @@ def write_set(
         del arr
         os.replace(tmp, target)
         done[c] = md5_of(target)
+        verified.record(target)
+        verified.save()
         write_manifest()
+    verified.save()
     return write_manifest()
 
 
