@@ -67,11 +67,12 @@ def make_result(
             metric_info[k] = {**v.__dict__, "evaluator": name}
         protocol[name] = proto
     return {
-        "schema": 1,
+        "schema": 2,
         "suite": suite,
         "method": method,
         "seed": seed,
         "run_id": run_id,
+        "training_id": "t" + run_id[1:],
         "config_hash": f"{seed:02d}" + run_id[2:],
         "created": "2026-01-01T00:00:00+00:00",
         "metrics": metrics,

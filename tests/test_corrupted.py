@@ -25,6 +25,7 @@ from vicinal.evaluation import EvalContext
 from vicinal.evaluators.corruption import CorruptionEvaluator
 from vicinal.models import build_model
 from vicinal.relative import add_relative_metrics
+from vicinal.results import Result
 
 CPU = torch.device("cpu")
 PICK = ["gaussian_noise", "brightness", "speckle_noise"]  # two common corruptions and one extra
@@ -298,15 +299,16 @@ def _cells_result(method, acc, cells, seed=0):
     for (c, s), v in cells.items():
         metrics[f"c_acc/{c}/s{s}"] = v
         info[f"c_acc/{c}/s{s}"] = {"family": "c_acc", "by": "cell", "key": f"{c}/{s}"}
-    return {
-        "method": method,
-        "seed": seed,
-        "metrics": metrics,
-        "metric_info": info,
-        "protocol": {"corruption": {"common": ["fog", "snow"]}},
-        "training": {"epochs": 3},
-        "data": {"n_train": 100},
-    }
+    return Result(
+        suite="toy",
+        method=method,
+        seed=seed,
+        metrics=metrics,
+        metric_info=info,
+        protocol={"corruption": {"common": ["fog", "snow"]}},
+        training={"epochs": 3},
+        data={"n_train": 100},
+    )
 
 
 def test_mce_and_relative_mce_against_a_hand_computation():
@@ -314,17 +316,17 @@ def test_mce_and_relative_mce_against_a_hand_computation():
     mix = _cells_result("mixup", 0.8, {("fog", 1): 0.8, ("fog", 2): 0.7, ("snow", 1): 0.6, ("snow", 2): 0.6})
     base, other = add_relative_metrics([erm, mix])
     # fog: (0.2 + 0.3) / (0.2 + 0.4); snow: (0.4 + 0.4) / (0.3 + 0.5)
-    assert other["metrics"]["ce/fog"] == pytest.approx(0.5 / 0.6)
-    assert other["metrics"]["c_mce"] == pytest.approx((0.5 / 0.6 + 0.8 / 0.8) / 2)
+    assert other.metrics["ce/fog"] == pytest.approx(0.5 / 0.6)
+    assert other.metrics["c_mce"] == pytest.approx((0.5 / 0.6 + 0.8 / 0.8) / 2)
     # relative: fog: (0.2−0.2 + 0.3−0.2) / (0.2−0.1 + 0.4−0.1); snow: (0.2 + 0.2) / (0.2 + 0.4)
-    assert other["metrics"]["c_rel_mce"] == pytest.approx((0.1 / 0.4 + 0.4 / 0.6) / 2)
-    assert base["metrics"]["c_mce"] == pytest.approx(1.0) and base["metrics"]["c_rel_mce"] == pytest.approx(
+    assert other.metrics["c_rel_mce"] == pytest.approx((0.1 / 0.4 + 0.4 / 0.6) / 2)
+    assert base.metrics["c_mce"] == pytest.approx(1.0) and base.metrics["c_rel_mce"] == pytest.approx(
         1.0
     )
-    assert other["metrics"]["mce"] == 0.25  # calibration's MCE is a different metric, left alone
-    assert "c_mce" not in mix["metrics"]  # the inputs are not modified
+    assert other.metrics["mce"] == 0.25  # calibration's MCE is a different metric, left alone
+    assert "c_mce" not in mix.metrics  # the inputs are not modified
     alone = add_relative_metrics([mix])  # no erm baseline: nothing derived
-    assert "c_mce" not in alone[0]["metrics"]
+    assert "c_mce" not in alone[0].metrics
 
 
 # ---------------------------------------------------------------- suites and the command line
@@ -407,7 +409,7 @@ def test_mce_leaves_out_corruptions_on_which_erm_makes_no_error():
     erm = _cells_result("erm", 1.0, {("fog", 1): 0.8, ("fog", 2): 0.6, ("snow", 1): 1.0, ("snow", 2): 1.0})
     mix = _cells_result("mixup", 0.9, {("fog", 1): 0.7, ("fog", 2): 0.7, ("snow", 1): 0.9, ("snow", 2): 0.9})
     _, other = add_relative_metrics([erm, mix])
-    assert other["metrics"]["c_mce"] == pytest.approx(0.6 / 0.6)  # fog only: snow's CE is x / 0
-    assert "ce/snow" not in other["metrics"]
-    assert "1 of the 2" in other["metric_info"]["c_mce"]["description"]
-    assert "snow" in other["metric_info"]["c_mce"]["description"]
+    assert other.metrics["c_mce"] == pytest.approx(0.6 / 0.6)  # fog only: snow's CE is x / 0
+    assert "ce/snow" not in other.metrics
+    assert "1 of the 2" in other.metric_info["c_mce"]["description"]
+    assert "snow" in other.metric_info["c_mce"]["description"]

@@ -24,7 +24,7 @@ from vicinal.leaderboard import (
     render_latex,
     render_markdown,
 )
-from vicinal.results import Store, load_store, read_result
+from vicinal.results import Result, Store, load_store, read_result
 
 INFO = {
     "acc": {"label": "acc", "higher_is_better": True, "percent": True},
@@ -32,19 +32,22 @@ INFO = {
 }
 
 
-def _result(method, seed, acc, ece, run_id, **hyper):
-    return {
-        "schema": 1,
-        "suite": "s",
-        "method": method,
-        "seed": seed,
-        "run_id": run_id,
-        "metrics": {"acc": acc, "ece": ece},
-        "metric_info": INFO,
-        "training": {"epochs": 3},
-        "data": {"n_train": 100},
-        "method_info": {"hyperparameters": hyper},
-    }
+def _result(method, seed, acc, ece, run_id, code="c0de", created="2026-01-01", protocol=None, **hyper):
+    return Result(
+        suite="s",
+        method=method,
+        seed=seed,
+        run_id=run_id,
+        training_id="t-" + run_id,
+        created=created,
+        metrics={"acc": acc, "ece": ece},
+        metric_info=INFO,
+        protocol=protocol or {},
+        training={"epochs": 3},
+        data={"n_train": 100},
+        method_info={"hyperparameters": hyper},
+        environment={"code": {"vicinal": "0.1.0", "method": {"fingerprint": code}}},
+    )
 
 
 def test_mean_std_sorting_and_variant_labels():
@@ -67,6 +70,44 @@ def test_mean_std_sorting_and_variant_labels():
     assert by_ece.rows[0].label == "mixup [alpha=0.2]"  # lowest ECE first
     md = render_markdown([by_ece])
     assert "82.00 ± 2.83" in md and "ECE % ↓" in md
+
+
+def test_rows_from_different_code_are_different_configurations_never_averaged():
+    # Same settings, but the method's code changed between the runs: its training identity differs.
+    store = Store(
+        [
+            _result("mixup", 0, 0.80, 0.05, "aaa", code="11111111aaaa", alpha=1.0),
+            _result("mixup", 0, 0.60, 0.05, "bbb", code="22222222bbbb", alpha=1.0),
+        ],
+        [],
+    )
+    (board,) = build_boards(store)
+    assert sorted(r.label for r in board.rows) == ["mixup [method code 11111111]", "mixup [method code 22222222]"]
+    assert all(r.cells["acc"].n == 1 for r in board.rows)
+
+
+def test_an_evaluator_added_later_joins_the_row_instead_of_splitting_it():
+    first = _result("erm", 0, 0.90, 0.09, "aaa", protocol={"clean": {"split": "test"}})
+    first.training_id = "same"
+    later = _result("erm", 0, 0.90, 0.09, "bbb", created="2026-02-01", protocol={"clean": {"split": "test"}})
+    later.training_id = "same"
+    later.metrics = {**later.metrics, "pgd": 0.5}
+    later.metric_info = {**INFO, "pgd": {"label": "PGD", "higher_is_better": True, "percent": True}}
+    later.protocol["adversarial"] = {"eps": 0.1}
+    other_seed = _result("erm", 1, 0.92, 0.09, "aaa", protocol={"clean": {"split": "test"}})
+    other_seed.training_id = "same"
+    (board,) = build_boards(Store([first, later, other_seed], []), metrics=["acc", "pgd"])
+    (row,) = board.rows
+    assert row.label == "erm" and row.seeds == [0, 1]
+    assert row.cells["acc"].n == 2 and row.cells["acc"].mean == pytest.approx(0.91)
+    assert row.cells["pgd"].n == 1  # seed 1 lacks the metric: shown as missing, not as another row
+    # A changed setting of an evaluator both files ran does split them, labelled by that setting.
+    changed = _result("erm", 0, 0.90, 0.09, "ccc", protocol={"clean": {"split": "val"}})
+    changed.training_id = "same"
+    changed.suite_spec = {"evaluators": {"clean": {"split": "val"}}}
+    first.suite_spec = {"evaluators": {"clean": {"split": "test"}}}
+    (board,) = build_boards(Store([first, changed], []))
+    assert sorted(r.label for r in board.rows) == ["erm [clean.split=test]", "erm [clean.split=val]"]
 
 
 def test_unknown_metric_and_suite_are_errors():
@@ -185,7 +226,7 @@ def test_reported_rows_are_shown_after_the_measured_ones_and_never_best(tmp_path
     write_suite(tmp_path, methods={"erm": (0.8, 2), "mixup": (0.85, 2)}, corruption=False, artifacts=False)
     path = write_reported(tmp_path, "toy", "mixup", {"acc": 0.99, "ece": 0.001}, n=5, std={"acc": 0.002})
     doc = read_result(path)
-    assert doc["seed"] is None and doc["run_id"].startswith("reported-")
+    assert doc.seed is None and doc.run_id.startswith("reported-") and doc.is_reported
     store = load_store(tmp_path)
     assert not store.skipped
     (board,) = build_boards(store, metrics=["acc", "ece"])

@@ -21,7 +21,7 @@ def test_pattern_listing():
     assert "manifold-mixup" in list_methods("*mix*")
 
 
-def test_register_and_duplicate_name_is_an_error():
+def test_a_duplicate_name_is_an_error_when_used_not_when_registered():
     @register_method("test-identity")
     class Identity(Method):
         def training_step(self, model, x, y, rng):
@@ -30,13 +30,45 @@ def test_register_and_duplicate_name_is_an_error():
     try:
         assert get_method("test-identity") is Identity
         assert Identity.name == "test-identity"
-        with pytest.raises(VicinalError, match="duplicate method name 'test-identity'"):
 
-            @register_method("test-identity")
-            class Other(Method):
-                pass
+        @register_method("test-identity")  # a plugin clashing with a name: registering does not fail ...
+        class Other(Method):
+            pass
+
+        assert get_method("mixup")  # ... other names keep working ...
+        with pytest.raises(VicinalError, match="'test-identity' is registered twice: by .*Identity and by "):
+            get_method("test-identity")  # ... and using the clashing name says who registered it
     finally:
         METHODS.remove("test-identity")
+
+
+@pytest.mark.parametrize("name", ["../../x", "rich[/x]", "[bold]m", "a,b", "a.b", "", "-x", "x" * 65, "é"])
+def test_names_that_could_become_paths_or_markup_are_refused(name):
+    with pytest.raises(VicinalError, match="invalid method name"):
+
+        @register_method(name)
+        class Bad(Method):
+            pass
+
+
+def test_a_plugin_redefining_a_builtin_only_breaks_that_name(tmp_path):
+    plugin = tmp_path / "clash.py"
+    plugin.write_text(
+        textwrap.dedent(
+            """
+            from vicinal import Method, register_method
+
+            @register_method("mixup")
+            class MyMixup(Method):
+                pass
+            """
+        )
+    )
+    ok = run_cli("methods", "--plugin", str(plugin), cwd=tmp_path)
+    assert ok.returncode == 0 and "cutmix" in ok.stdout
+    bad = run_cli("run", "--plugin", str(plugin), "--methods", "mixup", cwd=tmp_path)
+    assert bad.returncode == 2 and "registered twice" in bad.stderr and str(plugin) in bad.stderr
+    assert "Traceback" not in bad.stderr
 
 
 def test_unknown_name_lists_closest():
@@ -57,6 +89,7 @@ def test_registry_is_generic():
     reg.add("a", 1)
     with pytest.raises(VicinalError, match="invalid widget name"):
         reg.add("a,b", 2)
+    assert reg.names("a") == ["a"]  # a plain word matches as a substring
     assert reg.names() == ["a"]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -42,6 +43,25 @@ ResultsOpt = Annotated[
 ]
 
 
+def _say(message: str) -> None:
+    """Print a plain-text message from the library; a leading "note:"/"warning:" is coloured, nothing in
+    the text is read as markup (names and paths are the user's)."""
+    head, sep, rest = message.partition(": ")
+    if sep and head in ("note", "warning"):
+        colour = "yellow" if head == "warning" else "cyan"
+        console.print(f"[{colour}]{head}[/]: {escape(rest)}")
+    else:
+        console.print(escape(message), style="dim" if message.startswith("reusing ") else None)
+
+
+class _WarningHandler(logging.Handler):
+    """vicinal's library warnings (logger "vicinal") as one line each on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        prefix = "[yellow]warning[/]: " if record.levelno >= logging.WARNING else ""
+        err_console.print(prefix + escape(record.getMessage()))
+
+
 def _load_plugins(plugins: list[str] | None) -> None:
     from vicinal.registry import load_plugin
 
@@ -79,15 +99,24 @@ def methods_cmd(
         for col in ("method", "mixes in", "description"):
             table.add_column(col, style="bold" if col == "method" else None)
         for name in names:
-            cls = get_method(name)
-            table.add_row(name, cls.mixes_in, cls.summary)
+            try:
+                cls = get_method(name)
+            except VicinalError as exc:  # registered twice: listed with the clash, usable by neither
+                table.add_row(escape(name), "", f"[red]{escape(str(exc))}[/]")
+                continue
+            table.add_row(*map(escape, (name, str(cls.mixes_in), str(cls.summary))))
         console.print(table)
         return
     for name in names:
-        cls = get_method(name)
+        try:
+            cls = get_method(name)
+        except VicinalError as exc:
+            err_console.print(f"[red]{escape(str(exc))}[/]")
+            continue
         table = Table(
-            title=f"[bold]{name}[/] · mixes in: {cls.mixes_in} · {escape(METHODS.origin(name))}",
-            caption=escape(cls.summary),
+            title=f"[bold]{escape(name)}[/] · mixes in: {escape(str(cls.mixes_in))} · "
+            f"{escape(METHODS.origin(name))}",
+            caption=escape(str(cls.summary)),
             title_justify="left",
             caption_justify="left",
         )
@@ -177,30 +206,27 @@ def run_cmd(
     from vicinal.hparams import parse_assignments
     from vicinal.results import default_cache_dir, default_results_dir
     from vicinal.runner import execute, plan_run
-    from vicinal.suite import load_suite
+    from vicinal.suite import load_suite, validate_components
 
     _load_plugins(plugin)
     spec = load_suite(suite)
     if methods is not None:
-        spec.methods = _csv(methods, "--methods")
+        spec.override("run", methods=_csv(methods, "--methods"))
     if seeds is not None:
         try:
-            spec.seeds = [int(s) for s in _csv(seeds, "--seeds")]
+            spec.override("run", seeds=[int(s) for s in _csv(seeds, "--seeds")])
         except ValueError:
             raise VicinalError(f"--seeds {seeds!r}: give comma-separated integers, e.g. 0,1,2") from None
     if epochs is not None:
-        spec.recipe.epochs = epochs
+        spec.override("train", epochs=epochs)
     if limit_train is not None:
-        spec.limit_train = limit_train
+        spec.override("data", limit_train=limit_train)
     if model is not None:
-        spec.model = model
+        spec.override("model", name=model)
     if evaluators is not None:
-        from vicinal.evaluation import EVALUATORS
-
         chosen = _csv(evaluators, "--evaluators")
-        for name in chosen:
-            EVALUATORS.get(name)
         spec.evaluators = {name: spec.evaluators.get(name, {}) for name in chosen}
+    validate_components(spec)
     results_dir = results or default_results_dir()
     plan = plan_run(
         spec,
@@ -211,11 +237,12 @@ def run_cmd(
         data_dir=data_dir,
         download=download,
         force=force,
-        log=console.print,
+        log=_say,
     )
     console.print(
-        f"suite [bold]{spec.name}[/] · {spec.dataset} · {spec.model} · {spec.recipe.epochs} epochs · "
-        f"methods {', '.join(spec.methods)} · seeds {', '.join(map(str, spec.seeds))} · {plan.device}"
+        f"suite [bold]{escape(spec.name)}[/] · {escape(spec.dataset)} · {escape(spec.model)} · "
+        f"{spec.recipe.epochs} epochs · methods {escape(', '.join(spec.methods))} · "
+        f"seeds {', '.join(map(str, spec.seeds))} · {plan.device}"
     )
     try:
         with _progress(quiet) as progress:
@@ -223,13 +250,18 @@ def run_cmd(
     except KeyboardInterrupt:
         done = len(plan.outcomes)
         err_console.print(
-            f"[yellow]interrupted[/]: {done} finished result(s) are kept in {results_dir}; "
+            f"[yellow]interrupted[/]: {done} finished result(s) are kept in {escape(str(results_dir))}; "
             "the unfinished run left a checkpoint at its last completed epoch. Run the same "
             "command again to resume."
         )
         raise typer.Exit(130) from None
+    except VicinalError as exc:
+        if plan.outcomes:  # say that nothing finished was lost, then the error itself
+            kept = f"{len(plan.outcomes)} finished result(s) are kept in {results_dir}"
+            err_console.print(escape(kept))
+        raise exc from None
     trained = sum(o.status == "trained" for o in outcomes)
-    console.print(f"{trained} trained, {len(outcomes) - trained} reused · results in {results_dir}")
+    console.print(escape(f"{trained} trained, {len(outcomes) - trained} reused · results in {results_dir}"))
     from vicinal.leaderboard import build_boards, rich_table
 
     for board in build_boards(_load_store(results_dir), spec.name):
@@ -264,12 +296,14 @@ def leaderboard_cmd(
     results: ResultsOpt = None,
 ) -> None:
     """Rank methods from the result files: mean ± std over seeds, best per column in bold."""
-    from vicinal.io import atomic_write_text
+    from vicinal.io import atomic_write_text, probe_output_file
     from vicinal.leaderboard import FORMATS, build_boards, rich_table
     from vicinal.results import default_results_dir
 
     if fmt not in FORMATS:
         raise VicinalError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if out is not None:
+        probe_output_file(out)
     results_dir = results or default_results_dir()
     store = _load_store(results_dir)
     if not store.results:
@@ -299,16 +333,17 @@ def report_cmd(
     """Write one self-contained HTML report: leaderboards, protocols, figures, run metadata."""
     import time
 
-    from vicinal.io import atomic_write_text
+    from vicinal.io import atomic_write_text, probe_output_file
     from vicinal.report import build_report
     from vicinal.results import default_results_dir
 
+    probe_output_file(out)
     results_dir = results or default_results_dir()
     store = _load_store(results_dir)
     if not store.results:
         raise VicinalError(f"no result files in {results_dir}; run `vicinal run` first or pass --results DIR")
     suites = _csv(suite, "--suite")
-    known = sorted({r["suite"] for r in store.results})
+    known = sorted({r.suite for r in store.results})
     unknown = [s for s in suites or [] if s not in known]
     if unknown:
         raise VicinalError(
@@ -390,6 +425,7 @@ def corrupt_cmd(
     from vicinal.corruptions import SCALES
     from vicinal.datasets import load_dataset, resolve_data_dir
     from vicinal.evaluators.corruption import resolve_corruptions
+    from vicinal.io import probe_writable
     from vicinal.runner import resolve_device
 
     names = resolve_corruptions(_csv(corruptions, "--corruptions"))
@@ -402,8 +438,9 @@ def corrupt_cmd(
     if table != "auto" and table not in SCALES:
         raise VicinalError(f"--table {table!r}: choose auto or one of {', '.join(SCALES)}")
     dev = resolve_device(device)
-    data = load_dataset(dataset, data_dir, download)
     target = out or default_folder(dataset, resolve_data_dir(data_dir))
+    probe_writable(target, "output folder")
+    data = load_dataset(dataset, data_dir, download)
     source = {"dataset": data.name, "path": data.source, "test_fingerprint": data.test.fingerprint()}
     with _progress(quiet) as progress:
         manifest = write_set(
@@ -425,11 +462,23 @@ def corrupt_cmd(
 
 
 def main() -> None:
+    handler = _WarningHandler()
+    logging.getLogger("vicinal").addHandler(handler)
+    logging.getLogger("vicinal").setLevel(logging.INFO)
     try:
         app()
     except VicinalError as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
-        sys.exit(2)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]; nothing finished was lost")
+        sys.exit(130)
+    except OSError as exc:  # the environment (a file, a folder, the disk), not vicinal, failed
+        where = f" {exc.filename}" if exc.filename else ""
+        err_console.print(f"[bold red]error:[/]{escape(where)} {escape(exc.strerror or str(exc))}")
+        sys.exit(1)
+    finally:
+        logging.getLogger("vicinal").removeHandler(handler)
 
 
 if __name__ == "__main__":

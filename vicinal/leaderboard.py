@@ -9,6 +9,7 @@ reported, and never marked best: their protocol is the paper's, not the suite's.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -25,8 +26,9 @@ from rich.text import Text
 from tabulate import tabulate
 
 from vicinal.errors import VicinalError
+from vicinal.identity import short
 from vicinal.relative import add_relative_metrics
-from vicinal.results import Store
+from vicinal.results import Result, Store
 
 #: Breakdowns for ``--by``: the family shown when ``--metrics`` names none, and the hint when a suite has
 #: no such metrics.
@@ -63,7 +65,11 @@ class Row:
     cells: dict[str, Cell]
     #: The citation block of a row reported by a paper; None for measured rows.
     reported: dict[str, Any] | None = None
+    #: Every result file behind the row (a seed can have several: the same model evaluated again).
     paths: list[str] = field(default_factory=list)
+    #: One result per seed, the metrics of a seed's files merged (what the cells aggregate).
+    results: list[Result] = field(default_factory=list)
+    training_id: str = ""
 
     @property
     def source(self) -> str:
@@ -119,56 +125,125 @@ def _aggregate(values: list[float]) -> Cell:
     return Cell(statistics.fmean(finite), statistics.stdev(finite) if len(finite) > 1 else None, len(finite))
 
 
-def _settings(result: dict[str, Any]) -> dict[str, Any]:
-    """The settings that tell configurations of one method apart, flattened for display."""
-    flat = {k: v for k, v in result.get("method_info", {}).get("hyperparameters", {}).items()}
-    flat["epochs"] = result.get("training", {}).get("epochs")
-    flat["n_train"] = result.get("data", {}).get("n_train")
-    for name, params in result.get("suite_spec", {}).get("evaluators", {}).items():
+def _settings(result: Result) -> dict[str, Any]:
+    """What tells configurations of one method apart, flattened for display: hyperparameters, training
+    settings, evaluator settings, and the code that made the numbers."""
+    flat: dict[str, Any] = dict(result.method_info.get("hyperparameters", {}))
+    spec = result.suite_spec
+    for key in ("model", "limit_train", "validation", "eval_batch_size"):
+        if key in spec:
+            flat[key] = spec[key]
+    flat.update({f"train.{k}": v for k, v in spec.get("recipe", {}).items()})
+    for name, params in spec.get("evaluators", {}).items():
         flat.update({f"{name}.{k}": v for k, v in params.items()})
+    code = result.environment.get("code", {})
+    if code.get("vicinal"):
+        flat["vicinal"] = code["vicinal"]
+    for part in ("method", "model", "dataset", "training"):
+        if part in code:
+            flat[f"{part} code"] = short(code[part])
+    for name, proto in result.protocol.items():
+        if isinstance(proto.get("code"), dict):
+            flat[f"{name} code"] = short(proto["code"])
     return flat
 
 
-def variant_labels(entries: dict[tuple[str, str], list[dict]]) -> dict[tuple[str, str], str]:
-    """Row labels: the method's name, plus the settings that differ where it ran in several configurations."""
-    by_method: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for key in entries:
+def variant_labels(rows: dict[RowKey, list[Result]]) -> dict[RowKey, str]:
+    """Row labels: the method's name, plus the settings that differ where it ran in several configurations.
+    A setting only some rows have (an evaluator that others did not run) does not tell rows apart."""
+    by_method: dict[str, list[RowKey]] = defaultdict(list)
+    for key in rows:
         by_method[key[0]].append(key)
     labels = {}
     for method, keys in by_method.items():
         if len(keys) == 1:
             labels[keys[0]] = method
             continue
-        settings = {key: _settings(entries[key][0]) for key in keys}
+        settings = {key: _settings(rows[key][-1]) for key in keys}
         names = sorted({k for s in settings.values() for k in s})
         differing = [
-            k for k in names if len({json.dumps(s.get(k), sort_keys=True) for s in settings.values()}) > 1
+            k
+            for k in names
+            if k not in ("epochs", "n_train")
+            and len({json.dumps(s[k], sort_keys=True, default=str) for s in settings.values() if k in s}) > 1
         ]
         for key in keys:
             shown = ", ".join(
-                f"{k}={settings[key].get(k)}" for k in differing if k not in ("epochs", "n_train")
+                (f"{k} {settings[key][k]}" if k.endswith(" code") else f"{k}={settings[key][k]}")
+                for k in differing
+                if k in settings[key]
             )
-            labels[key] = f"{method} [{shown or key[1][:6]}]"
+            labels[key] = f"{method} [{shown or 'run ' + key[1][:6]}]"
     return labels
 
 
-def _with_relative_metrics(
-    entries: dict[tuple[str, str], list[dict]],
-) -> dict[tuple[str, str], list[dict]]:
-    keys = [k for k, runs in entries.items() for _ in runs]
-    derived = add_relative_metrics([r for runs in entries.values() for r in runs])
-    out: dict[tuple[str, str], list[dict]] = defaultdict(list)
+#: A row: (method, training_id, index of its evaluator-protocol group).
+RowKey = tuple[str, str, int]
+
+
+def _protocol_key(proto: dict[str, Any]) -> str:
+    return json.dumps(proto, sort_keys=True, default=str)
+
+
+def group_rows(results: list[Result]) -> tuple[dict[RowKey, list[Result]], dict[RowKey, list[str]]]:
+    """Measured results grouped into leaderboard rows, one result per seed in each.
+
+    A row is one trained configuration (method, ``training_id``: settings, data and code) evaluated under
+    one protocol. Files that ran different sets of evaluators on the same configuration join one row (an
+    evaluator added later adds columns, it does not split the method); they split only where an evaluator
+    they share was configured or coded differently. Where a seed has several files in a row, their metrics
+    are merged, the newest file winning a metric both have (same protocol, so the same number up to GPU
+    nondeterminism). Returns the rows' merged per-seed results and, per row, every file behind it.
+    """
+    clusters: dict[tuple[str, str], list[tuple[dict[str, str], list[Result]]]] = defaultdict(list)
+    for r in sorted(results, key=lambda r: (r.created, str(r.path))):
+        protos = {name: _protocol_key(p) for name, p in r.protocol.items()}
+        for seen, members in clusters[(r.method, r.training_id)]:
+            if all(seen[n] == k for n, k in protos.items() if n in seen):
+                seen.update(protos)
+                members.append(r)
+                break
+        else:
+            clusters[(r.method, r.training_id)].append((dict(protos), [r]))
+    rows: dict[RowKey, list[Result]] = {}
+    paths: dict[RowKey, list[str]] = {}
+    for (method, training_id), groups in clusters.items():
+        for i, (_, members) in enumerate(groups):
+            per_seed: dict[int | None, Result] = {}
+            for r in members:  # oldest first: newer files win
+                old = per_seed.get(r.seed)
+                per_seed[r.seed] = r if old is None else _merge(old, r)
+            key = (method, training_id, i)
+            rows[key] = [per_seed[k] for k in sorted(per_seed, key=lambda s: s or 0)]
+            paths[key] = sorted(str(r.path) for r in members if r.path is not None)
+    return rows, paths
+
+
+def _with_relative_metrics(rows: dict[RowKey, list[Result]]) -> dict[RowKey, list[Result]]:
+    keys = [k for k, runs in rows.items() for _ in runs]
+    derived = add_relative_metrics([r for runs in rows.values() for r in runs])
+    out: dict[RowKey, list[Result]] = defaultdict(list)
     for k, r in zip(keys, derived, strict=True):
         out[k].append(r)
     return out
 
 
-def _protocols(entries: dict[tuple[str, str], list[dict]]) -> dict[str, list[dict[str, Any]]]:
+def _merge(old: Result, new: Result) -> Result:
+    return dataclasses.replace(
+        new,
+        metrics={**old.metrics, **new.metrics},
+        metric_info={**old.metric_info, **new.metric_info},
+        protocol={**old.protocol, **new.protocol},
+        artifacts={**old.artifacts, **new.artifacts},
+    )
+
+
+def _protocols(rows: dict[RowKey, list[Result]]) -> dict[str, list[dict[str, Any]]]:
     seen: dict[str, dict[str, dict]] = defaultdict(dict)
-    for runs in entries.values():
+    for runs in rows.values():
         for r in runs:
-            for name, proto in r.get("protocol", {}).items():
-                seen[name].setdefault(json.dumps(proto, sort_keys=True, default=str), proto)
+            for name, proto in r.protocol.items():
+                seen[name].setdefault(_protocol_key(proto), proto)
     return {name: list(protos.values()) for name, protos in seen.items()}
 
 
@@ -215,14 +290,14 @@ def _mark_best(board: Board) -> None:
             r.cells[m].best = v == top
 
 
-def _reported_row(method: str, run_id: str, runs: list[dict], info: dict[str, dict]) -> Row:
+def _reported_row(method: str, run_id: str, runs: list[Result], info: dict[str, dict]) -> Row:
     r = runs[0]
-    rep = r["reported"]
+    rep = r.reported or {}
     std = rep.get("std", {})
     cells = {}
     for m in info:
-        if m in r["metrics"]:
-            cells[m] = Cell(float(r["metrics"][m]), std.get(m), int(rep.get("n") or 1))
+        if m in r.metrics:
+            cells[m] = Cell(float(r.metrics[m]), std.get(m), int(rep.get("n") or 1))
         else:
             cells[m] = Cell(float("nan"), None, 0)
     return Row(
@@ -230,11 +305,13 @@ def _reported_row(method: str, run_id: str, runs: list[dict], info: dict[str, di
         run_id=run_id,
         label=f"{method} (reported)",
         seeds=[],
-        epochs=r.get("training", {}).get("epochs"),
-        n_train=r.get("data", {}).get("n_train"),
+        epochs=r.epochs,
+        n_train=r.n_train,
         cells=cells,
         reported=rep,
-        paths=[x.get("_path", "") for x in runs],
+        paths=[str(x.path or "") for x in runs],
+        results=runs,
+        training_id=r.training_id,
     )
 
 
@@ -249,23 +326,24 @@ def build_boards(
     """One board per suite (only ``suite`` if given): rows per (method, run_id), measured ones ranked by
     ``sort`` (default: the first shown column), reported ones after them. ``by`` makes breakdown boards
     whose columns are one metric family per corruption, severity or ε."""
-    suites: dict[str, list[dict]] = defaultdict(list)
+    suites: dict[str, list[Result]] = defaultdict(list)
     for r in store.results:
-        if not suite or r["suite"] == suite:
-            suites[r["suite"]].append(r)
+        if not suite or r.suite == suite:
+            suites[r.suite].append(r)
     if suite and not suites:
-        known = sorted({r["suite"] for r in store.results})
+        known = sorted({r.suite for r in store.results})
         raise VicinalError(
             f"no results for suite {suite!r}"
             + (f"; results exist for: {', '.join(known)}" if known else "; run `vicinal run` first")
         )
     boards = []
     for suite_name in sorted(suites):
-        measured: dict[tuple[str, str], list[dict]] = defaultdict(list)
-        reported: dict[tuple[str, str], list[dict]] = defaultdict(list)
+        reported: dict[tuple[str, str], list[Result]] = defaultdict(list)
         for r in suites[suite_name]:
-            (reported if r.get("reported") else measured)[(r["method"], r["run_id"])].append(r)
-        # Relative metrics (mCE) are normalised by the suite's ERM rows, so they are derived before the
+            if r.is_reported:
+                reported[(r.method, r.run_id)].append(r)
+        measured, sources = group_rows([r for r in suites[suite_name] if not r.is_reported])
+        # Relative metrics (mCE) are normalised by the suite's baseline rows, so they are derived before the
         # method filter and from measured rows only: a paper's ERM is not this suite's baseline.
         measured = _with_relative_metrics(measured)
         if methods:
@@ -277,7 +355,7 @@ def build_boards(
         for group in (measured, reported):
             for runs in group.values():
                 for r in runs:
-                    for k, v in r.get("metric_info", {}).items():
+                    for k, v in r.metric_info.items():
                         info.setdefault(k, v)
         titles: dict[str, str] = {}
         family = None
@@ -301,21 +379,23 @@ def build_boards(
             )
         labels = variant_labels(measured)
         rows = []
-        for (method, run_id), runs in measured.items():
-            first = runs[0]
+        for key, runs in measured.items():
+            method, training_id, _ = key
+            newest = max(runs, key=lambda r: r.created)
             rows.append(
                 Row(
                     method=method,
-                    run_id=run_id,
-                    label=labels[(method, run_id)],
-                    seeds=sorted(r["seed"] for r in runs),
-                    epochs=first.get("training", {}).get("epochs"),
-                    n_train=first.get("data", {}).get("n_train"),
+                    run_id=newest.run_id,
+                    label=labels[key],
+                    seeds=sorted(r.seed for r in runs if r.seed is not None),
+                    epochs=newest.epochs,
+                    n_train=newest.n_train,
                     cells={
-                        m: _aggregate([float(r["metrics"][m]) for r in runs if m in r["metrics"]])
-                        for m in info
+                        m: _aggregate([float(r.metrics[m]) for r in runs if m in r.metrics]) for m in info
                     },
-                    paths=[r.get("_path", "") for r in runs],
+                    paths=sources[key],
+                    results=runs,
+                    training_id=training_id,
                 )
             )
         extra = [_reported_row(method, run_id, runs, info) for (method, run_id), runs in reported.items()]
@@ -351,7 +431,7 @@ def build_boards(
         where = f"suite {suite}" if suite else "any suite"
         raise VicinalError(f"no per-{by} metrics in {where}; {BREAKDOWNS[by][1]}")
     if methods and not boards:
-        known = sorted({r["method"] for rs in suites.values() for r in rs})
+        known = sorted({r.method for rs in suites.values() for r in rs})
         raise VicinalError(
             f"no results for method(s) {', '.join(methods)}; results exist for: {', '.join(known)}"
         )
@@ -443,9 +523,11 @@ def _caption(board: Board) -> str:
 def rich_table(board: Board) -> Table:
     """The terminal table: best values bold green, reported rows italic and dim after a rule."""
     head, _ = _plain_rows(board)
-    table = Table(title=board.title, caption=_caption(board))
+    # Every string is wrapped in Text: labels such as "mixup [alpha=0.4]" and names from result files
+    # must print as written, never be read as rich markup.
+    table = Table(title=Text(board.title), caption=Text(_caption(board)))
     for i, h in enumerate(head):
-        table.add_column(h, justify="left" if i == 0 else "right", style="bold" if i == 0 else None)
+        table.add_column(Text(h), justify="left" if i == 0 else "right", style="bold" if i == 0 else None)
     for i, row in enumerate(board.rows):
         cells = [
             Text(format_cell(board, m, row.cells[m]), style="bold green" if row.cells[m].best else "")
@@ -453,7 +535,7 @@ def rich_table(board: Board) -> Table:
         ]
         last_measured = not row.reported and i + 1 < len(board.rows) and board.rows[i + 1].reported
         table.add_row(
-            *_meta_values(board, row),
+            *map(Text, _meta_values(board, row)),
             *cells,
             style="italic dim" if row.reported else None,
             end_section=last_measured,
@@ -503,7 +585,7 @@ def render_csv(boards: list[Board]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     metrics = list(dict.fromkeys(m for b in boards for m in b.metrics))
     writer.writerow(
-        ["suite", "method", "label", "run_id", "source", "citation", "n", "epochs", "n_train"]
+        ["suite", "method", "label", "run_id", "training_id", "source", "citation", "n", "epochs", "n_train"]
         + [f"{m}_{s}" for m in metrics for s in ("mean", "std", "n")]
     )
     for b in boards:
@@ -523,6 +605,7 @@ def render_csv(boards: list[Board]) -> str:
                     r.method,
                     r.label,
                     r.run_id,
+                    r.training_id,
                     r.source,
                     r.citation,
                     r.n,
@@ -553,6 +636,7 @@ def render_json(boards: list[Board]) -> str:
                     "method": r.method,
                     "label": r.label,
                     "run_id": r.run_id,
+                    "training_id": r.training_id,
                     "source": r.source,
                     "reported": r.reported,
                     "seeds": r.seeds,

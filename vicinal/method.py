@@ -36,8 +36,10 @@ class NoConfig:
 
 @dataclass
 class StepOutput:
-    """What one training step produced: the loss to minimise and (for the progress bar) the
-    expected number of correct predictions under the mixed targets."""
+    """What one training step produced: the loss to minimise, the expected number of correct predictions
+    under the mixed targets (for the progress bar), and ``count``, the number of images the classifier
+    was trained on in this step — the batch size, or twice it for a method that adds the clean batch to
+    its mixed one. Summed into the result's ``training.images_forwarded``, so compute can be compared."""
 
     loss: torch.Tensor
     correct: float

@@ -10,6 +10,7 @@ import difflib
 import fnmatch
 import importlib
 import importlib.util
+import logging
 import pkgutil
 import sys
 from collections.abc import Callable, Iterator
@@ -18,8 +19,21 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from vicinal.errors import VicinalError
+from vicinal.names import check_name
 
 T = TypeVar("T")
+log = logging.getLogger("vicinal")
+
+
+def _origin(obj: object) -> str:
+    """Where an object was defined, as people can find it: ``module.Qualname`` plus the file of a plugin
+    loaded from a path (its module name is generated)."""
+    module = getattr(obj, "__module__", "?")
+    where = f"{module}.{getattr(obj, '__qualname__', repr(obj))}"
+    file = getattr(sys.modules.get(module), "__file__", None)
+    if module.startswith("vicinal_plugin_") and file:
+        where += f" (plugin file {file})"
+    return where
 
 
 class Registry(Generic[T]):
@@ -31,6 +45,9 @@ class Registry(Generic[T]):
         self._entry_point_group = entry_point_group
         self._items: dict[str, T] = {}
         self._origins: dict[str, str] = {}
+        #: Names registered twice by different code: an error when used, not when registered, so that one
+        #: plugin clashing with a built-in cannot take down commands that never touch that name.
+        self._conflicts: dict[str, list[str]] = {}
         self._discovered = False
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -43,15 +60,13 @@ class Registry(Generic[T]):
         return decorator
 
     def add(self, name: str, obj: T) -> None:
-        if not name or name != name.strip() or "," in name:
-            raise VicinalError(f"invalid {self.kind} name {name!r}: use a non-empty name without commas")
-        origin = f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+        check_name(name, self.kind)
+        origin = _origin(obj)
         existing = self._items.get(name)
         if existing is not None and existing is not obj:
-            raise VicinalError(
-                f"duplicate {self.kind} name {name!r}: already registered by {self._origins[name]}, "
-                f"registered again by {origin}; pick another name"
-            )
+            if origin != self._origins[name]:  # re-importing the same module is not a clash
+                self._conflicts.setdefault(name, [self._origins[name]]).append(origin)
+            return
         self._items[name] = obj
         self._origins[name] = origin
 
@@ -59,6 +74,7 @@ class Registry(Generic[T]):
         """Forget an entry (used by tests that register throw-away entries)."""
         self._items.pop(name, None)
         self._origins.pop(name, None)
+        self._conflicts.pop(name, None)
 
     def _discover(self) -> None:
         if self._discovered:
@@ -76,13 +92,15 @@ class Registry(Generic[T]):
                 except VicinalError:
                     raise
                 except Exception as exc:  # a broken third-party plugin must not take the built-ins down
-                    print(
-                        f"warning: could not load {self.kind} plugin {ep.name!r} ({ep.value}): {exc}",
-                        file=sys.stderr,
-                    )
+                    log.warning("could not load %s plugin %r (%s): %s", self.kind, ep.name, ep.value, exc)
 
     def get(self, name: str) -> T:
         self._discover()
+        if name in self._conflicts:
+            raise VicinalError(
+                f"{self.kind} {name!r} is registered twice: by {' and by '.join(self._conflicts[name])}. "
+                f"Rename one of them (or leave out the plugin that redefines {name!r})."
+            )
         try:
             return self._items[name]
         except KeyError:
@@ -93,8 +111,11 @@ class Registry(Generic[T]):
             ) from None
 
     def names(self, pattern: str = "*") -> list[str]:
-        """Registered names matching a shell-style pattern (``"mix*"``), sorted."""
+        """Registered names matching a shell-style pattern (``"mix*"``), sorted; a plain word without
+        wildcards matches as a substring (``"mix"`` finds every mixup)."""
         self._discover()
+        if not any(c in pattern for c in "*?["):
+            pattern = f"*{pattern}*"
         return sorted(n for n in self._items if fnmatch.fnmatchcase(n, pattern))
 
     def origin(self, name: str) -> str:

@@ -1,10 +1,10 @@
 """Metrics relative to the suite's baseline method, derived when a leaderboard is rendered.
 
 Hendrycks & Dietterich normalise corruption errors by AlexNet's; CIFAR and Tiny-ImageNet have no AlexNet
-reference, so vicinal normalises by the ERM rows of the same suite (same epochs and training-set size),
-averaged over their seeds. Deriving at render time keeps every result file self-contained and lets the
-numbers follow when the baseline is re-run (``c_`` names: ``mce`` is the calibration evaluator's maximum
-calibration error):
+reference, so vicinal normalises by the baseline rows of the same suite (``[run] baseline``, ERM by
+default; same epochs and training-set size), averaged over their seeds. Deriving at render time keeps
+every result file self-contained and lets the numbers follow when the baseline is re-run (``c_`` names:
+``mce`` is the calibration evaluator's maximum calibration error):
 
 - ``ce/<c>``  = Σ_s err_{c,s} / Σ_s err^{erm}_{c,s}
 - ``c_mce``     = mean of ``ce/<c>`` over the common corruptions the result has
@@ -13,33 +13,40 @@ calibration error):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from collections import defaultdict
-from typing import Any
 
-BASELINE = "erm"
+from vicinal.results import Result
+
+DEFAULT_BASELINE = "erm"  # when a result does not record its suite's baseline
 _CELL = "c_acc/"
 
 
-def _cells(result: dict[str, Any]) -> dict[str, dict[int, float]]:
+def _cells(result: Result) -> dict[str, dict[int, float]]:
     """Per-corruption, per-severity errors from the ``c_acc/<corruption>/s<k>`` metrics."""
     out: dict[str, dict[int, float]] = defaultdict(dict)
-    for name, value in result["metrics"].items():
-        info = result["metric_info"].get(name, {})
+    for name, value in result.metrics.items():
+        info = result.metric_info.get(name, {})
         if info.get("family") == "c_acc" and info.get("by") == "cell":
             corruption, _, severity = info["key"].rpartition("/")
             out[corruption][int(severity)] = 1.0 - float(value)
     return out
 
 
-def _common(result: dict[str, Any]) -> list[str]:
-    return list(result.get("protocol", {}).get("corruption", {}).get("common", []))
+def _common(result: Result) -> list[str]:
+    return list(result.protocol.get("corruption", {}).get("common", []))
 
 
-def _baseline_for(result: dict[str, Any], baselines: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    def key(r: dict[str, Any]) -> tuple:
-        return (r.get("training", {}).get("epochs"), r.get("data", {}).get("n_train"))
+def baseline_of(result: Result) -> str:
+    """The method relative metrics are computed against: the suite's ``[run] baseline`` as recorded."""
+    return str(result.suite_spec.get("baseline", DEFAULT_BASELINE))
+
+
+def _baseline_for(result: Result, baselines: list[Result]) -> list[Result]:
+    def key(r: Result) -> tuple:
+        return (r.epochs, r.n_train)
 
     same = [b for b in baselines if key(b) == key(result)]
     return same or baselines
@@ -49,30 +56,30 @@ def _ratio(num: float, den: float) -> float:
     return num / den if den > 0 else float("nan")
 
 
-def _share(used: list[str], listed: list[str]) -> str:
+def _share(used: list[str], listed: list[str], baseline: str) -> str:
     if len(used) == len(listed):
         return f"the {len(used)} common corruptions"
     left = ", ".join(c for c in listed if c not in used)
-    return f"{len(used)} of the {len(listed)} common corruptions (undefined against {BASELINE}: {left})"
+    return f"{len(used)} of the {len(listed)} common corruptions (undefined against {baseline}: {left})"
 
 
-def add_relative_metrics(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def add_relative_metrics(results: list[Result]) -> list[Result]:
     """Copies of one suite's results with ``c_mce``, ``c_rel_mce`` and ``ce/<c>`` added where both the
-    result and an ERM baseline carry per-cell corruption accuracies; other results are returned as is."""
-    baselines = [r for r in results if r["method"] == BASELINE and _cells(r) and "acc" in r["metrics"]]
-    if not baselines:
-        return results
+    result and a baseline result (the suite's ``baseline`` method) carry per-cell corruption accuracies;
+    other results are returned as is."""
     out = []
     for r in results:
         cells = _cells(r)
-        if not cells or "acc" not in r["metrics"]:
+        baseline = baseline_of(r)
+        baselines = [b for b in results if b.method == baseline and _cells(b) and "acc" in b.metrics]
+        if not cells or "acc" not in r.metrics or not baselines:
             out.append(r)
             continue
         base = _baseline_for(r, baselines)
         base_cells = [_cells(b) for b in base]
-        base_clean = statistics.fmean(1.0 - float(b["metrics"]["acc"]) for b in base)
-        clean = 1.0 - float(r["metrics"]["acc"])
-        metrics, info = dict(r["metrics"]), dict(r["metric_info"])
+        base_clean = statistics.fmean(1.0 - float(b.metrics["acc"]) for b in base)
+        clean = 1.0 - float(r.metrics["acc"])
+        metrics, info = dict(r.metrics), dict(r.metric_info)
         ces, rel = {}, {}
         for corruption, errs in cells.items():
             severities = sorted(errs)
@@ -92,7 +99,7 @@ def add_relative_metrics(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not common:
             out.append(r)
             continue
-        baseline_note = f"relative to the {BASELINE} rows of this suite (same epochs, n_train; seed mean)"
+        baseline_note = f"relative to the {baseline} rows of this suite (same epochs, n_train; seed mean)"
         for c, v in ces.items():
             if not math.isfinite(v):
                 continue
@@ -115,7 +122,7 @@ def add_relative_metrics(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "label": "mCE",
             "higher_is_better": False,
             "percent": True,
-            "description": f"mean corruption error over {_share(common, listed)}, {baseline_note}",
+            "description": f"mean corruption error over {_share(common, listed, baseline)}, {baseline_note}",
             "headline": True,
             "evaluator": "corruption",
         }
@@ -124,9 +131,9 @@ def add_relative_metrics(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "higher_is_better": False,
             "percent": True,
             "description": "mean relative corruption error (error above the clean error) over "
-            f"{_share(rel_common, listed)}, {baseline_note}",
+            f"{_share(rel_common, listed, baseline)}, {baseline_note}",
             "headline": False,
             "evaluator": "corruption",
         }
-        out.append({**r, "metrics": metrics, "metric_info": info})
+        out.append(dataclasses.replace(r, metrics=metrics, metric_info=info))
     return out

@@ -14,11 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from vicinal.identity import short
 from vicinal.leaderboard import (
     CAPTION,
     REPORTED_CAPTION,
@@ -30,7 +30,7 @@ from vicinal.leaderboard import (
     format_cell,
     header,
 )
-from vicinal.results import Store
+from vicinal.results import Result, Store
 
 #: Called once per unit of work with (what, done, total): the CLI drives a progress bar with it.
 Progress = Callable[[str, int, int], None]
@@ -340,23 +340,22 @@ def linearity_figures(full: Board) -> list[Figure]:
 # ---------------------------------------------------------------- artifacts and metadata
 
 
-def _first_result(row: Row, by_path: dict[str, dict]) -> dict[str, Any] | None:
-    results = [by_path[p] for p in row.paths if p in by_path]
-    return min(results, key=lambda r: (r.get("seed") is None, r.get("seed") or 0)) if results else None
+def _first_result(row: Row) -> Result | None:
+    return min(row.results, key=lambda r: (r.seed is None, r.seed or 0)) if row.results else None
 
 
 def artifact_gallery(
-    rows: list[Row], by_path: dict[str, dict], name: str, title: str, caption: str, layout: str = "gallery"
+    rows: list[Row], name: str, title: str, caption: str, layout: str = "gallery"
 ) -> Gallery | None:
     """The ``name`` artifact of each row's lowest seed, embedded; None when no row has one."""
     gallery = Gallery(title, caption, layout)
     for row in rows:
-        result = _first_result(row, by_path)
-        artifact = (result or {}).get("artifacts", {}).get(name)
-        if not artifact or not result:
+        result = _first_result(row)
+        artifact = result.artifacts.get(name) if result is not None else None
+        if not artifact or result is None or result.path is None:
             gallery.missing.append(row.label)
             continue
-        path = Path(result["_path"]).parent / artifact
+        path = result.path.parent / artifact
         try:
             png = path.read_bytes()
         except OSError:
@@ -365,9 +364,7 @@ def artifact_gallery(
         gallery.items.append(
             (
                 row,
-                Figure(
-                    f"{row.label} · seed {result.get('seed')}", "", _data_uri(png), f"{title}: {row.label}"
-                ),
+                Figure(f"{row.label} · seed {result.seed}", "", _data_uri(png), f"{title}: {row.label}"),
             )
         )
     return gallery if gallery.items else None
@@ -380,42 +377,42 @@ def _short_commit(commit: str | None) -> str:
     return commit[:12] + ("+dirty" if commit.endswith("+dirty") else "")
 
 
-def run_metadata(rows: list[Row], by_path: dict[str, dict]) -> list[dict[str, Any]]:
-    """One line per measured result file: identity, versions, device, wall times, hashes."""
+def run_metadata(rows: list[Row]) -> list[dict[str, Any]]:
+    """One line per seed of each measured row (its newest file): identity, versions, device, times."""
     out = []
     for row in rows:
-        for path in row.paths:
-            r = by_path.get(path)
-            if r is None:
-                continue
-            env = r.get("environment", {})
+        for r in row.results:
+            env = r.environment
             versions = env.get("versions", {})
             device = env.get("device", {})
+            code = env.get("code", {})
             out.append(
                 {
                     "label": row.label,
                     "method": row.method,
-                    "seed": r.get("seed"),
-                    "run_id": str(r.get("run_id", ""))[:12],
-                    "config_hash": str(r.get("config_hash", ""))[:12],
-                    "created": r.get("created", ""),
+                    "seed": r.seed,
+                    "run_id": r.run_id[:12],
+                    "training_id": r.training_id[:12],
+                    "config_hash": r.config_hash[:12],
+                    "created": r.created,
                     "device": " ".join(str(v) for v in (device.get("type"), device.get("name")) if v),
                     "versions": ", ".join(f"{k} {v}" for k, v in versions.items() if v),
                     "git_commit": _short_commit(env.get("git_commit")),
-                    "timing": r.get("timing", {}),
-                    "images_per_second": r.get("training", {}).get("images_per_second"),
+                    "code": ", ".join(f"{k} {short(v)}" for k, v in code.items() if isinstance(v, dict)),
+                    "timing": r.timing,
+                    "images_per_second": r.training.get("images_per_second"),
                     "deterministic": env.get("deterministic"),
-                    "file": Path(path).name,
+                    "file": r.path.name if r.path else "",
                 }
             )
     return sorted(out, key=lambda m: (m["label"], m["seed"] if m["seed"] is not None else -1))
 
 
-def _recipes(rows: list[Row], by_path: dict[str, dict]) -> list[dict[str, Any]]:
+def _recipes(rows: list[Row]) -> list[dict[str, Any]]:
     seen: dict[str, dict] = {}
     for row in rows:
-        for path in row.paths:
-            spec = dict(by_path.get(path, {}).get("suite_spec", {}))
+        for r in row.results:
+            spec = dict(r.suite_spec)
             spec.pop("evaluators", None)
             if spec:
                 seen.setdefault(json.dumps(spec, sort_keys=True, default=str), spec)
@@ -440,7 +437,6 @@ def _breakdown_boards(store: Store, suite: str) -> list[Board]:
 def suite_report(store: Store, suite: str, step: Callable[[str], None]) -> SuiteReport:
     board = build_boards(store, suite)[0]
     full = build_boards(store, suite, metrics=["all"])[0]
-    by_path = {r["_path"]: r for r in store.results if "_path" in r}
     rows = _measured(full)
     figures: list[Figure] = []
     notes: list[str] = []
@@ -465,7 +461,6 @@ def suite_report(store: Store, suite: str, step: Callable[[str], None]) -> Suite
         for g in (
             artifact_gallery(
                 rows,
-                by_path,
                 "reliability",
                 "Reliability diagrams",
                 "Accuracy per confidence bin against the diagonal, before and after temperature scaling "
@@ -473,7 +468,6 @@ def suite_report(store: Store, suite: str, step: Callable[[str], None]) -> Suite
             ),
             artifact_gallery(
                 rows,
-                by_path,
                 "samples",
                 "Training samples",
                 "What each method trains on, from the same eight training images and pairs (fixed seed): "
@@ -491,8 +485,8 @@ def suite_report(store: Store, suite: str, step: Callable[[str], None]) -> Suite
         _breakdown_boards(store, suite),
         figures,
         galleries,
-        run_metadata(rows, by_path),
-        _recipes(rows, by_path),
+        run_metadata(rows),
+        _recipes(rows),
         notes,
     )
 
@@ -505,7 +499,7 @@ def build_report(
     progress: Progress | None = None,
 ) -> str:
     """The report's HTML for ``suites`` (default: every suite with results)."""
-    names = suites or sorted({r["suite"] for r in store.results})
+    names = suites or sorted({r.suite for r in store.results})
     steps_per_suite = 5
     total = steps_per_suite * len(names)
     done = 0

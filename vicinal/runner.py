@@ -12,14 +12,17 @@ from typing import Any
 
 import torch
 
-from vicinal.datasets import DataSplits, load_dataset, resolve_data_dir, to_unit
+from vicinal.datasets import DATASETS, DataSplits, load_dataset, resolve_data_dir, to_unit
 from vicinal.errors import VicinalError
 from vicinal.evaluation import EVALUATORS, EvalContext, Evaluator
 from vicinal.hparams import build_config
+from vicinal.identity import fingerprint, short, vicinal_version
+from vicinal.io import probe_writable
 from vicinal.method import Method, PrepareContext, get_method
 from vicinal.models import MODELS, build_model
 from vicinal.results import (
     SCHEMA_VERSION,
+    Result,
     config_hash,
     environment,
     read_result,
@@ -58,15 +61,30 @@ class RunPlan:
 
 
 def resolve_device(name: str) -> torch.device:
+    """A device this machine can run on: auto, cpu, cuda or cuda:N (mps where PyTorch has it); anything
+    else, including devices torch can name but not run (meta, xla, …), is refused before work starts."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
         raise VicinalError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise VicinalError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
-    return device
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise VicinalError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise VicinalError(
+                f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s) "
+                f"(cuda:0 … cuda:{torch.cuda.device_count() - 1})"
+            )
+        return device
+    if device.type == "mps" and torch.backends.mps.is_available():
+        return device
+    if device.type == "cpu":
+        return torch.device("cpu")
+    raise VicinalError(
+        f"--device {name}: vicinal cannot train on {device.type!r} here; use auto, cpu or cuda"
+    )
 
 
 def plan_run(
@@ -86,14 +104,16 @@ def plan_run(
         k.removeprefix("evaluators."): v for k, v in overrides.items() if k.startswith("evaluators.")
     }
     method_overrides = {k: v for k, v in overrides.items() if not k.startswith("evaluators.")}
+    # Every override is validated, also for methods and evaluators this run does not use: a misspelt
+    # setting is an error wherever it is written.
     for name in sorted(set(method_overrides) - set(suite.methods)):
-        get_method(name)  # a misspelt name is an error (with suggestions); a real one is just not run
-        log(f"[yellow]note[/]: --set {name}.… ignored: {name} is not among this run's methods")
+        cls = get_method(name)
+        build_config(cls.Config, {**suite.method_params.get(name, {}), **method_overrides[name]}, name)
+        log(f"note: --set {name}.… not used: {name} is not among this run's methods")
     for name in sorted(set(eval_overrides) - set(suite.evaluators)):
-        EVALUATORS.get(name)
-        log(f"[yellow]note[/]: --set evaluators.{name}.… ignored: {name} is not among this run's evaluators")
-    if len(set(suite.methods)) != len(suite.methods):
-        raise VicinalError(f"a method is listed twice in {', '.join(suite.methods)}")
+        cls = EVALUATORS.get(name)
+        build_config(cls.Config, eval_overrides[name], f"evaluators.{name}", what="setting")
+        log(f"note: --set evaluators.{name}.… not used: {name} is not among this run's evaluators")
     MODELS.get(suite.model)
     methods = {}
     for name in suite.methods:
@@ -104,33 +124,77 @@ def plan_run(
     for name, params in suite.evaluators.items():
         cls = EVALUATORS.get(name)
         values = {**params, **eval_overrides.get(name, {})}
-        evaluators.append(cls(build_config(cls.Config, values, f"evaluators.{name}")))
+        evaluators.append(cls(build_config(cls.Config, values, f"evaluators.{name}", what="setting")))
+    resolved = resolve_device(device)
+    probe_writable(results_dir, "results folder")
+    probe_writable(cache_dir, "cache folder")
     return RunPlan(
-        suite,
-        methods,
-        evaluators,
-        resolve_device(device),
-        results_dir,
-        cache_dir,
-        data_dir,
-        download,
-        force,
-        log,
+        suite, methods, evaluators, resolved, results_dir, cache_dir, data_dir, download, force, log
     )
 
 
-def run_config(plan: RunPlan, data: DataSplits, fingerprint: str, method: Method) -> dict[str, Any]:
-    """What determines one run's numbers (the seed is added separately)."""
-    # The suite's evaluator settings as run (with --set overrides), so suite_spec in the result file is
-    # the protocol that produced its numbers.
-    evaluators = {e.name: dataclasses.asdict(e.config) for e in plan.evaluators}
+@dataclass
+class RunIdentity:
+    """What determines one configuration's numbers, in two layers (the seed is added per run):
+
+    * ``training``: the trained weights — dataset content, the suite's training settings (not its name or
+      evaluators), method and hyperparameters, and the code of the method, model, dataset loader and
+      training loop, with vicinal's version. A change here retrains.
+    * ``evaluation``: each evaluator's settings and code, and the evaluation batch size. A change here
+      re-evaluates the cached trained model (``training_id`` unchanged) and writes a new result file.
+    """
+
+    training: dict[str, Any]
+    evaluation: dict[str, Any]
+    suite: str
+
+    @property
+    def training_id(self) -> str:
+        return config_hash(self.training)
+
+    @property
+    def run_id(self) -> str:
+        return config_hash({"training": self.training, "evaluation": self.evaluation, "suite": self.suite})
+
+    def training_key(self, seed: int) -> str:
+        """Cache key of the trained weights (the per-epoch checkpoint): the training identity and seed."""
+        return config_hash({**self.training, "seed": seed})
+
+    def describe(self) -> str:
+        code = self.training["code"]
+        parts = [f"{k} {short(code[k])}" for k in ("method", "model", "dataset", "training")]
+        parts += [f"evaluator {n} {short(e['code'])}" for n, e in self.evaluation["evaluators"].items()]
+        return f"{', '.join(parts)}; vicinal {code['vicinal']}"
+
+
+def code_identity(plan: RunPlan, method: Method) -> dict[str, Any]:
+    """Fingerprints of the code that trains this method's model (see :mod:`vicinal.identity`)."""
     return {
+        "vicinal": vicinal_version(),
+        "method": fingerprint(type(method)),
+        "model": fingerprint(MODELS.get(plan.suite.model)),
+        "dataset": fingerprint(DATASETS.get(plan.suite.dataset)),
+        "training": fingerprint(train),
+    }
+
+
+def run_identity(plan: RunPlan, fingerprint_of_data: str, method: Method) -> RunIdentity:
+    training = {
         "schema": SCHEMA_VERSION,
-        "suite": {**plan.suite.spec(), "evaluators": evaluators},
-        "data_fingerprint": fingerprint,
+        "suite": plan.suite.training_spec(),
+        "data_fingerprint": fingerprint_of_data,
         "method": method.name,
         "hyperparameters": dataclasses.asdict(method.config),
+        "code": code_identity(plan, method),
     }
+    evaluation = {
+        "eval_batch_size": plan.suite.eval_batch_size,
+        "evaluators": {
+            e.name: {"settings": dataclasses.asdict(e.config), "code": fingerprint(type(e))}
+            for e in plan.evaluators
+        },
+    }
+    return RunIdentity(training, evaluation, plan.suite.name)
 
 
 @dataclass
@@ -150,10 +214,17 @@ def load_run_data(suite: Suite, data_dir: str | None, download: bool) -> RunData
     return RunData(data, data.fingerprint(), mean, std)
 
 
-def training_key(base: dict[str, Any], seed: int) -> str:
-    """Hash of what determines the trained weights: the run's configuration minus its evaluators."""
-    suite = {k: v for k, v in base["suite"].items() if k not in ("evaluators", "eval_batch_size")}
-    return config_hash({**base, "suite": suite, "seed": seed})
+def _reusable(path: Path, identity: RunIdentity) -> Result | None:
+    """The result at ``path`` if it is intact and was made by this exact configuration and code."""
+    if not path.is_file():
+        return None
+    try:
+        existing = read_result(path)
+    except ValueError:
+        return None  # unreadable: recompute it
+    if existing.run_id != identity.run_id or existing.training_id != identity.training_id:
+        return None  # a 12-character file-name collision, or a file from elsewhere: never trust it
+    return existing
 
 
 def execute(plan: RunPlan, progress: Any) -> list[RunOutcome]:
@@ -166,28 +237,26 @@ def execute(plan: RunPlan, progress: Any) -> list[RunOutcome]:
     torch.backends.cudnn.benchmark = not deterministic
     env = {**environment(plan.device), "deterministic": deterministic}
     for name, method in plan.methods.items():
-        base = run_config(plan, rd.splits, rd.fingerprint, method)
-        run_id = config_hash(base)
+        identity = run_identity(plan, rd.fingerprint, method)
         for seed in suite.seeds:
-            path = result_path(plan.results_dir, suite.name, name, run_id, seed)
-            if path.is_file() and not plan.force:
-                try:
-                    existing = read_result(path)
-                except ValueError:
-                    pass  # unreadable: recompute it
-                else:
-                    plan.log(f"[dim]reusing {path} (same configuration; --force recomputes)[/]")
-                    plan.outcomes.append(RunOutcome(name, seed, path, "reused", existing["metrics"]))
-                    continue
-            # The final checkpoint is kept (keyed without the evaluators), so adding or resizing an
+            path = result_path(plan.results_dir, suite.name, name, identity.run_id, seed)
+            existing = None if plan.force else _reusable(path, identity)
+            if existing is not None:
+                plan.log(
+                    f"reusing {path}: same configuration, data and code ({identity.describe()}); "
+                    "--force recomputes"
+                )
+                plan.outcomes.append(RunOutcome(name, seed, path, "reused", existing.metrics))
+                continue
+            # The final checkpoint is kept (keyed by the training identity), so adding or resizing an
             # evaluator re-evaluates without retraining; --force retrains from scratch.
-            checkpoint = plan.cache_dir / "checkpoints" / f"{training_key(base, seed)}.pt"
+            checkpoint = plan.cache_dir / "checkpoints" / f"{identity.training_key(seed)}.pt"
             if plan.force:
                 checkpoint.unlink(missing_ok=True)
-            result = run_one(plan, rd, method, seed, base, checkpoint, path, progress)
-            result["environment"] = env
+            result = run_one(plan, rd, method, seed, identity, checkpoint, path, progress)
+            result.environment = {**env, "code": identity.training["code"]}
             write_result(path, result)
-            plan.outcomes.append(RunOutcome(name, seed, path, "trained", result["metrics"]))
+            plan.outcomes.append(RunOutcome(name, seed, path, "trained", result.metrics))
     return plan.outcomes
 
 
@@ -196,11 +265,11 @@ def run_one(
     rd: RunData,
     method: Method,
     seed: int,
-    base: dict[str, Any],
+    identity: RunIdentity,
     checkpoint: Path,
     result_file: Path,
     progress: Any,
-) -> dict[str, Any]:
+) -> Result:
     suite, data = plan.suite, rd.splits
     wall = time.perf_counter()
     seed_everything(seed)
@@ -256,24 +325,37 @@ def run_one(
                 if k in metrics
             }
         )
-        protocol[evaluator.name] = evaluator.protocol()
+        code = identity.evaluation["evaluators"][evaluator.name]["code"]
+        protocol[evaluator.name] = {
+            **evaluator.protocol(),
+            "code": {"module": code["module"], "fingerprint": code["fingerprint"]},
+        }
     eval_s = time.perf_counter() - t0
     save_samples(method, data, plan.device, ctx, plan.log)
-    return {
-        "schema": SCHEMA_VERSION,
-        "suite": suite.name,
-        "method": method.name,
-        "seed": seed,
-        "run_id": config_hash(base),
-        "config_hash": config_hash({**base, "seed": seed}),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "metrics": metrics,
-        "metric_info": metric_info,
-        "protocol": protocol,
-        "artifacts": ctx.artifacts,
-        "method_info": {**method.describe(), "prepared": prepared},
-        "suite_spec": base["suite"],
-        "data": {
+    method_code = identity.training["code"]["method"]
+    return Result(
+        suite=suite.name,
+        method=method.name,
+        seed=seed,
+        run_id=identity.run_id,
+        training_id=identity.training_id,
+        config_hash=config_hash({"run_id": identity.run_id, "seed": seed}),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        metrics=metrics,
+        metric_info=metric_info,
+        protocol=protocol,
+        artifacts=ctx.artifacts,
+        method_info={
+            **method.describe(),
+            "prepared": prepared,
+            "code": {k: v for k, v in method_code.items() if k != "files"},
+        },
+        # The evaluator settings as run (with --set overrides): the protocol that produced these numbers.
+        suite_spec={
+            **suite.spec(),
+            "evaluators": {n: e["settings"] for n, e in identity.evaluation["evaluators"].items()},
+        },
+        data={
             "dataset": data.name,
             "source": data.source,
             "n_train": len(data.train),
@@ -285,21 +367,25 @@ def run_one(
             "normalisation": {"mean": rd.mean, "std": rd.std, "from": "training images"},
             **data.info,
         },
-        "training": {
+        training={
             "epochs": suite.recipe.epochs,
             "images_per_second": round(summary.images_per_second, 1),
+            # Images through the classifier per training image: 2 when a method adds the clean batch to
+            # its mixed one, so methods can be compared at equal compute.
+            "images_seen": summary.images,
+            "images_forwarded": summary.forwarded,
             "resumed_from_epoch": summary.resumed_from_epoch,
             "reused_trained_model": summary.resumed_from_epoch == suite.recipe.epochs,
             "final_loss": summary.history[-1]["loss"] if summary.history else None,
             "history": summary.history,
         },
-        "timing": {
+        timing={
             "prepare_s": round(prepare_s, 2),
             "train_s": round(summary.seconds, 2),
             "eval_s": round(eval_s, 2),
             "wall_s": round(time.perf_counter() - wall, 2),
         },
-    }
+    )
 
 
 PREVIEW_SEED = 0  # the same images, pairs and draws for every method and seed, so grids compare
@@ -337,4 +423,4 @@ def save_samples(
         sample_grid(rows, f"{ctx.title}: training samples", preview.note, path)
     except Exception as exc:  # a plugin's preview must not cost a finished run
         ctx.artifacts.pop("samples", None)
-        log(f"[yellow]warning[/]: {method.name}: no training-sample preview ({type(exc).__name__}: {exc})")
+        log(f"warning: {method.name}: no training-sample preview ({type(exc).__name__}: {exc})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -19,12 +20,15 @@ from vicinal.method import Method
 from vicinal.rng import RunRandom
 from vicinal.suite import Recipe
 
+log = logging.getLogger("vicinal")
+
 
 @dataclass
 class TrainSummary:
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
-    images: int = 0
+    images: int = 0  # training images drawn (batches × batch size)
+    forwarded: int = 0  # images through the classifier (a method may forward more than it draws)
     resumed_from_epoch: int = 0
 
     @property
@@ -52,13 +56,17 @@ def lr_at(recipe: Recipe, epoch: int) -> float:
 
 
 def read_checkpoint(path: Path, device: torch.device) -> dict[str, Any] | None:
-    """The saved training state, or None when there is none or it cannot be read (then training restarts)."""
+    """The saved training state, or None when there is none or it cannot be read (then training restarts).
+
+    Loaded with ``weights_only=True``: a checkpoint holds only tensors and plain values (numbers, strings,
+    lists, dicts — the RNG and optimiser states included), so a cache folder copied from elsewhere cannot
+    run code when it is read."""
     if not path.is_file():
         return None
     try:
-        return torch.load(path, map_location=device, weights_only=False)
-    except Exception as exc:  # a damaged checkpoint costs a retrain, never the run
-        print(f"warning: checkpoint {path} unreadable ({type(exc).__name__}: {exc}); training from scratch")
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # a damaged or unsafe checkpoint costs a retrain, never the run
+        log.warning("checkpoint %s unreadable (%s: %s); training from scratch", path, type(exc).__name__, exc)
         return None
 
 
@@ -85,6 +93,7 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         rng.load_state(state["rng"])
         summary.history, summary.seconds, summary.images = state["history"], state["seconds"], state["images"]
+        summary.forwarded = state.get("forwarded", 0)
         start_epoch = summary.resumed_from_epoch = state["epoch"]
 
     n = len(train_set)
@@ -132,6 +141,7 @@ def train(
         epoch_seconds = time.perf_counter() - t0
         summary.seconds += epoch_seconds
         summary.images += seen
+        summary.forwarded += int(count)  # StepOutput.count: the images this step forwarded
         summary.history.append(
             {
                 "epoch": epoch + 1,
@@ -151,6 +161,7 @@ def train(
                     "history": summary.history,
                     "seconds": summary.seconds,
                     "images": summary.images,
+                    "forwarded": summary.forwarded,
                 },
                 checkpoint,
             )
