@@ -82,7 +82,8 @@ def test_rows_from_different_code_are_different_configurations_never_averaged():
         [],
     )
     (board,) = build_boards(store)
-    assert sorted(r.label for r in board.rows) == ["mixup [method code 11111111]", "mixup [method code 22222222]"]
+    labels = sorted(r.label for r in board.rows)
+    assert labels == ["mixup [method code 11111111]", "mixup [method code 22222222]"]
     assert all(r.cells["acc"].n == 1 for r in board.rows)
 
 

@@ -36,7 +36,7 @@ def test_a_duplicate_name_is_an_error_when_used_not_when_registered():
             pass
 
         assert get_method("mixup")  # ... other names keep working ...
-        with pytest.raises(VicinalError, match="'test-identity' is registered twice: by .*Identity and by "):
+        with pytest.raises(VicinalError, match=r"'test-identity' is registered twice: by .*Identity and by "):
             get_method("test-identity")  # ... and using the clashing name says who registered it
     finally:
         METHODS.remove("test-identity")

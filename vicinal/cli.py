@@ -33,7 +33,8 @@ app = typer.Typer(
     "on robustness and calibration.",
 )
 console = Console()
-err_console = Console(stderr=True)
+# Messages are never wrapped: one message stays one line in a log file or a narrow terminal.
+err_console = Console(stderr=True, soft_wrap=True)
 
 PluginOpt = Annotated[
     list[str] | None, typer.Option("--plugin", help="extra method/evaluator module or .py file (repeatable)")

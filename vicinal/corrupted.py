@@ -28,7 +28,7 @@ import torch
 
 from vicinal.datasets import ImageSet
 from vicinal.errors import VicinalError
-from vicinal.io import atomic_write_text
+from vicinal.io import atomic_write, atomic_write_text, reserve, temporary_beside, write_fault
 
 MANIFEST = "manifest.json"
 VERIFIED = ".vicinal-verified.json"
@@ -494,8 +494,14 @@ def write_set(
             if task is not None:
                 progress.advance(task, len(severities) * n)
             continue
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(severities) * n, h, w, 3))
+        tmp = temporary_beside(target)
+        shape = (len(severities) * n, h, w, 3)
+        try:
+            arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise write_fault(exc, target) from None
+        reserve(tmp, arr.offset + arr.nbytes, target)
         for k, s in enumerate(severities):
             gen = cell_generator(seed, c, s, device)
             for i in range(0, n, chunk):
@@ -515,7 +521,8 @@ def write_set(
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-    os.replace(tmp, path)
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+
+    atomic_write(path, write)

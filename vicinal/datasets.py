@@ -238,14 +238,18 @@ def _unpickle(path: Path) -> Any:
     except PermissionError:
         raise VicinalError(f"cannot read {path}: permission denied; make it readable (chmod u+r)") from None
     except OSError as exc:
-        raise VicinalError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise VicinalError(
+            f"cannot read {path}: {exc.strerror or exc}; replace it or fix its permissions"
+        ) from None
     except pickle.UnpicklingError as exc:
         if "refused to load" in str(exc):
             raise VicinalError(f"{path} is not a plain CIFAR batch: {exc}; it was not loaded") from None
-        raise VicinalError(f"{path} is not a readable CIFAR batch ({exc}); replace the file") from None
+        raise VicinalError(
+            f"{path} is truncated or damaged ({exc}); replace it with an intact copy"
+        ) from None
     except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError) as exc:
         size = path.stat().st_size
-        what = "empty (0 bytes)" if size == 0 else f"truncated or damaged ({type(exc).__name__})"
+        what = "empty (0 bytes)" if size == 0 else f"truncated or damaged ({type(exc).__name__}: {exc})"
         raise VicinalError(
             f"{path} is {what}; replace it with an intact copy (e.g. `vicinal download`)"
         ) from None
@@ -311,7 +315,7 @@ def load_cifar10(data_dir: Path, download: bool) -> DataSplits:
     parts = []
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         path = root / name
-        if not path.is_file():
+        if not path.exists():
             raise VicinalError(f"{path} is missing: the CIFAR-10 folder {root} is incomplete")
         d = _unpickle(path)
         _check_cifar(d, path, "labels", 10)
@@ -327,7 +331,7 @@ def load_cifar100(data_dir: Path, download: bool) -> DataSplits:
     splits = []
     for name in ("train", "test"):
         path = root / name
-        if not path.is_file():
+        if not path.exists():
             raise VicinalError(f"{path} is missing: the CIFAR-100 folder {root} is incomplete")
         d = _unpickle(path)
         _check_cifar(d, path, "fine_labels", 100)

@@ -18,7 +18,7 @@ from typing import Any
 from vicinal.errors import ResourceError
 
 
-def _fault(exc: OSError, path: Path) -> ResourceError:
+def write_fault(exc: OSError, path: Path) -> ResourceError:
     """One message for the environment faults a write can meet; the caller's finished work is untouched."""
     folder = path.parent
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -51,11 +51,10 @@ def _remove_stale(path: Path) -> None:
             tmp.unlink(missing_ok=True)
 
 
-def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place."""
+def temporary_beside(path: Path) -> Path:
+    """A fresh temporary path beside ``path`` in this module's naming (so leftovers of killed writers are
+    swept), for writers that must fill the file themselves, e.g. through a memory map."""
     path = Path(path)
-    if path.is_dir():
-        raise ResourceError(f"{path} is a folder; give a file name")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale(path)
@@ -63,8 +62,31 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> None:
             dir=path.parent, prefix=f".{path.stem}.pid{os.getpid()}.", suffix=path.suffix or ".tmp"
         )
     except OSError as exc:
-        raise _fault(exc, path) from None
+        raise write_fault(exc, path) from None
     os.close(fd)
+    return Path(tmp)
+
+
+def reserve(tmp: Path, size: int, target: Path) -> None:
+    """Allocate ``size`` bytes of ``tmp`` on disk now. A memory-mapped file is otherwise sparse, and a
+    full disk then kills the process (SIGBUS) at the first page written instead of raising an error."""
+    try:
+        fd = os.open(tmp, os.O_RDWR)
+        try:
+            os.posix_fallocate(fd, 0, size)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise write_fault(exc, target) from None
+
+
+def atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place."""
+    path = Path(path)
+    if path.is_dir():
+        raise ResourceError(f"{path} is a folder; give a file name")
+    tmp = str(temporary_beside(path))
     try:
         write(tmp)
         # mkstemp creates the file private (0600); results, reports and sets are meant to be shared like
@@ -72,11 +94,7 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> None:
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except OSError as exc:
-        raise _fault(exc, path) from None
-    except RuntimeError as exc:  # torch.save reports a full disk as a RuntimeError from its C++ writer
-        if "No space left" in str(exc) or "file write failed" in str(exc):
-            raise _fault(OSError(errno.ENOSPC, "No space left on device"), path) from None
-        raise
+        raise write_fault(exc, path) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -111,17 +129,27 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_bytes(path: Path, data: bytes) -> None:
     def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
+        with open(tmp, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
 
     atomic_write(path, write)
 
 
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
 def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` atomically. Serialised in memory first: torch's own file writer turns a full disk
+    into an opaque C++ error, a plain Python write raises ENOSPC that can be reported."""
+    import io
+
     import torch
 
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())

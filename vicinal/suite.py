@@ -277,19 +277,19 @@ def validate_components(suite: Suite) -> None:
 
     where = suite.path
 
-    def named(kind: str, lookup: Any, name: str) -> Any:
+    def named(context: str, lookup: Any, name: str) -> Any:
         try:
             return lookup(name)
         except VicinalError as exc:
-            raise VicinalError(f"{where}: {exc}") from None
+            raise VicinalError(f"{where}: {context}: {exc}") from None
 
-    named("dataset", DATASETS.get, suite.dataset)
-    named("model", MODELS.get, suite.model)
+    named("[data] dataset", DATASETS.get, suite.dataset)
+    named("[model] name", MODELS.get, suite.model)
     for name in suite.methods:
-        named("method", get_method, name)
+        named("[run] methods", get_method, name)
     for name, params in suite.method_params.items():
-        cls = named("method", get_method, name)
+        cls = named(f"[methods.{name}]", get_method, name)
         build_config(cls.Config, params, f"{where}: [methods.{name}]", strict=True)
     for name, params in suite.evaluators.items():
-        cls = named("evaluator", EVALUATORS.get, name)
+        cls = named(f"[evaluators.{name}]", EVALUATORS.get, name)
         build_config(cls.Config, params, f"{where}: [evaluators.{name}]", strict=True, what="setting")
