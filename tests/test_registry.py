@@ -1,4 +1,5 @@
 import dataclasses
+import json
 import textwrap
 
 import pytest
@@ -158,3 +159,42 @@ def test_hyperparameters_are_dataclasses_with_help():
     for name in SEED_METHODS:
         for f in dataclasses.fields(get_method(name).Config):
             assert f.metadata.get("help"), f"{name}.{f.name} has no help text"
+
+
+def test_editing_a_plugin_method_retrains_and_keeps_the_rows_apart(tmp_path):
+    """A plugin author changes the method's code between two runs with the same settings: the second run
+    must not reuse the first result or its checkpoint, and the leaderboard must not average the two."""
+    plugin = tmp_path / "noisy.py"
+    source = textwrap.dedent(
+        """
+        import torch.nn.functional as F
+        from vicinal import Method, StepOutput, register_method
+
+        @register_method("noisy")
+        class Noisy(Method):
+            def training_step(self, model, x, y, rng):
+                logits = model(x + SCALE * rng.normal_like(x))
+                loss = F.cross_entropy(logits, y)
+                return StepOutput(loss, float((logits.argmax(1) == y).sum()), len(y))
+        """
+    )
+    plugin.write_text(source.replace("SCALE", "0.1"))
+    env = {"VICINAL_RESULTS_DIR": str(tmp_path / "r"), "VICINAL_CACHE_DIR": str(tmp_path / "c")}
+    args = ["run", "--plugin", str(plugin), "--methods", "noisy", "--epochs", "1", "--limit-train", "64",
+            "--evaluators", "clean", "--quiet"]  # fmt: skip
+    first = run_cli(*args, cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr
+    again = run_cli(*args, cwd=tmp_path, env=env)
+    assert "0 trained, 1 reused" in again.stdout and "same configuration, data and code" in again.stdout
+    plugin.write_text(source.replace("SCALE", "1.0"))  # multiply the noise by 10
+    second = run_cli(*args, cwd=tmp_path, env=env)
+    assert second.returncode == 0, second.stderr
+    assert "1 trained, 0 reused" in second.stdout
+    files = sorted((tmp_path / "r" / "digits-c" / "noisy").glob("*.json"))
+    docs = [json.loads(f.read_text()) for f in files]
+    assert len(docs) == 2 and docs[0]["training_id"] != docs[1]["training_id"]
+    assert all(d["training"]["resumed_from_epoch"] == 0 for d in docs)  # the checkpoint was not reused
+    board = json.loads(run_cli("leaderboard", "--format", "json", cwd=tmp_path, env=env).stdout)
+    rows = board[0]["rows"]
+    assert len(rows) == 2 and all(r["metrics"]["acc"]["n"] == 1 for r in rows)
+    assert all(r["label"].startswith("noisy [method code ") for r in rows)

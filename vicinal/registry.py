@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import hashlib
 import importlib
 import importlib.util
 import logging
 import pkgutil
+import re
 import sys
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
@@ -144,7 +146,9 @@ def load_plugin(spec: str) -> None:
         key = str(path.resolve())
         if key in _loaded_plugins:
             return
-        module_name = f"vicinal_plugin_{path.stem}_{abs(hash(key)) % 10**8}"
+        # A stable name (not Python's per-process string hash): it is part of the code fingerprint.
+        digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+        module_name = f"vicinal_plugin_{re.sub(r'[^0-9A-Za-z_]', '_', path.stem)}_{digest}"
         module_spec = importlib.util.spec_from_file_location(module_name, path)
         if module_spec is None or module_spec.loader is None:
             raise VicinalError(f"cannot import plugin file {spec!r}")
