@@ -332,3 +332,24 @@ def test_cli_writes_every_format_to_a_file(toy, tmp_path):
         for r in nan_free[0]["rows"]
         for c in r["metrics"].values()
     )
+
+
+def test_terminal_table_prints_labels_and_names_as_written_not_as_markup():
+    from rich.console import Console
+
+    from vicinal.leaderboard import rich_table
+
+    store = Store(
+        [
+            _result("mixup", 0, 0.80, 0.05, "aaa", alpha=0.4),
+            _result("mixup", 0, 0.70, 0.05, "bbb", alpha=1.0),
+            _result("[bold]x[/]", 0, 0.5, 0.1, "ccc"),
+        ],
+        [],
+    )
+    console = Console(file=io.StringIO(), width=200)
+    for board in build_boards(store):
+        console.print(rich_table(board))
+    text = console.file.getvalue()
+    assert "mixup [alpha=0.4]" in text and "mixup [alpha=1.0]" in text
+    assert "[bold]x[/]" in text
