@@ -524,3 +524,30 @@ def test_concurrent_identical_runs_leave_one_intact_file_per_run(workspace):
     files = list((results / "digits-c" / "erm").glob("*.json"))
     assert len(files) == 1 and json.loads(files[0].read_text())["metrics"]["acc"] >= 0
     assert not list((results / "digits-c" / "erm").glob(".*"))
+
+
+def test_a_run_that_raises_is_reported_and_the_others_are_kept(workspace):
+    tmp, results, env = workspace
+    plugin = tmp / "broken.py"
+    plugin.write_text(
+        textwrap.dedent(
+            """
+            from vicinal import Method, register_method
+
+            @register_method("broken")
+            class Broken(Method):
+                def training_step(self, model, x, y, rng):
+                    raise RuntimeError("this method is broken")
+            """
+        )
+    )
+    args = ["run", "--plugin", str(plugin), *TINY]
+    args[args.index("erm")] = "broken,erm"
+    out = subprocess_cli(*args, cwd=tmp, env=env)
+    assert out.code == 1 and "Traceback" not in out.out + out.err
+    assert "1 run(s) failed, 1 finished and kept" in out.err and "broken seed 0: RuntimeError" in out.err
+    (detail,) = (tmp / "cache" / "errors").glob("*.txt")
+    assert "this method is broken" in detail.read_text()  # the full traceback, for a bug report
+    assert len(list((results / "digits-c" / "erm").glob("*.json"))) == 1  # erm ran after it and landed
+    assert not (results / "digits-c" / "broken").exists()
+    assert "suite: digits-c" in out.out  # the finished runs' leaderboard is still shown

@@ -206,7 +206,7 @@ def run_cmd(
     """Train each method of a suite for each seed, evaluate, write one result file each."""
     from vicinal.hparams import parse_assignments
     from vicinal.results import default_cache_dir, default_results_dir
-    from vicinal.runner import execute, plan_run
+    from vicinal.runner import RunsFailed, execute, plan_run
     from vicinal.suite import load_suite, validate_components
 
     _load_plugins(plugin)
@@ -245,9 +245,12 @@ def run_cmd(
         f"{spec.recipe.epochs} epochs · methods {escape(', '.join(spec.methods))} · "
         f"seeds {', '.join(map(str, spec.seeds))} · {plan.device}"
     )
+    failed: RunsFailed | None = None
     try:
         with _progress(quiet) as progress:
             outcomes = execute(plan, progress)
+    except RunsFailed as exc:  # the other runs finished: show them, then the failures
+        failed, outcomes = exc, plan.outcomes
     except KeyboardInterrupt:
         done = len(plan.outcomes)
         err_console.print(
@@ -265,8 +268,12 @@ def run_cmd(
     console.print(escape(f"{trained} trained, {len(outcomes) - trained} reused · results in {results_dir}"))
     from vicinal.leaderboard import build_boards, rich_table
 
-    for board in build_boards(_load_store(results_dir), spec.name):
-        console.print(rich_table(board))
+    store = _load_store(results_dir)
+    if any(r.suite == spec.name for r in store.results):
+        for board in build_boards(store, spec.name):
+            console.print(rich_table(board))
+    if failed is not None:
+        raise failed
 
 
 def _load_store(results_dir: Path):

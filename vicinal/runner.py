@@ -1,35 +1,37 @@
-"""Runs a suite: data → each method trains a model → evaluators → one result file per (method, seed)."""
+"""Runs a suite: data → each method trains a model → evaluators → one result file per (method, seed).
+
+The driver's side: validate everything up front (:func:`plan_run`), decide each run's identity and
+whether its result can be reused (:func:`plan_jobs`), hand the rest to an executor as jobs
+(:mod:`vicinal.jobs`), and store what comes back (:func:`store_output`)."""
 
 from __future__ import annotations
 
 import dataclasses
-import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from vicinal.datasets import DATASETS, DataSplits, load_dataset, resolve_data_dir, to_unit
-from vicinal.errors import VicinalError
-from vicinal.evaluation import EVALUATORS, EvalContext, Evaluator
+from vicinal.datasets import DATASETS, load_dataset, resolve_data_dir
+from vicinal.errors import ResourceError, VicinalError
+from vicinal.evaluation import EVALUATORS, Evaluator
 from vicinal.hparams import build_config
 from vicinal.identity import fingerprint, short, vicinal_version
-from vicinal.io import probe_writable
-from vicinal.method import Method, PrepareContext, get_method
-from vicinal.models import MODELS, build_model
+from vicinal.io import atomic_write_bytes, atomic_write_text, probe_writable
+from vicinal.jobs import JobOutput, RunData, RunJob, run_job
+from vicinal.method import Method, get_method
+from vicinal.models import MODELS
 from vicinal.results import (
     SCHEMA_VERSION,
     Result,
     config_hash,
-    environment,
     read_result,
     result_path,
     write_result,
 )
-from vicinal.rng import RunRandom, seed_everything
 from vicinal.suite import Suite
 from vicinal.training import train
 
@@ -58,6 +60,7 @@ class RunPlan:
     force: bool = False
     log: Callable[[str], None] = print
     outcomes: list[RunOutcome] = field(default_factory=list)
+    failures: list[RunFailure] = field(default_factory=list)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -197,16 +200,6 @@ def run_identity(plan: RunPlan, fingerprint_of_data: str, method: Method) -> Run
     return RunIdentity(training, evaluation, plan.suite.name)
 
 
-@dataclass
-class RunData:
-    """The suite's data, loaded once for every (method, seed)."""
-
-    splits: DataSplits
-    fingerprint: str
-    mean: list[float]
-    std: list[float]
-
-
 def load_run_data(suite: Suite, data_dir: str | None, download: bool) -> RunData:
     data = load_dataset(suite.dataset, data_dir, download)
     data = data.hold_out(suite.validation).limit_train(suite.limit_train)
@@ -227,19 +220,14 @@ def _reusable(path: Path, identity: RunIdentity) -> Result | None:
     return existing
 
 
-def execute(plan: RunPlan, progress: Any) -> list[RunOutcome]:
-    suite = plan.suite
-    rd = load_run_data(suite, plan.data_dir, plan.download)
-    # Bit-reproducible on the CPU; on CUDA speed wins (cuDNN autotuning), so GPU runs agree only
-    # statistically. Which one applied is recorded with the environment.
-    deterministic = plan.device.type == "cpu"
-    torch.use_deterministic_algorithms(deterministic, warn_only=True)
-    torch.backends.cudnn.benchmark = not deterministic
-    env = {**environment(plan.device), "deterministic": deterministic}
+def plan_jobs(plan: RunPlan, rd: RunData) -> list[RunJob]:
+    """One job per (method, seed) in run order; results that can be reused are recorded as outcomes here
+    and get no job."""
+    todo = []
     for name, method in plan.methods.items():
         identity = run_identity(plan, rd.fingerprint, method)
-        for seed in suite.seeds:
-            path = result_path(plan.results_dir, suite.name, name, identity.run_id, seed)
+        for seed in plan.suite.seeds:
+            path = result_path(plan.results_dir, plan.suite.name, name, identity.run_id, seed)
             existing = None if plan.force else _reusable(path, identity)
             if existing is not None:
                 plan.log(
@@ -253,174 +241,87 @@ def execute(plan: RunPlan, progress: Any) -> list[RunOutcome]:
             checkpoint = plan.cache_dir / "checkpoints" / f"{identity.training_key(seed)}.pt"
             if plan.force:
                 checkpoint.unlink(missing_ok=True)
-            result = run_one(plan, rd, method, seed, identity, checkpoint, path, progress)
-            result.environment = {**env, "code": identity.training["code"]}
-            write_result(path, result)
-            plan.outcomes.append(RunOutcome(name, seed, path, "trained", result.metrics))
+            todo.append(
+                RunJob(
+                    suite=plan.suite,
+                    method=method,
+                    evaluators=plan.evaluators,
+                    seed=seed,
+                    training=identity.training,
+                    evaluation=identity.evaluation,
+                    run_id=identity.run_id,
+                    training_id=identity.training_id,
+                    result_path=path,
+                    checkpoint=checkpoint,
+                    device=str(plan.device),
+                    cache_dir=plan.cache_dir,
+                    data_dir=resolve_data_dir(plan.data_dir),
+                )
+            )
+    return todo
+
+
+def store_output(plan: RunPlan, job: RunJob, output: JobOutput) -> RunOutcome:
+    """Write a finished run into the results folder: its artifacts first, then the result (atomically),
+    so a result file never names an artifact that is not there."""
+    for name, blob in output.artifacts.items():
+        atomic_write_bytes(job.result_path.with_name(name), blob)
+    output.result.environment = {**output.result.environment, "code": job.training["code"]}
+    write_result(job.result_path, output.result)
+    outcome = RunOutcome(job.method.name, job.seed, job.result_path, "trained", output.result.metrics)
+    plan.outcomes.append(outcome)
+    return outcome
+
+
+def execute(plan: RunPlan, progress: Any) -> list[RunOutcome]:
+    """Run the plan: load the data once, make the jobs, and run them one after another in this process.
+    A run that fails is reported and the others go on; their results are kept."""
+    rd = load_run_data(plan.suite, plan.data_dir, plan.download)
+    for job in plan_jobs(plan, rd):
+        try:
+            output = run_job(job, rd, progress, plan.log)
+        except (KeyboardInterrupt, ResourceError):
+            raise  # the user stopped everything, or the disk is full: nothing else can succeed either
+        except Exception as exc:
+            plan.failures.append(RunFailure.of(job, exc, plan.cache_dir))
+            plan.log(f"warning: {job.label} failed: {plan.failures[-1].message}")
+            continue
+        store_output(plan, job, output)
+    if plan.failures:
+        raise RunsFailed(plan.failures, len(plan.outcomes))
     return plan.outcomes
 
 
-def run_one(
-    plan: RunPlan,
-    rd: RunData,
-    method: Method,
-    seed: int,
-    identity: RunIdentity,
-    checkpoint: Path,
-    result_file: Path,
-    progress: Any,
-) -> Result:
-    suite, data = plan.suite, rd.splits
-    wall = time.perf_counter()
-    seed_everything(seed)
-    model = build_model(suite.model, data.num_classes, rd.mean, rd.std).to(plan.device)
-    t0 = time.perf_counter()
-    prepared = method.prepare(
-        PrepareContext(
-            train=data.train,
-            num_classes=data.num_classes,
-            dataset=data.name,
-            data_fingerprint=rd.fingerprint,
-            seed=seed,
-            device=plan.device,
-            cache_dir=plan.cache_dir,
-            progress=progress,
-            log=plan.log,
+@dataclass
+class RunFailure:
+    method: str
+    seed: int
+    message: str
+    #: Where the full traceback was written, for an error that is not a user-facing one.
+    details: Path | None = None
+
+    @classmethod
+    def of(cls, job: RunJob, exc: BaseException, cache_dir: Path) -> RunFailure:
+        if isinstance(exc, VicinalError):
+            return cls(job.method.name, job.seed, str(exc))
+        details = cache_dir / "errors" / f"{job.result_path.stem}-{job.method.name}.txt"
+        try:
+            atomic_write_text(details, "".join(traceback.format_exception(exc)))
+        except VicinalError:
+            details = None
+        where = f" (traceback in {details})" if details else ""
+        return cls(job.method.name, job.seed, f"{type(exc).__name__}: {exc}{where}", details)
+
+
+class RunsFailed(VicinalError):
+    """Some runs failed; the others finished and their results are kept (exit code 1)."""
+
+    exit_code = 1
+
+    def __init__(self, failures: list[RunFailure], finished: int):
+        self.failures = failures
+        lines = "; ".join(f"{f.method} seed {f.seed}: {f.message}" for f in failures)
+        super().__init__(
+            f"{len(failures)} run(s) failed, {finished} finished and kept — {lines}. "
+            "Fix the cause and run the same command again: finished runs are reused."
         )
-    )
-    prepare_s = time.perf_counter() - t0
-    summary = train(
-        model,
-        method,
-        data.train,
-        suite.recipe,
-        plan.device,
-        seed,
-        progress,
-        f"{method.name} · seed {seed}",
-        checkpoint,
-    )
-    t0 = time.perf_counter()
-    ctx = EvalContext(
-        model,
-        data,
-        plan.device,
-        suite.eval_batch_size,
-        artifact_stem=result_file.with_suffix(""),
-        title=f"{suite.name} · {method.name} · seed {seed}",
-        seed=seed,
-        data_dir=resolve_data_dir(plan.data_dir),
-        cache_dir=plan.cache_dir,
-        progress=progress,
-    )
-    metrics: dict[str, float] = {}
-    metric_info: dict[str, dict] = {}
-    protocol: dict[str, dict] = {}
-    for evaluator in plan.evaluators:
-        metrics.update(evaluator.evaluate(ctx))
-        metric_info.update(
-            {
-                k: {**dataclasses.asdict(v), "evaluator": evaluator.name}
-                for k, v in evaluator.metric_info().items()
-                if k in metrics
-            }
-        )
-        code = identity.evaluation["evaluators"][evaluator.name]["code"]
-        protocol[evaluator.name] = {
-            **evaluator.protocol(),
-            "code": {"module": code["module"], "fingerprint": code["fingerprint"]},
-        }
-    eval_s = time.perf_counter() - t0
-    save_samples(method, data, plan.device, ctx, plan.log)
-    method_code = identity.training["code"]["method"]
-    return Result(
-        suite=suite.name,
-        method=method.name,
-        seed=seed,
-        run_id=identity.run_id,
-        training_id=identity.training_id,
-        config_hash=config_hash({"run_id": identity.run_id, "seed": seed}),
-        created=datetime.now(UTC).isoformat(timespec="seconds"),
-        metrics=metrics,
-        metric_info=metric_info,
-        protocol=protocol,
-        artifacts=ctx.artifacts,
-        method_info={
-            **method.describe(),
-            "prepared": prepared,
-            "code": {k: v for k, v in method_code.items() if k != "files"},
-        },
-        # The evaluator settings as run (with --set overrides): the protocol that produced these numbers.
-        suite_spec={
-            **suite.spec(),
-            "evaluators": {n: e["settings"] for n, e in identity.evaluation["evaluators"].items()},
-        },
-        data={
-            "dataset": data.name,
-            "source": data.source,
-            "n_train": len(data.train),
-            "n_val": len(data.val) if data.val is not None else 0,
-            "n_test": len(data.test),
-            "num_classes": data.num_classes,
-            "image_shape": list(data.image_shape),
-            "fingerprint": rd.fingerprint,
-            "normalisation": {"mean": rd.mean, "std": rd.std, "from": "training images"},
-            **data.info,
-        },
-        training={
-            "epochs": suite.recipe.epochs,
-            "images_per_second": round(summary.images_per_second, 1),
-            # Images through the classifier per training image: 2 when a method adds the clean batch to
-            # its mixed one, so methods can be compared at equal compute.
-            "images_seen": summary.images,
-            "images_forwarded": summary.forwarded,
-            "resumed_from_epoch": summary.resumed_from_epoch,
-            "reused_trained_model": summary.resumed_from_epoch == suite.recipe.epochs,
-            "final_loss": summary.history[-1]["loss"] if summary.history else None,
-            "history": summary.history,
-        },
-        timing={
-            "prepare_s": round(prepare_s, 2),
-            "train_s": round(summary.seconds, 2),
-            "eval_s": round(eval_s, 2),
-            "wall_s": round(time.perf_counter() - wall, 2),
-        },
-    )
-
-
-PREVIEW_SEED = 0  # the same images, pairs and draws for every method and seed, so grids compare
-
-
-def save_samples(
-    method: Method, data: DataSplits, device: torch.device, ctx: EvalContext, log: Callable[[str], None]
-) -> None:
-    """Draw what the method trains on (``Method.preview``) as ``<result>.samples.png``: eight training
-    images of different classes, each paired with the next. Runs after evaluation, with its own
-    generators, so it cannot change a metric; a failing preview is a warning, not a lost run."""
-    g = torch.Generator().manual_seed(PREVIEW_SEED)
-    order = torch.randperm(len(data.train), generator=g)
-    first: dict[int, int] = {}
-    for i in order.tolist():
-        first.setdefault(int(data.train.labels[i]), i)
-        if len(first) == 8:
-            break
-    index = torch.tensor(list(first.values()))
-    x, y = to_unit(data.train.images[index], device), data.train.labels[index].to(device)
-    perm = torch.roll(torch.arange(len(index)), -1).to(device)
-    try:
-        preview = method.preview(x, y, perm, RunRandom(PREVIEW_SEED))
-        if preview is None:
-            return
-        path = ctx.artifact_path("samples")
-        if path is None:
-            return
-        from vicinal.plots import sample_grid
-
-        rows = {
-            k: v.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
-            for k, v in preview.rows.items()
-        }
-        sample_grid(rows, f"{ctx.title}: training samples", preview.note, path)
-    except Exception as exc:  # a plugin's preview must not cost a finished run
-        ctx.artifacts.pop("samples", None)
-        log(f"warning: {method.name}: no training-sample preview ({type(exc).__name__}: {exc})")
