@@ -551,3 +551,24 @@ def test_a_run_that_raises_is_reported_and_the_others_are_kept(workspace):
     assert len(list((results / "digits-c" / "erm").glob("*.json"))) == 1  # erm ran after it and landed
     assert not (results / "digits-c" / "broken").exists()
     assert "suite: digits-c" in out.out  # the finished runs' leaderboard is still shown
+
+
+def test_sweep_points_are_configurations_of_their_own(workspace):
+    tmp, results, env = workspace
+    suite = suite_file(
+        tmp,
+        BASE_SUITE.replace('methods = ["erm"]', 'methods = ["mixup"]')
+        + "[evaluators.clean]\n[sweep.mixup]\nalpha = [0.2, 1.0]\n",
+    )
+    args = ["run", "--suite", suite, "--epochs", "1", "--limit-train", "64", "--quiet"]
+    out = cli(*args, cwd=tmp, env=env)
+    assert out.code == 0, out.err
+    docs = [json.loads(p.read_text()) for p in (results / "s" / "mixup").glob("*.json")]
+    assert sorted(d["method_info"]["hyperparameters"]["alpha"] for d in docs) == [0.2, 1.0]
+    assert len({d["run_id"] for d in docs}) == 2
+    assert "mixup [alpha=0.2]" in out.out and "mixup [alpha=1.0]" in out.out
+    # The command line's sweep replaces the file's values for that setting; each value is validated.
+    bad = cli(*args, "--sweep", "mixup.alpha=0.5,-1", cwd=tmp, env=env)
+    assert bad.code == 2 and "alpha = -1.0 is out of range" in bad.err
+    both = cli(*args, "--sweep", "mixup.alpha=0.5", "--set", "mixup.alpha=0.3", cwd=tmp, env=env)
+    assert both.code == 2 and "both swept and set" in both.err

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -68,6 +69,14 @@ def _load_plugins(plugins: list[str] | None) -> None:
 
     for p in plugins or []:
         load_plugin(p)
+
+
+def _flag(flag: str, parse: Callable[[list[str]], Any], values: list[str]) -> Any:
+    """Parse a repeatable option; its errors name the option."""
+    try:
+        return parse(values)
+    except VicinalError as exc:
+        raise VicinalError(f"{flag} {exc}") from None
 
 
 def _csv(value: str | None, what: str) -> list[str] | None:
@@ -194,6 +203,13 @@ def run_cmd(
         list[str] | None,
         typer.Option("--set", help="METHOD.PARAM=VALUE or evaluators.NAME.PARAM=VALUE (repeatable)"),
     ] = None,
+    sweep: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sweep",
+            help="METHOD.PARAM=V1,V2,… (repeatable): every combination is its own configuration",
+        ),
+    ] = None,
     results: ResultsOpt = None,
     cache_dir: Annotated[
         Path | None,
@@ -204,7 +220,7 @@ def run_cmd(
     plugin: PluginOpt = None,
 ) -> None:
     """Train each method of a suite for each seed, evaluate, write one result file each."""
-    from vicinal.hparams import parse_assignments
+    from vicinal.hparams import parse_assignments, parse_sweeps
     from vicinal.results import default_cache_dir, default_results_dir
     from vicinal.runner import RunsFailed, execute, plan_run
     from vicinal.suite import load_suite, validate_components
@@ -234,7 +250,8 @@ def run_cmd(
         device=device,
         results_dir=results_dir,
         cache_dir=cache_dir or default_cache_dir(),
-        overrides=parse_assignments(set_ or []),
+        overrides=_flag("--set", parse_assignments, set_ or []),
+        sweeps=_flag("--sweep", parse_sweeps, sweep or []),
         data_dir=data_dir,
         download=download,
         force=force,

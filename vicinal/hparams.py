@@ -160,8 +160,20 @@ def parse_assignments(assignments: list[str]) -> dict[str, dict[str, Any]]:
         key, sep, value = item.partition("=")
         owner, dot, name = key.strip().rpartition(".")
         if not sep or not dot or not owner or not name:
-            raise VicinalError(f"--set {item!r}: write it as METHOD.PARAM=VALUE, e.g. --set mixup.alpha=0.4")
+            raise VicinalError(f"{item!r}: write it as METHOD.PARAM=VALUE, e.g. mixup.alpha=0.4")
         out.setdefault(owner, {})[name] = value.strip()
+    return out
+
+
+def parse_sweeps(assignments: list[str]) -> dict[str, dict[str, list[str]]]:
+    """``["mixup.alpha=0.2,1.0"]`` → ``{"mixup": {"alpha": ["0.2", "1.0"]}}`` (typed later, per point)."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for owner, params in parse_assignments(assignments).items():
+        for name, value in params.items():
+            values = [v.strip() for v in str(value).split(",") if v.strip()]
+            if not values:
+                raise VicinalError(f"--sweep {owner}.{name}=: give comma-separated values, e.g. 0.2,1.0")
+            out.setdefault(owner, {})[name] = values
     return out
 
 

@@ -7,6 +7,7 @@ whether its result can be reused (:func:`plan_jobs`), hand the rest to an execut
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,7 +51,8 @@ class RunPlan:
     """Everything validated up front, so bad input fails before any training starts."""
 
     suite: Suite
-    methods: dict[str, Method]
+    #: The configurations to run, in order: one per method, or one per point of its sweep.
+    methods: list[Method]
     evaluators: list[Evaluator]
     device: torch.device
     results_dir: Path
@@ -97,12 +99,17 @@ def plan_run(
     results_dir: Path,
     cache_dir: Path,
     overrides: dict[str, dict[str, Any]] | None = None,
+    sweeps: dict[str, dict[str, list[Any]]] | None = None,
     data_dir: str | None = None,
     download: bool = False,
     force: bool = False,
     log: Callable[[str], None] = print,
 ) -> RunPlan:
+    """Validate everything a run needs before any work: methods and their settings (each point of a
+    sweep is its own configuration), evaluators, the device, and that results can be written.
+    ``sweeps`` (``{"mixup": {"alpha": [0.2, 1.0]}}``) adds to the suite's ``[sweep]`` table."""
     overrides = overrides or {}
+    sweeps = {**suite.sweep, **{m: {**suite.sweep.get(m, {}), **p} for m, p in (sweeps or {}).items()}}
     eval_overrides = {
         k.removeprefix("evaluators."): v for k, v in overrides.items() if k.startswith("evaluators.")
     }
@@ -117,12 +124,21 @@ def plan_run(
         cls = EVALUATORS.get(name)
         build_config(cls.Config, eval_overrides[name], f"evaluators.{name}", what="setting")
         log(f"note: --set evaluators.{name}.… not used: {name} is not among this run's evaluators")
+    for name in sorted(set(sweeps) - set(suite.methods)):
+        get_method(name)
+        log(f"note: the sweep over {name}.… is not used: {name} is not among this run's methods")
     MODELS.get(suite.model)
-    methods = {}
+    methods = []
     for name in suite.methods:
         cls = get_method(name)
         values = {**suite.method_params.get(name, {}), **method_overrides.get(name, {})}
-        methods[name] = cls(build_config(cls.Config, values, name))
+        grid = sweeps.get(name, {})
+        both = sorted(set(grid) & set(method_overrides.get(name, {})))
+        if both:
+            raise VicinalError(f"{name}.{both[0]} is both swept and set (--set): keep one of them")
+        for point in itertools.product(*grid.values()):
+            setting = dict(zip(grid, point, strict=True))
+            methods.append(cls(build_config(cls.Config, {**values, **setting}, name)))
     evaluators = []
     for name, params in suite.evaluators.items():
         cls = EVALUATORS.get(name)
@@ -224,7 +240,8 @@ def plan_jobs(plan: RunPlan, rd: RunData) -> list[RunJob]:
     """One job per (method, seed) in run order; results that can be reused are recorded as outcomes here
     and get no job."""
     todo = []
-    for name, method in plan.methods.items():
+    for method in plan.methods:
+        name = method.name
         identity = run_identity(plan, rd.fingerprint, method)
         for seed in plan.suite.seeds:
             path = result_path(plan.results_dir, plan.suite.name, name, identity.run_id, seed)

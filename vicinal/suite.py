@@ -88,7 +88,7 @@ SECTIONS: dict[str, type] = {
     "train": Recipe,
     "run": RunSettings,
 }
-TOP_LEVEL = ("name", "description", "extends", *SECTIONS, "evaluators", "methods")
+TOP_LEVEL = ("name", "description", "extends", *SECTIONS, "evaluators", "methods", "sweep")
 
 
 @dataclass
@@ -101,6 +101,8 @@ class Suite:
     run: RunSettings
     evaluators: dict[str, dict[str, Any]]
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: ``[sweep.METHOD] PARAM = [v1, v2]``: the grid of every combination, each point its own configuration.
+    sweep: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     path: str = ""
 
     # The settings most code reads, by their plain names.
@@ -253,6 +255,14 @@ def parse_suite(raw: dict[str, Any], where: str = "<suite>") -> Suite:
         sections[key] = build_config(cls, table, f"{where}: [{key}]", strict=True, what="setting")
     evaluators = _tables(raw.get("evaluators", {"clean": {}}), where, "evaluators")
     method_params = _tables(raw.get("methods", {}), where, "methods")
+    sweep = _tables(raw.get("sweep", {}), where, "sweep")
+    for method, grid in sweep.items():
+        for param, values in grid.items():
+            if not isinstance(values, list) or not values:
+                raise VicinalError(
+                    f"{where}: [sweep.{method}] {param} = {values!r}: give a non-empty list of values, "
+                    f"e.g. {param} = [0.2, 1.0]"
+                )
     suite = Suite(
         name=name,
         description=raw.get("description", ""),
@@ -262,6 +272,7 @@ def parse_suite(raw: dict[str, Any], where: str = "<suite>") -> Suite:
         run=sections["run"],
         evaluators={k: dict(v) for k, v in evaluators.items()},
         method_params={k: dict(v) for k, v in method_params.items()},
+        sweep={k: dict(v) for k, v in sweep.items()},
         path=where,
     )
     validate_components(suite)
@@ -290,6 +301,12 @@ def validate_components(suite: Suite) -> None:
     for name, params in suite.method_params.items():
         cls = named(f"[methods.{name}]", get_method, name)
         build_config(cls.Config, params, f"{where}: [methods.{name}]", strict=True)
+    for name, grid in suite.sweep.items():  # every value of every swept setting is checked here
+        cls = named(f"[sweep.{name}]", get_method, name)
+        for param, values in grid.items():
+            for value in values:
+                point = {**suite.method_params.get(name, {}), param: value}
+                build_config(cls.Config, point, f"{where}: [sweep.{name}]", strict=True)
     for name, params in suite.evaluators.items():
         cls = named(f"[evaluators.{name}]", EVALUATORS.get, name)
         build_config(cls.Config, params, f"{where}: [evaluators.{name}]", strict=True, what="setting")
