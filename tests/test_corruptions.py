@@ -31,17 +31,16 @@ import torch.nn.functional as F
 from helpers import CIFAR_DIR, needs_cifar
 from PIL import Image
 
-from vicinal.corruptions import ORDER, SEVERITIES, corrupt, corruption_names, get_corruption
-from vicinal.corruptions.blur import (
-    apply_glass_blur,
-    apply_motion_blur,
-    fold_index,
-    gaussian_filter,
-    glass_copy,
-    glass_loop_size,
-    motion_blur_kernel,
-    pad_fold,
+import vicinal.corruptions
+from vicinal.corruptions import (
+    SEVERITIES,
+    core,
+    corrupt,
+    corruption_names,
+    get_corruption,
+    resolve_corruptions,
 )
+from vicinal.corruptions.blur import apply_glass_blur, glass_copy, glass_loop_size
 from vicinal.corruptions.digital import (
     affine_warp,
     displacement_warp,
@@ -49,9 +48,23 @@ from vicinal.corruptions.digital import (
     hsv_to_rgb,
     rgb_to_hsv,
 )
+from vicinal.corruptions.filters import (
+    apply_motion_blur,
+    fold_index,
+    gaussian_filter,
+    motion_blur_kernel,
+    pad_fold,
+)
 from vicinal.corruptions.tables import TABLES
+from vicinal.errors import VicinalError
 
 REGISTERED = set(corruption_names("all"))
+# hendrycks/robustness' listing of the 19 (make_cifar_c.py), which the derived order must reproduce.
+ORDER = (
+    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
+    "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",
+    "jpeg_compression", "speckle_noise", "gaussian_blur", "spatter", "saturate",
+)  # fmt: skip
 DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
 
 
@@ -428,6 +441,39 @@ def test_name_subsets():
         "pixelate",
         "jpeg_compression",
     }
+
+
+def test_resolve_corruptions_expands_subsets_once_in_order():
+    assert resolve_corruptions(["saturate", "noise", "fog", "gaussian_noise"]) == [
+        "gaussian_noise", "shot_noise", "impulse_noise", "fog", "speckle_noise", "saturate",
+    ]  # fmt: skip
+    assert resolve_corruptions(["all"]) == list(ORDER)
+    assert resolve_corruptions(["common", "extra"]) == list(ORDER)
+    with pytest.raises(VicinalError, match="unknown corruption 'fgo'"):
+        resolve_corruptions(["fgo"])
+
+
+def test_a_newly_registered_corruption_is_listed_resolved_and_run(monkeypatch):
+    """The order is derived from registration: a new corruption joins its group, common or extra."""
+    monkeypatch.setattr(core, "_REGISTRY", dict(core._REGISTRY))
+
+    @core.register("mirror", "digital", common=False, random=False)
+    def mirror(x, param, gen):
+        return x.flip(-1)  # (an exact 8-bit round trip, unlike 1 - x)
+
+    monkeypatch.setitem(TABLES["cifar"], "mirror", [None] * 5)
+    assert corruption_names("extra") == ["speckle_noise", "gaussian_blur", "spatter", "saturate", "mirror"]
+    assert corruption_names("digital")[-1] == "mirror"
+    assert corruption_names("all") == [*ORDER, "mirror"]
+    assert resolve_corruptions(["mirror", "noise"])[-1] == "mirror"
+    assert resolve_corruptions(["all"])[-1] == "mirror"
+    assert vicinal.corruptions.ORDER[-1] == "mirror"
+    x = torch.arange(2 * 3 * 32 * 32).reshape(2, 3, 32, 32).remainder(256).to(torch.uint8)
+    assert torch.equal(corrupt(x, "mirror", 1), x.flip(-1))
+    with pytest.raises(ValueError, match="registered twice"):
+        core.register("mirror", "digital", common=False, random=False)(mirror)
+    with pytest.raises(ValueError, match="unknown corruption group"):
+        core.register("x", "colour", common=False, random=False)  # type: ignore[arg-type]
 
 
 def test_every_table_has_five_severities_for_every_corruption():

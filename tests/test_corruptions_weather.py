@@ -115,7 +115,7 @@ def test_frost_rescales_like_cv2_and_crops_whole_texture_windows():
             assert np.abs(mine.astype(int) - ref).max() <= 1  # cv2's 11-bit fixed-point weights
     # With the image weight 0 and texture weight 1, each output is a window of one drawn texture.
     stack, sizes = W._scaled_textures(0.2, 32, 32)
-    out = W.frost.__wrapped__(torch.zeros(3, 3, 32, 32), (0.0, 1.0, 0.2), torch.Generator().manual_seed(3))
+    out = W.frost(torch.zeros(3, 3, 32, 32), (0.0, 1.0, 0.2), torch.Generator().manual_seed(3))
     for img in (out * 255).round():
         found = False
         for k in range(len(stack)):

@@ -1,15 +1,14 @@
-"""Digital corruptions: contrast, brightness, saturate, JPEG, pixelate and elastic transform.
+"""Digital corruptions: contrast, elastic transform, pixelate, JPEG (the common four) and saturate (extra).
 
-(``brightness`` is registered in the ``weather`` group, where Hendrycks & Dietterich and imagecorruptions
-put it, though it lives in this file.) How each relates to the reference generators
-(hendrycks/robustness ``make_*_c.py``):
+How each relates to the reference generators (hendrycks/robustness ``make_*_c.py``):
 
 * ``contrast`` — ``(x - m)·c + m`` with m the per-image, per-channel mean. Same formula.
-* ``brightness`` / ``saturate`` — the reference goes through skimage's ``rgb2hsv`` / ``hsv2rgb`` with
-  V + c or S·a + b clipped to [0, 1]. Both conversions are here in torch (``rgb_to_hsv`` /
-  ``hsv_to_rgb``, same hue branches and tie order), but the corruptions use the round trip's closed form
-  (each RGB channel is V·(1 - S·φ(H)), so only V or S needs recomputing): the same values, in float32
-  instead of float64, so a value within ~1e-6 of an integer level can truncate to the level below.
+* ``saturate`` (and ``brightness``, in ``weather.py``) — the reference goes through skimage's
+  ``rgb2hsv`` / ``hsv2rgb`` with S·a + b (V + c) clipped to [0, 1]. Both conversions are here in torch
+  (``rgb_to_hsv`` / ``hsv_to_rgb``, same hue branches and tie order), but the corruptions use the round
+  trip's closed form (each RGB channel is V·(1 - S·φ(H)), so only V or S needs recomputing): the same
+  values, in float32 instead of float64, so a value within ~1e-6 of an integer level can truncate to the
+  level below.
 * ``jpeg_compression`` — the reference saves a PIL image with ``quality=c`` and reads it back. Here
   torchvision's libjpeg-turbo encode/decode ops (the same quality scaling, 4:2:0 chroma subsampling,
   islow DCT and fancy upsampling as PIL's defaults: bit-identical to PIL in the tests), per image on
@@ -47,8 +46,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from vicinal.corruptions.blur import apply_rows_cols, gaussian_filter, in_chunks
 from vicinal.corruptions.core import register
+from vicinal.corruptions.filters import apply_rows_cols, gaussian_filter
 
 # --------------------------------------------------------------------------------------------------------
 # HSV (skimage.color semantics)
@@ -88,28 +87,16 @@ def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------------------------------------
-# Contrast, brightness, saturate
+# Contrast, saturate
 
 
 @register("contrast", "digital", common=True, random=False)
-@in_chunks()
 def contrast(x: torch.Tensor, param: float, gen: torch.Generator) -> torch.Tensor:
     m = x.mean(dim=(-2, -1), keepdim=True)
     return (x - m) * param + m
 
 
-@register("brightness", "weather", common=True, random=False)
-@in_chunks()
-def brightness(x: torch.Tensor, param: float, gen: torch.Generator) -> torch.Tensor:
-    # hsv2rgb(h, s, v') = rgb · v'/v exactly (every channel is v times a function of h and s), and a black
-    # pixel (v = 0, so h = s = 0) becomes grey v'. Same result as the round trip, in four passes.
-    v = x.amax(dim=-3, keepdim=True)
-    v2 = (v + param).clamp(0, 1)
-    return torch.where(v > 0, x * (v2 / torch.where(v > 0, v, torch.ones_like(v))), v2)
-
-
 @register("saturate", "digital", common=False, random=False)
-@in_chunks()
 def saturate(x: torch.Tensor, param: tuple[float, float], gen: torch.Generator) -> torch.Tensor:
     scale, shift = param
     # Every channel of hsv2rgb(h, s, v) is v·(1 - s·φ) with φ a function of h alone, and s·v is the
@@ -123,132 +110,6 @@ def saturate(x: torch.Tensor, param: tuple[float, float], gen: torch.Generator) 
     phi_grey = torch.tensor([0.0, 1.0, 1.0], dtype=x.dtype, device=x.device).view(3, 1, 1)
     phi = torch.where(grey, phi_grey, (v - x) / torch.where(grey, torch.ones_like(spread), spread))
     return v - s2 * v * phi
-
-
-# --------------------------------------------------------------------------------------------------------
-# JPEG
-
-
-def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """[0, 1] floats to 8-bit by rounding (exact for images that came from 8 bits)."""
-    return (x * 255).round_().clamp_(0, 255).to(torch.uint8)
-
-
-def _pil_jpeg(image: torch.Tensor, quality: int) -> torch.Tensor:
-    """The reference's own round trip: PIL ``save(format="JPEG", quality=q)`` and read back (3×H×W)."""
-    buf = io.BytesIO()
-    Image.fromarray(image.permute(1, 2, 0).numpy()).save(buf, "JPEG", quality=quality)
-    buf.seek(0)
-    with Image.open(buf) as im:
-        return torch.from_numpy(np.asarray(im.convert("RGB")).copy()).permute(2, 0, 1)
-
-
-@lru_cache(maxsize=1)
-def _jpeg_codec() -> Callable[[torch.Tensor, int], torch.Tensor]:
-    """One image's JPEG round trip. torchvision's libjpeg-turbo ops give PIL's bytes exactly (same
-    quality scaling, 4:2:0 subsampling, islow DCT, fancy upsampling) at a third of PIL's per-image Python
-    cost, so they are used while they exist; their Python wrappers are deprecated (0.29), so the ops are
-    called directly, and PIL takes over if they go."""
-    try:
-        from torchvision.io import ImageReadMode
-
-        encode, decode = torch.ops.image.encode_jpeg, torch.ops.image.decode_jpeg
-        rgb = ImageReadMode.RGB.value
-    except (ImportError, AttributeError, RuntimeError):
-        return _pil_jpeg
-    return lambda image, quality: decode(encode(image, quality), rgb, False)
-
-
-@register("jpeg_compression", "digital", common=True, random=False)
-@in_chunks()
-def jpeg_compression(x: torch.Tensor, param: int, gen: torch.Generator) -> torch.Tensor:
-    codec, quality = _jpeg_codec(), int(param)
-    images = list(to_uint8(x).cpu().unbind(0))
-    # The codecs release the GIL, so threads share the cores (deterministic: no random numbers here).
-    workers = max(1, min(torch.get_num_threads(), 8, len(images)))
-    step = math.ceil(len(images) / workers)
-    parts = [images[i : i + step] for i in range(0, len(images), step)]
-
-    def run(part: list[torch.Tensor]) -> list[torch.Tensor]:
-        return [codec(image, quality) for image in part]
-
-    if workers == 1:
-        out = run(images)
-    else:
-        with ThreadPoolExecutor(workers) as pool:
-            out = [image for part in pool.map(run, parts) for image in part]
-    return torch.stack(out).to(x.device, x.dtype) / 255
-
-
-# --------------------------------------------------------------------------------------------------------
-# Pixelate (Pillow's BOX resize, bit-exact)
-
-_PRECISION_BITS = 22  # Pillow's fixed point for 8-bit resampling: 32 - 8 - 2
-
-
-@lru_cache(maxsize=64)
-def pil_box_matrix(in_size: int, out_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pillow's BOX resampling from ``in_size`` to ``out_size`` samples: which inputs each output sums
-    (out×in, 0/1, float32) and the output's fixed-point weight (out, int64).
-
-    Pillow samples the box at source pixel centres, so an output's taps all weigh 1/m (m taps); each
-    weight is stored as ``int(0.5 + 2^22/m)`` and the sum rounded by ``+2^21 >> 22``.
-    """
-    scale = in_size / out_size
-    filterscale = max(scale, 1.0)
-    support = 0.5 * filterscale
-    taps = torch.zeros(out_size, in_size, dtype=torch.float32)
-    weight = torch.zeros(out_size, dtype=torch.int64)
-    for xx in range(out_size):
-        center = (xx + 0.5) * scale
-        xmin = max(int(center - support + 0.5), 0)
-        xmax = min(int(center + support + 0.5), in_size)
-        inside = [x for x in range(xmin, xmax) if -0.5 < (x - center + 0.5) / filterscale <= 0.5]
-        taps[xx, inside] = 1.0
-        weight[xx] = int(0.5 + (1 << _PRECISION_BITS) / len(inside))
-    return taps, weight
-
-
-def _pil_pass(x: torch.Tensor, in_size: int, out_size: int, dim: int) -> torch.Tensor:
-    taps, weight = (t.to(x.device) for t in pil_box_matrix(in_size, out_size))
-    # Sums of at most a few 8-bit values: exact in float32; the fixed-point product needs int64.
-    sums = torch.matmul(x, taps.T) if dim == -1 else torch.matmul(taps, x)
-    wt = weight if dim == -1 else weight[:, None]
-    return ((sums.long() * wt + (1 << (_PRECISION_BITS - 1))) >> _PRECISION_BITS).clamp_(0, 255).to(x.dtype)
-
-
-def pil_box_downscale(u8: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
-    """Pillow's ``resize((out_w, out_h), BOX)`` of 8-bit values (held as float32) over the last two
-    dims: the horizontal pass first, into 8 bits, then the vertical one, as Pillow does."""
-    h, w = u8.shape[-2], u8.shape[-1]
-    y = u8.to(torch.float32)
-    if out_w != w:
-        y = _pil_pass(y, w, out_w, -1)
-    if out_h != h:
-        y = _pil_pass(y, h, out_h, -2)
-    return y
-
-
-@lru_cache(maxsize=64)
-def enlarge_matrix(in_size: int, out_size: int) -> torch.Tensor:
-    """0/1 matrix (out×in) picking source ``floor((o + ½)·in/out)`` for output o: Pillow's BOX and NEAREST
-    enlargement (as a product it is exact on 8-bit values and cheaper than indexing the last dim)."""
-    o = torch.arange(out_size, dtype=torch.float64)
-    src = torch.floor((o + 0.5) * (in_size / out_size)).long().clamp_(max=in_size - 1)
-    m = torch.zeros(out_size, in_size)
-    m[torch.arange(out_size), src] = 1.0
-    return m
-
-
-@register("pixelate", "digital", common=True, random=False)
-@in_chunks()
-def pixelate(x: torch.Tensor, param: float, gen: torch.Generator) -> torch.Tensor:
-    h, w = x.shape[-2], x.shape[-1]
-    small = pil_box_downscale(to_uint8(x), int(h * param), int(w * param))
-    sh, sw = small.shape[-2], small.shape[-1]
-    rows = enlarge_matrix(sh, h).to(x.device)
-    big = apply_rows_cols(small, rows, rows if (sh, h) == (sw, w) else enlarge_matrix(sw, w).to(x.device))
-    return big.to(x.dtype) / 255
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -317,7 +178,6 @@ def displacement_warp(x: torch.Tensor, noise: torch.Tensor, alpha: float, sigma:
 
 
 @register("elastic_transform", "digital", common=True, random=True)
-@in_chunks()
 def elastic_transform(
     x: torch.Tensor, param: tuple[float, float, float], gen: torch.Generator
 ) -> torch.Tensor:
@@ -330,3 +190,127 @@ def elastic_transform(
         x = affine_warp(x, pts1, pts1.to(dev) + jitter.to(torch.float32).to(torch.float64))
     noise = torch.rand((2, n, h, w), generator=gen, device=dev) * 2 - 1
     return displacement_warp(x, noise, float(alpha), float(sigma))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Pixelate (Pillow's BOX resize, bit-exact)
+
+_PRECISION_BITS = 22  # Pillow's fixed point for 8-bit resampling: 32 - 8 - 2
+
+
+@lru_cache(maxsize=64)
+def pil_box_matrix(in_size: int, out_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pillow's BOX resampling from ``in_size`` to ``out_size`` samples: which inputs each output sums
+    (out×in, 0/1, float32) and the output's fixed-point weight (out, int64).
+
+    Pillow samples the box at source pixel centres, so an output's taps all weigh 1/m (m taps); each
+    weight is stored as ``int(0.5 + 2^22/m)`` and the sum rounded by ``+2^21 >> 22``.
+    """
+    scale = in_size / out_size
+    filterscale = max(scale, 1.0)
+    support = 0.5 * filterscale
+    taps = torch.zeros(out_size, in_size, dtype=torch.float32)
+    weight = torch.zeros(out_size, dtype=torch.int64)
+    for xx in range(out_size):
+        center = (xx + 0.5) * scale
+        xmin = max(int(center - support + 0.5), 0)
+        xmax = min(int(center + support + 0.5), in_size)
+        inside = [x for x in range(xmin, xmax) if -0.5 < (x - center + 0.5) / filterscale <= 0.5]
+        taps[xx, inside] = 1.0
+        weight[xx] = int(0.5 + (1 << _PRECISION_BITS) / len(inside))
+    return taps, weight
+
+
+def _pil_pass(x: torch.Tensor, in_size: int, out_size: int, dim: int) -> torch.Tensor:
+    taps, weight = (t.to(x.device) for t in pil_box_matrix(in_size, out_size))
+    # Sums of at most a few 8-bit values: exact in float32; the fixed-point product needs int64.
+    sums = torch.matmul(x, taps.T) if dim == -1 else torch.matmul(taps, x)
+    wt = weight if dim == -1 else weight[:, None]
+    return ((sums.long() * wt + (1 << (_PRECISION_BITS - 1))) >> _PRECISION_BITS).clamp_(0, 255).to(x.dtype)
+
+
+def pil_box_downscale(u8: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
+    """Pillow's ``resize((out_w, out_h), BOX)`` of 8-bit values (held as float32) over the last two
+    dims: the horizontal pass first, into 8 bits, then the vertical one, as Pillow does."""
+    h, w = u8.shape[-2], u8.shape[-1]
+    y = u8.to(torch.float32)
+    if out_w != w:
+        y = _pil_pass(y, w, out_w, -1)
+    if out_h != h:
+        y = _pil_pass(y, h, out_h, -2)
+    return y
+
+
+@lru_cache(maxsize=64)
+def enlarge_matrix(in_size: int, out_size: int) -> torch.Tensor:
+    """0/1 matrix (out×in) picking source ``floor((o + ½)·in/out)`` for output o: Pillow's BOX and NEAREST
+    enlargement (as a product it is exact on 8-bit values and cheaper than indexing the last dim)."""
+    o = torch.arange(out_size, dtype=torch.float64)
+    src = torch.floor((o + 0.5) * (in_size / out_size)).long().clamp_(max=in_size - 1)
+    m = torch.zeros(out_size, in_size)
+    m[torch.arange(out_size), src] = 1.0
+    return m
+
+
+@register("pixelate", "digital", common=True, random=False)
+def pixelate(x: torch.Tensor, param: float, gen: torch.Generator) -> torch.Tensor:
+    h, w = x.shape[-2], x.shape[-1]
+    small = pil_box_downscale(to_uint8(x), int(h * param), int(w * param))
+    sh, sw = small.shape[-2], small.shape[-1]
+    rows = enlarge_matrix(sh, h).to(x.device)
+    big = apply_rows_cols(small, rows, rows if (sh, h) == (sw, w) else enlarge_matrix(sw, w).to(x.device))
+    return big.to(x.dtype) / 255
+
+
+# --------------------------------------------------------------------------------------------------------
+# JPEG
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """[0, 1] floats to 8-bit by rounding (exact for images that came from 8 bits)."""
+    return (x * 255).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def _pil_jpeg(image: torch.Tensor, quality: int) -> torch.Tensor:
+    """The reference's own round trip: PIL ``save(format="JPEG", quality=q)`` and read back (3×H×W)."""
+    buf = io.BytesIO()
+    Image.fromarray(image.permute(1, 2, 0).numpy()).save(buf, "JPEG", quality=quality)
+    buf.seek(0)
+    with Image.open(buf) as im:
+        return torch.from_numpy(np.asarray(im.convert("RGB")).copy()).permute(2, 0, 1)
+
+
+@lru_cache(maxsize=1)
+def _jpeg_codec() -> Callable[[torch.Tensor, int], torch.Tensor]:
+    """One image's JPEG round trip. torchvision's libjpeg-turbo ops give PIL's bytes exactly (same
+    quality scaling, 4:2:0 subsampling, islow DCT, fancy upsampling) at a third of PIL's per-image Python
+    cost, so they are used while they exist; their Python wrappers are deprecated (0.29), so the ops are
+    called directly, and PIL takes over if they go."""
+    try:
+        from torchvision.io import ImageReadMode
+
+        encode, decode = torch.ops.image.encode_jpeg, torch.ops.image.decode_jpeg
+        rgb = ImageReadMode.RGB.value
+    except (ImportError, AttributeError, RuntimeError):
+        return _pil_jpeg
+    return lambda image, quality: decode(encode(image, quality), rgb, False)
+
+
+@register("jpeg_compression", "digital", common=True, random=False)
+def jpeg_compression(x: torch.Tensor, param: int, gen: torch.Generator) -> torch.Tensor:
+    codec, quality = _jpeg_codec(), int(param)
+    images = list(to_uint8(x).cpu().unbind(0))
+    # The codecs release the GIL, so threads share the cores (deterministic: no random numbers here).
+    workers = max(1, min(torch.get_num_threads(), 8, len(images)))
+    step = math.ceil(len(images) / workers)
+    parts = [images[i : i + step] for i in range(0, len(images), step)]
+
+    def run(part: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [codec(image, quality) for image in part]
+
+    if workers == 1:
+        out = run(images)
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            out = [image for part in pool.map(run, parts) for image in part]
+    return torch.stack(out).to(x.device, x.dtype) / 255

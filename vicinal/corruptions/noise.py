@@ -19,7 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from vicinal.corruptions.blur import in_chunks
 from vicinal.corruptions.core import register
 
 
@@ -28,7 +27,6 @@ def _randn(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 @register("gaussian_noise", "noise", common=True, random=True)
-@in_chunks()
 def gaussian_noise(x: torch.Tensor, param: float, gen: torch.Generator) -> torch.Tensor:
     return x + _randn(x, gen) * param
 
@@ -59,13 +57,11 @@ def poisson(rates: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 @register("shot_noise", "noise", common=True, random=True)
-@in_chunks()
 def shot_noise(x: torch.Tensor, param: float, gen: torch.Generator) -> torch.Tensor:
     return poisson(x * param, gen) / param
 
 
 @register("impulse_noise", "noise", common=True, random=True)
-@in_chunks()
 def impulse_noise(x: torch.Tensor, param: float, gen: torch.Generator) -> torch.Tensor:
     # One uniform per value: below c/2 salt, in [c/2, c) pepper — flipped with probability c, then salt
     # or pepper with equal odds, as skimage's two Bernoulli draws give.
@@ -74,6 +70,5 @@ def impulse_noise(x: torch.Tensor, param: float, gen: torch.Generator) -> torch.
 
 
 @register("speckle_noise", "noise", common=False, random=True)
-@in_chunks()
 def speckle_noise(x: torch.Tensor, param: float, gen: torch.Generator) -> torch.Tensor:
     return x + x * _randn(x, gen) * param

@@ -1,10 +1,10 @@
-"""Weather corruptions: snow, frost, fog (three of the common 15) and spatter (one of the 4 extra).
+"""Weather corruptions: snow, frost, fog, brightness (four of the common 15) and spatter (one of the 4 extra).
 
 Each follows the reference generators of hendrycks/robustness step by step, batched in torch with all
 randomness drawn from the caller's generator. Where they differ from the reference:
 
 - **snow**: the reference blurs its snow layer with ImageMagick's ``MotionBlurImage`` (through Wand);
-  this uses the shared reimplementation in ``blur.py`` (ImageMagick's taps, offsets and edge rule, as
+  this uses the shared reimplementation in ``filters.py`` (ImageMagick's taps, offsets and edge rule, as
   imagecorruptions ports them) and reproduces the PNG round trips around it (uint8 truncation before
   the blur, rounding after). The noise layer's ``clipped_zoom`` is scipy's order-1 zoom (also shared).
   Computed in float32, so a layer pixel within rounding of the threshold may fall the other way.
@@ -22,6 +22,11 @@ randomness drawn from the caller's generator. Where they differ from the referen
   each halving of the step, normalised to [0, 1] per image), of side the next power of two of the
   image, cropped top-left. Computed in float32 instead of float64: given the same random numbers,
   0.001 % of pixels differ from imagecorruptions', by one level.
+- **brightness**: the reference goes through skimage's ``rgb2hsv`` / ``hsv2rgb`` with V + c clipped to
+  [0, 1]; this uses the round trip's closed form (each RGB channel is V·(1 - S·φ(H)), so the new colour is
+  the old one times V'/V, and black becomes grey V'): the same values in float32 instead of float64, so a
+  value within ~1e-6 of an integer level can truncate to the level below. (Hendrycks & Dietterich count
+  brightness as weather, like imagecorruptions.)
 - **spatter**: the mud mode (severities with ``mud=1``) is the reference's up to float rounding. The
   water mode redoes OpenCV's steps in torch: ``Canny(50, 150)`` (3×3 Sobel with repeated edges, L1
   magnitude, OpenCV's fixed-point 22.5°/67.5° non-maximum suppression, 8-connected hysteresis),
@@ -33,7 +38,7 @@ randomness drawn from the caller's generator. Where they differ from the referen
   imagecorruptions', by one level. Deviation: a layer with no liquid at all adds nothing where the
   reference divides 0 by 0.
 
-On CPU the batch is worked through in slices (see ``_CHUNK_PIXELS``); at 32 px the four take about
+On CPU the batch is worked through in slices (see ``core.corrupt``); at 32 px the four take about
 0.03 (frost, fog) to 0.08 (snow, spatter) ms of CPU time per image and severity on one thread.
 """
 
@@ -47,36 +52,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vicinal.corruptions.blur import apply_motion_blur, clipped_zoom, gaussian_filter
-from vicinal.corruptions.core import CorruptionFn, register
+from vicinal.corruptions.core import CHUNK_PIXELS, register
+from vicinal.corruptions.filters import apply_motion_blur, clipped_zoom, gaussian_filter
 
 # --------------------------------------------------------------------------------------------------
 # Shared helpers
-
-# On CPU, elementwise kernels on tensors of a few million elements run up to ten times slower per
-# element than on ~2¹⁸ (fresh multi-megabyte buffers are page-faulted in on every allocation), so the
-# corruptions work through large batches in slices of about this many pixels.
-_CHUNK_PIXELS = 1 << 18
-
-
-def _slice_size(x: torch.Tensor, pixels: int = _CHUNK_PIXELS) -> int:
-    """Images per slice: about ``pixels`` pixels on CPU, the whole batch elsewhere."""
-    if x.device.type != "cpu":
-        return max(1, x.shape[0])
-    return max(1, pixels // (x.shape[-2] * x.shape[-1]))
-
-
-def _chunked(fn: CorruptionFn) -> CorruptionFn:
-    """Run ``fn`` on consecutive slices of a CPU batch, drawing from one generator in slice order."""
-
-    @functools.wraps(fn)
-    def run(x: torch.Tensor, param: Any, gen: torch.Generator) -> torch.Tensor:
-        step = _slice_size(x)
-        if x.shape[0] <= step:
-            return fn(x, param, gen)
-        return torch.cat([fn(part, param, gen) for part in x.split(step)])
-
-    return run
 
 
 def _uniform(n: int, low: float, high: float, gen: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -114,7 +94,6 @@ def _gray(x: torch.Tensor) -> torch.Tensor:
 
 
 @register("snow", "weather", common=True, random=True)
-@_chunked
 def snow(x: torch.Tensor, param: Any, gen: torch.Generator) -> torch.Tensor:
     mean, std, zoom, threshold, radius, sigma, keep = param
     n, _, h, w = x.shape
@@ -204,7 +183,6 @@ def _textures_on(scale: float, h: int, w: int, device: torch.device) -> tuple[to
 
 
 @register("frost", "weather", common=True, random=True)
-@_chunked
 def frost(x: torch.Tensor, param: Any, gen: torch.Generator) -> torch.Tensor:
     keep, amount, scale = param
     n, _, h, w = x.shape
@@ -249,7 +227,6 @@ def _plasma_fractal(
 
 
 @register("fog", "weather", common=True, random=True)
-@_chunked
 def fog(x: torch.Tensor, param: Any, gen: torch.Generator) -> torch.Tensor:
     strength, decay = param
     n, _, h, w = x.shape
@@ -257,6 +234,19 @@ def fog(x: torch.Tensor, param: Any, gen: torch.Generator) -> torch.Tensor:
     plasma = _plasma_fractal(n, size, decay, gen, x.device)[:, None, :h, :w]
     peak = x.amax((1, 2, 3), keepdim=True)
     return (x + strength * plasma) * peak / (peak + strength)
+
+
+# --------------------------------------------------------------------------------------------------
+# Brightness
+
+
+@register("brightness", "weather", common=True, random=False)
+def brightness(x: torch.Tensor, param: float, gen: torch.Generator) -> torch.Tensor:
+    # hsv2rgb(h, s, v') = rgb · v'/v exactly (every channel is v times a function of h and s), and a black
+    # pixel (v = 0, so h = s = 0) becomes grey v'. Same result as the round trip, in four passes.
+    v = x.amax(dim=-3, keepdim=True)
+    v2 = (v + param).clamp(0, 1)
+    return torch.where(v > 0, x * (v2 / torch.where(v > 0, v, torch.ones_like(v))), v2)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -445,7 +435,6 @@ def _liquid(n: int, h: int, w: int, param: Any, gen: torch.Generator, device: to
     return liquid * (liquid >= threshold)
 
 
-@_chunked
 def _mud(x: torch.Tensor, param: Any, gen: torch.Generator) -> torch.Tensor:
     threshold, sigma = param[3], param[4]
     liquid = _liquid(x.shape[0], x.shape[2], x.shape[3], param, gen, x.device)
@@ -455,22 +444,20 @@ def _mud(x: torch.Tensor, param: Any, gen: torch.Generator) -> torch.Tensor:
     return x * (1.0 - m) + brown * m
 
 
-@register("spatter", "weather", common=False, random=True)
+# The distance transform's row scan costs per row of the batch whatever its size, so the core hands
+# spatter slices eight times larger than the pixelwise steps around it, which take them in parts.
+@register("spatter", "weather", common=False, random=True, chunk_pixels=8 * CHUNK_PIXELS)
 def spatter(x: torch.Tensor, param: Any, gen: torch.Generator) -> torch.Tensor:
-    if param[5]:
-        return _mud(x, param, gen)
     h, w = x.shape[-2:]
+    parts = x.split(max(1, CHUNK_PIXELS // (h * w))) if x.device.type == "cpu" else [x]
+    if param[5]:
+        return torch.cat([_mud(p, param, gen) for p in parts])
     water = torch.tensor([175.0, 238.0, 238.0], device=x.device, dtype=x.dtype).view(1, 3, 1, 1) / 255.0
-    # The distance transform's row scan costs per row of the batch whatever its size, so it runs on
-    # slices eight times larger than the pixelwise steps around it.
-    small, big = _slice_size(x), _slice_size(x, 8 * _CHUNK_PIXELS)
+    found = [_water_edges(_liquid(len(p), h, w, param, gen, x.device)) for p in parts]
+    dist = _chamfer_distance(torch.cat([e for _, e in found])[:, 0], 20.0).unsqueeze(1)
     out = []
-    for block in x.split(big):
-        parts = block.split(small)
-        found = [_water_edges(_liquid(len(p), h, w, param, gen, x.device)) for p in parts]
-        dist = _chamfer_distance(torch.cat([e for _, e in found])[:, 0], 20.0).unsqueeze(1)
-        for p, (level, _), d in zip(parts, found, dist.split(small), strict=True):
-            m = _water_mask(level, d)
-            m = m / m.amax((1, 2, 3), keepdim=True).clamp(min=1e-12) * param[4]
-            out.append(p + m.to(x.dtype) * water)
+    for p, (level, _), d in zip(parts, found, dist.split([len(p) for p in parts]), strict=True):
+        m = _water_mask(level, d)
+        m = m / m.amax((1, 2, 3), keepdim=True).clamp(min=1e-12) * param[4]
+        out.append(p + m.to(x.dtype) * water)
     return torch.cat(out)
