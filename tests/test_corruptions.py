@@ -55,6 +55,7 @@ from vicinal.corruptions.filters import (
     motion_blur_kernel,
     pad_fold,
 )
+from vicinal.corruptions.noise import _poisson_tables_cpu, inverse_cdf, poisson_of_levels
 from vicinal.corruptions.tables import TABLES
 from vicinal.errors import VicinalError
 
@@ -480,6 +481,64 @@ def test_every_table_has_five_severities_for_every_corruption():
     for table in TABLES.values():
         for name in REGISTERED:
             assert len(table[name]) == 5, name
+
+
+# --------------------------------------------------------------------------------------------------------
+# Shot noise's table sampler
+
+
+@pytest.mark.parametrize("c", [500.0, 60.0, 3.0])
+def test_shot_noise_tables_are_the_exact_inverse_cdf(c):
+    """Uniform by uniform, the draw is the least k with u < CDF(k) of Poisson(l·c/255) (scipy's CDF),
+    over uniforms spread evenly plus uniforms in the first and last cells (the tails' search path)."""
+    from scipy import stats
+
+    gen = torch.Generator().manual_seed(int(c))
+    n = 20000
+    levels = torch.randint(0, 256, (n,), generator=gen, dtype=torch.uint8)
+    levels[:3000] = 255  # the widest distribution, whose tail cells hold the most steps
+    r = torch.empty(n, dtype=torch.int64).random_(generator=gen)
+    r[:1000] >>= 12  # u < 2^-12: the first cell of every level
+    r[1000:2000] |= ((1 << 12) - 1) << 51  # u > 1 - 2^-12: the last cell
+    ours = inverse_cdf(levels, r, c).long().numpy()
+    u = (r >> 10).double().numpy() * 2.0**-53
+    rates = levels.double().numpy() * (c / 255)
+    below = stats.poisson.cdf(ours - 1, rates)  # CDF(k - 1) ≤ u < CDF(k) for the right k
+    at = stats.poisson.cdf(ours, rates)
+    assert np.all(u >= below - 1e-12) and np.all(u < at + 1e-12)
+    # The tail cells (the CDF stepping twice or more, searched instead of read) were among them.
+    first = _poisson_tables_cpu(c)[0]
+    searched = first[(levels.long() << 11) | (r >> 52)] < 0
+    assert searched[:2000].sum() > 100
+
+
+def test_shot_noise_draws_are_poisson():
+    """Chi-square goodness of fit per level (many draws), mean and variance, including rate 0."""
+    from scipy import stats
+
+    gen = torch.Generator().manual_seed(0)
+    for c, level in [(500.0, 255), (500.0, 1), (100.0, 128), (3.0, 200)]:
+        rate = level * c / 255
+        k = poisson_of_levels(torch.full((200000,), level, dtype=torch.uint8), c, gen).long().numpy()
+        support = np.arange(k.max() + 1)
+        expected = stats.poisson.pmf(support, rate) * len(k)
+        observed = np.bincount(k, minlength=len(support))
+        keep = expected >= 20
+        obs = np.append(observed[keep], observed[~keep].sum())
+        exp = np.append(expected[keep], len(k) - expected[keep].sum())
+        chi2 = ((obs - exp) ** 2 / exp).sum()
+        assert stats.chi2.sf(chi2, len(obs) - 1) > 1e-3, (c, level)
+        assert abs(k.mean() - rate) < 5 * np.sqrt(rate / len(k)) and abs(k.var() / rate - 1) < 0.02
+    zero = poisson_of_levels(torch.zeros(1000, dtype=torch.uint8), 500.0, gen)
+    assert torch.equal(zero, torch.zeros(1000))
+
+
+def test_shot_noise_on_float_images_off_the_8_bit_grid():
+    """Floats that are not 8-bit levels use torch.poisson: right mean, and the same seed, the same output."""
+    x = torch.full((4, 3, 32, 32), 0.3141)
+    y = corrupt(x, "shot_noise", 1, seed=3)
+    assert torch.equal(y, corrupt(x, "shot_noise", 1, seed=3))
+    assert abs(y.mean().item() - 0.3141) < 0.002 and (y * 500 - (y * 500).round()).abs().max() < 1e-3
 
 
 # --------------------------------------------------------------------------------------------------------

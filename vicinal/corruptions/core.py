@@ -1,10 +1,11 @@
 """The corruption registry, name resolution and the one-call API, ``corrupt(images, name, severity, seed)``.
 
 Every corruption is a batched torch function ``fn(x, param, gen) -> y`` on float32 images in [0, 1]
-(N×3×H×W, any device) that returns float images in [0, 1]; its per-severity parameters live in
-``tables.py`` (one table per image scale, from the hendrycks/robustness generators). ``corrupt`` picks the
-table, converts, and quantises as the reference does (``np.uint8`` truncation of the 0–255 result), so
-generated sets match released ones statistically.
+(N×3×H×W, any device) that returns float images in [0, 1] (corruptions registered with
+``uint8_input=True`` are handed uint8 batches as they are, and must take float ones too); its
+per-severity parameters live in ``tables.py`` (one table per image scale, from the hendrycks/robustness
+generators). ``corrupt`` picks the table, converts, and quantises as the reference does (``np.uint8``
+truncation of the 0–255 result), so generated sets match released ones statistically.
 
 The benchmark's order of the corruptions (the 15 common ones, then the 4 extra; within each, noise, blur,
 weather, digital; within a group, the order of registration) is derived from the registry, so a newly
@@ -53,13 +54,20 @@ class Corruption:
     random: bool  # draws random numbers (else a deterministic function of the image)
     fn: CorruptionFn
     chunk_pixels: int = CHUNK_PIXELS  # CPU slice size (part of the output's definition: see above)
+    uint8_input: bool = False  # fn takes uint8 batches as they are (8-bit codecs, level tables)
 
 
 _REGISTRY: dict[str, Corruption] = {}
 
 
 def register(
-    name: str, group: Group, *, common: bool, random: bool, chunk_pixels: int = CHUNK_PIXELS
+    name: str,
+    group: Group,
+    *,
+    common: bool,
+    random: bool,
+    chunk_pixels: int = CHUNK_PIXELS,
+    uint8_input: bool = False,
 ) -> Callable[[CorruptionFn], CorruptionFn]:
     """Register ``fn`` as corruption ``name``; it joins the listing after those already registered in
     its place (common or extra, then group)."""
@@ -69,7 +77,7 @@ def register(
     def decorator(fn: CorruptionFn) -> CorruptionFn:
         if name in _REGISTRY or name in SUBSETS:
             raise ValueError(f"corruption {name!r} registered twice or named like a subset")
-        _REGISTRY[name] = Corruption(name, group, common, random, fn, int(chunk_pixels))
+        _REGISTRY[name] = Corruption(name, group, common, random, fn, int(chunk_pixels), uint8_input)
         return fn
 
     return decorator
@@ -161,8 +169,11 @@ def corrupt(
     # Conversion, corruption and quantisation slice by slice: the whole batch never exists in float.
     for start in range(0, x.shape[0], step):
         part = x[start : start + step]
-        xf = part.float().div_(255.0) if as_uint8 else part.float()
-        y = c.fn(xf, param, generator).clamp_(0.0, 1.0)
+        if not as_uint8:
+            part = part.float()
+        elif not c.uint8_input:
+            part = part.float().div_(255.0)
+        y = c.fn(part, param, generator).clamp_(0.0, 1.0)
         # The reference returns 0–255 floats and the generators store np.uint8(result): truncation.
         out[start : start + step] = y.mul_(255.0) if as_uint8 else y
     return out.squeeze(0) if single else out
