@@ -21,7 +21,8 @@ How each relates to the reference generators (hendrycks/robustness ``make_*_c.py
   earlier time, every one written later a time no earlier, and reads of a step happen before its
   writes, so the result equals the sequential loop's for the same offsets (checked against a literal
   loop, and against imagecorruptions with its own draws replayed, in the tests). Only the random numbers
-  differ (torch generator instead of numpy's global state).
+  differ (torch generator instead of numpy's global state; since engine version 2 the offsets are groups
+  of bits of 63-bit uniform integers when 2d is a power of two, the same uniform distribution).
 * ``motion_blur`` — the reference calls ImageMagick's ``MotionBlurImage`` through Wand. Its kernel is
   rebuilt here as imagecorruptions' ``_motion_blur`` does: width ``2·ceil(radius)+1``, one-sided Gaussian
   weights ``exp(-i²/2σ²)`` normalised, tap i at offset ``(ceil(i·cos a - ½), ceil(i·sin a - ½))``, edge
@@ -44,6 +45,7 @@ blur) live in ``filters.py``.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -198,11 +200,24 @@ def glass_copy(x: torch.Tensor, max_delta: int, dy: torch.Tensor, dx: torch.Tens
 def glass_offsets(
     n: int, h: int, w: int, max_delta: int, iterations: int, gen: torch.Generator, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random (dy, dx) for ``glass_copy``: ``randint(-d, d)`` (in [-d, d-1]) per axis and visit."""
+    """Random (dy, dx) for ``glass_copy``: ``randint(-d, d)`` (in [-d, d-1]) per axis and visit.
+
+    When 2d is a power of two (d = 1, 2, 4: every table's d but ImageNet's 3) each offset is a group of
+    log2(2d) bits of a 63-bit uniform integer, so one draw serves 63 / log2(2d) offsets; else randint.
+    """
     d = int(max_delta)
-    shape = (int(iterations), glass_loop_size(h, w, d), n)
-    dy = torch.randint(-d, d, shape, generator=gen, device=device)
-    return dy, torch.randint(-d, d, shape, generator=gen, device=device)
+    shape = (2, int(iterations), glass_loop_size(h, w, d), n)
+    count = math.prod(shape)
+    bits = (2 * d).bit_length() - 1
+    if 1 << bits != 2 * d:
+        offsets = torch.randint(-d, d, shape, generator=gen, device=device)
+        return offsets[0], offsets[1]
+    per_word = 63 // bits
+    words = torch.empty(-(-count // per_word), dtype=torch.int64, device=device).random_(generator=gen)
+    shifts = torch.arange(0, per_word * bits, bits, device=device)
+    groups = (words[:, None] >> shifts) & ((1 << bits) - 1)
+    offsets = (groups.view(-1)[:count] - d).view(shape)
+    return offsets[0], offsets[1]
 
 
 def apply_glass_blur(

@@ -173,7 +173,10 @@ def corrupt(
             part = part.float()
         elif not c.uint8_input:
             part = part.float().div_(255.0)
-        y = c.fn(part, param, generator).clamp_(0.0, 1.0)
+        y = c.fn(part, param, generator)
+        if y.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
+            y = y.clone()  # an identity on float input: never clamp the caller's images in place
+        y = y.clamp_(0.0, 1.0)
         # The reference returns 0–255 floats and the generators store np.uint8(result): truncation.
         out[start : start + step] = y.mul_(255.0) if as_uint8 else y
     return out.squeeze(0) if single else out

@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from vicinal.corruptions.core import register
-from vicinal.corruptions.filters import apply_rows_cols, gaussian_filter
+from vicinal.corruptions.filters import gaussian_filter
 
 # --------------------------------------------------------------------------------------------------------
 # HSV (skimage.color semantics)
@@ -116,6 +116,21 @@ def saturate(x: torch.Tensor, param: tuple[float, float], gen: torch.Generator) 
 # Elastic transform
 
 
+def _normalised(size: int, mode: str) -> tuple[float, float]:
+    """(scale, shift) taking a pixel coordinate to ``grid_sample``'s [-1, 1] for the boundary ``mode``."""
+    if mode == "reflect":  # align_corners=False: the outer pixel edges are ±1
+        return 2.0 / size, 1.0 / size - 1.0
+    if mode == "mirror":  # align_corners=True: the outer pixel centres are ±1
+        return 2.0 / max(size - 1, 1), -1.0
+    raise ValueError(f"unknown boundary mode {mode!r}")
+
+
+def _grid_sample(x: torch.Tensor, grid: torch.Tensor, mode: str) -> torch.Tensor:
+    return F.grid_sample(
+        x, grid.to(x.dtype), mode="bilinear", padding_mode="reflection", align_corners=(mode == "mirror")
+    )
+
+
 def sample_bilinear(x: torch.Tensor, sy: torch.Tensor, sx: torch.Tensor, mode: str) -> torch.Tensor:
     """Bilinear samples of N×C×H×W images at source coordinates sy, sx (each N×H'×W', pixel units),
     outside the image as scipy's ``map_coordinates(order=1, mode=...)`` with ``mode`` ``reflect``
@@ -125,18 +140,8 @@ def sample_bilinear(x: torch.Tensor, sy: torch.Tensor, sx: torch.Tensor, mode: s
     (align_corners=False) or the outer pixel centres (True); the linear interpolant of a symmetric
     extension is symmetric about the same point, so this equals folding the neighbours' indices.
     """
-    h, w = x.shape[-2], x.shape[-1]
-    if mode == "reflect":
-        gx, gy = (2 * sx + 1) / w - 1, (2 * sy + 1) / h - 1
-    elif mode == "mirror":
-        gx = 2 * sx / max(w - 1, 1) - 1
-        gy = 2 * sy / max(h - 1, 1) - 1
-    else:
-        raise ValueError(f"unknown boundary mode {mode!r}")
-    grid = torch.stack([gx, gy], dim=-1).to(x.dtype)
-    return F.grid_sample(
-        x, grid, mode="bilinear", padding_mode="reflection", align_corners=(mode == "mirror")
-    )
+    (ax, bx), (ay, by) = _normalised(x.shape[-1], mode), _normalised(x.shape[-2], mode)
+    return _grid_sample(x, torch.stack([sx * ax + bx, sy * ay + by], dim=-1), mode)
 
 
 def elastic_control_points(h: int, w: int) -> torch.Tensor:
@@ -156,25 +161,30 @@ def affine_warp(x: torch.Tensor, pts1: torch.Tensor, pts2: torch.Tensor) -> torc
     # warpAffine samples the source at M⁻¹(dst); M⁻¹ is the affine map taking pts2 to pts1.
     ones = torch.ones(n, 3, 1, dtype=torch.float64, device=dev)
     inv = torch.linalg.solve(torch.cat([pts2, ones], dim=2), pts1)  # N×3×2: [x y 1] @ inv = source
-    yy, xx = torch.meshgrid(
-        torch.arange(h, dtype=torch.float64, device=dev),
-        torch.arange(w, dtype=torch.float64, device=dev),
-        indexing="ij",
-    )
-    grid = torch.stack([xx, yy, torch.ones_like(xx)], dim=-1).reshape(1, h * w, 3)
-    src = torch.matmul(grid, inv).reshape(n, h, w, 2)
-    return sample_bilinear(x, src[..., 1], src[..., 0], "mirror")
+    # The grid directly: [x y 1] @ inv, scaled and shifted into grid_sample's coordinates (float64).
+    (ax, bx), (ay, by) = _normalised(w, "mirror"), _normalised(h, "mirror")
+    inv = inv * torch.tensor([ax, ay], dtype=torch.float64, device=dev)
+    inv[:, 2] += torch.tensor([bx, by], dtype=torch.float64, device=dev)
+    xs = torch.arange(w, dtype=torch.float64, device=dev)[None, None, :, None]
+    ys = torch.arange(h, dtype=torch.float64, device=dev)[None, :, None, None]
+    grid = xs * inv[:, None, None, 0] + (ys * inv[:, None, None, 1] + inv[:, None, None, 2])
+    return _grid_sample(x, grid, "mirror")
 
 
 def displacement_warp(x: torch.Tensor, noise: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
     """The reference's elastic displacement: ``noise`` (2×N×H×W, the U(-1, 1) fields for dx and dy) is
     smoothed by scipy's Gaussian (truncate 3, ``reflect``), scaled by alpha, and x is sampled at
     (y + dy, x + dx) like ``map_coordinates(order=1, mode="reflect")``."""
-    _, _, h, w = x.shape
-    disp = gaussian_filter(noise, float(sigma), mode="reflect", truncate=3.0) * alpha
-    yy = torch.arange(h, device=x.device, dtype=disp.dtype)[:, None]
-    xx = torch.arange(w, device=x.device, dtype=disp.dtype)[None, :]
-    return sample_bilinear(x, yy + disp[1], xx + disp[0], "reflect")
+    n, _, h, w = x.shape
+    disp = gaussian_filter(noise, float(sigma), mode="reflect", truncate=3.0)
+    # (x + alpha·d)·a + b as alpha·a·d + (x·a + b): one multiply-add per coordinate, into the grid.
+    grid = torch.empty(n, h, w, 2, dtype=disp.dtype, device=x.device)
+    for axis, size in ((0, w), (1, h)):
+        a, b = _normalised(size, "reflect")
+        pos = torch.arange(size, dtype=torch.float64, device=x.device) * a + b
+        pos = pos.to(disp.dtype).view((1, -1) if axis == 0 else (-1, 1))
+        torch.add(pos, disp[axis], alpha=float(alpha) * a, out=grid[..., axis])
+    return _grid_sample(x, grid, "reflect")
 
 
 @register("elastic_transform", "digital", common=True, random=True)
@@ -201,7 +211,7 @@ _PRECISION_BITS = 22  # Pillow's fixed point for 8-bit resampling: 32 - 8 - 2
 @lru_cache(maxsize=64)
 def pil_box_matrix(in_size: int, out_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Pillow's BOX resampling from ``in_size`` to ``out_size`` samples: which inputs each output sums
-    (out×in, 0/1, float32) and the output's fixed-point weight (out, int64).
+    (out×in, 0/1, float32) and the output's fixed-point weight (out, int32).
 
     Pillow samples the box at source pixel centres, so an output's taps all weigh 1/m (m taps); each
     weight is stored as ``int(0.5 + 2^22/m)`` and the sum rounded by ``+2^21 >> 22``.
@@ -210,7 +220,7 @@ def pil_box_matrix(in_size: int, out_size: int) -> tuple[torch.Tensor, torch.Ten
     filterscale = max(scale, 1.0)
     support = 0.5 * filterscale
     taps = torch.zeros(out_size, in_size, dtype=torch.float32)
-    weight = torch.zeros(out_size, dtype=torch.int64)
+    weight = torch.zeros(out_size, dtype=torch.int32)
     for xx in range(out_size):
         center = (xx + 0.5) * scale
         xmin = max(int(center - support + 0.5), 0)
@@ -221,45 +231,71 @@ def pil_box_matrix(in_size: int, out_size: int) -> tuple[torch.Tensor, torch.Ten
     return taps, weight
 
 
-def _pil_pass(x: torch.Tensor, in_size: int, out_size: int, dim: int) -> torch.Tensor:
-    taps, weight = (t.to(x.device) for t in pil_box_matrix(in_size, out_size))
-    # Sums of at most a few 8-bit values: exact in float32; the fixed-point product needs int64.
-    sums = torch.matmul(x, taps.T) if dim == -1 else torch.matmul(taps, x)
-    wt = weight if dim == -1 else weight[:, None]
-    return ((sums.long() * wt + (1 << (_PRECISION_BITS - 1))) >> _PRECISION_BITS).clamp_(0, 255).to(x.dtype)
+def _fixed_point(sums: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Pillow's rounding of box sums: ``(sum·w + 2^21) >> 22``, clipped to 8 bits (float32 out).
+
+    Sums of at most a few 8-bit values are exact in float32, and their fixed-point products stay below
+    255·2^22 < 2^31 (an output's m weights are ~2^22/m each), so int32 holds them exactly.
+    """
+    fixed = sums.to(torch.int32).mul_(weight).add_(1 << (_PRECISION_BITS - 1))
+    return fixed.bitwise_right_shift_(_PRECISION_BITS).clamp_(0, 255).to(torch.float32)
+
+
+@lru_cache(maxsize=64)
+def _box_rows(in_size: int, out_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The box taps as row indices: ``index[t, o]`` is output o's t-th input row, or ``in_size`` (a row of
+    zeros appended to the input) past its last tap; and the weights as an out×1 column."""
+    taps, weight = pil_box_matrix(in_size, out_size)
+    most = int(taps.sum(1).max())
+    index = torch.full((most, out_size), in_size, dtype=torch.int64)
+    for o in range(out_size):
+        inside = torch.nonzero(taps[o]).squeeze(1)
+        index[: len(inside), o] = inside
+    return index, weight[:, None]
 
 
 def pil_box_downscale(u8: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
-    """Pillow's ``resize((out_w, out_h), BOX)`` of 8-bit values (held as float32) over the last two
-    dims: the horizontal pass first, into 8 bits, then the vertical one, as Pillow does."""
+    """Pillow's ``resize((out_w, out_h), BOX)`` of 8-bit values (uint8 or integer-valued floats) over the
+    last two dims: the horizontal pass first, into 8 bits, then the vertical one, as Pillow does."""
     h, w = u8.shape[-2], u8.shape[-1]
     y = u8.to(torch.float32)
     if out_w != w:
-        y = _pil_pass(y, w, out_w, -1)
+        taps, weight = (t.to(y.device) for t in pil_box_matrix(w, out_w))
+        y = _fixed_point(torch.matmul(y, taps.T), weight)  # one product over every row of the batch
     if out_h != h:
-        y = _pil_pass(y, h, out_h, -2)
+        # Whole rows picked and added: cheaper than a product per image for the vertical direction.
+        index, weight = (t.to(y.device) for t in _box_rows(h, out_h))
+        padded = torch.cat([y, y.new_zeros(*y.shape[:-2], 1, y.shape[-1])], dim=-2)
+        sums = padded.index_select(-2, index[0])
+        for t in range(1, len(index)):
+            sums += padded.index_select(-2, index[t])
+        y = _fixed_point(sums, weight)
     return y
 
 
 @lru_cache(maxsize=64)
-def enlarge_matrix(in_size: int, out_size: int) -> torch.Tensor:
-    """0/1 matrix (out×in) picking source ``floor((o + ½)·in/out)`` for output o: Pillow's BOX and NEAREST
-    enlargement (as a product it is exact on 8-bit values and cheaper than indexing the last dim)."""
+def enlarge_index(in_size: int, out_size: int) -> torch.Tensor:
+    """Source ``floor((o + ½)·in/out)`` of each output o: Pillow's BOX and NEAREST enlargement."""
     o = torch.arange(out_size, dtype=torch.float64)
-    src = torch.floor((o + 0.5) * (in_size / out_size)).long().clamp_(max=in_size - 1)
+    return torch.floor((o + 0.5) * (in_size / out_size)).long().clamp_(max=in_size - 1)
+
+
+@lru_cache(maxsize=64)
+def enlarge_matrix(in_size: int, out_size: int) -> torch.Tensor:
+    """``enlarge_index`` as a 0/1 matrix (out×in): as a product it is exact on 8-bit values and cheaper
+    than indexing the last dim."""
     m = torch.zeros(out_size, in_size)
-    m[torch.arange(out_size), src] = 1.0
+    m[torch.arange(out_size), enlarge_index(in_size, out_size)] = 1.0
     return m
 
 
-@register("pixelate", "digital", common=True, random=False)
+@register("pixelate", "digital", common=True, random=False, uint8_input=True)
 def pixelate(x: torch.Tensor, param: float, gen: torch.Generator) -> torch.Tensor:
     h, w = x.shape[-2], x.shape[-1]
-    small = pil_box_downscale(to_uint8(x), int(h * param), int(w * param))
+    small = pil_box_downscale(x if x.dtype == torch.uint8 else to_uint8(x), int(h * param), int(w * param))
     sh, sw = small.shape[-2], small.shape[-1]
-    rows = enlarge_matrix(sh, h).to(x.device)
-    big = apply_rows_cols(small, rows, rows if (sh, h) == (sw, w) else enlarge_matrix(sw, w).to(x.device))
-    return big.to(x.dtype) / 255
+    wide = torch.matmul(small, enlarge_matrix(sw, w).to(x.device).T)
+    return wide.index_select(-2, enlarge_index(sh, h).to(x.device)).div_(255.0)
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -113,6 +113,8 @@ def gaussian_filter(
     h, w = x.shape[-2], x.shape[-1]
     weights = scipy_gaussian_weights(float(sigma), float(truncate))
     r = (weights.numel() - 1) // 2
+    if r == 0:
+        return x  # a single tap of weight 1 (σ < 1/8 with truncate 4): scipy returns the input too
     if h * w > 1024 and (mode == "nearest" or (mode in ("mirror", "reflect") and r < min(h, w))):
         # Large images: 2·(2r+1) taps per pixel beat two products whose cost grows with the side.
         return _separable_conv(x, weights, mode)
