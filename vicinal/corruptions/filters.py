@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -198,13 +199,13 @@ def apply_motion_blur(
     weights = motion_blur_weights(radius, sigma)
     taps = [(i, wt) for i, wt in enumerate(weights.tolist()) if wt >= NEGLIGIBLE_TAP]
     dx, dy = motion_blur_offsets(radius, angles)
-    # Pad by the largest offset: every tap is then a window read inside the padded image.
-    p = int(max(dx.abs().max(), dy.abs().max()))
-    xp = pad_fold(x, p, "nearest").contiguous()
-    hp, wp = h + 2 * p, w + 2 * p
     if x.device.type != "cpu":
-        # One advanced-index read per tap gathers every image's window from a strided view indexed by
+        # Pad by the largest offset: every tap is then a window read inside the padded image. One
+        # advanced-index read per tap gathers every image's window from a strided view indexed by
         # (image, flat window offset): a single kernel per tap.
+        p = int(max(dx.abs().max(), dy.abs().max()))
+        xp = pad_fold(x, p, "nearest").contiguous()
+        hp, wp = h + 2 * p, w + 2 * p
         shift = (dy + p) * wp + (dx + p)
         windows = xp.as_strided((n, 2 * p * wp + 2 * p + 1, c, h, w), (c * hp * wp, 1, hp * wp, wp, 1))
         images = torch.arange(n, device=x.device)
@@ -213,21 +214,27 @@ def apply_motion_blur(
             out.add_(windows[images, shift[:, i]], alpha=wt)
         return out
     # CPU: with the images sorted by angle, a tap's offset is constant over runs of consecutive images,
-    # so each (tap, run) is one vectorised add of plain slices — a few hundred adds for any batch, no
-    # per-element indexing.
+    # so each (tap, run) is one vectorised add of a window of the padded images — a few hundred adds
+    # for any batch, no per-element indexing. The adds of one tap go to disjoint images and run as one
+    # foreach call; the padding is only on the sides the taps reach.
     order = torch.argsort(angles)
-    xp = xp[order]
-    dx, dy = dx[order] + p, dy[order] + p
-    # Run starts of every tap at once: where either offset differs from the previous image's.
-    change = torch.ones(n, dx.shape[1], dtype=torch.bool)
-    change[1:] = (dx[1:] != dx[:-1]) | (dy[1:] != dy[:-1])
+    dx, dy = dx[order].numpy(), dy[order].numpy()
+    left, top = max(0, -int(dx.min())), max(0, -int(dy.min()))
+    xp = F.pad(x[order], (left, max(0, int(dx.max())), top, max(0, int(dy.max()))), mode="replicate")
+    sn, sc, wp = xp.stride(0), xp.stride(1), xp.shape[-1]
+    starts_of = np.ones((n, dx.shape[1]), dtype=bool)
+    starts_of[1:] = (dx[1:] != dx[:-1]) | (dy[1:] != dy[:-1])  # run starts of every tap at once
+    shift = (dy + top) * wp + (dx + left)  # flat offset of each image's window per tap
     out = torch.zeros_like(x)
     for i, wt in taps:
-        starts = torch.nonzero(change[:, i]).squeeze(1).tolist()
-        tops, lefts = dy[starts, i].tolist(), dx[starts, i].tolist()
-        for a, b, top, left in zip(starts, [*starts[1:], n], tops, lefts, strict=True):
-            out[a:b].add_(xp[a:b, :, top : top + h, left : left + w], alpha=wt)
-    return out[torch.argsort(order)]
+        starts = np.flatnonzero(starts_of[:, i])
+        ends = [*starts[1:].tolist(), n]
+        windows = [
+            xp.as_strided((b - a, c, h, w), (sn, sc, wp, 1), a * sn + int(s))
+            for a, b, s in zip(starts.tolist(), ends, shift[starts, i].tolist(), strict=True)
+        ]
+        torch._foreach_add_(list(out.tensor_split(starts[1:].tolist())), windows, alpha=wt)
+    return torch.empty_like(out).index_copy_(0, order, out)
 
 
 # --------------------------------------------------------------------------------------------------------
