@@ -177,6 +177,7 @@ def corrupt(
         if y.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
             y = y.clone()  # an identity on float input: never clamp the caller's images in place
         y = y.clamp_(0.0, 1.0)
-        # The reference returns 0–255 floats and the generators store np.uint8(result): truncation.
-        out[start : start + step] = y.mul_(255.0) if as_uint8 else y
+        # The reference returns 0–255 floats and the generators store np.uint8(result): truncation
+        # (through int32, which the CPU converts to in vector instructions; to uint8 it does not).
+        out[start : start + step] = y.mul_(255.0).to(torch.int32) if as_uint8 else y
     return out.squeeze(0) if single else out
