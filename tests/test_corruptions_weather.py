@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from helpers import CIFAR_DIR, ROOT, needs_cifar
 from PIL import Image
 
-from vicinal.corruptions import corrupt
+from vicinal.corruptions import corrupt, draws
 from vicinal.corruptions import weather as W
 from vicinal.corruptions.tables import TABLES
 
@@ -252,6 +252,9 @@ class _Variates:
         assert v.size == int(np.prod(shape)), (v.shape, shape)
         return torch.from_numpy(v.reshape(shape)).to(dtype or torch.float32)
 
+    def torch_uniform(self, shape, low, high, gen, device):
+        return low + (high - low) * self.torch_draw(shape)
+
 
 def _replay(monkeypatch, ic, name: str, image: np.ndarray, severity: int, seed: int):
     feed = _Variates(seed)
@@ -264,6 +267,7 @@ def _replay(monkeypatch, ic, name: str, image: np.ndarray, severity: int, seed: 
     with monkeypatch.context() as m:
         m.setattr(torch, "rand", feed.torch_draw)
         m.setattr(torch, "randn", feed.torch_draw)
+        m.setattr(draws, "uniform", feed.torch_uniform)
         mine = corrupt(torch.from_numpy(image).permute(2, 0, 1), name, severity, table="imagenet")
     assert not feed.queue  # both sides used the same number of variates
     return ref.astype(int), mine.permute(1, 2, 0).numpy().astype(int)

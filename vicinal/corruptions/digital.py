@@ -46,6 +46,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from vicinal.corruptions import draws
 from vicinal.corruptions.core import register
 from vicinal.corruptions.filters import gaussian_filter
 
@@ -196,9 +197,9 @@ def elastic_transform(
     dev = x.device
     if affine > 0:
         pts1 = elastic_control_points(h, w)
-        jitter = (torch.rand((n, 3, 2), generator=gen, device=dev) * 2 - 1) * float(affine)
+        jitter = draws.uniform((n, 3, 2), -float(affine), float(affine), gen, dev)
         x = affine_warp(x, pts1, pts1.to(dev) + jitter.to(torch.float32).to(torch.float64))
-    noise = torch.rand((2, n, h, w), generator=gen, device=dev) * 2 - 1
+    noise = draws.uniform((2, n, h, w), -1.0, 1.0, gen, dev)
     return displacement_warp(x, noise, float(alpha), float(sigma))
 
 

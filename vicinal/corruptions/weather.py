@@ -52,6 +52,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vicinal.corruptions import draws
 from vicinal.corruptions.core import CHUNK_PIXELS, register
 from vicinal.corruptions.filters import apply_motion_blur, clipped_zoom, gaussian_filter
 
@@ -208,8 +209,7 @@ def _plasma_fractal(
     step, wibble = size, 100.0
 
     def wibbled(total: torch.Tensor) -> torch.Tensor:
-        noise = torch.rand(total.shape, generator=gen, device=device) * (2.0 * wibble) - wibble
-        return total / 4.0 + wibble * noise
+        return total / 4.0 + wibble * draws.uniform(total.shape, -wibble, wibble, gen, device)
 
     while step >= 2:
         half = step // 2
