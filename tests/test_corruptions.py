@@ -37,10 +37,11 @@ from vicinal.corruptions import (
     core,
     corrupt,
     corruption_names,
+    draws,
     get_corruption,
     resolve_corruptions,
 )
-from vicinal.corruptions.blur import apply_glass_blur, glass_copy, glass_loop_size
+from vicinal.corruptions.blur import apply_glass_blur, glass_copy, glass_loop_size, glass_offsets
 from vicinal.corruptions.digital import (
     affine_warp,
     displacement_warp,
@@ -485,6 +486,27 @@ def test_every_table_has_five_severities_for_every_corruption():
 
 # --------------------------------------------------------------------------------------------------------
 # Shot noise's table sampler
+
+
+def test_uniform_draws_and_glass_offsets_are_uniform():
+    """The integer-bit draws: uniform on their ranges, every value reachable, seeded reproducibly."""
+    gen = torch.Generator().manual_seed(0)
+    u = draws.uniform((200000,), -3.0, 5.0, gen, torch.device("cpu"))
+    assert u.dtype == torch.float32 and u.min() >= -3.0 and u.max() < 5.0
+    counts = torch.histc(u, bins=8, min=-3.0, max=5.0)
+    assert (counts - 25000).abs().max() < 5 * 25000**0.5
+    assert torch.equal(
+        u[:10], draws.uniform((200000,), -3.0, 5.0, torch.Generator().manual_seed(0), "cpu")[:10]
+    )
+    for d in (1, 2, 3, 4):  # packed bits for d = 1, 2, 4; randint for 3
+        dy, dx = glass_offsets(50, 40, 40, d, 2, gen, torch.device("cpu"))
+        assert dy.shape == dx.shape == (2, glass_loop_size(40, 40, d), 50)
+        for offsets in (dy, dx):
+            counts = torch.bincount((offsets + d).view(-1), minlength=2 * d).double()
+            assert len(counts) == 2 * d
+            expected = offsets.numel() / (2 * d)
+            assert (counts - expected).abs().max() < 5 * expected**0.5, (d, counts)
+        assert not torch.equal(dy, dx)
 
 
 @pytest.mark.parametrize("c", [500.0, 60.0, 3.0])

@@ -256,7 +256,6 @@ _TG22 = int(0.4142135623730950488 * (1 << 15) + 0.5)  # tan 22.5° in OpenCV Can
 # distanceTransform(DIST_L2, 5)'s chamfer weights, as the float32 numbers OpenCV adds up.
 _CHAMFER = tuple(float(np.float32(v)) for v in (1.0, 1.4, 2.1969))
 _EMBOSS = [[-2.0, -1.0, 0.0], [-1.0, 1.0, 1.0], [0.0, 1.0, 2.0]]
-_BOX3 = [[1.0] * 3] * 3
 
 
 class _Flat:
@@ -288,6 +287,11 @@ class _Flat:
                     out.add_(self.at(extended, i - 1, j - 1), alpha=weight)
         return out
 
+    def smooth(self, extended: torch.Tensor, dy: int, dx: int, centre: float) -> torch.Tensor:
+        """``at(-dy, -dx) + centre·at(0, 0) + at(dy, dx)``: a symmetric 3-tap filter along one axis."""
+        out = torch.add(self.at(extended, -dy, -dx), self.at(extended, dy, dx))
+        return out.add_(self.at(extended, 0, 0), alpha=centre)
+
     def interior(self, flat: torch.Tensor) -> torch.Tensor:
         return flat.view(self.shape)[..., 1:-1, 1:-1]
 
@@ -299,6 +303,15 @@ def _correlate3(img: torch.Tensor, rows: list[list[float]], mode: str) -> torch.
     return grid.interior(grid.correlate(grid.extend(padded.reshape(-1)), rows))
 
 
+def _box3(img: torch.Tensor, mode: str) -> torch.Tensor:
+    """The 3×3 box sum of N×1×H×W (cv2.blur's sum before it divides by 9), borders by ``mode``, as a
+    row pass and a column pass: the same sums, exactly, for the integers and float32 sums it takes."""
+    padded = F.pad(img, (1, 1, 1, 1), mode=mode)
+    grid = _Flat(padded)
+    rows = grid.smooth(grid.extend(padded.reshape(-1)), 0, 1, 1.0)
+    return grid.interior(grid.smooth(grid.extend(rows), 1, 0, 1.0))
+
+
 def _canny(img: torch.Tensor, low: int, high: int) -> torch.Tensor:
     """cv2.Canny(img, low, high) of uint8-valued N×1×H×W float32s: aperture 3, L1 gradient."""
     # OpenCV's Sobel for Canny repeats the edge pixels; the values are small integers, exact in floats.
@@ -308,8 +321,10 @@ def _canny(img: torch.Tensor, low: int, high: int) -> torch.Tensor:
     inside[..., 1:-1, 1:-1] = True
     inside = inside.view(-1)
     pe = grid.extend(padded.reshape(-1))
-    gx = grid.correlate(pe, [[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
-    gy = grid.correlate(pe, [[-1.0, -2.0, -1.0], [0.0, 0.0, 0.0], [1.0, 2.0, 1.0]])
+    # The 3×3 Sobel kernels are [1 2 1]ᵀ[-1 0 1] and its transpose: a difference along one axis, then
+    # [1 2 1] along the other (small integers: exact in any order).
+    gx = grid.smooth(grid.extend(torch.sub(grid.at(pe, 0, 1), grid.at(pe, 0, -1))), 1, 0, 2.0)
+    gy = grid.smooth(grid.extend(torch.sub(grid.at(pe, 1, 0), grid.at(pe, -1, 0))), 0, 1, 2.0)
     ax, ay = gx.abs(), gy.abs()
     mag = (ax + ay).mul_(inside)  # no neighbours outside the image
     me = grid.extend(mag)
@@ -352,38 +367,73 @@ def _chamfer_distance(zero: torch.Tensor, cap: float) -> torch.Tensor:
     OpenCV scans the image twice in raster order with the two halves of the 5×5 chamfer mask. Here each
     pass goes row by row over the whole batch: contributions of the two rows already scanned are
     elementwise minima, and the run along the row (cost 1 per pixel) is a cumulative minimum, which
-    gives the raster scan's result exactly. Computed in float64 and rounded once to float32, which
-    matches OpenCV's float32 sums on real layers (checked in the tests).
+    gives the raster scan's result exactly; the backward pass is the forward one on the batch turned by
+    180° (the mask's halves are each other's rotation). Computed in float64 and rounded once to float32,
+    which matches OpenCV's float32 sums on real layers (checked in the tests). On the CPU in numpy,
+    whose calls on these small rows cost a fraction of torch's.
     """
-    a, b, c = _CHAMFER
-    far = cap + 8.0  # anything beyond the cap is as good as infinity
     n, h, w = zero.shape
-    # Two columns of "infinity" on each side, so neighbours up to two columns away are plain slices.
-    d = torch.full((n, h, w + 4), far, dtype=torch.float64, device=zero.device)
-    d[:, :, 2:-2].masked_fill_(zero, 0.0)
-    ramp = torch.arange(w, dtype=torch.float64, device=zero.device) * a
+    far = cap + 8.0  # anything beyond the cap is as good as infinity
+    if zero.device.type == "cpu":
+        # Two columns of "infinity" on each side, so neighbours up to two columns away are plain slices.
+        d = np.full((n, h, w + 4), far)
+        d[:, :, 2:-2][zero.numpy()] = 0.0
+        _chamfer_pass_numpy(d)
+        _chamfer_pass_numpy(d[:, ::-1, ::-1])
+        return torch.from_numpy(np.minimum(d[:, :, 2:-2], cap).astype(np.float32))
+    dt = torch.full((n, h, w + 4), far, dtype=torch.float64, device=zero.device)
+    dt[:, :, 2:-2].masked_fill_(zero, 0.0)
+    _chamfer_pass_torch(dt)
+    turned = dt.flip(1, 2)
+    _chamfer_pass_torch(turned)
+    return turned.flip(1, 2)[:, :, 2:-2].clamp(max=cap).float()
 
-    def scan(order: range, step: int) -> None:
-        for y in order:
-            best = d[:, y, 2:-2]
-            prev, prev2 = y - step, y - 2 * step
-            if 0 <= prev < h:
-                r = d[:, prev]
-                best = torch.minimum(best, r[:, 2:-2] + a)
-                best = torch.minimum(best, torch.minimum(r[:, 1:-3], r[:, 3:-1]) + b)
-                knight = torch.minimum(r[:, :-4], r[:, 4:])
-                if 0 <= prev2 < h:
-                    r2 = d[:, prev2]
-                    knight = torch.minimum(knight, torch.minimum(r2[:, 1:-3], r2[:, 3:-1]))
-                best = torch.minimum(best, knight + c)
-            if step > 0:
-                d[:, y, 2:-2] = torch.cummin(best - ramp, 1).values + ramp
-            else:
-                d[:, y, 2:-2] = torch.cummin((best + ramp).flip(1), 1).values.flip(1) - ramp
 
-    scan(range(h), 1)
-    scan(range(h - 1, -1, -1), -1)
-    return d[:, :, 2:-2].clamp(max=cap).float()
+def _chamfer_pass_numpy(d: np.ndarray) -> None:
+    """The forward raster pass of the chamfer transform, in place, on N×H×(W+4) float64 (any strides)."""
+    a, b, c = _CHAMFER
+    n, h, wp = d.shape
+    ramp = np.arange(wp - 4, dtype=np.float64) * a
+    t = np.empty((n, wp - 4))
+    u = np.empty((n, wp - 4))
+    for y in range(h):
+        row = d[:, y, 2:-2]
+        if y >= 1:
+            r = d[:, y - 1]
+            np.add(r[:, 2:-2], a, out=t)
+            np.minimum(row, t, out=row)
+            np.minimum(r[:, 1:-3], r[:, 3:-1], out=t)
+            t += b
+            np.minimum(row, t, out=row)
+            np.minimum(r[:, :-4], r[:, 4:], out=t)
+            if y >= 2:
+                r2 = d[:, y - 2]
+                np.minimum(t, r2[:, 1:-3], out=t)
+                np.minimum(t, r2[:, 3:-1], out=t)
+            t += c
+            np.minimum(row, t, out=row)
+        np.subtract(row, ramp, out=u)
+        np.minimum.accumulate(u, axis=1, out=u)
+        np.add(u, ramp, out=row)
+
+
+def _chamfer_pass_torch(d: torch.Tensor) -> None:
+    """``_chamfer_pass_numpy`` in torch (for batches on other devices), in place."""
+    a, b, c = _CHAMFER
+    h = d.shape[1]
+    ramp = torch.arange(d.shape[2] - 4, dtype=torch.float64, device=d.device) * a
+    for y in range(h):
+        best = d[:, y, 2:-2]
+        if y >= 1:
+            r = d[:, y - 1]
+            best = torch.minimum(best, r[:, 2:-2] + a)
+            best = torch.minimum(best, torch.minimum(r[:, 1:-3], r[:, 3:-1]) + b)
+            knight = torch.minimum(r[:, :-4], r[:, 4:])
+            if y >= 2:
+                r2 = d[:, y - 2]
+                knight = torch.minimum(knight, torch.minimum(r2[:, 1:-3], r2[:, 3:-1]))
+            best = torch.minimum(best, knight + c)
+        d[:, y, 2:-2] = torch.cummin(best - ramp, 1).values + ramp
 
 
 def _equalize_hist(img: torch.Tensor) -> torch.Tensor:
@@ -415,10 +465,10 @@ def _water_edges(liquid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def _water_mask(level: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
     """The reference's ``liquid·dist`` (before its normalisation) from the level and capped distances."""
     # cv2.blur sums in float64 and returns float32 (so 5.99999999 becomes 6) before astype(np.uint8).
-    dist = torch.floor((_correlate3(dist.double(), _BOX3, "reflect") / 9.0).float())
+    dist = torch.floor((_box3(dist.double(), "reflect") / 9.0).float())
     dist = _equalize_hist(dist)
     dist = _correlate3(dist, _EMBOSS, "reflect").clamp_(0.0, 255.0)  # filter2D into CV_8U saturates
-    dist = torch.round(_correlate3(dist, _BOX3, "reflect") / 9.0)  # cv2.blur on uint8 rounds
+    dist = torch.round(_box3(dist, "reflect") / 9.0)  # cv2.blur on uint8 rounds
     return level * dist.to(level.dtype)
 
 
