@@ -22,7 +22,7 @@ How each relates to the reference generators (hendrycks/robustness ``make_*_c.py
   writes, so the result equals the sequential loop's for the same offsets (checked against a literal
   loop, and against imagecorruptions with its own draws replayed, in the tests). Only the random numbers
   differ (torch generator instead of numpy's global state; since engine version 2 the offsets are groups
-  of bits of 63-bit uniform integers when 2d is a power of two, the same uniform distribution).
+  of bits of 31-bit uniform integers when 2d is a power of two, the same uniform distribution).
 * ``motion_blur`` — the reference calls ImageMagick's ``MotionBlurImage`` through Wand. Its kernel is
   rebuilt here as imagecorruptions' ``_motion_blur`` does: width ``2·ceil(radius)+1``, one-sided Gaussian
   weights ``exp(-i²/2σ²)`` normalised, tap i at offset ``(ceil(i·cos a - ½), ceil(i·sin a - ½))``, edge
@@ -185,10 +185,22 @@ def glass_copy(x: torch.Tensor, max_delta: int, dy: torch.Tensor, dx: torch.Tens
             x = x.reshape(n, c, h * w).gather(2, index.view(n, 1, h * w).expand(n, c, h * w)).view(n, c, h, w)
         return x
     order = order.to(dev)
-    pix = x.permute(0, 2, 3, 1).contiguous().view(n * h * w, c)  # one row per pixel: a copy moves a row
     base = (torch.arange(n, device=dev) * (h * w))[None, :]  # (1, N)
     own = ((pos_r * w + pos_c).to(dev)[:, None] + base)[order]  # (M, N) in time order
     bounds = np.cumsum([0, *counts]).tolist()
+    if dev.type == "cpu" and x.dtype == torch.float32 and c <= 4:
+        # Hundreds of small steps: in numpy, with each pixel's channels padded to 16 bytes and moved as
+        # one complex128, a step costs a fraction of torch's index_select + index_copy_.
+        pix = F.pad(x.permute(0, 2, 3, 1), (0, 4 - c)).contiguous()
+        moved = pix.numpy().view(np.complex128).reshape(-1)
+        for it in range(dy.shape[0]):
+            src = (own + (dy[it] * w + dx[it])[order]).numpy()
+            own_np = own.numpy()
+            for s in range(len(counts)):
+                a, b = bounds[s], bounds[s + 1]
+                moved[own_np[a:b].ravel()] = moved[src[a:b].ravel()]
+        return pix[..., :c].permute(0, 3, 1, 2).contiguous()
+    pix = x.permute(0, 2, 3, 1).contiguous().view(n * h * w, c)  # one row per pixel: a copy moves a row
     for it in range(dy.shape[0]):
         src = own + (dy[it].to(dev) * w + dx[it].to(dev))[order]
         for s in range(len(counts)):
@@ -203,7 +215,7 @@ def glass_offsets(
     """Random (dy, dx) for ``glass_copy``: ``randint(-d, d)`` (in [-d, d-1]) per axis and visit.
 
     When 2d is a power of two (d = 1, 2, 4: every table's d but ImageNet's 3) each offset is a group of
-    log2(2d) bits of a 63-bit uniform integer, so one draw serves 63 / log2(2d) offsets; else randint.
+    log2(2d) bits of a 31-bit uniform integer, so one draw serves 31 / log2(2d) offsets; else randint.
     """
     d = int(max_delta)
     shape = (2, int(iterations), glass_loop_size(h, w, d), n)
@@ -212,11 +224,11 @@ def glass_offsets(
     if 1 << bits != 2 * d:
         offsets = torch.randint(-d, d, shape, generator=gen, device=device)
         return offsets[0], offsets[1]
-    per_word = 63 // bits
-    words = torch.empty(-(-count // per_word), dtype=torch.int64, device=device).random_(generator=gen)
-    shifts = torch.arange(0, per_word * bits, bits, device=device)
-    groups = (words[:, None] >> shifts) & ((1 << bits) - 1)
-    offsets = (groups.view(-1)[:count] - d).view(shape)
+    per_word = 31 // bits
+    words = torch.empty(-(-count // per_word), dtype=torch.int32, device=device).random_(generator=gen)
+    shifts = torch.arange(0, per_word * bits, bits, dtype=torch.int32, device=device)
+    groups = (words[:, None] >> shifts).bitwise_and_((1 << bits) - 1).sub_(d)
+    offsets = groups.view(-1)[:count].view(shape)
     return offsets[0], offsets[1]
 
 
