@@ -4,8 +4,8 @@ All work on a whole batch at once, on the images' device (CPU batches in slices,
 How each relates to the reference generators (hendrycks/robustness ``make_*_c.py``):
 
 * ``gaussian_blur`` — skimage's ``gaussian(sigma, multichannel)``: scipy's Gaussian (truncate 4, edge
-  mode ``nearest``), as two products with banded matrices up to 32×32 px and as separable depthwise
-  convolutions beyond. Same operator; float32 rounding only.
+  mode ``nearest``), as two products with banded matrices (up to 32×32 px, and for kernels longer than
+  a sixth of the side) or as separable depthwise convolutions. Same operator; float32 rounding only.
 * ``defocus_blur`` — the reference's anti-aliased disk kernel (the same grid, normalisation and OpenCV
   Gaussian smoothing with reflect-101 borders, rebuilt in torch) and ``cv2.filter2D``'s reflect-101
   image border; a depthwise convolution, or an FFT product for disks of 11 taps and more on images
@@ -323,5 +323,6 @@ def zoom_blur(x: torch.Tensor, param: tuple[float, float, float], gen: torch.Gen
     factors = zoom_factors(spec)
     out = x.clone()
     for z in factors:
-        out += clipped_zoom(x, z)
+        # arange starts at 1: a zoom by 1 is the image itself (exactly, rather than resampled).
+        out += x if z == 1.0 else clipped_zoom(x, z)
     return out / (len(factors) + 1)
