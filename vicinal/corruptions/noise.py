@@ -11,7 +11,7 @@ generator instead of numpy's global state, so only the random draws differ:
   deviations weighs nothing in float64); the tests check the sampler against scipy's CDF uniform by
   uniform. The rate is the reference's float64 l·c/255. Other float images use
   ``torch.poisson``. Since engine version 2 the draws for 8-bit images come from this sampler instead of
-  ``torch.poisson`` (seeded outputs changed, their distribution did not); it is ~2–5× faster.
+  ``torch.poisson`` (seeded outputs changed, their distribution did not).
 * ``impulse_noise`` — skimage's ``random_noise(mode="s&p", amount=c)`` as current skimage (and so
   imagecorruptions) draws it: each value independently flipped with probability c, to 1 or 0 with equal
   odds (one 31-bit uniform integer per value: the odds exact to 2^-31; before engine version 2 a float

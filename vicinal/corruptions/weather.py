@@ -38,8 +38,7 @@ randomness drawn from the caller's generator. Where they differ from the referen
   imagecorruptions', by one level. Deviation: a layer with no liquid at all adds nothing where the
   reference divides 0 by 0.
 
-On CPU the batch is worked through in slices (see ``core.corrupt``); at 32 px the four take about
-0.03 (frost, fog) to 0.08 (snow, spatter) ms of CPU time per image and severity on one thread.
+On CPU the batch is worked through in slices (see ``core.corrupt``); BENCHMARKS.md has their speed.
 """
 
 from __future__ import annotations
