@@ -97,15 +97,17 @@ def _gray(x: torch.Tensor) -> torch.Tensor:
 def snow(x: torch.Tensor, param: Any, gen: torch.Generator) -> torch.Tensor:
     mean, std, zoom, threshold, radius, sigma, keep = param
     n, _, h, w = x.shape
-    layer = torch.randn(n, 1, h, w, generator=gen, device=x.device) * std + mean
-    layer = clipped_zoom(layer, zoom)
-    layer = layer * (layer >= threshold)
+    layer = torch.randn(n, 1, h, w, generator=gen, device=x.device).mul_(std).add_(mean)
+    if zoom != 1:  # a zoom by 1 is the identity (scipy's zoom of the whole layer to its own size)
+        layer = clipped_zoom(layer, zoom)
+    layer = layer.masked_fill_(layer < threshold, 0.0)
     # The reference hands the layer to ImageMagick as an 8-bit PNG and reads an 8-bit PNG back.
-    layer = torch.floor(layer.clamp(0.0, 1.0) * 255.0)
+    layer = layer.clamp_(0.0, 1.0).mul_(255.0).floor_()
     angle = _uniform(n, -135.0, -45.0, gen, x.device)
-    layer = torch.round(apply_motion_blur(layer, radius, sigma, angle)).div_(255.0)
-    x = keep * x + (1.0 - keep) * torch.maximum(x, _gray(x) * 1.5 + 0.5)
-    return x + layer + layer.flip(-1, -2)
+    layer = apply_motion_blur(layer, radius, sigma, angle).round_().div_(255.0)
+    layer = layer.add_(layer.flip(-1, -2))  # the layer and its rotation by 180°, added once
+    brighter = torch.maximum(x, _gray(x).mul_(1.5).add_(0.5))
+    return torch.lerp(x, brighter, 1.0 - keep).add_(layer)
 
 
 # --------------------------------------------------------------------------------------------------
