@@ -236,7 +236,7 @@ def glass_offsets(
     count = math.prod(shape)
     bits = (2 * d).bit_length() - 1
     if 1 << bits != 2 * d:
-        offsets = torch.randint(-d, d, shape, generator=gen, device=device)
+        offsets = torch.randint(-d, d, shape, generator=gen, device=device, dtype=torch.int32)
         return offsets[0], offsets[1]
     per_word = 31 // bits
     words = torch.empty(-(-count // per_word), dtype=torch.int32, device=device).random_(generator=gen)
