@@ -168,8 +168,10 @@ def affine_warp(x: torch.Tensor, pts1: torch.Tensor, pts2: torch.Tensor) -> torc
     inv[:, 2] += torch.tensor([bx, by], dtype=torch.float64, device=dev)
     xs = torch.arange(w, dtype=torch.float64, device=dev)[None, None, :, None]
     ys = torch.arange(h, dtype=torch.float64, device=dev)[None, :, None, None]
-    grid = xs * inv[:, None, None, 0] + (ys * inv[:, None, None, 1] + inv[:, None, None, 2])
-    return _grid_sample(x, grid, "mirror")
+    # The per-column and per-row terms in float64, their sum (the only full-size step) in float32.
+    across = (xs * inv[:, None, None, 0]).to(x.dtype)
+    down = (ys * inv[:, None, None, 1] + inv[:, None, None, 2]).to(x.dtype)
+    return _grid_sample(x, across + down, "mirror")
 
 
 def displacement_warp(x: torch.Tensor, noise: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:

@@ -1,8 +1,9 @@
 """Random draws shared by the corruptions, from the caller's generator only.
 
-``uniform(shape, low, high, gen, device)`` — float32 uniforms on [low, high) with 24 random bits each
-(``torch.rand``'s resolution), made from one 32-bit integer draw per value: on the CPU that is half the
-cost of ``torch.rand`` (which spends 64 random bits per float32), for the same distribution.
+``uniform(shape, low, high, gen, device)`` — float32 uniforms on [low, high) with 24 random bits each,
+written by one ``uniform_`` pass (``torch.rand(...) * (high - low) + low`` costs two more passes over
+the batch and their allocations, for the same draws' distribution). The tests replace it to feed the
+reference's own variates.
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ import torch
 
 
 def uniform(
-    shape: tuple[int, ...], low: float, high: float, gen: torch.Generator, device: torch.device
+    shape: tuple[int, ...], low: float, high: float, gen: torch.Generator, device: torch.device | str
 ) -> torch.Tensor:
-    """float32 uniforms on [low, high): the top 24 bits of 31-bit integer draws, scaled and shifted."""
-    bits = torch.empty(shape, dtype=torch.int32, device=device).random_(generator=gen)
-    unit = bits.bitwise_right_shift_(7).to(torch.float32).mul_(2.0**-24)  # exact: 24 bits, [0, 1)
-    return unit.mul_(high - low).add_(low)
+    """float32 uniforms on [low, high), drawn from ``gen`` in one pass."""
+    return torch.empty(shape, device=device).uniform_(low, high, generator=gen)

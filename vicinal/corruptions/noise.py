@@ -37,7 +37,7 @@ def _randn(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 @register("gaussian_noise", "noise", common=True, random=True)
 def gaussian_noise(x: torch.Tensor, param: float, gen: torch.Generator) -> torch.Tensor:
-    return _randn(x, gen).mul_(param).add_(x)
+    return torch.empty_like(x).normal_(0.0, param, generator=gen).add_(x)
 
 
 # --------------------------------------------------------------------------------------------------------
