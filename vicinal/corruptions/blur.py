@@ -252,7 +252,7 @@ def apply_glass_blur(
     """The reference's glass blur with given shuffle offsets (see ``glass_copy``): Gaussian blur, 8-bit
     truncation (the reference stores the first blur as ``np.uint8``), shuffle, Gaussian blur."""
     y = gaussian_filter(x, sigma)
-    y = torch.floor(y.clamp(0, 1) * 255) / 255
+    y = y.clamp(0, 1).mul_(255).floor_().div_(255)  # clamp out of place: y may be x (one-tap blur)
     return gaussian_filter(glass_copy(y, max_delta, dy, dx), sigma)
 
 

@@ -492,7 +492,7 @@ def _mud(x: torch.Tensor, param: Any, gen: torch.Generator) -> torch.Tensor:
     m = gaussian_filter((liquid > threshold).to(x.dtype), sigma)
     m = m * (m >= 0.8)
     brown = torch.tensor([63.0, 42.0, 20.0], device=x.device, dtype=x.dtype).view(1, 3, 1, 1) / 255.0
-    return x * (1.0 - m) + brown * m
+    return torch.lerp(x, brown.expand_as(x), m)  # x·(1 - m) + brown·m in one pass
 
 
 # The distance transform's row scan costs per row of the batch whatever its size, so the core hands
