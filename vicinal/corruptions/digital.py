@@ -335,10 +335,10 @@ def _jpeg_codec() -> Callable[[torch.Tensor, int], torch.Tensor]:
     return lambda image, quality: decode(encode(image, quality), rgb, False)
 
 
-@register("jpeg_compression", "digital", common=True, random=False)
+@register("jpeg_compression", "digital", common=True, random=False, uint8_input=True)
 def jpeg_compression(x: torch.Tensor, param: int, gen: torch.Generator) -> torch.Tensor:
     codec, quality = _jpeg_codec(), int(param)
-    images = list(to_uint8(x).cpu().unbind(0))
+    images = list((x if x.dtype == torch.uint8 else to_uint8(x)).cpu().unbind(0))
     # The codecs release the GIL, so threads share the cores (deterministic: no random numbers here).
     workers = max(1, min(torch.get_num_threads(), 8, len(images)))
     step = math.ceil(len(images) / workers)
@@ -352,4 +352,4 @@ def jpeg_compression(x: torch.Tensor, param: int, gen: torch.Generator) -> torch
     else:
         with ThreadPoolExecutor(workers) as pool:
             out = [image for part in pool.map(run, parts) for image in part]
-    return torch.stack(out).to(x.device, x.dtype) / 255
+    return torch.stack(out).to(x.device).float().div_(255.0)
