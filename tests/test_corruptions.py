@@ -463,6 +463,8 @@ def test_a_newly_registered_corruption_is_listed_resolved_and_run(monkeypatch):
     def mirror(x, param, gen):
         return x.flip(-1)  # (an exact 8-bit round trip, unlike 1 - x)
 
+    with pytest.raises(VicinalError, match="no parameters in the 'cifar' table"):
+        corrupt(torch.zeros(1, 3, 32, 32, dtype=torch.uint8), "mirror", 1)
     monkeypatch.setitem(TABLES["cifar"], "mirror", [None] * 5)
     assert corruption_names("extra") == ["speckle_noise", "gaussian_blur", "spatter", "saturate", "mirror"]
     assert corruption_names("digital")[-1] == "mirror"

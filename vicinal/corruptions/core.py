@@ -133,6 +133,8 @@ def parameters(name: str, severity: int, table: str) -> Any:
         raise VicinalError(f"unknown corruption table {table!r}; choose one of {', '.join(TABLES)}")
     if severity not in SEVERITIES:
         raise VicinalError(f"severity must be one of 1–5, got {severity!r}")
+    if name not in TABLES[table]:
+        raise VicinalError(f"corruption {name!r} has no parameters in the {table!r} table (tables.py)")
     return TABLES[table][name][severity - 1]
 
 
