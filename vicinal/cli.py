@@ -447,9 +447,8 @@ def corrupt_cmd(
 ) -> None:
     """Write a corrupted test set (the released -C layout, with a manifest) from a clean dataset."""
     from vicinal.corrupted import default_folder, write_set
-    from vicinal.corruptions import SCALES
+    from vicinal.corruptions import SCALES, resolve_corruptions
     from vicinal.datasets import load_dataset, resolve_data_dir
-    from vicinal.evaluators.corruption import resolve_corruptions
     from vicinal.io import probe_writable
     from vicinal.runner import resolve_device
 

@@ -38,19 +38,6 @@ from vicinal.evaluation import EvalContext, Evaluator, MetricInfo, register_eval
 from vicinal.hparams import hp
 
 
-def resolve_corruptions(names: list[str]) -> list[str]:
-    """Corruption names, where subset names (``common``, ``extra``, ``blur``, ``all``, …) expand."""
-    from vicinal.corruptions import ORDER, SUBSETS, corruption_names, get_corruption
-
-    picked: list[str] = []
-    for name in names:
-        if name in SUBSETS:
-            picked += corruption_names(name)
-        else:
-            picked.append(get_corruption(name).name)
-    return [c for c in ORDER if c in picked]
-
-
 @register_evaluator("corruption")
 class CorruptionEvaluator(Evaluator):
     summary = (
@@ -77,7 +64,9 @@ class CorruptionEvaluator(Evaluator):
         c = self.config
         if not c.severities or any(s not in (1, 2, 3, 4, 5) for s in c.severities):
             raise VicinalError(f"evaluators.corruption.severities = {c.severities}: choose from 1–5")
-        self.corruptions = resolve_corruptions(list(c.corruptions))
+        from vicinal.corruptions import resolve_corruptions
+
+        self.corruptions = resolve_corruptions(c.corruptions)
         if not self.corruptions:
             raise VicinalError("evaluators.corruption.corruptions selects no corruption")
         self.severities = sorted(set(c.severities))
