@@ -13,22 +13,22 @@ import pytest
 from helpers import run_cli
 from synthetic import EVIL, write_reported, write_suite
 
+from vicinal.declarations import MetricInfo
 from vicinal.errors import VicinalError
-from vicinal.leaderboard import (
+from vicinal.formats import (
     FORMATS,
-    build_boards,
-    format_cell,
     latex_escape,
     render_csv,
     render_json,
     render_latex,
     render_markdown,
 )
+from vicinal.leaderboard import build_boards, format_cell
 from vicinal.results import Result, Store, load_store, read_result
 
 INFO = {
-    "acc": {"label": "acc", "higher_is_better": True, "percent": True},
-    "ece": {"label": "ECE", "higher_is_better": False, "percent": True, "headline": False},
+    "acc": MetricInfo("acc", True, percent=True),
+    "ece": MetricInfo("ECE", False, percent=True, headline=False),
 }
 
 
@@ -93,7 +93,7 @@ def test_an_evaluator_added_later_joins_the_row_instead_of_splitting_it():
     later = _result("erm", 0, 0.90, 0.09, "bbb", created="2026-02-01", protocol={"clean": {"split": "test"}})
     later.training_id = "same"
     later.metrics = {**later.metrics, "pgd": 0.5}
-    later.metric_info = {**INFO, "pgd": {"label": "PGD", "higher_is_better": True, "percent": True}}
+    later.metric_info = {**INFO, "pgd": MetricInfo("PGD", True, percent=True)}
     later.protocol["adversarial"] = {"eps": 0.1}
     other_seed = _result("erm", 1, 0.92, 0.09, "aaa", protocol={"clean": {"split": "test"}})
     other_seed.training_id = "same"
@@ -141,7 +141,7 @@ def test_csv_and_json_give_back_the_numbers_of_the_result_files(toy):
     boards = build_boards(load_store(root), metrics=["all"])
     # Metrics derived at render time (vicinal.relative) are not in the files; the rest must match them.
     stored = docs[0]["metric_info"]
-    metrics = [m for m in boards[0].metrics if boards[0].info[m] == stored.get(m)]
+    metrics = [m for m in boards[0].metrics if m in stored and boards[0].info[m].to_json() == stored[m]]
     assert len(metrics) > 70 and "c_acc/fog/s3" in metrics
     rows = list(csv.DictReader(io.StringIO(render_csv(boards))))
     as_json = json.loads(render_json(boards))[0]
@@ -165,7 +165,7 @@ def test_text_formats_show_the_formatted_numbers_and_bold_the_best(toy):
     md, latex, html = (FORMATS[f]([board]) for f in ("markdown", "latex", "html"))
     text = FORMATS["table"]([board])
     for metric in board.metrics:
-        higher = board.info[metric]["higher_is_better"]
+        higher = board.info[metric].higher_is_better
         pick = max if higher else min
         best = pick(board.rows, key=lambda r, m=metric: r.cells[m].mean)
         assert [r.cells[metric].best for r in board.rows].count(True) >= 1 and best.cells[metric].best
@@ -304,13 +304,18 @@ def test_breakdown_by_corruption_and_severity(toy):
 
 
 def test_breakdown_without_such_metrics_is_a_clear_error(tmp_path):
+    # The axes and the hint come from the result files: another suite's corruption results declare them.
     write_suite(tmp_path, methods={"erm": (0.8, 1)}, corruption=False, artifacts=False)
+    write_suite(tmp_path, "toy-c", methods={"erm": (0.8, 1)}, artifacts=False)
     with pytest.raises(VicinalError, match=r"no per-corruption metrics in suite toy; run the corruption"):
         build_boards(load_store(tmp_path), suite="toy", by="corruption")
-    out = run_cli("leaderboard", "--by", "severity", "--results", str(tmp_path), cwd=tmp_path)
+    out = run_cli(
+        "leaderboard", "--by", "severity", "--suite", "toy", "--results", str(tmp_path), cwd=tmp_path
+    )
     assert out.returncode == 2 and "no per-severity metrics" in out.stderr and "-c suite" in out.stderr
     out = run_cli("leaderboard", "--by", "colour", "--results", str(tmp_path), cwd=tmp_path)
-    assert out.returncode == 2 and "choose one of corruption, severity, eps" in out.stderr
+    assert out.returncode == 2 and "choose one of" in out.stderr
+    assert all(axis in out.stderr for axis in ("corruption", "severity", "eps"))
 
 
 def test_cli_writes_every_format_to_a_file(toy, tmp_path):
@@ -337,7 +342,7 @@ def test_cli_writes_every_format_to_a_file(toy, tmp_path):
 def test_terminal_table_prints_labels_and_names_as_written_not_as_markup():
     from rich.console import Console
 
-    from vicinal.leaderboard import rich_table
+    from vicinal.formats import rich_table
 
     store = Store(
         [

@@ -1,8 +1,10 @@
 """The evaluator interface and registry. Built-in evaluators live in ``vicinal/evaluators/``, one file each.
 
 Evaluators receive an :class:`EvalContext` that computes the clean test-set predictions once and shares
-them, and return flat ``{metric: value}`` dicts; each declares its metrics (direction, unit) so the
-leaderboard can be rendered from the result files alone.
+them, and return flat ``{metric: value}`` dicts. Each declares its metrics (direction, unit, breakdown
+keys), its ``--by`` breakdowns, report figures, images and derived metrics (:mod:`vicinal.declarations`);
+the runner records all of it in every result file, so the leaderboard and report are rendered from the
+result files alone, without knowing any evaluator.
 """
 
 from __future__ import annotations
@@ -18,22 +20,20 @@ import torch
 from torch import nn
 
 from vicinal.datasets import DataSplits, ImageSet, to_unit
-from vicinal.method import NoConfig
+from vicinal.declarations import Artifact, Breakdown, Declarations, FigureSpec, MetricInfo
+from vicinal.hparams import NoConfig
 from vicinal.registry import Registry
 
-
-@dataclass(frozen=True)
-class MetricInfo:
-    label: str
-    higher_is_better: bool
-    percent: bool = False  # stored as a fraction, shown ×100
-    description: str = ""
-    headline: bool = True  # shown by the leaderboard by default (others with --metrics or --metrics all)
-    #: Breakdowns (``vicinal leaderboard --by corruption|severity``): a metric such as ``c_acc/fog`` belongs
-    #: to ``family`` "c_acc", is broken down ``by`` "corruption" and stands for ``key`` "fog".
-    family: str = ""
-    by: str = ""
-    key: str = ""
+__all__ = [
+    "EVALUATORS",
+    "EvalContext",
+    "Evaluator",
+    "MetricInfo",
+    "eps_label",
+    "parse_eps",
+    "register_evaluator",
+    "seeded_subset",
+]
 
 
 @dataclass
@@ -103,10 +103,24 @@ class EvalContext:
 
 
 class Evaluator:
+    """Base class of evaluators. Subclasses set ``Config`` and the declarations below (class attributes,
+    or the methods that return them when they depend on the configuration) and override ``evaluate``."""
+
     name: ClassVar[str] = ""
     Config: ClassVar[type] = NoConfig
-    metrics: ClassVar[dict[str, MetricInfo]] = {}
     summary: ClassVar[str] = ""
+    #: The metrics ``evaluate`` returns.
+    metrics: ClassVar[dict[str, MetricInfo]] = {}
+    #: Title of this evaluator's columns when a board is split to fit a terminal.
+    group: ClassVar[str] = ""
+    #: ``vicinal leaderboard --by`` axes over this evaluator's metric families.
+    breakdowns: ClassVar[tuple[Breakdown, ...]] = ()
+    #: Report figures drawn from its metrics.
+    figures: ClassVar[tuple[FigureSpec, ...]] = ()
+    #: Images it writes with ``ctx.artifact_path(name)``, by name: their gallery title and caption.
+    artifacts: ClassVar[dict[str, Artifact]] = {}
+    #: Derivations (``vicinal.derived``) to compute across a suite's results from its metrics.
+    derived: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Any = None):
         self.config = config if config is not None else self.Config()
@@ -117,6 +131,10 @@ class Evaluator:
     def metric_info(self) -> dict[str, MetricInfo]:
         """The metrics this evaluator reports under its configuration (names may depend on it)."""
         return dict(self.metrics)
+
+    def declarations(self) -> Declarations:
+        """Its group, breakdowns, figures and derivations under its configuration."""
+        return Declarations(self.group, tuple(self.breakdowns), tuple(self.figures), tuple(self.derived))
 
     def protocol(self) -> dict[str, Any]:
         """Every choice that determines this evaluator's numbers; recorded in each result file."""
@@ -140,6 +158,14 @@ def eps_label(eps: float) -> str:
     if eps > 0 and abs(k - round(k)) < 1e-6:
         return f"{round(k)}/255"
     return f"{eps:g}"
+
+
+def seeded_subset(n_total: int, n: int, seed: int) -> torch.Tensor:
+    """Indices (sorted) of a seeded subset of ``n`` of ``n_total`` images, the same for every method and
+    run; all of them when ``n`` is 0 or at least ``n_total``."""
+    if n <= 0 or n >= n_total:
+        return torch.arange(n_total)
+    return torch.randperm(n_total, generator=torch.Generator().manual_seed(seed))[:n].sort().values
 
 
 def register_evaluator(name: str) -> Callable[[type[Evaluator]], type[Evaluator]]:

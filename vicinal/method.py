@@ -25,13 +25,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from vicinal.datasets import ImageSet
+from vicinal.hparams import NoConfig
 from vicinal.registry import Registry
 from vicinal.rng import RunRandom
-
-
-@dataclass
-class NoConfig:
-    """A method without hyperparameters."""
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Name → factory registries (methods, evaluators, models, datasets), in the spirit of timm's.
 
 Built-in entries are discovered by importing every module of a package (one file per entry, a
-decorator in each), third-party ones through an entry-point group or an explicit plugin path.
+decorator in each) or one module, third-party ones through an entry-point group or an explicit plugin path.
 """
 
 from __future__ import annotations
@@ -84,7 +84,8 @@ class Registry(Generic[T]):
         self._discovered = True
         if self._builtin_package:
             package = importlib.import_module(self._builtin_package)
-            for info in pkgutil.iter_modules(package.__path__):
+            # A package: every module in it; a plain module registers its entries by being imported.
+            for info in pkgutil.iter_modules(getattr(package, "__path__", [])):
                 if not info.name.startswith("_"):
                     importlib.import_module(f"{self._builtin_package}.{info.name}")
         if self._entry_point_group:

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from vicinal.datasets import DATASETS, DataSplits, load_dataset, resolve_data_dir, to_unit
+from vicinal.declarations import Artifact, Declarations, MetricInfo
 from vicinal.errors import VicinalError
 from vicinal.evaluation import EVALUATORS, EvalContext, Evaluator
 from vicinal.hparams import build_config
@@ -314,17 +315,21 @@ def run_one(
         progress=progress,
     )
     metrics: dict[str, float] = {}
-    metric_info: dict[str, dict] = {}
+    metric_info: dict[str, MetricInfo] = {}
     protocol: dict[str, dict] = {}
+    declares: dict[str, Declarations] = {}
+    described: dict[str, Artifact] = {"samples": SAMPLES}
     for evaluator in plan.evaluators:
         metrics.update(evaluator.evaluate(ctx))
         metric_info.update(
             {
-                k: {**dataclasses.asdict(v), "evaluator": evaluator.name}
+                k: dataclasses.replace(v, evaluator=evaluator.name)
                 for k, v in evaluator.metric_info().items()
                 if k in metrics
             }
         )
+        declares[evaluator.name] = evaluator.declarations()
+        described.update(evaluator.artifacts)
         code = identity.evaluation["evaluators"][evaluator.name]["code"]
         protocol[evaluator.name] = {
             **evaluator.protocol(),
@@ -344,7 +349,12 @@ def run_one(
         metrics=metrics,
         metric_info=metric_info,
         protocol=protocol,
-        artifacts=ctx.artifacts,
+        declares=declares,
+        # Each image with its gallery title, so that the report needs nothing but the result file.
+        artifacts={
+            name: dataclasses.replace(described.get(name, Artifact(name)), file=file)
+            for name, file in ctx.artifacts.items()
+        },
         method_info={
             **method.describe(),
             "prepared": prepared,
@@ -389,6 +399,13 @@ def run_one(
 
 
 PREVIEW_SEED = 0  # the same images, pairs and draws for every method and seed, so grids compare
+SAMPLES = Artifact(
+    "Training samples",
+    "What each method trains on, from the same eight training images and pairs (fixed seed): the clean "
+    "pair and the mixed sample the method makes, with any intermediate images its preview adds (such as a "
+    "VAE's reconstructions and decoded mixes).",
+    layout="stack",
+)
 
 
 def save_samples(
