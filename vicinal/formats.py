@@ -92,7 +92,8 @@ def layout(board: Board, width: int) -> list[Part]:
                 pieces.append([m])  # a column wider than the screen alone still gets a table
         for i, piece in enumerate(pieces):
             count = f" ({i + 1}/{len(pieces)})" if len(pieces) > 1 else ""
-            parts.append(Part(f"{board.title} · {group}{count}", piece, not parts, False))
+            title = board.title + (f" · {group}" if len(groups) > 1 else "")
+            parts.append(Part(title + count, piece, not parts, False))
     parts[-1].caption = True
     return parts
 
@@ -133,18 +134,25 @@ def terminal_tables(board: Board, width: int) -> list[Table]:
 
 
 def print_boards(console: Console, boards: list[Board], width: int | None = None) -> None:
-    """Print boards on a console, laid out for ``width`` (default: the console's)."""
+    """Print boards on a console's file, laid out for ``width`` (default: the console's), in colour where
+    the console has colour. (A console prints no wider than itself, and a pipe's console is 80 wide.)"""
     width = width or console.width
+    out = Console(
+        file=console.file,
+        width=width,
+        force_terminal=console.is_terminal,
+        color_system=console.color_system,  # type: ignore[arg-type]
+    )
     for board in boards:
         for table in terminal_tables(board, width):
-            console.print(table, width=width)
+            out.print(table)
 
 
 def render_text(boards: list[Board], width: int = DEFAULT_WIDTH) -> str:
     """The terminal table as plain text (``--format table`` into a file or pipe)."""
-    console = Console(file=io.StringIO(), width=width)
-    print_boards(console, boards, width)
-    return console.file.getvalue()  # type: ignore[attr-defined]
+    buffer = io.StringIO()
+    print_boards(Console(file=buffer, width=width), boards, width)
+    return buffer.getvalue()
 
 
 # ---------------------------------------------------------------- the other formats
