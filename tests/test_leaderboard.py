@@ -358,3 +358,78 @@ def test_terminal_table_prints_labels_and_names_as_written_not_as_markup():
     text = console.file.getvalue()
     assert "mixup [alpha=0.4]" in text and "mixup [alpha=1.0]" in text
     assert "[bold]x[/]" in text
+
+
+# ---------------------------------------------------------------- the terminal table fits its width
+
+
+@pytest.fixture(scope="module")
+def five_methods(tmp_path_factory):
+    """The default suite's five methods, plus two configurations of one of them (labelled by alpha)."""
+    from synthetic import make_result
+
+    root = tmp_path_factory.mktemp("five")
+    methods = {"erm": (0.8, 2), "mixup": (0.85, 2), "manifold-mixup": (0.84, 2), "varmixup": (0.83, 2)}
+    write_suite(root, "digits-c", methods, artifacts=False)
+    for alpha, run_id in ((1.0, "e" * 64), (0.4, "f" * 64)):
+        for seed in (0, 1):
+            doc = make_result("digits-c", "varmixup-beta", seed, 0.82, run_id)
+            doc["method_info"]["hyperparameters"] = {"alpha": alpha}
+            path = root / "digits-c" / "varmixup-beta" / f"{run_id[:12]}-seed{seed}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(doc))
+    return root
+
+
+LABELS = [
+    "erm",
+    "mixup",
+    "manifold-mixup",
+    "varmixup",
+    "varmixup-beta [alpha=1.0]",
+    "varmixup-beta [alpha=0.4]",
+]
+
+
+@pytest.mark.parametrize("width", [80, 120])
+@pytest.mark.parametrize(
+    "options", [{}, {"metrics": ["all"]}, {"by": "corruption"}, {"by": "severity"}, {"by": "eps"}]
+)
+def test_the_table_fits_its_width_with_every_label_and_number_whole(five_methods, width, options):
+    from rich.cells import cell_len
+
+    from vicinal.formats import render_text
+
+    boards = build_boards(load_store(five_methods), **options)
+    text = render_text(boards, width)
+    lines = text.splitlines()
+    assert max(cell_len(line) for line in lines) <= width
+    assert "…" not in text
+    for label in LABELS:  # on one line, never cut
+        assert any(re.search(rf"│ {re.escape(label)}\s+│", line) for line in lines), label
+    (board,) = boards
+    for row in board.rows:
+        for m in board.metrics:
+            assert format_cell(board, m, row.cells[m]) in text
+    if width == 80 and not options:  # split into the groups the evaluators declare, each titled
+        titles = [line.strip() for line in lines if line.strip().startswith("suite: digits-c · ")]
+        groups = [t.split(" · ")[1].split(" (")[0] for t in titles]
+        assert list(dict.fromkeys(groups)) == [
+            "accuracy & calibration",
+            "attacks",
+            "linearity",
+            "corruptions",
+        ]
+
+
+def test_a_pipe_gets_the_default_width_and_width_chooses_another(five_methods, tmp_path):
+    from rich.cells import cell_len
+
+    env = {"COLUMNS": ""}  # a pipe: no terminal width
+    default = run_cli("leaderboard", "--results", str(five_methods), cwd=tmp_path, env=env)
+    narrow = run_cli("leaderboard", "--results", str(five_methods), "--width", "80", cwd=tmp_path, env=env)
+    assert default.returncode == narrow.returncode == 0, default.stderr + narrow.stderr
+    assert 80 < max(cell_len(line) for line in default.stdout.splitlines()) <= 120
+    assert max(cell_len(line) for line in narrow.stdout.splitlines()) <= 80
+    assert "…" not in default.stdout + narrow.stdout and "\x1b[" not in default.stdout
+    assert default.stdout.count("suite: digits-c") < narrow.stdout.count("suite: digits-c")

@@ -50,26 +50,54 @@ class Part:
     caption: bool
 
 
-def _min_width(texts: list[str], wrap: bool) -> int:
-    """The narrowest a column can be: its widest value, or its longest word when it may wrap."""
-    words = [w for t in texts for w in (t.split() if wrap else [t])]
-    return max((cell_len(w) for w in words), default=1)
+@dataclass
+class _Column:
+    header: str
+    cells: list[str]
+    wrap: bool  # whether its values may wrap at spaces (only the citation of reported rows)
+
+    @property
+    def minimum(self) -> int:
+        """The narrowest it can be without cutting a value or a header word."""
+        words = [w for t in self.cells for w in (t.split() if self.wrap else [t])] + self.header.split()
+        return max((cell_len(w) for w in words), default=1)
+
+    @property
+    def natural(self) -> int:
+        """Its width with the header on one line."""
+        return max([self.minimum, cell_len(self.header), *(cell_len(c) for c in self.cells)])
+
+
+def _columns(board: Board, metrics: list[str], meta: bool) -> list[_Column]:
+    head = meta_columns(board) if meta else ["method"]
+    values = [meta_values(board, r)[: len(head)] for r in board.rows]
+    columns = [_Column(h, [v[i] for v in values], h == "source") for i, h in enumerate(head)]
+    for m in metrics:
+        columns.append(
+            _Column(header(board, m), [format_cell(board, m, r.cells[m]) for r in board.rows], False)
+        )
+    return columns
+
+
+def _table_width(widths: list[int]) -> int:
+    """A rich table's width: the columns, one space of padding each side, and the vertical rules."""
+    return sum(w + 2 for w in widths) + len(widths) + 1
 
 
 def _columns_width(board: Board, metrics: list[str], meta: bool) -> int:
-    """The width of a table of these columns, as rich lays it out at its narrowest without cutting a
-    value: every column at its minimum plus one space of padding each side, and the vertical rules."""
-    head = meta_columns(board) if meta else ["method"]
-    values = [meta_values(board, r)[: len(head)] for r in board.rows]
-    widths = [_min_width([head[0]] + [v[0] for v in values], wrap=False)]
-    for i in range(1, len(head)):
-        widths.append(
-            max(_min_width([head[i]], True), _min_width([v[i] for v in values], head[i] == "source"))
-        )
-    for m in metrics:
-        cells = [format_cell(board, m, r.cells[m]) for r in board.rows]
-        widths.append(max(_min_width([header(board, m)], True), _min_width(cells, False)))
-    return sum(w + 2 for w in widths) + len(widths) + 1
+    return _table_width([c.minimum for c in _columns(board, metrics, meta)])
+
+
+def _fit(columns: list[_Column], width: int) -> list[int]:
+    """Column widths: each at its minimum, then the room left spent unwrapping headers, the columns that
+    need the least first (rich's own collapsing would cut values with "…" instead)."""
+    widths = [c.minimum for c in columns]
+    spare = width - _table_width(widths)
+    for i in sorted(range(len(columns)), key=lambda i: columns[i].natural - widths[i]):
+        grow = min(columns[i].natural - widths[i], max(spare, 0))
+        widths[i] += grow
+        spare -= grow
+    return widths
 
 
 def layout(board: Board, width: int) -> list[Part]:
@@ -98,21 +126,23 @@ def layout(board: Board, width: int) -> list[Part]:
     return parts
 
 
-def rich_table(board: Board, part: Part | None = None) -> Table:
-    """One terminal table: best values bold green, reported rows italic and dim after a rule."""
+def rich_table(board: Board, part: Part | None = None, width: int = DEFAULT_WIDTH) -> Table:
+    """One terminal table within ``width``: best values bold green, reported rows italic and dim after a
+    rule."""
     part = part or Part(board.title, list(board.metrics), True, True)
-    head = meta_columns(board) if part.meta else ["method"]
+    columns = _columns(board, part.metrics, part.meta)
     # Every string is wrapped in Text: labels such as "mixup [alpha=0.4]" and names from result files
     # must print as written, never be read as rich markup.
     table = Table(title=Text(part.title), caption=Text(caption(board)) if part.caption else None)
-    values = [meta_values(board, r)[: len(head)] for r in board.rows]
-    table.add_column(Text(head[0]), style="bold", no_wrap=True, overflow="fold")
-    for i, h in enumerate(head[1:], start=1):
-        wrap = h == "source"
-        table.add_column(Text(h), justify="right", min_width=_min_width([v[i] for v in values], wrap))
-    for m in part.metrics:
-        cells = [format_cell(board, m, r.cells[m]) for r in board.rows]
-        table.add_column(Text(header(board, m)), justify="right", min_width=_min_width(cells, False))
+    for i, (column, w) in enumerate(zip(columns, _fit(columns, width), strict=True)):
+        table.add_column(
+            Text(column.header),
+            justify="left" if i == 0 else "right",
+            style="bold" if i == 0 else None,
+            width=w,
+            overflow="fold",  # never "…": only a label wider than the whole screen could need it
+        )
+    n_meta = len(columns) - len(part.metrics)
     for i, row in enumerate(board.rows):
         cells = [
             Text(format_cell(board, m, row.cells[m]), style="bold green" if row.cells[m].best else "")
@@ -120,7 +150,7 @@ def rich_table(board: Board, part: Part | None = None) -> Table:
         ]
         last_measured = not row.reported and i + 1 < len(board.rows) and board.rows[i + 1].reported
         table.add_row(
-            *map(Text, values[i]),
+            *map(Text, meta_values(board, row)[:n_meta]),
             *cells,
             style="italic dim" if row.reported else None,
             end_section=last_measured,
@@ -130,7 +160,7 @@ def rich_table(board: Board, part: Part | None = None) -> Table:
 
 def terminal_tables(board: Board, width: int) -> list[Table]:
     """The board as tables that fit ``width`` columns (see :func:`layout`)."""
-    return [rich_table(board, part) for part in layout(board, width)]
+    return [rich_table(board, part, width) for part in layout(board, width)]
 
 
 def print_boards(console: Console, boards: list[Board], width: int | None = None) -> None:
