@@ -220,6 +220,51 @@ def test_latex_output_compiles(toy, tmp_path):
     assert (tmp_path / "board.pdf").stat().st_size > 0
 
 
+# ---------------------------------------------------------------- typed result files
+
+
+def test_result_files_load_typed_and_write_back_unchanged(toy):
+    from vicinal.declarations import Artifact, Declarations
+
+    root, _ = toy
+    path = next(p for p in sorted(root.rglob("*.json")) if "m0" in p.parts)
+    result = read_result(path)
+    assert result.metric_info["c_acc/s3"] == MetricInfo(
+        "acc s3", True, percent=True, headline=False, description=result.metric_info["c_acc/s3"].description,
+        family="c_acc", by="severity", key="3", clean="acc", evaluator="corruption",
+    )  # fmt: skip
+    assert isinstance(result.declares["corruption"], Declarations)
+    assert result.declares["corruption"].derived == ("corruption_error",)
+    assert json.loads(json.dumps(result.to_json())) == json.loads(path.read_text())
+    assert Result.from_json(result.to_json(), path) == result
+    # Files written before artifacts described themselves list bare file names: still read.
+    old = json.loads(path.read_text()) | {"artifacts": {"reliability": "x.reliability.png"}}
+    assert Result.from_json(old).artifacts == {
+        "reliability": Artifact("reliability", file="x.reliability.png")
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"metric_info": {"acc": {"label": "acc", "higher_is_better": "yes"}}},
+            "higher_is_better must be true",
+        ),
+        ({"metric_info": {"acc": {"label": "acc", "higher_is_beter": True}}}, "unknown key.*higher_is_beter"),
+        ({"metric_info": {"acc": {"higher_is_better": True}}}, "metric_info.acc: missing 'label'"),
+        ({"declares": {"x": {"figures": [{"kind": "pie", "title": "t", "panels": []}]}}}, "must be one of"),
+        ({"declares": {"x": {"figures": [{"kind": "lines", "title": "t", "panels": []}]}}}, "has no panels"),
+        ({"artifacts": {"a": {"title": "t", "file": "../x.png"}}}, "file name beside the result"),
+    ],
+)
+def test_a_malformed_declaration_is_one_message(toy, change, message):
+    root, _ = toy
+    doc = json.loads(next(root.rglob("*.json")).read_text()) | change
+    with pytest.raises(ValueError, match=message):
+        Result.from_json(doc)
+
+
 # ---------------------------------------------------------------- reported rows
 
 
