@@ -20,8 +20,19 @@ from typing import Any, Literal, TypeVar, get_args, get_origin
 T = TypeVar("T")
 
 
+class JsonData:
+    """JSON for the dataclasses below: ``to_json`` a plain dict, ``from_json`` checked (:func:`load`)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "") -> Any:
+        return load(cls, data, where or cls.__name__)
+
+
 @dataclass(frozen=True)
-class MetricInfo:
+class MetricInfo(JsonData):
     """What one metric means and how it is shown."""
 
     label: str
@@ -40,16 +51,9 @@ class MetricInfo:
     #: The evaluator that reported it; filled in by the runner (and for derived metrics by the renderers).
     evaluator: str = ""
 
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json(cls, data: Any, where: str = "metric_info") -> MetricInfo:
-        return load(cls, data, where)
-
 
 @dataclass(frozen=True)
-class Breakdown:
+class Breakdown(JsonData):
     """A ``vicinal leaderboard --by AXIS`` board: one column per key of a metric family along the axis
     (metrics whose ``by`` is the axis), the clean counterpart first, the family's aggregate last."""
 
@@ -62,7 +66,7 @@ class Breakdown:
 
 
 @dataclass(frozen=True)
-class PanelSpec:
+class PanelSpec(JsonData):
     """One panel of a figure: ``family`` along the figure's axis (lines, heatmap), or one bar per row for
     ``metric`` (bars)."""
 
@@ -74,7 +78,7 @@ class PanelSpec:
 
 
 @dataclass(frozen=True)
-class FigureSpec:
+class FigureSpec(JsonData):
     """A report figure the report draws from the boards, whatever the evaluator:
 
     - ``lines``: per panel, one line per row of ``family`` over the keys of axis ``by`` (the clean
@@ -105,7 +109,7 @@ class FigureSpec:
 
 
 @dataclass(frozen=True)
-class Artifact:
+class Artifact(JsonData):
     """An image an evaluator writes beside the result (``ctx.artifact_path(name)``), shown in the report
     as a gallery of one image per row under ``title``; ``layout`` "stack" puts them one per line."""
 
@@ -119,12 +123,9 @@ class Artifact:
         if self.file and (Path(self.file).name != self.file or self.file.startswith(".")):
             raise ValueError(f"artifact file must be a file name beside the result, got {self.file!r}")
 
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
 
 @dataclass(frozen=True)
-class Declarations:
+class Declarations(JsonData):
     """Everything an evaluator declares besides its metrics, recorded per evaluator in each result."""
 
     #: Title of this evaluator's columns when a board is split to fit a terminal ("attacks").
@@ -134,16 +135,9 @@ class Declarations:
     #: Names of derivations (``vicinal.derived``) computed across the suite's results from its metrics.
     derived: tuple[str, ...] = ()
 
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json(cls, data: Any, where: str = "declares") -> Declarations:
-        return load(cls, data, where)
-
 
 @dataclass(frozen=True)
-class Reported:
+class Reported(JsonData):
     """The citation block of numbers copied from a paper (a reported row)."""
 
     citation: str = ""  # required: checked below, so that a missing and an empty one read alike

@@ -13,17 +13,9 @@ from dataclasses import dataclass
 import torch
 
 from vicinal.datasets import to_unit
-from vicinal.declarations import Breakdown, Declarations, FigureSpec, PanelSpec
+from vicinal.declarations import Breakdown, Declarations, FigureSpec, MetricInfo, PanelSpec
 from vicinal.errors import VicinalError
-from vicinal.evaluation import (
-    EvalContext,
-    Evaluator,
-    MetricInfo,
-    eps_label,
-    parse_eps,
-    register_evaluator,
-    seeded_subset,
-)
+from vicinal.evaluation import EvalContext, Evaluator, eps_label, parse_eps, register_evaluator, seeded_subset
 from vicinal.hparams import hp
 
 ATTACKS = ("fgsm", "pgd_linf", "pgd_l2")

@@ -18,16 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from vicinal.datasets import to_unit
-from vicinal.declarations import Breakdown, Declarations, FigureSpec, PanelSpec
-from vicinal.evaluation import (
-    EvalContext,
-    Evaluator,
-    MetricInfo,
-    eps_label,
-    parse_eps,
-    register_evaluator,
-    seeded_subset,
-)
+from vicinal.declarations import Breakdown, Declarations, FigureSpec, MetricInfo, PanelSpec
+from vicinal.evaluation import EvalContext, Evaluator, eps_label, parse_eps, register_evaluator, seeded_subset
 from vicinal.hparams import hp
 
 GAMMA = "γ(ε): the largest deviation of the loss from its first-order Taylor expansion within the L∞ ball of "
