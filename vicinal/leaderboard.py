@@ -128,23 +128,34 @@ def _with_derived_metrics(rows: dict[RowKey, list[Result]]) -> dict[RowKey, list
     return out
 
 
-def declared_breakdowns(results: list[Result]) -> dict[str, Breakdown]:
-    """``{axis: Breakdown}`` over what the results declare; the first declaration of an axis wins (in
-    the evaluators' order), so its default family is the first evaluator's."""
-    out: dict[str, Breakdown] = {}
-    for r in results:
-        for declared in r.declares.values():
-            for b in declared.breakdowns:
-                out.setdefault(b.axis, b)
-    return out
-
-
-def _declares(results: list[Result]) -> dict[str, Declarations]:
+def declared_by(results: list[Result]) -> dict[str, Declarations]:
+    """Per evaluator, what the results declare (the first result that names an evaluator wins)."""
     out: dict[str, Declarations] = {}
     for r in results:
         for name, declared in r.declares.items():
             out.setdefault(name, declared)
     return out
+
+
+def breakdowns_of(declares: dict[str, Declarations]) -> dict[str, Breakdown]:
+    """``{axis: Breakdown}``; the first declaration of an axis wins (in the evaluators' order), so its
+    default family is the first evaluator's."""
+    out: dict[str, Breakdown] = {}
+    for declared in declares.values():
+        for b in declared.breakdowns:
+            out.setdefault(b.axis, b)
+    return out
+
+
+def family_columns(info: dict[str, MetricInfo], by: str, family: str) -> list[str]:
+    """A family's metrics along an axis, in the order the evaluator declared them."""
+    return [k for k, m in info.items() if m.by == by and m.family == family]
+
+
+def clean_of(info: dict[str, MetricInfo], columns: list[str]) -> str | None:
+    """The clean counterpart the columns declare, if the board has it."""
+    clean = next((info[k].clean for k in columns if info[k].clean), "")
+    return clean if clean in info else None
 
 
 def _breakdown_columns(
@@ -158,14 +169,14 @@ def _breakdown_columns(
     families = list(dict.fromkeys(m.family for m in info.values() if m.by == by))
     if not families:
         return None
-    columns = [k for k, m in info.items() if m.by == by and m.family == family]
+    columns = family_columns(info, by, family)
     if not columns:
         raise VicinalError(
             f"no per-{by} metrics of family {family!r} in suite {suite}; available: {', '.join(families)}"
         )
     titles = {k: breakdown.column.format(key=info[k].key) for k in columns}
-    clean = next((info[k].clean for k in columns if info[k].clean), "")
-    if clean in info:
+    clean = clean_of(info, columns)
+    if clean:
         columns.insert(0, clean)
         titles[clean] = breakdown.clean
     if family in info and family not in columns:
@@ -236,7 +247,7 @@ def _sort(rows: list[Row], info: dict[str, MetricInfo], key: str) -> None:
 
 
 def _axis(store: Store, by: str) -> Breakdown:
-    axes = declared_breakdowns(store.results)
+    axes = breakdowns_of(declared_by(store.results))
     if by not in axes:
         if not axes:
             raise VicinalError(f"--by {by!r}: no result file declares a breakdown (evaluators declare them)")
@@ -286,11 +297,11 @@ def build_boards(
         for r in results:
             for k, v in r.metric_info.items():
                 info.setdefault(k, v)
-        declares = _declares(results)
+        declares = declared_by(results)
         titles: dict[str, str] = {}
         family = breakdown = None
         if hint:
-            breakdown = declared_breakdowns(results).get(hint.axis, hint)
+            breakdown = breakdowns_of(declares).get(hint.axis, hint)
             found = _breakdown_columns(suite_name, info, breakdown, metrics)
             if found is None:
                 if suite:

@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from vicinal.declarations import Artifact, FigureSpec, MetricInfo, PanelSpec
+from vicinal.declarations import Artifact, FigureSpec, PanelSpec
 from vicinal.errors import VicinalError
 from vicinal.html import render_template
 from vicinal.identity import short
-from vicinal.leaderboard import Board, Row, build_boards
+from vicinal.leaderboard import Board, Row, breakdowns_of, build_boards, clean_of, family_columns
 from vicinal.results import Result, Store
 
 #: Called once per unit of work with (what, done, total): the CLI drives a progress bar with it.
@@ -85,11 +85,6 @@ def _linestyles(rows: list[Row]) -> dict[str, str]:
     return styles
 
 
-def _family(info: dict[str, MetricInfo], by: str, family: str) -> list[str]:
-    """A family's metrics along an axis, in the order the evaluator declared them."""
-    return [m for m, meta in info.items() if meta.by == by and meta.family == family]
-
-
 def _series(rows: list[Row], metrics: list[str], xs: list[float], styles: dict[str, str]) -> list[Any]:
     """One line per row over ``metrics``, skipping rows that have none of them."""
     from vicinal.plots import Series
@@ -116,17 +111,16 @@ def _line_panel(full: Board, spec: FigureSpec, panel: PanelSpec) -> Any:
     """One panel of a line figure: the family along the axis, its clean counterpart first (at 0)."""
     from vicinal.plots import Panel
 
-    columns = _family(full.info, spec.by, panel.family)
+    columns = family_columns(full.info, spec.by, panel.family)
     if not columns:
         return None
     keys = [full.info[m].key for m in columns]
-    clean = next((full.info[m].clean for m in columns if full.info[m].clean), "")
-    has_clean = clean in full.info
+    clean = clean_of(full.info, columns)
     xs = _numbers(keys) if spec.spacing == "key" else None
     if xs is None:  # evenly spaced (also keys that are not numbers), the clean counterpart at 0
-        xs = [float(i + has_clean) for i in range(len(keys))]
-    if has_clean:
-        axis = next((b for d in full.declares.values() for b in d.breakdowns if b.axis == spec.by), None)
+        xs = [float(i + bool(clean)) for i in range(len(keys))]
+    if clean:
+        axis = breakdowns_of(full.declares).get(spec.by)
         columns, keys, xs = [clean, *columns], [axis.clean if axis else "clean", *keys], [0.0, *xs]
     rows = _measured(full)
     series = _series(rows, columns, xs, _linestyles(rows))
@@ -147,7 +141,7 @@ def _heatmap(full: Board, spec: FigureSpec) -> bytes | None:
     from vicinal.plots import figure_png, heat_map
 
     panel = spec.panels[0]
-    columns, rows = _family(full.info, spec.by, panel.family), _measured(full)
+    columns, rows = family_columns(full.info, spec.by, panel.family), _measured(full)
     if not columns or not rows:
         return None
     values = np.array(
@@ -311,7 +305,7 @@ def _plan(store: Store, suite: str) -> _Plan:
     board = build_boards(store, suite)[0]
     full = build_boards(store, suite, metrics=["all"])[0]
     breakdowns = []
-    for axis in dict.fromkeys(b.axis for d in full.declares.values() for b in d.breakdowns):
+    for axis in breakdowns_of(full.declares):
         try:
             breakdowns += build_boards(store, suite, by=axis)
         except VicinalError:
