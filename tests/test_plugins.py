@@ -143,3 +143,13 @@ def test_a_config_rule_from_the_guide_is_one_message_before_training(guide):
         "--set", "label-smoothing.warmup_smoothing=0.5", cwd=root, env=env,
     )  # fmt: skip
     assert out.returncode == 2 and "label-smoothing: warmup_smoothing must not exceed smoothing" in out.stderr
+
+
+def test_a_malformed_declaration_is_one_message_before_training(guide):
+    root, env, _, _ = guide
+    broken = PLUGINS["occlusion.py"].replace('MetricInfo("acc-occ", True,', 'MetricInfo("acc-occ", "yes",')
+    assert broken != PLUGINS["occlusion.py"]
+    (root / "broken.py").write_text(broken)
+    out = run_cli("run", "--plugin", "broken.py", "--evaluators", "clean,occlusion", cwd=root, env=env)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "evaluator occlusion: metric 'occ_acc'.higher_is_better must be true or false" in out.stderr

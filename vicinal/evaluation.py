@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from vicinal.datasets import DataSplits, ImageSet, to_unit
-from vicinal.declarations import Artifact, Breakdown, Declarations, FigureSpec, MetricInfo
+from vicinal.declarations import Artifact, Breakdown, Declarations, FigureSpec, MetricInfo, load
+from vicinal.errors import VicinalError
 from vicinal.hparams import NoConfig
 from vicinal.registry import Registry
 
@@ -140,6 +141,22 @@ class Evaluator:
         """Every choice that determines this evaluator's numbers; recorded in each result file."""
         return dataclasses.asdict(self.config)
 
+    def check_declarations(self) -> None:
+        """Raise VicinalError, before anything is trained, if what it declares would not load back from a
+        result file (a plugin's typo would otherwise make every file it writes unreadable)."""
+        try:
+            for name, info in self.metric_info().items():
+                MetricInfo.from_json(info.to_json(), f"metric {name!r}")
+            Declarations.from_json(self.declarations().to_json(), "declarations")
+            load(dict[str, Artifact], {k: a.to_json() for k, a in self.artifacts.items()}, "artifacts")
+        except ValueError as exc:
+            raise VicinalError(f"evaluator {self.name}: {exc}") from None
+        except (TypeError, AttributeError) as exc:
+            raise VicinalError(
+                f"evaluator {self.name}: {exc} (metrics and artifacts are dicts of MetricInfo and Artifact; "
+                "breakdowns, figures and derived are tuples)"
+            ) from None
+
 
 EVALUATORS: Registry[type[Evaluator]] = Registry("evaluator", "vicinal.evaluators", "vicinal.evaluators")
 
@@ -169,7 +186,13 @@ def seeded_subset(n_total: int, n: int, seed: int) -> torch.Tensor:
 
 
 def register_evaluator(name: str) -> Callable[[type[Evaluator]], type[Evaluator]]:
+    """Class decorator: ``@register_evaluator("occlusion")`` makes the evaluator available by that name."""
+
     def decorator(cls: type[Evaluator]) -> type[Evaluator]:
+        if not (isinstance(cls, type) and issubclass(cls, Evaluator)):
+            raise TypeError(f"@register_evaluator({name!r}) must decorate a subclass of vicinal.Evaluator")
+        if not dataclasses.is_dataclass(cls.Config):
+            raise TypeError(f"{cls.__qualname__}.Config must be a dataclass")
         EVALUATORS.add(name, cls)
         if "name" not in cls.__dict__:
             cls.name = name

@@ -249,9 +249,15 @@ def _sort(rows: list[Row], info: dict[str, MetricInfo], key: str) -> None:
 def _axis(store: Store, by: str) -> Breakdown:
     axes = breakdowns_of(declared_by(store.results))
     if by not in axes:
+        older = any(not r.declares and not r.is_reported for r in store.results)
+        note = (
+            "; files written before vicinal recorded what evaluators declare have none: run them again"
+            if older
+            else ""
+        )
         if not axes:
-            raise VicinalError(f"--by {by!r}: no result file declares a breakdown (evaluators declare them)")
-        raise VicinalError(f"--by {by!r}: choose one of {', '.join(axes)}")
+            raise VicinalError(f"--by {by!r}: no result file declares a breakdown{note}")
+        raise VicinalError(f"--by {by!r}: choose one of {', '.join(axes)}{note}")
     return axes[by]
 
 
