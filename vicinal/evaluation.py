@@ -187,15 +187,4 @@ def seeded_subset(n_total: int, n: int, seed: int) -> torch.Tensor:
 
 def register_evaluator(name: str) -> Callable[[type[Evaluator]], type[Evaluator]]:
     """Class decorator: ``@register_evaluator("occlusion")`` makes the evaluator available by that name."""
-
-    def decorator(cls: type[Evaluator]) -> type[Evaluator]:
-        if not (isinstance(cls, type) and issubclass(cls, Evaluator)):
-            raise TypeError(f"@register_evaluator({name!r}) must decorate a subclass of vicinal.Evaluator")
-        if not dataclasses.is_dataclass(cls.Config):
-            raise TypeError(f"{cls.__qualname__}.Config must be a dataclass")
-        EVALUATORS.add(name, cls)
-        if "name" not in cls.__dict__:
-            cls.name = name
-        return cls
-
-    return decorator
+    return EVALUATORS.register_class(name, Evaluator)

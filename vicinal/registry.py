@@ -6,6 +6,7 @@ decorator in each) or one module, third-party ones through an entry-point group 
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import fnmatch
 import hashlib
@@ -71,6 +72,22 @@ class Registry(Generic[T]):
             return
         self._items[name] = obj
         self._origins[name] = origin
+
+    def register_class(self, name: str, base: type) -> Callable[[type], type]:
+        """Class decorator for a subclass of ``base`` with a ``Config`` dataclass (methods, evaluators):
+        records it under ``name`` and gives it that ``name`` unless it sets its own."""
+
+        def decorator(cls: type) -> type:
+            if not (isinstance(cls, type) and issubclass(cls, base)):
+                raise TypeError(f"{self.kind} {name!r} must be a subclass of vicinal.{base.__name__}")
+            if not dataclasses.is_dataclass(getattr(cls, "Config", None)):
+                raise TypeError(f"{cls.__qualname__}.Config must be a dataclass")
+            self.add(name, cls)  # type: ignore[arg-type]
+            if "name" not in cls.__dict__:
+                cls.name = name  # type: ignore[attr-defined]
+            return cls
+
+        return decorator
 
     def remove(self, name: str) -> None:
         """Forget an entry (used by tests that register throw-away entries)."""
