@@ -4,11 +4,11 @@ from dataclasses import dataclass
 
 import torch
 
-from vicinal.hparams import hp
-from vicinal.method import (
+from vicinal import (
     Method,
     Preview,
     StepOutput,
+    hp,
     interpolate,
     mixed_correct,
     mixed_cross_entropy,

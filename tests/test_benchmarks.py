@@ -9,8 +9,9 @@ import torch
 from rich.progress import Progress
 
 from vicinal.datasets import ImageSet
+from vicinal.formats import FORMATS
 from vicinal.hparams import build_config
-from vicinal.leaderboard import FORMATS, build_boards
+from vicinal.leaderboard import build_boards
 from vicinal.method import PrepareContext, get_method
 from vicinal.models import build_model
 from vicinal.results import load_store

@@ -60,8 +60,8 @@ def test_run_writes_one_result_per_method_and_seed(store):
         "interp_logit_dev",
     ):
         assert metric in doc["metrics"], metric
-    png = files[0].with_name(doc["artifacts"]["reliability"])
-    assert png.read_bytes()[:4] == b"\x89PNG"
+    png = files[0].with_name(doc["artifacts"]["reliability"]["file"])
+    assert png.read_bytes()[:4] == b"\x89PNG" and doc["artifacts"]["reliability"]["title"]
     assert doc["environment"]["versions"]["torch"] and doc["environment"]["versions"]["netcal"]
     assert 0 <= doc["metrics"]["acc"] <= 1 and doc["metrics"]["nll"] > 0
     # The run printed the leaderboard.

@@ -21,7 +21,7 @@ from vicinal.corrupted import NpySet, Release, cell_generator, find_set, write_s
 from vicinal.corruptions import corrupt
 from vicinal.datasets import ImageSet, load_dataset
 from vicinal.errors import VicinalError
-from vicinal.evaluation import EvalContext
+from vicinal.evaluation import EvalContext, MetricInfo
 from vicinal.evaluators.corruption import CorruptionEvaluator
 from vicinal.models import build_model
 from vicinal.relative import add_relative_metrics
@@ -295,10 +295,10 @@ def test_bad_evaluator_settings_are_errors():
 
 def _cells_result(method, acc, cells, seed=0):
     metrics = {"acc": acc, "mce": 0.25}  # the calibration evaluator's maximum calibration error
-    info = {"acc": {"label": "acc", "higher_is_better": True}, "mce": {"label": "MCE"}}
+    info = {"acc": MetricInfo("acc", True), "mce": MetricInfo("MCE", False)}
     for (c, s), v in cells.items():
         metrics[f"c_acc/{c}/s{s}"] = v
-        info[f"c_acc/{c}/s{s}"] = {"family": "c_acc", "by": "cell", "key": f"{c}/{s}"}
+        info[f"c_acc/{c}/s{s}"] = MetricInfo(f"acc {c} s{s}", True, family="c_acc", by="cell", key=f"{c}/{s}")
     return Result(
         suite="toy",
         method=method,
@@ -409,5 +409,5 @@ def test_mce_leaves_out_corruptions_on_which_erm_makes_no_error():
     _, other = add_relative_metrics([erm, mix])
     assert other.metrics["c_mce"] == pytest.approx(0.6 / 0.6)  # fog only: snow's CE is x / 0
     assert "ce/snow" not in other.metrics
-    assert "1 of the 2" in other.metric_info["c_mce"]["description"]
-    assert "snow" in other.metric_info["c_mce"]["description"]
+    assert "1 of the 2" in other.metric_info["c_mce"].description
+    assert "snow" in other.metric_info["c_mce"].description

@@ -9,8 +9,8 @@ from rich.progress import Progress
 from torch import nn
 
 from vicinal.datasets import load_dataset
-from vicinal.evaluation import EVALUATORS, EvalContext, eps_label, parse_eps
-from vicinal.evaluators.adversarial import import_foolbox, robust_accuracy, seeded_subset
+from vicinal.evaluation import EVALUATORS, EvalContext, eps_label, parse_eps, seeded_subset
+from vicinal.evaluators.adversarial import import_foolbox, robust_accuracy
 from vicinal.evaluators.linearity import local_linearity, segment_deviation
 from vicinal.hparams import build_config
 from vicinal.method import get_method

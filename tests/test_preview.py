@@ -6,9 +6,9 @@ from rich.progress import Progress
 from vicinal.datasets import DataSplits, ImageSet
 from vicinal.evaluation import EvalContext
 from vicinal.hparams import build_config
+from vicinal.jobs import save_samples
 from vicinal.method import Method, PrepareContext, get_method
 from vicinal.rng import RunRandom
-from vicinal.runner import save_samples
 
 
 def _method(name, tmp_path):

@@ -1,4 +1,8 @@
-"""The ``vicinal`` command line (typer). Every user error ends as one message and a non-zero exit."""
+"""The ``vicinal`` command line (typer). Every user error ends as one message and a non-zero exit.
+
+Longer than most modules because it is one function per command with typer's option declarations, which
+read best beside the code that uses them; the work itself lives in the library modules.
+"""
 
 from __future__ import annotations
 
@@ -283,14 +287,26 @@ def run_cmd(
         raise exc from None
     trained = sum(o.status == "trained" for o in outcomes)
     console.print(escape(f"{trained} trained, {len(outcomes) - trained} reused · results in {results_dir}"))
-    from vicinal.leaderboard import build_boards, rich_table
+    from vicinal.formats import print_boards
+    from vicinal.leaderboard import build_boards
 
     store = _load_store(results_dir)
     if any(r.suite == spec.name for r in store.results):
-        for board in build_boards(store, spec.name):
-            console.print(rich_table(board))
+        print_boards(console, build_boards(store, spec.name), _width(None))
     if failed is not None:
         raise failed
+
+
+def _width(option: int | None) -> int:
+    """Columns for the terminal table: ``--width``, else the terminal's (or $COLUMNS), else the default
+    for a file or pipe, which has no width of its own."""
+    import os
+
+    from vicinal.formats import DEFAULT_WIDTH
+
+    if option is not None:
+        return option
+    return console.width if console.is_terminal or os.environ.get("COLUMNS") else DEFAULT_WIDTH
 
 
 def _load_store(results_dir: Path):
@@ -315,16 +331,28 @@ def leaderboard_cmd(
     methods: Annotated[str | None, typer.Option(help="comma-separated methods to show")] = None,
     by: Annotated[
         str | None,
-        typer.Option(help="break one metric family down: corruption, severity or eps (columns per key)"),
+        typer.Option(
+            help="break one metric family down along an axis the evaluators declare: corruption, "
+            "severity, eps, … (columns per key)"
+        ),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="write to this file instead of printing")] = None,
+    width: Annotated[
+        int | None,
+        typer.Option(
+            min=40, help="columns the table is laid out for [default: the terminal's; 120 in a file or pipe]"
+        ),
+    ] = None,
     results: ResultsOpt = None,
+    plugin: PluginOpt = None,
 ) -> None:
     """Rank methods from the result files: mean ± std over seeds, best per column in bold."""
+    from vicinal.formats import DEFAULT_WIDTH, FORMATS, print_boards, render_text
     from vicinal.io import atomic_write_text, probe_output_file
-    from vicinal.leaderboard import FORMATS, build_boards, rich_table
+    from vicinal.leaderboard import build_boards
     from vicinal.results import default_results_dir
 
+    _load_plugins(plugin)  # derivations that plugins declare
     if fmt not in FORMATS:
         raise VicinalError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
     if out is not None:
@@ -334,11 +362,10 @@ def leaderboard_cmd(
     if not store.results:
         raise VicinalError(f"no result files in {results_dir}; run `vicinal run` first or pass --results DIR")
     boards = build_boards(store, suite, _csv(methods, "--methods"), _csv(metrics, "--metrics"), sort, by)
-    if fmt == "table" and out is None:  # on a terminal: rich's colours and bold
-        for board in boards:
-            console.print(rich_table(board))
+    if fmt == "table" and out is None:  # rich's colours and bold on a terminal, plain text in a pipe
+        print_boards(console, boards, _width(width))
         return
-    text = FORMATS[fmt](boards)
+    text = render_text(boards, width or DEFAULT_WIDTH) if fmt == "table" else FORMATS[fmt](boards)
     if out is not None:
         atomic_write_text(out, text)
         err_console.print(f"wrote {escape(str(out))}")
@@ -354,6 +381,7 @@ def report_cmd(
     ] = None,
     results: ResultsOpt = None,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    plugin: PluginOpt = None,
 ) -> None:
     """Write one self-contained HTML report: leaderboards, protocols, figures, run metadata."""
     import time
@@ -362,6 +390,7 @@ def report_cmd(
     from vicinal.report import build_report
     from vicinal.results import default_results_dir
 
+    _load_plugins(plugin)  # derivations that plugins declare
     probe_output_file(out)
     results_dir = results or default_results_dir()
     store = _load_store(results_dir)

@@ -1,8 +1,10 @@
 """The evaluator interface and registry. Built-in evaluators live in ``vicinal/evaluators/``, one file each.
 
 Evaluators receive an :class:`EvalContext` that computes the clean test-set predictions once and shares
-them, and return flat ``{metric: value}`` dicts; each declares its metrics (direction, unit) so the
-leaderboard can be rendered from the result files alone.
+them, and return flat ``{metric: value}`` dicts. Each declares its metrics (direction, unit, breakdown
+keys), its ``--by`` breakdowns, report figures, images and derived metrics (:mod:`vicinal.declarations`);
+the runner records all of it in every result file, so the leaderboard and report are rendered from the
+result files alone, without knowing any evaluator.
 """
 
 from __future__ import annotations
@@ -18,22 +20,21 @@ import torch
 from torch import nn
 
 from vicinal.datasets import DataSplits, ImageSet, to_unit
-from vicinal.method import NoConfig
+from vicinal.declarations import Artifact, Breakdown, Declarations, FigureSpec, MetricInfo, load
+from vicinal.errors import VicinalError
+from vicinal.hparams import NoConfig
 from vicinal.registry import Registry
 
-
-@dataclass(frozen=True)
-class MetricInfo:
-    label: str
-    higher_is_better: bool
-    percent: bool = False  # stored as a fraction, shown ×100
-    description: str = ""
-    headline: bool = True  # shown by the leaderboard by default (others with --metrics or --metrics all)
-    #: Breakdowns (``vicinal leaderboard --by corruption|severity``): a metric such as ``c_acc/fog`` belongs
-    #: to ``family`` "c_acc", is broken down ``by`` "corruption" and stands for ``key`` "fog".
-    family: str = ""
-    by: str = ""
-    key: str = ""
+__all__ = [
+    "EVALUATORS",
+    "EvalContext",
+    "Evaluator",
+    "MetricInfo",
+    "eps_label",
+    "parse_eps",
+    "register_evaluator",
+    "seeded_subset",
+]
 
 
 @dataclass
@@ -103,10 +104,24 @@ class EvalContext:
 
 
 class Evaluator:
+    """Base class of evaluators. Subclasses set ``Config`` and the declarations below (class attributes,
+    or the methods that return them when they depend on the configuration) and override ``evaluate``."""
+
     name: ClassVar[str] = ""
     Config: ClassVar[type] = NoConfig
-    metrics: ClassVar[dict[str, MetricInfo]] = {}
     summary: ClassVar[str] = ""
+    #: The metrics ``evaluate`` returns.
+    metrics: ClassVar[dict[str, MetricInfo]] = {}
+    #: Title of this evaluator's columns when a board is split to fit a terminal.
+    group: ClassVar[str] = ""
+    #: ``vicinal leaderboard --by`` axes over this evaluator's metric families.
+    breakdowns: ClassVar[tuple[Breakdown, ...]] = ()
+    #: Report figures drawn from its metrics.
+    figures: ClassVar[tuple[FigureSpec, ...]] = ()
+    #: Images it writes with ``ctx.artifact_path(name)``, by name: their gallery title and caption.
+    artifacts: ClassVar[dict[str, Artifact]] = {}
+    #: Derivations (``vicinal.derived``) to compute across a suite's results from its metrics.
+    derived: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Any = None):
         self.config = config if config is not None else self.Config()
@@ -118,9 +133,29 @@ class Evaluator:
         """The metrics this evaluator reports under its configuration (names may depend on it)."""
         return dict(self.metrics)
 
+    def declarations(self) -> Declarations:
+        """Its group, breakdowns, figures and derivations under its configuration."""
+        return Declarations(self.group, tuple(self.breakdowns), tuple(self.figures), tuple(self.derived))
+
     def protocol(self) -> dict[str, Any]:
         """Every choice that determines this evaluator's numbers; recorded in each result file."""
         return dataclasses.asdict(self.config)
+
+    def check_declarations(self) -> None:
+        """Raise VicinalError, before anything is trained, if what it declares would not load back from a
+        result file (a plugin's typo would otherwise make every file it writes unreadable)."""
+        try:
+            for name, info in self.metric_info().items():
+                MetricInfo.from_json(info.to_json(), f"metric {name!r}")
+            Declarations.from_json(self.declarations().to_json(), "declarations")
+            load(dict[str, Artifact], {k: a.to_json() for k, a in self.artifacts.items()}, "artifacts")
+        except ValueError as exc:
+            raise VicinalError(f"evaluator {self.name}: {exc}") from None
+        except (TypeError, AttributeError) as exc:
+            raise VicinalError(
+                f"evaluator {self.name}: {exc} (metrics and artifacts are dicts of MetricInfo and Artifact; "
+                "breakdowns, figures and derived are tuples)"
+            ) from None
 
 
 EVALUATORS: Registry[type[Evaluator]] = Registry("evaluator", "vicinal.evaluators", "vicinal.evaluators")
@@ -142,11 +177,14 @@ def eps_label(eps: float) -> str:
     return f"{eps:g}"
 
 
-def register_evaluator(name: str) -> Callable[[type[Evaluator]], type[Evaluator]]:
-    def decorator(cls: type[Evaluator]) -> type[Evaluator]:
-        EVALUATORS.add(name, cls)
-        if "name" not in cls.__dict__:
-            cls.name = name
-        return cls
+def seeded_subset(n_total: int, n: int, seed: int) -> torch.Tensor:
+    """Indices (sorted) of a seeded subset of ``n`` of ``n_total`` images, the same for every method and
+    run; all of them when ``n`` is 0 or at least ``n_total``."""
+    if n <= 0 or n >= n_total:
+        return torch.arange(n_total)
+    return torch.randperm(n_total, generator=torch.Generator().manual_seed(seed))[:n].sort().values
 
-    return decorator
+
+def register_evaluator(name: str) -> Callable[[type[Evaluator]], type[Evaluator]]:
+    """Class decorator: ``@register_evaluator("occlusion")`` makes the evaluator available by that name."""
+    return EVALUATORS.register_class(name, Evaluator)

@@ -17,6 +17,11 @@ from vicinal.errors import VicinalError
 _BOUNDS = {"ge": "≥", "gt": ">", "le": "≤", "lt": "<"}
 
 
+@dataclasses.dataclass
+class NoConfig:
+    """The settings of a method or evaluator that has none."""
+
+
 def field_help(f: dataclasses.Field) -> str:
     return str(f.metadata.get("help", ""))
 

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from vicinal.datasets import DataSplits, to_unit
+from vicinal.declarations import Artifact, Declarations, MetricInfo
 from vicinal.evaluation import EvalContext, Evaluator
 from vicinal.method import Method, PrepareContext
 from vicinal.models import build_model
@@ -82,7 +83,7 @@ def run_job(job: RunJob, rd: RunData, progress: Any, log: Any = print) -> JobOut
     with tempfile.TemporaryDirectory(prefix="vicinal-artifacts-") as staging:
         stem = Path(staging) / job.result_path.stem
         result = _run(job, rd, stem, progress, log)
-        artifacts = {name: (Path(staging) / name).read_bytes() for name in result.artifacts.values()}
+        artifacts = {a.file: (Path(staging) / a.file).read_bytes() for a in result.artifacts.values()}
     return JobOutput(result, artifacts)
 
 
@@ -132,17 +133,21 @@ def _run(job: RunJob, rd: RunData, artifact_stem: Path, progress: Any, log: Any)
         progress=progress,
     )
     metrics: dict[str, float] = {}
-    metric_info: dict[str, dict] = {}
+    metric_info: dict[str, MetricInfo] = {}
     protocol: dict[str, dict] = {}
+    declares: dict[str, Declarations] = {}
+    described: dict[str, Artifact] = {"samples": SAMPLES}
     for evaluator in job.evaluators:
         metrics.update(evaluator.evaluate(ctx))
         metric_info.update(
             {
-                k: {**dataclasses.asdict(v), "evaluator": evaluator.name}
+                k: dataclasses.replace(v, evaluator=evaluator.name)
                 for k, v in evaluator.metric_info().items()
                 if k in metrics
             }
         )
+        declares[evaluator.name] = evaluator.declarations()
+        described.update(evaluator.artifacts)
         code = job.evaluation["evaluators"][evaluator.name]["code"]
         protocol[evaluator.name] = {
             **evaluator.protocol(),
@@ -162,7 +167,12 @@ def _run(job: RunJob, rd: RunData, artifact_stem: Path, progress: Any, log: Any)
         metrics=metrics,
         metric_info=metric_info,
         protocol=protocol,
-        artifacts=ctx.artifacts,
+        declares=declares,
+        # Each image with its gallery title, so that the report needs nothing but the result file.
+        artifacts={
+            name: dataclasses.replace(described.get(name, Artifact(name)), file=file)
+            for name, file in ctx.artifacts.items()
+        },
         method_info={
             **method.describe(),
             "prepared": prepared,
@@ -208,6 +218,13 @@ def _run(job: RunJob, rd: RunData, artifact_stem: Path, progress: Any, log: Any)
 
 
 PREVIEW_SEED = 0  # the same images, pairs and draws for every method and seed, so grids compare
+SAMPLES = Artifact(
+    "Training samples",
+    "What each method trains on, from the same eight training images and pairs (fixed seed): the clean "
+    "pair and the mixed sample the method makes, with any intermediate images its preview adds (such as a "
+    "VAE's reconstructions and decoded mixes).",
+    layout="stack",
+)
 
 
 def save_samples(method: Method, data: DataSplits, device: torch.device, ctx: EvalContext, log: Any) -> None:

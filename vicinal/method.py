@@ -25,13 +25,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from vicinal.datasets import ImageSet
+from vicinal.hparams import NoConfig
 from vicinal.registry import Registry
 from vicinal.rng import RunRandom
-
-
-@dataclass
-class NoConfig:
-    """A method without hyperparameters."""
 
 
 @dataclass
@@ -110,18 +106,7 @@ METHODS: Registry[type[Method]] = Registry("method", "vicinal.methods", "vicinal
 
 def register_method(name: str) -> Callable[[type[Method]], type[Method]]:
     """Class decorator: ``@register_method("mixup")`` makes the method available under that name."""
-
-    def decorator(cls: type[Method]) -> type[Method]:
-        if not (isinstance(cls, type) and issubclass(cls, Method)):
-            raise TypeError(f"@register_method({name!r}) must decorate a subclass of vicinal.Method")
-        if not dataclasses.is_dataclass(cls.Config):
-            raise TypeError(f"{cls.__qualname__}.Config must be a dataclass")
-        METHODS.add(name, cls)
-        if "name" not in cls.__dict__:
-            cls.name = name
-        return cls
-
-    return decorator
+    return METHODS.register_class(name, Method)
 
 
 def list_methods(pattern: str = "*") -> list[str]:

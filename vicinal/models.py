@@ -15,7 +15,7 @@ from torch import nn
 from vicinal.registry import Registry
 
 ModelFactory = Callable[..., "VicinalModel"]
-MODELS: Registry[ModelFactory] = Registry("model")
+MODELS: Registry[ModelFactory] = Registry("model", entry_point_group="vicinal.models")
 register_model = MODELS.register
 
 

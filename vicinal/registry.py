@@ -1,11 +1,12 @@
 """Name → factory registries (methods, evaluators, models, datasets), in the spirit of timm's.
 
 Built-in entries are discovered by importing every module of a package (one file per entry, a
-decorator in each), third-party ones through an entry-point group or an explicit plugin path.
+decorator in each) or one module, third-party ones through an entry-point group or an explicit plugin path.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import fnmatch
 import hashlib
@@ -72,6 +73,22 @@ class Registry(Generic[T]):
         self._items[name] = obj
         self._origins[name] = origin
 
+    def register_class(self, name: str, base: type) -> Callable[[type], type]:
+        """Class decorator for a subclass of ``base`` with a ``Config`` dataclass (methods, evaluators):
+        records it under ``name`` and gives it that ``name`` unless it sets its own."""
+
+        def decorator(cls: type) -> type:
+            if not (isinstance(cls, type) and issubclass(cls, base)):
+                raise TypeError(f"{self.kind} {name!r} must be a subclass of vicinal.{base.__name__}")
+            if not dataclasses.is_dataclass(getattr(cls, "Config", None)):
+                raise TypeError(f"{cls.__qualname__}.Config must be a dataclass")
+            self.add(name, cls)  # type: ignore[arg-type]
+            if "name" not in cls.__dict__:
+                cls.name = name  # type: ignore[attr-defined]
+            return cls
+
+        return decorator
+
     def remove(self, name: str) -> None:
         """Forget an entry (used by tests that register throw-away entries)."""
         self._items.pop(name, None)
@@ -84,7 +101,8 @@ class Registry(Generic[T]):
         self._discovered = True
         if self._builtin_package:
             package = importlib.import_module(self._builtin_package)
-            for info in pkgutil.iter_modules(package.__path__):
+            # A package: every module in it; a plain module registers its entries by being imported.
+            for info in pkgutil.iter_modules(getattr(package, "__path__", [])):
                 if not info.name.startswith("_"):
                     importlib.import_module(f"{self._builtin_package}.{info.name}")
         if self._entry_point_group:

@@ -1,4 +1,5 @@
-"""Metrics relative to the suite's baseline method, derived when a leaderboard is rendered.
+"""Metrics relative to the suite's baseline method, derived when a leaderboard is rendered: the corruption
+evaluator's declared derivation ``corruption_error`` (see :mod:`vicinal.derived`).
 
 Hendrycks & Dietterich normalise corruption errors by AlexNet's; CIFAR and Tiny-ImageNet have no AlexNet
 reference, so vicinal normalises by the baseline rows of the same suite (``[run] baseline``, ERM by
@@ -18,6 +19,8 @@ import math
 import statistics
 from collections import defaultdict
 
+from vicinal.declarations import MetricInfo
+from vicinal.derived import register_derivation
 from vicinal.results import Result
 
 DEFAULT_BASELINE = "erm"  # when a result does not record its suite's baseline
@@ -28,9 +31,9 @@ def _cells(result: Result) -> dict[str, dict[int, float]]:
     """Per-corruption, per-severity errors from the ``c_acc/<corruption>/s<k>`` metrics."""
     out: dict[str, dict[int, float]] = defaultdict(dict)
     for name, value in result.metrics.items():
-        info = result.metric_info.get(name, {})
-        if info.get("family") == "c_acc" and info.get("by") == "cell":
-            corruption, _, severity = info["key"].rpartition("/")
+        info = result.metric_info.get(name)
+        if info is not None and info.family == "c_acc" and info.by == "cell":
+            corruption, _, severity = info.key.rpartition("/")
             out[corruption][int(severity)] = 1.0 - float(value)
     return out
 
@@ -63,6 +66,7 @@ def _share(used: list[str], listed: list[str], baseline: str) -> str:
     return f"{len(used)} of the {len(listed)} common corruptions (undefined against {baseline}: {left})"
 
 
+@register_derivation("corruption_error")
 def add_relative_metrics(results: list[Result]) -> list[Result]:
     """Copies of one suite's results with ``c_mce``, ``c_rel_mce`` and ``ce/<c>`` added where both the
     result and a baseline result (the suite's ``baseline`` method) carry per-cell corruption accuracies;
@@ -104,36 +108,32 @@ def add_relative_metrics(results: list[Result]) -> list[Result]:
             if not math.isfinite(v):
                 continue
             metrics[f"ce/{c}"] = v
-            info[f"ce/{c}"] = {
-                "label": f"CE {c}",
-                "higher_is_better": False,
-                "percent": True,
-                "description": f"corruption error of {c} summed over severities, {baseline_note}",
-                "headline": False,
-                "family": "ce",
-                "by": "corruption",
-                "key": c,
-                "evaluator": "corruption",
-            }
+            info[f"ce/{c}"] = MetricInfo(
+                f"CE {c}",
+                False,
+                percent=True,
+                description=f"corruption error of {c} summed over severities, {baseline_note}",
+                headline=False,
+                family="ce",
+                by="corruption",
+                key=c,
+            )
         metrics["c_mce"] = statistics.fmean(ces[c] for c in common)
         if rel_common:
             metrics["c_rel_mce"] = statistics.fmean(rel[c] for c in rel_common)
-        info["c_mce"] = {
-            "label": "mCE",
-            "higher_is_better": False,
-            "percent": True,
-            "description": f"mean corruption error over {_share(common, listed, baseline)}, {baseline_note}",
-            "headline": True,
-            "evaluator": "corruption",
-        }
-        info["c_rel_mce"] = {
-            "label": "rel. mCE",
-            "higher_is_better": False,
-            "percent": True,
-            "description": "mean relative corruption error (error above the clean error) over "
+        info["c_mce"] = MetricInfo(
+            "mCE",
+            False,
+            percent=True,
+            description=f"mean corruption error over {_share(common, listed, baseline)}, {baseline_note}",
+        )
+        info["c_rel_mce"] = MetricInfo(
+            "rel. mCE",
+            False,
+            percent=True,
+            description="mean relative corruption error (error above the clean error) over "
             f"{_share(rel_common, listed, baseline)}, {baseline_note}",
-            "headline": False,
-            "evaluator": "corruption",
-        }
+            headline=False,
+        )
         out.append(dataclasses.replace(r, metrics=metrics, metric_info=info))
     return out

@@ -6,16 +6,18 @@ that determines the run except the seed, so the seeds of one configuration sit s
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import platform
 import subprocess
 import sys
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from vicinal.declarations import Artifact, Declarations, MetricInfo, Reported, load
 from vicinal.io import atomic_write_text
 from vicinal.names import check_name
 
@@ -24,7 +26,6 @@ from vicinal.names import check_name
 SCHEMA_VERSION = 2
 REPORTED_SCHEMAS = (1, 2)
 RESULTS_ENV = "VICINAL_RESULTS_DIR"
-REPORTED_TEXT_FIELDS = ("url", "table", "note")
 
 
 def default_results_dir() -> Path:
@@ -62,14 +63,17 @@ class Result:
     suite: str
     method: str
     metrics: dict[str, float]
-    metric_info: dict[str, dict[str, Any]] = field(default_factory=dict)
+    metric_info: dict[str, MetricInfo] = field(default_factory=dict)
     seed: int | None = None
     run_id: str = ""
     training_id: str = ""
     config_hash: str = ""
     created: str = ""
     protocol: dict[str, dict[str, Any]] = field(default_factory=dict)
-    artifacts: dict[str, str] = field(default_factory=dict)
+    #: Per evaluator, what it declared besides its metrics: breakdowns, figures, derived metrics.
+    declares: dict[str, Declarations] = field(default_factory=dict)
+    #: Images written beside the result file, by name, each with its gallery title.
+    artifacts: dict[str, Artifact] = field(default_factory=dict)
     method_info: dict[str, Any] = field(default_factory=dict)
     suite_spec: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
@@ -77,7 +81,7 @@ class Result:
     timing: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
     #: The citation block of numbers copied from a paper; None for measured results.
-    reported: dict[str, Any] | None = None
+    reported: Reported | None = None
     schema: int = SCHEMA_VERSION
     #: Where the result was read from (not part of the file).
     path: Path | None = field(default=None, compare=False, repr=False)
@@ -95,7 +99,7 @@ class Result:
         return self.data.get("n_train")
 
     def to_json(self) -> dict[str, Any]:
-        out = {k: v for k, v in asdict(self).items() if k != "path"}
+        out = {f.name: _json(getattr(self, f.name)) for f in fields(self) if f.name != "path"}
         order = ["schema", "suite", "method", "seed", "run_id", "training_id", "config_hash", "created"]
         return {k: out[k] for k in order} | {k: v for k, v in out.items() if k not in order and v is not None}
 
@@ -126,18 +130,44 @@ class Result:
             raise ValueError("metrics must map names to numbers")
         known = {f.name for f in fields(cls)} - {"path"}
         values = {k: v for k, v in data.items() if k in known}
-        for key in ("metric_info", "protocol", "artifacts", "method_info", "suite_spec", "data", "training"):
+        for key in ("protocol", "method_info", "suite_spec", "data", "training"):
             if not isinstance(values.get(key, {}), dict):
                 raise ValueError(f"{key} must be an object")
-        for name, file in values.get("artifacts", {}).items():
-            # Artifacts are read from beside the result file (into the report): a plain file name only.
-            if not isinstance(file, str) or Path(file).name != file or file.startswith("."):
-                raise ValueError(f"artifact {name!r} must be a file name beside the result, got {file!r}")
+        values["metric_info"] = load(dict[str, MetricInfo], values.get("metric_info", {}), "metric_info")
+        values["declares"] = load(dict[str, Declarations], values.get("declares", {}), "declares")
+        values["artifacts"] = _artifacts(values.get("artifacts", {}))
         if reported:
             _check_reported(values)
         elif not isinstance(values["seed"], int) or isinstance(values["seed"], bool):
             raise ValueError("seed must be an integer")
         return cls(**values, path=path)
+
+
+def _json(value: Any) -> Any:
+    if hasattr(value, "to_json"):
+        return value.to_json()
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return {k: _json(v) for k, v in value.items()}
+    return value
+
+
+def _artifacts(data: Any) -> dict[str, Artifact]:
+    if not isinstance(data, dict):
+        raise ValueError("artifacts must be an object")
+    out = {}
+    for name, entry in data.items():
+        # Files written before artifacts described themselves hold the bare file name.
+        artifact = (
+            Artifact(name, file=entry)
+            if isinstance(entry, str)
+            else load(Artifact, entry, f"artifacts.{name}")
+        )
+        if not artifact.file:
+            raise ValueError(f"artifact {name!r} names no file")
+        out[name] = artifact
+    return out
 
 
 def write_result(path: Path, result: Result) -> None:
@@ -156,22 +186,13 @@ def read_result(path: Path) -> Result:
 def _check_reported(values: dict[str, Any]) -> None:
     """Validate a paper's reported numbers and give them the identity a measured result has: no seed, and
     a ``run_id`` derived from the citation so that each cited table is its own leaderboard row."""
-    rep = values["reported"]
-    if not isinstance(rep, dict) or not isinstance(rep.get("citation"), str) or not rep["citation"].strip():
-        raise ValueError('"reported" must be an object with a non-empty "citation"')
-    bad = [k for k in REPORTED_TEXT_FIELDS if k in rep and not isinstance(rep[k], str)]
-    if bad:
-        raise ValueError(f"reported.{bad[0]} must be a string")
-    if "n" in rep and (not isinstance(rep["n"], int) or isinstance(rep["n"], bool) or rep["n"] < 1):
-        raise ValueError("reported.n (the paper's number of runs) must be a positive integer")
-    std = rep.get("std", {})
-    if not isinstance(std, dict) or not all(isinstance(v, int | float) for v in std.values()):
-        raise ValueError("reported.std must map metric names to numbers")
-    stray = sorted(set(std) - set(values["metrics"]))
+    rep = load(Reported, values["reported"], "reported")
+    stray = sorted(set(rep.std) - set(values["metrics"]))
     if stray:
         raise ValueError(f"reported.std names metrics that are not in metrics: {', '.join(stray)}")
+    values["reported"] = rep
     values["seed"] = None
-    identity = json.dumps([values["suite"], values["method"], rep], sort_keys=True, default=str)
+    identity = json.dumps([values["suite"], values["method"], rep.to_json()], sort_keys=True, default=str)
     values.setdefault("run_id", "reported-" + hashlib.sha256(identity.encode()).hexdigest()[:12])
     values.setdefault("training_id", values["run_id"])
 

@@ -144,6 +144,7 @@ def plan_run(
         cls = EVALUATORS.get(name)
         values = {**params, **eval_overrides.get(name, {})}
         evaluators.append(cls(build_config(cls.Config, values, f"evaluators.{name}", what="setting")))
+        evaluators[-1].check_declarations()
     resolved = resolve_device(device)
     probe_writable(results_dir, "results folder")
     probe_writable(cache_dir, "cache folder")

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import torch
 
 from vicinal.datasets import to_unit
+from vicinal.declarations import Breakdown, Declarations, FigureSpec, MetricInfo, PanelSpec
 from vicinal.errors import VicinalError
-from vicinal.evaluation import EvalContext, Evaluator, MetricInfo, eps_label, parse_eps, register_evaluator
+from vicinal.evaluation import EvalContext, Evaluator, eps_label, parse_eps, register_evaluator, seeded_subset
 from vicinal.hparams import hp
 
 ATTACKS = ("fgsm", "pgd_linf", "pgd_l2")
@@ -27,13 +28,6 @@ def import_foolbox():
         import foolbox
 
     return foolbox
-
-
-def seeded_subset(n_test: int, n: int, seed: int) -> torch.Tensor:
-    """Indices of the seeded evaluation subset (sorted; all of the test split if n ≥ its size)."""
-    if n <= 0 or n >= n_test:
-        return torch.arange(n_test)
-    return torch.randperm(n_test, generator=torch.Generator().manual_seed(seed))[:n].sort().values
 
 
 @dataclass
@@ -72,14 +66,15 @@ class AdversarialConfig:
 class AdversarialEvaluator(Evaluator):
     summary = "robust accuracy under FGSM, PGD L∞ and PGD L2 (foolbox) per ε; AutoAttack optional"
     Config = AdversarialConfig
+    group = "attacks"
 
     def grid(self) -> list[tuple[str, str, float]]:
         """(attack, norm, ε) for every robust-accuracy number this configuration produces."""
         c = self.config
         out = []
         for attack in c.attacks:
-            radii = c.l2_eps if attack == "pgd_l2" else c.linf_eps
-            out += [(attack, "l2" if attack == "pgd_l2" else "linf", parse_eps(e)) for e in radii]
+            radii = sorted(parse_eps(e) for e in (c.l2_eps if attack == "pgd_l2" else c.linf_eps))
+            out += [(attack, "l2" if attack == "pgd_l2" else "linf", eps) for eps in radii]
         return out
 
     def metric_info(self) -> dict[str, MetricInfo]:
@@ -104,6 +99,7 @@ class AdversarialEvaluator(Evaluator):
                 family=attack,
                 by="eps",
                 key=eps_label(eps),
+                clean="adv_subset_acc",
             )
         if c.autoattack:
             eps = parse_eps(c.autoattack_eps)
@@ -115,8 +111,39 @@ class AdversarialEvaluator(Evaluator):
                 family="autoattack",
                 by="eps",
                 key=eps_label(eps),
+                clean="adv_subset_acc",
             )
         return info
+
+    def declarations(self) -> Declarations:
+        families = list(dict.fromkeys(attack for attack, _, _ in self.grid()))
+        if self.config.autoattack:
+            families.append("autoattack")
+        panels = tuple(
+            PanelSpec(
+                family.replace("_", " "),
+                family=family,
+                xlabel="ε (L2)" if family == "pgd_l2" else "ε (L∞)",
+                ylabel="robust accuracy",
+            )
+            for family in families
+        )
+        default = "pgd_linf" if "pgd_linf" in families else families[0] if families else ""
+        breakdown = Breakdown(
+            "eps", "ε", default, column="ε={key}", clean="ε=0", hint="run the adversarial evaluator"
+        )
+        figure = FigureSpec(
+            "lines",
+            "Robust accuracy versus ε",
+            panels,
+            caption="Per attack: accuracy on the seeded attacked subset at each radius (ε = 0: its clean "
+            "accuracy), radii evenly spaced; the band is ± one std over seeds.",
+            by="eps",
+            # Evenly spaced: the radii roughly double, and on a linear axis 1/255 and 2/255 collide.
+            spacing="even",
+            alt="robust accuracy versus perturbation size per attack and method",
+        )
+        return Declarations(self.group, (breakdown,) if default else (), (figure,) if panels else ())
 
     def attack_objects(self) -> dict[str, object]:
         fb, c = import_foolbox(), self.config

@@ -8,6 +8,7 @@ from vicinal.calibration import (
     nll,
     reliability_bins,
 )
+from vicinal.declarations import Artifact
 from vicinal.evaluation import EvalContext, Evaluator, MetricInfo, register_evaluator
 from vicinal.hparams import hp
 
@@ -53,6 +54,14 @@ class CalibrationEvaluator(Evaluator):
         "temperature scaling fitted on the validation split; reliability diagrams"
     )
     metrics = _metric_table()
+    group = "accuracy & calibration"
+    artifacts = {
+        "reliability": Artifact(
+            "Reliability diagrams",
+            "Accuracy per confidence bin against the diagonal, before and after temperature scaling "
+            "(the calibration evaluator's diagram of each configuration's lowest seed).",
+        )
+    }
 
     @dataclass
     class Config:

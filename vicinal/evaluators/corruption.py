@@ -9,8 +9,9 @@ Where the corrupted images come from (recorded in each result file):
 Metrics: ``c_acc`` (mean over the 15 common corruptions × severities, the RobustBench/Hendrycks
 convention), ``c_acc_all`` (all 19), ``c_ece`` / ``c_ece_ts`` / ``c_nll``, and breakdowns per corruption
 (``c_acc/<c>``), per severity (``c_acc/s<k>``, common corruptions) and per cell (``c_acc/<c>/s<k>``).
-mCE and relative mCE are derived by the leaderboard from the cells, relative to the suite's ERM rows
-(``vicinal.relative``): CIFAR and Tiny-ImageNet have no AlexNet baseline.
+mCE and relative mCE are this evaluator's declared derivation ``corruption_error`` (``vicinal.relative``),
+computed by the renderers from the cells relative to the suite's baseline rows: CIFAR and Tiny-ImageNet
+have no AlexNet baseline.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Literal
-
-import torch
 
 from vicinal.calibration import calibration_metrics, nll
 from vicinal.corrupted import (
@@ -33,9 +32,12 @@ from vicinal.corrupted import (
     find_set,
     write_set,
 )
+from vicinal.declarations import Breakdown, FigureSpec, PanelSpec
 from vicinal.errors import VicinalError
-from vicinal.evaluation import EvalContext, Evaluator, MetricInfo, register_evaluator
+from vicinal.evaluation import EvalContext, Evaluator, MetricInfo, register_evaluator, seeded_subset
 from vicinal.hparams import hp
+
+_HINT = "run the corruption evaluator (a -c suite)"
 
 
 @register_evaluator("corruption")
@@ -44,6 +46,35 @@ class CorruptionEvaluator(Evaluator):
         "accuracy, ECE (before/after temperature scaling) and NLL on corrupted test sets (CIFAR-10-C "
         "layout): per corruption × severity, means over the 15 common and all 19; mCE in the leaderboard"
     )
+    group = "corruptions"
+    breakdowns = (
+        Breakdown("corruption", "corruption", "c_acc", hint=_HINT),
+        Breakdown("severity", "severity", "c_acc", column="s{key}", hint=_HINT),
+    )
+    figures = (
+        FigureSpec(
+            "heatmap",
+            "Accuracy per corruption",
+            (PanelSpec("accuracy per corruption", "c_acc", ylabel="accuracy"),),
+            caption="Mean over severities and seeds, per method (rows) and corruption (columns).",
+            by="corruption",
+            alt="heat map of accuracy per corruption and method",
+        ),
+        FigureSpec(
+            "lines",
+            "Accuracy versus severity",
+            (
+                PanelSpec("accuracy versus severity", "c_acc", xlabel="severity", ylabel="accuracy"),
+                PanelSpec("ECE versus severity", "c_ece", xlabel="severity", ylabel="ECE"),
+            ),
+            caption="Mean over the corruptions at each severity (clean test split at 0); the band is ± one "
+            "std over seeds.",
+            by="severity",
+            alt="accuracy versus corruption severity per method",
+        ),
+    )
+    #: mCE and relative mCE against the suite's baseline (vicinal.relative).
+    derived = ("corruption_error",)
 
     @dataclass
     class Config:
@@ -107,7 +138,7 @@ class CorruptionEvaluator(Evaluator):
                 description="mean NLL over the common corruptions × severities",
             ),
         }
-        for family, label, better in (("c_acc", "acc", True), ("c_ece", "ECE", False)):
+        for family, label, better, clean in (("c_acc", "acc", True, "acc"), ("c_ece", "ECE", False, "ece")):
             part = partial(MetricInfo, higher_is_better=better, percent=True, headline=False, family=family)
             for c in self.corruptions:
                 info[f"{family}/{c}"] = part(
@@ -129,6 +160,7 @@ class CorruptionEvaluator(Evaluator):
                     description=f"{label} at severity {s}, mean over the common corruptions",
                     by="severity",
                     key=str(s),
+                    clean=clean,
                 )
         return info
 
@@ -219,10 +251,7 @@ class CorruptionEvaluator(Evaluator):
         c = self.config
         cset = self.open_set(ctx)
         labels_all = cset.labels()
-        index = None
-        if 0 < c.n_samples < cset.n:
-            gen = torch.Generator().manual_seed(c.seed)
-            index = torch.randperm(cset.n, generator=gen)[: c.n_samples].sort().values
+        index = seeded_subset(cset.n, c.n_samples, c.seed) if 0 < c.n_samples < cset.n else None
         labels = (labels_all if index is None else labels_all[index]).numpy()
         t = ctx.temperature if c.temperature_scaling else None
         cells: dict[tuple[str, int], dict[str, float]] = {}

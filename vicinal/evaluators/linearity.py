@@ -18,9 +18,16 @@ import torch
 import torch.nn.functional as F
 
 from vicinal.datasets import to_unit
-from vicinal.evaluation import EvalContext, Evaluator, MetricInfo, eps_label, parse_eps, register_evaluator
-from vicinal.evaluators.adversarial import seeded_subset
+from vicinal.declarations import Breakdown, Declarations, FigureSpec, MetricInfo, PanelSpec
+from vicinal.evaluation import EvalContext, Evaluator, eps_label, parse_eps, register_evaluator, seeded_subset
 from vicinal.hparams import hp
+
+GAMMA = "γ(ε): the largest deviation of the loss from its first-order Taylor expansion within the L∞ ball of "
+INTERP = (
+    "interp dev: mean deviation of the logits from the linear interpolation of the endpoint logits, "
+    "relative to their distance, along segments between test inputs of different classes (0 for a linear "
+    "model); interp miss: in-between points predicted as neither class."
+)
 
 
 @dataclass
@@ -119,9 +126,53 @@ def different_class_pairs(labels: torch.Tensor, n_pairs: int, seed: int) -> tupl
 class LinearityEvaluator(Evaluator):
     summary = "local linearity γ (Qin et al. 2019) and deviation from linearity between test inputs"
     Config = LinearityConfig
+    group = "linearity"
+
+    def radii(self) -> list[str]:
+        return [eps_label(e) for e in sorted(parse_eps(e) for e in self.config.eps)]
+
+    def declarations(self) -> Declarations:
+        radii = self.radii()
+        breakdown = Breakdown("eps", "ε", "lin_gamma", column="ε={key}", hint="run the linearity evaluator")
+        bars = [PanelSpec(f"γ at ε = {radii[0]}", metric=f"lin_gamma@{radii[0]}")] if len(radii) == 1 else []
+        bars += [
+            PanelSpec("interp dev", metric="interp_logit_dev"),
+            PanelSpec("interp miss", metric="interp_miss"),
+        ]
+        figures = []
+        if len(radii) > 1:  # with one radius, a bar per method says it better than a line of single points
+            figures.append(
+                FigureSpec(
+                    "lines",
+                    "Local linearity",
+                    (
+                        PanelSpec(
+                            "local linearity γ (lower = more linear)",
+                            "lin_gamma",
+                            xlabel="ε (L∞)",
+                            ylabel="γ",
+                        ),
+                    ),
+                    caption=GAMMA + "radius ε, averaged over the seeded test subset (Qin et al. 2019).",
+                    by="eps",
+                    spacing="even",
+                    alt="local linearity γ versus ε per method",
+                )
+            )
+        figures.append(
+            FigureSpec(
+                "bars",
+                "Linearity" if len(radii) == 1 else "Linearity between test inputs",
+                tuple(bars),
+                caption=(GAMMA + "ball (Qin et al. 2019), lower = more linear; " if len(radii) == 1 else "")
+                + INTERP,
+                alt="linearity measures per method",
+            )
+        )
+        return Declarations(self.group, (breakdown,), tuple(figures))
 
     def metric_info(self) -> dict[str, MetricInfo]:
-        radii = [eps_label(parse_eps(e)) for e in self.config.eps]
+        radii = self.radii()
         info = {
             f"lin_gamma@{r}": MetricInfo(
                 f"γ {r}",
