@@ -192,7 +192,8 @@ def test_bad_suite_file(tmp_path):
     suite = tmp_path / "s.toml"
     suite.write_text('name = "x"\n[data]\ndataset = "digits"\n[train]\nepochs = "many"\n')
     out = run_cli("run", "--suite", str(suite), cwd=tmp_path)
-    assert out.returncode == 2 and "[train] epochs: expected an integer" in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode == 2 and "[train] epochs: expected an integer" in out.stderr
+    assert "Traceback" not in out.stderr
 
 
 @needs_cifar
