@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
@@ -20,6 +20,9 @@ from torch import nn
 from vicinal.datasets import DataSplits, ImageSet, to_unit
 from vicinal.method import NoConfig
 from vicinal.registry import Registry
+
+if TYPE_CHECKING:
+    from vicinal.calibration import TemperatureFit
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ class EvalContext:
         x_all = images.images if isinstance(images, ImageSet) else images
         return self.predict_batches(x_all.split(self.batch_size))
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def predict_batches(self, batches: Iterable[torch.Tensor]) -> torch.Tensor:
         """Logits for a stream of uint8 batches (e.g. memory-mapped corrupted sets), concatenated."""
         self.model.eval()
@@ -93,13 +96,19 @@ class EvalContext:
         return None if self.data.val is None else self.predict(self.data.val)
 
     @cached_property
-    def temperature(self) -> float | None:
-        """Temperature fitted on the validation split (shared by every evaluator); None without one."""
+    def temperature_fit(self) -> TemperatureFit | None:
+        """Temperature scaling fitted on the validation split, once for every evaluator; None without
+        one. A degenerate fit (a separable validation split) applies T = 1 and says so."""
         if self.val_logits is None:
             return None
-        from vicinal.calibration import fit_temperature
+        from vicinal.calibration import temperature_scaling
 
-        return fit_temperature(self.val_logits.numpy(), self.data.val.labels.numpy())
+        return temperature_scaling(self.val_logits.numpy(), self.data.val.labels.numpy())
+
+    @property
+    def temperature(self) -> float | None:
+        """The temperature every evaluator applies (1.0 when the fit was degenerate); None without one."""
+        return None if self.temperature_fit is None else self.temperature_fit.temperature
 
 
 class Evaluator:

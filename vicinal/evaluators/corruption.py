@@ -16,6 +16,7 @@ mCE and relative mCE are derived by the leaderboard from the cells, relative to 
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Literal
 
 import torch
 
-from vicinal.calibration import calibration_metrics, nll
+from vicinal.calibration import ece, nll
 from vicinal.corrupted import (
     RELEASES,
     CorruptedSet,
@@ -236,21 +237,31 @@ class CorruptionEvaluator(Evaluator):
             index = torch.randperm(cset.n, generator=gen)[: c.n_samples].sort().values
         labels = (labels_all if index is None else labels_all[index]).numpy()
         t = ctx.temperature if c.temperature_scaling else None
-        cells: dict[tuple[str, int], dict[str, float]] = {}
+        order = [(name, s) for name in self.corruptions for s in self.severities]
         progress, task = ctx.progress, None
         if progress is not None:
-            task = progress.add_task("corruptions", total=len(self.corruptions) * len(self.severities))
-        for name in self.corruptions:
-            for s in self.severities:
-                logits = ctx.predict_batches(cset.batches(name, s, ctx.batch_size, index)).numpy()
-                cal = calibration_metrics(logits, labels, c.bins)
-                cell = {"acc": float((logits.argmax(1) == labels).mean()), "ece": cal["ece"]}
-                cell["nll"] = nll(logits, labels)
-                if t is not None:
-                    cell["ece_ts"] = calibration_metrics(logits / t, labels, c.bins)["ece"]
-                cells[(name, s)] = cell
+            task = progress.add_task("corruptions", total=len(order))
+
+        def stream() -> Iterator[torch.Tensor]:
+            for name, s in order:
+                yield from cset.batches(name, s, ctx.batch_size, index)
                 if task is not None:
                     progress.update(task, advance=1, description=f"{name} · severity {s}")
+
+        # One pass over every cell in full batches (a cell's last partial batch is topped up from the
+        # next cell), then the logits are cut back into cells.
+        logits_all = ctx.predict_batches(rebatch(stream(), ctx.batch_size)).numpy()
+        cells: dict[tuple[str, int], dict[str, float]] = {}
+        for i, key in enumerate(order):
+            logits = logits_all[i * len(labels) : (i + 1) * len(labels)]
+            cell = {
+                "acc": float((logits.argmax(1) == labels).mean()),
+                "ece": ece(logits, labels, c.bins),
+                "nll": nll(logits, labels),
+            }
+            if t is not None:
+                cell["ece_ts"] = ece(logits / t, labels, c.bins)
+            cells[key] = cell
         if task is not None:
             progress.remove_task(task)
         self.source_info = {**cset.info, "images_per_cell": len(labels)}
@@ -306,6 +317,22 @@ class CorruptionEvaluator(Evaluator):
             "c_mce": "derived by the leaderboard: corruption errors summed over severities, divided by the "
             "suite's erm rows (CIFAR and Tiny-ImageNet have no AlexNet baseline)",
         }
+
+
+def rebatch(batches: Iterable[torch.Tensor], size: int) -> Iterator[torch.Tensor]:
+    """The same images, in order, in batches of ``size`` (the last one possibly smaller)."""
+    pending: list[torch.Tensor] = []
+    count = 0
+    for batch in batches:
+        pending.append(batch)
+        count += len(batch)
+        if count >= size:
+            joined = torch.cat(pending)
+            full = count - count % size
+            yield from joined[:full].split(size)
+            pending, count = ([joined[full:]], count - full) if count > full else ([], 0)
+    if count:
+        yield torch.cat(pending)
 
 
 def _complete(folder: Path, corruptions: list[str]) -> bool:
