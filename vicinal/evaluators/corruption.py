@@ -9,8 +9,9 @@ Where the corrupted images come from (recorded in each result file):
 Metrics: ``c_acc`` (mean over the 15 common corruptions × severities, the RobustBench/Hendrycks
 convention), ``c_acc_all`` (all 19), ``c_ece`` / ``c_ece_ts`` / ``c_nll``, and breakdowns per corruption
 (``c_acc/<c>``), per severity (``c_acc/s<k>``, common corruptions) and per cell (``c_acc/<c>/s<k>``).
-mCE and relative mCE are derived by the leaderboard from the cells, relative to the suite's ERM rows
-(``vicinal.relative``): CIFAR and Tiny-ImageNet have no AlexNet baseline.
+mCE and relative mCE are derived by the leaderboard from the cells, relative to the suite's ERM rows, as
+ratios of errors summed over the same cells, so they cannot rank against ``c_acc`` (``vicinal.relative``
+says why): CIFAR and Tiny-ImageNet have no AlexNet baseline.
 """
 
 from __future__ import annotations
@@ -314,8 +315,11 @@ class CorruptionEvaluator(Evaluator):
             "make_*_c.py); uint8 truncation as the reference",
             "aggregates": "c_acc, c_ece, c_nll: mean over the common corruptions × severities; "
             "c_acc_all: over all",
-            "c_mce": "derived by the leaderboard: corruption errors summed over severities, divided by the "
-            "suite's erm rows (CIFAR and Tiny-ImageNet have no AlexNet baseline)",
+            "c_mce": "derived by the leaderboard: errors summed over the common corruptions × severities, "
+            "divided by the suite's erm rows' sum over the same cells (= (1 − c_acc) / (1 − c_acc of erm), "
+            "so it ranks as c_acc does; not Hendrycks's mean of per-corruption ratios, which explodes "
+            "where the baseline's error is near zero); per-corruption ratios as ce/<c>. CIFAR and "
+            "Tiny-ImageNet have no AlexNet baseline",
         }
 
 
