@@ -40,6 +40,15 @@ def _evaluator(name, **values):
 def test_eps_parsing_and_labels():
     assert parse_eps("8/255") == pytest.approx(8 / 255) and parse_eps(0.5) == 0.5
     assert eps_label(8 / 255) == "8/255" and eps_label(0.25) == "0.25"
+    # MNIST-style radii stay decimals, though 0.2 = 51/255 and 1.0 = 255/255.
+    assert [eps_label(e) for e in (0.1, 0.2, 0.3, 1.0, 2.0, 1 / 255)] == [
+        "0.1",
+        "0.2",
+        "0.3",
+        "1",
+        "2",
+        "1/255",
+    ]
 
 
 def test_robust_accuracy_sanity(trained):
