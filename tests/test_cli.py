@@ -147,7 +147,7 @@ def test_leaderboard_formats_agree_with_the_result_files(store):
     ).stdout
     assert md.startswith("### digits-c") and "| method" in md and "NLL" not in md
     everything = run_cli("leaderboard", "--format", "csv", "--metrics", "all", cwd=root, env=env).stdout
-    assert "cw_ece_ts_mean" in everything and "pgd_l2@0.5_mean" in everything
+    assert "cw_ece_ts_mean" in everything and "pgd_l2@2_mean" in everything
 
 
 def test_corrupted_result_is_skipped_with_a_warning(store, tmp_path):
