@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
@@ -35,6 +35,9 @@ __all__ = [
     "register_evaluator",
     "seeded_subset",
 ]
+
+if TYPE_CHECKING:
+    from vicinal.calibration import TemperatureFit
 
 
 @dataclass
@@ -65,7 +68,7 @@ class EvalContext:
         x_all = images.images if isinstance(images, ImageSet) else images
         return self.predict_batches(x_all.split(self.batch_size))
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def predict_batches(self, batches: Iterable[torch.Tensor]) -> torch.Tensor:
         """Logits for a stream of uint8 batches (e.g. memory-mapped corrupted sets), concatenated."""
         self.model.eval()
@@ -94,13 +97,19 @@ class EvalContext:
         return None if self.data.val is None else self.predict(self.data.val)
 
     @cached_property
-    def temperature(self) -> float | None:
-        """Temperature fitted on the validation split (shared by every evaluator); None without one."""
+    def temperature_fit(self) -> TemperatureFit | None:
+        """Temperature scaling fitted on the validation split, once for every evaluator; None without
+        one. A degenerate fit (a separable validation split) applies T = 1 and says so."""
         if self.val_logits is None:
             return None
-        from vicinal.calibration import fit_temperature
+        from vicinal.calibration import temperature_scaling
 
-        return fit_temperature(self.val_logits.numpy(), self.data.val.labels.numpy())
+        return temperature_scaling(self.val_logits.numpy(), self.data.val.labels.numpy())
+
+    @property
+    def temperature(self) -> float | None:
+        """The temperature every evaluator applies (1.0 when the fit was degenerate); None without one."""
+        return None if self.temperature_fit is None else self.temperature_fit.temperature
 
 
 class Evaluator:
@@ -170,7 +179,11 @@ def parse_eps(value: float | int | str) -> float:
 
 
 def eps_label(eps: float) -> str:
-    """``8/255`` for multiples of 1/255 (the CIFAR convention), else the shortest decimal."""
+    """A short decimal where there is one (``0.1``, ``0.25``, ``2``: MNIST-style radii), else ``8/255`` for
+    multiples of 1/255 (the CIFAR convention), else the shortest decimal. The decimal is tried first
+    because 0.2 and 1.0 are also multiples of 1/255 (51/255, 255/255)."""
+    if eps > 0 and abs(round(eps, 4) - eps) < 1e-12:
+        return f"{eps:g}"
     k = eps * 255
     if eps > 0 and abs(k - round(k)) < 1e-6:
         return f"{round(k)}/255"

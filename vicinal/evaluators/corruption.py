@@ -10,19 +10,23 @@ Metrics: ``c_acc`` (mean over the 15 common corruptions × severities, the Robus
 convention), ``c_acc_all`` (all 19), ``c_ece`` / ``c_ece_ts`` / ``c_nll``, and breakdowns per corruption
 (``c_acc/<c>``), per severity (``c_acc/s<k>``, common corruptions) and per cell (``c_acc/<c>/s<k>``).
 mCE and relative mCE are this evaluator's declared derivation ``corruption_error`` (``vicinal.relative``),
-computed by the renderers from the cells relative to the suite's baseline rows: CIFAR and Tiny-ImageNet
-have no AlexNet baseline.
+computed by the renderers from the cells relative to the suite's baseline rows, as ratios of errors summed
+over the same cells, so they cannot rank against ``c_acc`` (``vicinal.relative`` says why): CIFAR and
+Tiny-ImageNet have no AlexNet baseline.
 """
 
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Literal
 
-from vicinal.calibration import calibration_metrics, nll
+import torch
+
+from vicinal.calibration import ece, nll
 from vicinal.corrupted import (
     RELEASES,
     CorruptedSet,
@@ -254,21 +258,31 @@ class CorruptionEvaluator(Evaluator):
         index = seeded_subset(cset.n, c.n_samples, c.seed) if 0 < c.n_samples < cset.n else None
         labels = (labels_all if index is None else labels_all[index]).numpy()
         t = ctx.temperature if c.temperature_scaling else None
-        cells: dict[tuple[str, int], dict[str, float]] = {}
+        order = [(name, s) for name in self.corruptions for s in self.severities]
         progress, task = ctx.progress, None
         if progress is not None:
-            task = progress.add_task("corruptions", total=len(self.corruptions) * len(self.severities))
-        for name in self.corruptions:
-            for s in self.severities:
-                logits = ctx.predict_batches(cset.batches(name, s, ctx.batch_size, index)).numpy()
-                cal = calibration_metrics(logits, labels, c.bins)
-                cell = {"acc": float((logits.argmax(1) == labels).mean()), "ece": cal["ece"]}
-                cell["nll"] = nll(logits, labels)
-                if t is not None:
-                    cell["ece_ts"] = calibration_metrics(logits / t, labels, c.bins)["ece"]
-                cells[(name, s)] = cell
+            task = progress.add_task("corruptions", total=len(order))
+
+        def stream() -> Iterator[torch.Tensor]:
+            for name, s in order:
+                yield from cset.batches(name, s, ctx.batch_size, index)
                 if task is not None:
                     progress.update(task, advance=1, description=f"{name} · severity {s}")
+
+        # One pass over every cell in full batches (a cell's last partial batch is topped up from the
+        # next cell), then the logits are cut back into cells.
+        logits_all = ctx.predict_batches(rebatch(stream(), ctx.batch_size)).numpy()
+        cells: dict[tuple[str, int], dict[str, float]] = {}
+        for i, key in enumerate(order):
+            logits = logits_all[i * len(labels) : (i + 1) * len(labels)]
+            cell = {
+                "acc": float((logits.argmax(1) == labels).mean()),
+                "ece": ece(logits, labels, c.bins),
+                "nll": nll(logits, labels),
+            }
+            if t is not None:
+                cell["ece_ts"] = ece(logits / t, labels, c.bins)
+            cells[key] = cell
         if task is not None:
             progress.remove_task(task)
         self.source_info = {**cset.info, "images_per_cell": len(labels)}
@@ -321,9 +335,28 @@ class CorruptionEvaluator(Evaluator):
             "make_*_c.py); uint8 truncation as the reference",
             "aggregates": "c_acc, c_ece, c_nll: mean over the common corruptions × severities; "
             "c_acc_all: over all",
-            "c_mce": "derived by the leaderboard: corruption errors summed over severities, divided by the "
-            "suite's erm rows (CIFAR and Tiny-ImageNet have no AlexNet baseline)",
+            "c_mce": "derived by the leaderboard: errors summed over the common corruptions × severities, "
+            "divided by the suite's erm rows' sum over the same cells (= (1 − c_acc) / (1 − c_acc of erm), "
+            "so it ranks as c_acc does; not Hendrycks's mean of per-corruption ratios, which explodes "
+            "where the baseline's error is near zero); per-corruption ratios as ce/<c>. CIFAR and "
+            "Tiny-ImageNet have no AlexNet baseline",
         }
+
+
+def rebatch(batches: Iterable[torch.Tensor], size: int) -> Iterator[torch.Tensor]:
+    """The same images, in order, in batches of ``size`` (the last one possibly smaller)."""
+    pending: list[torch.Tensor] = []
+    count = 0
+    for batch in batches:
+        pending.append(batch)
+        count += len(batch)
+        if count >= size:
+            joined = torch.cat(pending)
+            full = count - count % size
+            yield from joined[:full].split(size)
+            pending, count = ([joined[full:]], count - full) if count > full else ([], 0)
+    if count:
+        yield torch.cat(pending)
 
 
 def _complete(folder: Path, corruptions: list[str]) -> bool:
