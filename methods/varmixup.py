@@ -94,7 +94,7 @@ class VarMixup(Method):
             c.vae_batch_size,
             ctx.seed,
         )
-        self.vae, info = load_or_train_vae(spec, ctx.train, ctx.device, ctx.cache_dir, ctx.progress)
+        self.vae, info = load_or_train_vae(spec, ctx.train, ctx.device, ctx.cache_dir, ctx.reporter)
         return {"vae": {"key": spec.key(), "architecture": spec.architecture, **info}}
 
     def training_step(self, model, x, y, rng):

@@ -6,7 +6,6 @@ import json
 
 import pytest
 import torch
-from rich.progress import Progress
 
 from vicinal.datasets import ImageSet
 from vicinal.formats import FORMATS
@@ -14,6 +13,7 @@ from vicinal.hparams import build_config
 from vicinal.leaderboard import build_boards
 from vicinal.method import PrepareContext, get_method
 from vicinal.models import build_model
+from vicinal.reporting import SilentReporter
 from vicinal.results import load_store
 from vicinal.rng import RunRandom
 
@@ -29,7 +29,7 @@ def test_training_step_small_cnn(benchmark, name, tmp_path):
     method = cls(build_config(cls.Config, values, name))
     train = ImageSet((torch.rand(256, 3, 32, 32) * 255).to(torch.uint8), torch.randint(0, 10, (256,)))
     method.prepare(
-        PrepareContext(train, 10, "bench", "fp", 0, torch.device("cpu"), tmp_path, Progress(disable=True))
+        PrepareContext(train, 10, "bench", "fp", 0, torch.device("cpu"), tmp_path, SilentReporter())
     )
     model = build_model("small-cnn", 10, [0.5] * 3, [0.25] * 3)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)

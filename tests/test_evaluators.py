@@ -5,7 +5,6 @@ import itertools
 
 import pytest
 import torch
-from rich.progress import Progress
 from torch import nn
 
 from vicinal.calibration import fit_temperature, nll
@@ -16,6 +15,7 @@ from vicinal.evaluators.linearity import local_linearity, segment_deviation
 from vicinal.hparams import build_config
 from vicinal.method import get_method
 from vicinal.models import build_model
+from vicinal.reporting import SilentReporter
 from vicinal.rng import seed_everything
 from vicinal.suite import Recipe
 from vicinal.training import train
@@ -28,7 +28,7 @@ def trained():
     seed_everything(0)
     model = build_model("small-cnn", 10, mean, std)
     recipe = Recipe(epochs=3, batch_size=64, lr=0.05, schedule="cosine", crop_padding=2, flip=False)
-    train(model, get_method("erm")(), data.train, recipe, torch.device("cpu"), 0, Progress(disable=True), "t")
+    train(model, get_method("erm")(), data.train, recipe, torch.device("cpu"), 0, SilentReporter(), "t")
     return model.eval(), data
 
 

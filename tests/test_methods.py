@@ -2,12 +2,12 @@
 
 import torch
 import torch.nn.functional as F
-from rich.progress import Progress
 
 from vicinal.datasets import ImageSet
 from vicinal.hparams import build_config
 from vicinal.method import PrepareContext, get_method, mixed_cross_entropy
 from vicinal.models import build_model
+from vicinal.reporting import SilentReporter
 from vicinal.rng import RunRandom
 from vicinal.vae import ConvVAE, VAESpec, load_or_train_vae
 
@@ -104,8 +104,7 @@ def _prepare_ctx(tmp_path, train):
         seed=0,
         device=torch.device("cpu"),
         cache_dir=tmp_path,
-        progress=Progress(disable=True),
-        log=lambda _m: None,
+        reporter=SilentReporter(),
     )
 
 
@@ -138,7 +137,7 @@ def test_varmixup_decodes_the_mixed_posterior(tmp_path):
 
 def test_vae_cache_is_reused_and_keyed(tmp_path):
     train = _tiny_train_set()
-    progress = Progress(disable=True)
+    progress = SilentReporter()
     spec = VAESpec("tiny", "fp", (3, 32, 32), 8, 1.0, 1, 1e-3, 32, 0)
     vae1, info1 = load_or_train_vae(spec, train, torch.device("cpu"), tmp_path, progress)
     vae2, info2 = load_or_train_vae(spec, train, torch.device("cpu"), tmp_path, progress)

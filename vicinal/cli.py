@@ -13,21 +13,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
-from rich.text import Text
 
+from vicinal.console import WarningHandler, console, err_console
+from vicinal.console import reporter as console_reporter
 from vicinal.errors import VicinalError
 
 app = typer.Typer(
@@ -37,9 +28,6 @@ app = typer.Typer(
     help="Benchmark vicinal distributions (ERM, mixup, manifold mixup, VarMixup, ...) "
     "on robustness and calibration.",
 )
-console = Console()
-# Messages are never wrapped: one message stays one line in a log file or a narrow terminal.
-err_console = Console(stderr=True, soft_wrap=True)
 
 PluginOpt = Annotated[
     list[str] | None, typer.Option("--plugin", help="extra method/evaluator module or .py file (repeatable)")
@@ -47,25 +35,6 @@ PluginOpt = Annotated[
 ResultsOpt = Annotated[
     Path | None, typer.Option("--results", help="results folder [default: $VICINAL_RESULTS_DIR or ./results]")
 ]
-
-
-def _say(message: str) -> None:
-    """Print a plain-text message from the library; a leading "note:"/"warning:" is coloured, nothing in
-    the text is read as markup (names and paths are the user's)."""
-    head, sep, rest = message.partition(": ")
-    if sep and head in ("note", "warning"):
-        colour = "yellow" if head == "warning" else "cyan"
-        console.print(f"[{colour}]{head}[/]: {escape(rest)}")
-    else:
-        console.print(escape(message), style="dim" if message.startswith("reusing ") else None)
-
-
-class _WarningHandler(logging.Handler):
-    """vicinal's library warnings (logger "vicinal") as one line each on stderr."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        prefix = "[yellow]warning[/]: " if record.levelno >= logging.WARNING else ""
-        err_console.print(prefix + escape(record.getMessage()))
 
 
 def _load_plugins(plugins: list[str] | None) -> None:
@@ -155,34 +124,6 @@ def suites_cmd() -> None:
     console.print(table)
 
 
-class _Field(ProgressColumn):
-    """A task field shown when the task has it (training sets loss/acc/speed; other tasks do not)."""
-
-    def __init__(self, name: str):
-        super().__init__()
-        self.name = name
-
-    def render(self, task: Task) -> Text:
-        return Text(str(task.fields.get(self.name, "")))
-
-
-def _progress(quiet: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        _Field("loss"),
-        _Field("acc"),
-        _Field("speed"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=console,
-        disable=quiet,
-        transient=False,
-    )
-
-
 @app.command("run")
 def run_cmd(
     suite: Annotated[str, typer.Option(help="shipped suite name or path to a suite TOML")] = "digits-c",
@@ -249,42 +190,41 @@ def run_cmd(
         spec.evaluators = {name: spec.evaluators.get(name, {}) for name in chosen}
     validate_components(spec)
     results_dir = results or default_results_dir()
-    plan = plan_run(
-        spec,
-        device=device,
-        results_dir=results_dir,
-        cache_dir=cache_dir or default_cache_dir(),
-        overrides=_flag("--set", parse_assignments, set_ or []),
-        sweeps=_flag("--sweep", parse_sweeps, sweep or []),
-        data_dir=data_dir,
-        download=download,
-        force=force,
-        log=_say,
-    )
-    console.print(
-        f"suite [bold]{escape(spec.name)}[/] · {escape(spec.dataset)} · {escape(spec.model)} · "
-        f"{spec.recipe.epochs} epochs · methods {escape(', '.join(spec.methods))} · "
-        f"seeds {', '.join(map(str, spec.seeds))} · {plan.device}"
-    )
     failed: RunsFailed | None = None
-    try:
-        with _progress(quiet) as progress:
-            outcomes = execute(plan, progress)
-    except RunsFailed as exc:  # the other runs finished: show them, then the failures
-        failed, outcomes = exc, plan.outcomes
-    except KeyboardInterrupt:
-        done = len(plan.outcomes)
-        err_console.print(
-            f"[yellow]interrupted[/]: {done} finished result(s) are kept in {escape(str(results_dir))}; "
-            "the unfinished run left a checkpoint at its last completed epoch. Run the same "
-            "command again to resume."
+    with console_reporter(quiet) as rep:
+        plan = plan_run(
+            spec,
+            device=device,
+            results_dir=results_dir,
+            cache_dir=cache_dir or default_cache_dir(),
+            overrides=_flag("--set", parse_assignments, set_ or []),
+            sweeps=_flag("--sweep", parse_sweeps, sweep or []),
+            data_dir=data_dir,
+            download=download,
+            force=force,
+            reporter=rep,
         )
-        raise typer.Exit(130) from None
-    except VicinalError as exc:
-        if plan.outcomes:  # say that nothing finished was lost, then the error itself
-            kept = f"{len(plan.outcomes)} finished result(s) are kept in {results_dir}"
-            err_console.print(escape(kept))
-        raise exc from None
+        rep.note(
+            f"suite {spec.name} · {spec.dataset} · {spec.model} · {spec.recipe.epochs} epochs · "
+            f"methods {', '.join(spec.methods)} · seeds {', '.join(map(str, spec.seeds))} · {plan.device}"
+        )
+        try:
+            outcomes = execute(plan)
+        except RunsFailed as exc:  # the other runs finished: show them, then the failures
+            failed, outcomes = exc, plan.outcomes
+        except KeyboardInterrupt:
+            err_console.print(
+                f"[yellow]interrupted[/]: {len(plan.outcomes)} finished result(s) are kept in "
+                f"{escape(str(results_dir))}; the unfinished run left a checkpoint at its last completed "
+                "epoch. Run the same command again to resume."
+            )
+            raise typer.Exit(130) from None
+        except VicinalError as exc:
+            if plan.outcomes:  # say that nothing finished was lost, then the error itself
+                err_console.print(
+                    escape(f"{len(plan.outcomes)} finished result(s) are kept in {results_dir}")
+                )
+            raise exc from None
     trained = sum(o.status == "trained" for o in outcomes)
     console.print(escape(f"{trained} trained, {len(outcomes) - trained} reused · results in {results_dir}"))
     from vicinal.formats import print_boards
@@ -445,8 +385,8 @@ def download_cmd(
         from vicinal.corrupted import find_set
         from vicinal.download import fetch_release
 
-        with _progress(False) as progress:
-            folder = fetch_release(dataset[:-2], resolve_data_dir(data_dir), progress)
+        with console_reporter() as rep:
+            folder = fetch_release(dataset[:-2], resolve_data_dir(data_dir), rep)
         found = find_set(folder, None, verify=False)
         console.print(f"{dataset}: {folder}" + (f", {len(found.corruptions)} corruptions" if found else ""))
         return
@@ -495,7 +435,7 @@ def corrupt_cmd(
     probe_writable(target, "output folder")
     data = load_dataset(dataset, data_dir, download)
     source = {"dataset": data.name, "path": data.source, "test_fingerprint": data.test.fingerprint()}
-    with _progress(quiet) as progress:
+    with console_reporter(quiet) as rep:
         manifest = write_set(
             data.test,
             target,
@@ -505,7 +445,7 @@ def corrupt_cmd(
             table=None if table == "auto" else table,
             device=dev,
             source=source,
-            progress=progress,
+            reporter=rep,
         )
     settings = manifest["settings"]
     console.print(
@@ -515,7 +455,7 @@ def corrupt_cmd(
 
 
 def main() -> None:
-    handler = _WarningHandler()
+    handler = WarningHandler()
     logging.getLogger("vicinal").addHandler(handler)
     logging.getLogger("vicinal").setLevel(logging.INFO)
     try:

@@ -24,6 +24,7 @@ from vicinal.declarations import Artifact, Breakdown, Declarations, FigureSpec, 
 from vicinal.errors import VicinalError
 from vicinal.hparams import NoConfig
 from vicinal.registry import Registry
+from vicinal.reporting import Reporter, SilentReporter
 
 __all__ = [
     "EVALUATORS",
@@ -54,7 +55,8 @@ class EvalContext:
     #: Where the suite's data came from and where caches go (for evaluators that read more data).
     data_dir: Path | None = None
     cache_dir: Path | None = None
-    progress: Any = None  # a rich Progress for long evaluations, or None
+    #: Tells people where a long evaluation is (see :mod:`vicinal.reporting`); silent by default.
+    reporter: Reporter = field(default_factory=SilentReporter)
 
     def artifact_path(self, name: str, suffix: str = ".png") -> Path | None:
         if self.artifact_stem is None:

@@ -23,6 +23,7 @@ from vicinal.declarations import Artifact, Declarations, MetricInfo
 from vicinal.evaluation import EvalContext, Evaluator
 from vicinal.method import Method, PrepareContext
 from vicinal.models import build_model
+from vicinal.reporting import Reporter
 from vicinal.results import Result, config_hash, environment
 from vicinal.rng import RunRandom, seed_everything
 from vicinal.suite import Suite
@@ -71,7 +72,7 @@ class JobOutput:
     artifacts: dict[str, bytes]
 
 
-def run_job(job: RunJob, rd: RunData, progress: Any, log: Any = print) -> JobOutput:
+def run_job(job: RunJob, rd: RunData, reporter: Reporter) -> JobOutput:
     """Train and evaluate one run. Artifacts are drawn into a private temporary folder and returned as
     bytes, so a worker on another machine needs no access to the results folder."""
     device = torch.device(job.device)
@@ -82,12 +83,12 @@ def run_job(job: RunJob, rd: RunData, progress: Any, log: Any = print) -> JobOut
     torch.backends.cudnn.benchmark = not deterministic
     with tempfile.TemporaryDirectory(prefix="vicinal-artifacts-") as staging:
         stem = Path(staging) / job.result_path.stem
-        result = _run(job, rd, stem, progress, log)
+        result = _run(job, rd, stem, reporter)
         artifacts = {a.file: (Path(staging) / a.file).read_bytes() for a in result.artifacts.values()}
     return JobOutput(result, artifacts)
 
 
-def _run(job: RunJob, rd: RunData, artifact_stem: Path, progress: Any, log: Any) -> Result:
+def _run(job: RunJob, rd: RunData, artifact_stem: Path, reporter: Reporter) -> Result:
     suite, data, method, seed = job.suite, rd.splits, job.method, job.seed
     device = torch.device(job.device)
     wall = time.perf_counter()
@@ -103,8 +104,7 @@ def _run(job: RunJob, rd: RunData, artifact_stem: Path, progress: Any, log: Any)
             seed=seed,
             device=device,
             cache_dir=job.cache_dir,
-            progress=progress,
-            log=log,
+            reporter=reporter,
         )
     )
     prepare_s = time.perf_counter() - t0
@@ -115,7 +115,7 @@ def _run(job: RunJob, rd: RunData, artifact_stem: Path, progress: Any, log: Any)
         suite.recipe,
         device,
         seed,
-        progress,
+        reporter,
         job.label,
         job.checkpoint,
     )
@@ -130,15 +130,19 @@ def _run(job: RunJob, rd: RunData, artifact_stem: Path, progress: Any, log: Any)
         seed=seed,
         data_dir=job.data_dir,
         cache_dir=job.cache_dir,
-        progress=progress,
+        reporter=reporter,
     )
     metrics: dict[str, float] = {}
     metric_info: dict[str, MetricInfo] = {}
     protocol: dict[str, dict] = {}
     declares: dict[str, Declarations] = {}
     described: dict[str, Artifact] = {"samples": SAMPLES}
+    evaluating = reporter.task(f"{job.label} · evaluate", total=len(job.evaluators))
     for evaluator in job.evaluators:
-        metrics.update(evaluator.evaluate(ctx))
+        found = evaluator.evaluate(ctx)
+        metrics.update(found)
+        evaluating.advance(1)
+        evaluating.line(evaluator.name, **_headline(evaluator, found))
         metric_info.update(
             {
                 k: dataclasses.replace(v, evaluator=evaluator.name)
@@ -153,8 +157,9 @@ def _run(job: RunJob, rd: RunData, artifact_stem: Path, progress: Any, log: Any)
             **evaluator.protocol(),
             "code": {"module": code["module"], "fingerprint": code["fingerprint"]},
         }
+    evaluating.close()
     eval_s = time.perf_counter() - t0
-    save_samples(method, data, device, ctx, log)
+    save_samples(method, data, device, ctx, reporter)
     method_code = job.training["code"]["method"]
     return Result(
         suite=suite.name,
@@ -217,6 +222,16 @@ def _run(job: RunJob, rd: RunData, artifact_stem: Path, progress: Any, log: Any)
     )
 
 
+def _headline(evaluator: Evaluator, found: dict[str, float]) -> dict[str, str]:
+    """An evaluator's headline figures as text, for its line in a log."""
+    out = {}
+    for name, info in evaluator.metric_info().items():
+        if info.headline and name in found:
+            value = found[name] * (100 if info.percent else 1)
+            out[info.label] = f"{value:.2f}{'%' if info.percent else ''}"
+    return out
+
+
 PREVIEW_SEED = 0  # the same images, pairs and draws for every method and seed, so grids compare
 SAMPLES = Artifact(
     "Training samples",
@@ -227,7 +242,9 @@ SAMPLES = Artifact(
 )
 
 
-def save_samples(method: Method, data: DataSplits, device: torch.device, ctx: EvalContext, log: Any) -> None:
+def save_samples(
+    method: Method, data: DataSplits, device: torch.device, ctx: EvalContext, reporter: Reporter
+) -> None:
     """Draw what the method trains on (``Method.preview``) as ``<result>.samples.png``: eight training
     images of different classes, each paired with the next. Runs after evaluation, with its own
     generators, so it cannot change a metric; a failing preview is a warning, not a lost run."""
@@ -257,4 +274,4 @@ def save_samples(method: Method, data: DataSplits, device: torch.device, ctx: Ev
         sample_grid(rows, f"{ctx.title}: training samples", preview.note, path)
     except Exception as exc:  # a plugin's preview must not cost a finished run
         ctx.artifacts.pop("samples", None)
-        log(f"warning: {method.name}: no training-sample preview ({type(exc).__name__}: {exc})")
+        reporter.warn(f"{method.name}: no training-sample preview ({type(exc).__name__}: {exc})")

@@ -27,6 +27,7 @@ from torch import nn
 from vicinal.datasets import ImageSet
 from vicinal.hparams import NoConfig
 from vicinal.registry import Registry
+from vicinal.reporting import Reporter
 from vicinal.rng import RunRandom
 
 
@@ -62,8 +63,9 @@ class PrepareContext:
     seed: int
     device: torch.device
     cache_dir: Path
-    progress: Any  # a rich.progress.Progress (possibly disabled)
-    log: Callable[[str], None] = print
+    #: Tells people where long preparation is (``reporter.task(label, total)``, ``.advance``, ``.line``,
+    #: ``reporter.warn``): see :mod:`vicinal.reporting`.
+    reporter: Reporter
 
 
 class Method:

@@ -84,28 +84,29 @@ class _LineTask:
         self.fields.update(fields)
         where = f" [{self.done:g}/{self.total:g}]" if self.total else ""
         parts = [p for p in (text, format_fields(fields)) if p]
-        self.owner.emit(f"{self.label}{where}: {' · '.join(parts)}" if parts else f"{self.label}{where}")
+        self.owner.progress(f"{self.label}{where}: {' · '.join(parts)}" if parts else f"{self.label}{where}")
 
     def close(self) -> None:
         pass
 
 
 class LineReporter:
-    """One line per reported moment, for output that is not a terminal (no bars, no cursor movement)."""
+    """One line per reported moment, for output that is not a terminal (no bars, no cursor movement).
+    ``quiet_tasks`` keeps notes and warnings but drops the progress lines."""
 
-    def __init__(self, stream: TextIO | None = None, quiet: bool = False):
+    def __init__(self, stream: TextIO | None = None, quiet_tasks: bool = False):
         self.stream = stream
-        self.quiet = quiet
+        self.quiet_tasks = quiet_tasks
 
-    def emit(self, text: str) -> None:
-        if not self.quiet:
+    def progress(self, text: str) -> None:
+        if not self.quiet_tasks:
             print(text, file=self.stream or sys.stdout, flush=True)
 
     def task(self, label: str, total: float | None = None, done: float = 0) -> Task:
         return _LineTask(self, label, total, done)
 
     def note(self, message: str) -> None:
-        self.emit(message)
+        print(message, file=self.stream or sys.stdout, flush=True)
 
     def warn(self, message: str) -> None:
         print(f"warning: {message}", file=sys.stderr, flush=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from vicinal.io import atomic_write_bytes, atomic_write_text, probe_writable
 from vicinal.jobs import JobOutput, RunData, RunJob, run_job
 from vicinal.method import Method, get_method
 from vicinal.models import MODELS
+from vicinal.reporting import Reporter, SilentReporter
 from vicinal.results import (
     SCHEMA_VERSION,
     Result,
@@ -60,7 +60,7 @@ class RunPlan:
     data_dir: str | None = None
     download: bool = False
     force: bool = False
-    log: Callable[[str], None] = print
+    reporter: Reporter = field(default_factory=SilentReporter)
     outcomes: list[RunOutcome] = field(default_factory=list)
     failures: list[RunFailure] = field(default_factory=list)
 
@@ -103,12 +103,13 @@ def plan_run(
     data_dir: str | None = None,
     download: bool = False,
     force: bool = False,
-    log: Callable[[str], None] = print,
+    reporter: Reporter | None = None,
 ) -> RunPlan:
     """Validate everything a run needs before any work: methods and their settings (each point of a
     sweep is its own configuration), evaluators, the device, and that results can be written.
     ``sweeps`` (``{"mixup": {"alpha": [0.2, 1.0]}}``) adds to the suite's ``[sweep]`` table."""
     overrides = overrides or {}
+    reporter = reporter or SilentReporter()
     sweeps = {**suite.sweep, **{m: {**suite.sweep.get(m, {}), **p} for m, p in (sweeps or {}).items()}}
     eval_overrides = {
         k.removeprefix("evaluators."): v for k, v in overrides.items() if k.startswith("evaluators.")
@@ -119,14 +120,14 @@ def plan_run(
     for name in sorted(set(method_overrides) - set(suite.methods)):
         cls = get_method(name)
         build_config(cls.Config, {**suite.method_params.get(name, {}), **method_overrides[name]}, name)
-        log(f"note: --set {name}.… not used: {name} is not among this run's methods")
+        reporter.note(f"--set {name}.… not used: {name} is not among this run's methods")
     for name in sorted(set(eval_overrides) - set(suite.evaluators)):
         cls = EVALUATORS.get(name)
         build_config(cls.Config, eval_overrides[name], f"evaluators.{name}", what="setting")
-        log(f"note: --set evaluators.{name}.… not used: {name} is not among this run's evaluators")
+        reporter.note(f"--set evaluators.{name}.… not used: {name} is not among this run's evaluators")
     for name in sorted(set(sweeps) - set(suite.methods)):
         get_method(name)
-        log(f"note: the sweep over {name}.… is not used: {name} is not among this run's methods")
+        reporter.note(f"the sweep over {name}.… is not used: {name} is not among this run's methods")
     MODELS.get(suite.model)
     methods = []
     for name in suite.methods:
@@ -149,7 +150,7 @@ def plan_run(
     probe_writable(results_dir, "results folder")
     probe_writable(cache_dir, "cache folder")
     return RunPlan(
-        suite, methods, evaluators, resolved, results_dir, cache_dir, data_dir, download, force, log
+        suite, methods, evaluators, resolved, results_dir, cache_dir, data_dir, download, force, reporter
     )
 
 
@@ -248,7 +249,7 @@ def plan_jobs(plan: RunPlan, rd: RunData) -> list[RunJob]:
             path = result_path(plan.results_dir, plan.suite.name, name, identity.run_id, seed)
             existing = None if plan.force else _reusable(path, identity)
             if existing is not None:
-                plan.log(
+                plan.reporter.note(
                     f"reusing {path}: same configuration, data and code ({identity.describe()}); "
                     "--force recomputes"
                 )
@@ -291,18 +292,18 @@ def store_output(plan: RunPlan, job: RunJob, output: JobOutput) -> RunOutcome:
     return outcome
 
 
-def execute(plan: RunPlan, progress: Any) -> list[RunOutcome]:
+def execute(plan: RunPlan) -> list[RunOutcome]:
     """Run the plan: load the data once, make the jobs, and run them one after another in this process.
     A run that fails is reported and the others go on; their results are kept."""
     rd = load_run_data(plan.suite, plan.data_dir, plan.download)
     for job in plan_jobs(plan, rd):
         try:
-            output = run_job(job, rd, progress, plan.log)
+            output = run_job(job, rd, plan.reporter)
         except (KeyboardInterrupt, ResourceError):
             raise  # the user stopped everything, or the disk is full: nothing else can succeed either
         except Exception as exc:
             plan.failures.append(RunFailure.of(job, exc, plan.cache_dir))
-            plan.log(f"warning: {job.label} failed: {plan.failures[-1].message}")
+            plan.reporter.warn(f"{job.label} failed: {plan.failures[-1].message}")
             continue
         store_output(plan, job, output)
     if plan.failures:

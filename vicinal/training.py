@@ -17,6 +17,7 @@ from vicinal.datasets import ImageSet, count_train_batches, to_unit, train_batch
 from vicinal.errors import VicinalError
 from vicinal.io import atomic_torch_save
 from vicinal.method import Method
+from vicinal.reporting import Reporter
 from vicinal.rng import RunRandom
 from vicinal.suite import Recipe
 
@@ -77,7 +78,7 @@ def train(
     recipe: Recipe,
     device: torch.device,
     seed: int,
-    progress: Any,
+    reporter: Reporter,
     label: str,
     checkpoint: Path | None = None,
 ) -> TrainSummary:
@@ -99,9 +100,7 @@ def train(
     n = len(train_set)
     steps = count_train_batches(n, recipe.batch_size)
     use_amp = device.type == "cuda"
-    task = progress.add_task(
-        label, total=recipe.epochs * steps, completed=start_epoch * steps, loss="", acc="", speed=""
-    )
+    task = reporter.task(label, total=recipe.epochs * steps, done=start_epoch * steps)
     for epoch in range(start_epoch, recipe.epochs):
         lr = lr_at(recipe, epoch)
         for group in optimizer.param_groups:
@@ -131,12 +130,11 @@ def train(
             count += out.count
             seen += len(idx)
             elapsed = time.perf_counter() - t0
-            progress.update(
-                task,
-                advance=1,
-                loss=f"loss {loss_sum / seen:.3f}",
-                acc=f"acc {100 * correct / max(count, 1):.1f}%",
-                speed=f"{seen / max(elapsed, 1e-9):.0f} img/s · ep {epoch + 1}/{recipe.epochs}",
+            task.advance(
+                1,
+                loss=f"{loss_sum / seen:.3f}",
+                acc=f"{100 * correct / max(count, 1):.1f}%",
+                **{"img/s": f"{seen / max(elapsed, 1e-9):.0f}", "epoch": f"{epoch + 1}/{recipe.epochs}"},
             )
         epoch_seconds = time.perf_counter() - t0
         summary.seconds += epoch_seconds
@@ -150,6 +148,12 @@ def train(
                 "train_acc": correct / max(count, 1),
                 "seconds": round(epoch_seconds, 3),
             }
+        )
+        task.line(
+            f"epoch {epoch + 1}/{recipe.epochs}",
+            loss=f"{loss_sum / max(seen, 1):.3f}",
+            acc=f"{100 * correct / max(count, 1):.1f}%",
+            **{"img/s": f"{seen / max(epoch_seconds, 1e-9):.0f}", "lr": f"{lr:.4g}"},
         )
         if checkpoint is not None:
             atomic_torch_save(

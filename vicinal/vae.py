@@ -8,7 +8,6 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +16,7 @@ from torch import nn
 from vicinal.datasets import ImageSet, count_train_batches, to_unit, train_batches
 from vicinal.errors import VicinalError
 from vicinal.io import atomic_torch_save
+from vicinal.reporting import Reporter
 
 ARCHITECTURE = "convvae-v1"  # bump when the network below changes: it is part of the cache key
 
@@ -100,14 +100,16 @@ class VAESpec:
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
-def train_vae(spec: VAESpec, train: ImageSet, device: torch.device, progress: Any) -> tuple[ConvVAE, dict]:
+def train_vae(
+    spec: VAESpec, train: ImageSet, device: torch.device, reporter: Reporter
+) -> tuple[ConvVAE, dict]:
     gen = torch.Generator().manual_seed(spec.seed)
     torch.manual_seed(spec.seed)
     vae = ConvVAE(spec.image_shape, spec.latent_dim).to(device)
     opt = torch.optim.Adam(vae.parameters(), lr=spec.lr)
     n = len(train)
     steps = count_train_batches(n, spec.batch_size)
-    task = progress.add_task(f"VAE β={spec.beta:g}", total=spec.epochs * steps, loss="", acc="", speed="")
+    task = reporter.task(f"VAE β={spec.beta:g}", total=spec.epochs * steps)
     history = []
     start = time.perf_counter()
     for epoch in range(spec.epochs):
@@ -126,12 +128,8 @@ def train_vae(spec: VAESpec, train: ImageSet, device: torch.device, progress: An
             rec += recon.item() * len(idx)
             kld += kl.item() * len(idx)
             seen += len(idx)
-            progress.update(
-                task,
-                advance=1,
-                loss=f"recon {rec / seen:.1f}",
-                acc=f"KL {kld / seen:.1f}",
-                speed=f"epoch {epoch + 1}",
+            task.advance(
+                1, recon=f"{rec / seen:.1f}", KL=f"{kld / seen:.1f}", epoch=f"{epoch + 1}/{spec.epochs}"
             )
         history.append(
             {"epoch": epoch + 1, "neg_elbo": tot / seen, "recon_bce": rec / seen, "kl": kld / seen}
@@ -147,14 +145,12 @@ def train_vae(spec: VAESpec, train: ImageSet, device: torch.device, progress: An
         "recon_mse_train": mse,
         "history": history,
     }
-    progress.update(
-        task, loss=f"recon {info['final'].get('recon_bce', float('nan')):.1f}", acc=f"MSE {mse:.4f}"
-    )
+    task.line("trained", recon=f"{info['final'].get('recon_bce', float('nan')):.1f}", MSE=f"{mse:.4f}")
     return vae, info
 
 
 def load_or_train_vae(
-    spec: VAESpec, train: ImageSet, device: torch.device, cache_dir: Path, progress: Any
+    spec: VAESpec, train: ImageSet, device: torch.device, cache_dir: Path, reporter: Reporter
 ) -> tuple[ConvVAE, dict]:
     """Return a frozen VAE for ``spec``: from the cache when present, else trained and cached."""
     path = cache_dir / "vae" / f"{spec.key()}.pt"
@@ -165,11 +161,11 @@ def load_or_train_vae(
             vae.load_state_dict(blob["state_dict"])
             info = {**blob["info"], "cache": "reused", "cache_path": str(path)}
         except Exception as exc:  # a damaged cache entry is retrained, not fatal
-            print(f"warning: VAE cache {path} unreadable ({exc}); retraining")
+            reporter.warn(f"VAE cache {path} unreadable ({exc}); retraining")
         else:
             vae.eval().requires_grad_(False)
             return vae, info
-    vae, info = train_vae(spec, train, device, progress)
+    vae, info = train_vae(spec, train, device, reporter)
     atomic_torch_save({"spec": asdict(spec), "state_dict": vae.state_dict(), "info": info}, path)
     vae.eval().requires_grad_(False)
     return vae, {**info, "cache": "trained", "cache_path": str(path)}

@@ -226,7 +226,7 @@ class CorruptionEvaluator(Evaluator):
                 table=table,
                 device=ctx.device,
                 source=source,
-                progress=ctx.progress,
+                reporter=ctx.reporter,
             )
         return NpySet(folder)
 
@@ -259,15 +259,12 @@ class CorruptionEvaluator(Evaluator):
         labels = (labels_all if index is None else labels_all[index]).numpy()
         t = ctx.temperature if c.temperature_scaling else None
         order = [(name, s) for name in self.corruptions for s in self.severities]
-        progress, task = ctx.progress, None
-        if progress is not None:
-            task = progress.add_task("corruptions", total=len(order))
+        task = ctx.reporter.task("corruptions", total=len(order))
 
         def stream() -> Iterator[torch.Tensor]:
             for name, s in order:
                 yield from cset.batches(name, s, ctx.batch_size, index)
-                if task is not None:
-                    progress.update(task, advance=1, description=f"{name} · severity {s}")
+                task.advance(1, cell=f"{name} · severity {s}")
 
         # One pass over every cell in full batches (a cell's last partial batch is topped up from the
         # next cell), then the logits are cut back into cells.
@@ -283,8 +280,7 @@ class CorruptionEvaluator(Evaluator):
             if t is not None:
                 cell["ece_ts"] = ece(logits / t, labels, c.bins)
             cells[key] = cell
-        if task is not None:
-            progress.remove_task(task)
+        task.close()
         self.source_info = {**cset.info, "images_per_cell": len(labels)}
         if isinstance(cset, GeneratedSet):
             from vicinal.corruptions import SCALES, table_for
