@@ -165,45 +165,39 @@ def run_cmd(
     plugin: PluginOpt = None,
 ) -> None:
     """Train each method of a suite for each seed, evaluate, write one result file each."""
+    from vicinal.api import prepare
     from vicinal.hparams import parse_assignments, parse_sweeps
-    from vicinal.results import default_cache_dir, default_results_dir
-    from vicinal.runner import RunsFailed, execute, plan_run
-    from vicinal.suite import load_suite, validate_components
+    from vicinal.results import default_results_dir
+    from vicinal.runner import RunsFailed, execute
 
-    _load_plugins(plugin)
-    spec = load_suite(suite)
-    if methods is not None:
-        spec.override("run", methods=_csv(methods, "--methods"))
     if seeds is not None:
         try:
-            spec.override("run", seeds=[int(s) for s in _csv(seeds, "--seeds")])
+            seed_list = [int(s) for s in _csv(seeds, "--seeds")]
         except ValueError:
             raise VicinalError(f"--seeds {seeds!r}: give comma-separated integers, e.g. 0,1,2") from None
-    if epochs is not None:
-        spec.override("train", epochs=epochs)
-    if limit_train is not None:
-        spec.override("data", limit_train=limit_train)
-    if model is not None:
-        spec.override("model", name=model)
-    if evaluators is not None:
-        chosen = _csv(evaluators, "--evaluators")
-        spec.evaluators = {name: spec.evaluators.get(name, {}) for name in chosen}
-    validate_components(spec)
     results_dir = results or default_results_dir()
     failed: RunsFailed | None = None
     with console_reporter(quiet) as rep:
-        plan = plan_run(
-            spec,
+        plan = prepare(
+            suite,
+            methods=_csv(methods, "--methods"),
+            seeds=seed_list if seeds is not None else None,
+            epochs=epochs,
+            limit_train=limit_train,
+            model=model,
+            evaluators=_csv(evaluators, "--evaluators"),
+            settings=_flag("--set", parse_assignments, set_ or []),
+            sweep=_flag("--sweep", parse_sweeps, sweep or []),
             device=device,
-            results_dir=results_dir,
-            cache_dir=cache_dir or default_cache_dir(),
-            overrides=_flag("--set", parse_assignments, set_ or []),
-            sweeps=_flag("--sweep", parse_sweeps, sweep or []),
             data_dir=data_dir,
             download=download,
+            results_dir=results_dir,
+            cache_dir=cache_dir,
             force=force,
+            plugins=plugin or [],
             reporter=rep,
         )
+        spec = plan.suite
         rep.note(
             f"suite {spec.name} · {spec.dataset} · {spec.model} · {spec.recipe.epochs} epochs · "
             f"methods {', '.join(spec.methods)} · seeds {', '.join(map(str, spec.seeds))} · {plan.device}"
