@@ -23,6 +23,8 @@ def _settings(result: Result) -> dict[str, Any]:
     """What tells configurations of one method apart, flattened for display: hyperparameters, training
     settings, evaluator settings, and the code that made the numbers."""
     flat: dict[str, Any] = dict(result.method_info.get("hyperparameters", {}))
+    if result.evaluated is not None:  # an evaluated model is told apart by its weights
+        flat["weights"] = str(result.evaluated.get("weights_sha256", ""))[:8]
     spec = result.suite_spec
     for key in ("model", "limit_train", "validation", "eval_batch_size"):
         if key in spec:

@@ -12,6 +12,7 @@ from typing import Any
 
 from vicinal.leaderboard import (
     CAPTION,
+    EVALUATED_CAPTION,
     REPORTED_CAPTION,
     Row,
     board_id,
@@ -72,6 +73,7 @@ def environment() -> Any:
         http_only=http_only,
         caption=CAPTION,
         reported_caption=REPORTED_CAPTION,
+        evaluated_caption=EVALUATED_CAPTION,
     )
     env.filters["pretty"] = pretty
     return env

@@ -27,6 +27,10 @@ from vicinal.results import Result, Store
 
 CAPTION = "mean ± sample std over seeds; n = seeds; best measured value per column in bold"
 REPORTED_CAPTION = "reported rows: numbers copied from the cited paper, under its protocol; never marked best"
+EVALUATED_CAPTION = (
+    "evaluated rows: models given to vicinal evaluate (a checkpoint, a Python object or a RobustBench "
+    "entry), measured under this suite's evaluation protocol but not trained under its recipe"
+)
 
 
 @dataclass
@@ -55,8 +59,15 @@ class Row:
     training_id: str = ""
 
     @property
+    def evaluated(self) -> dict[str, Any] | None:
+        """Where an evaluated model came from (``vicinal evaluate``); None for rows vicinal trained."""
+        return next((r.evaluated for r in self.results if r.evaluated is not None), None)
+
+    @property
     def source(self) -> str:
-        return "reported" if self.reported else "measured"
+        if self.reported:
+            return "reported"
+        return "evaluated" if self.evaluated is not None else "measured"
 
     @property
     def n(self) -> int | None:
@@ -91,6 +102,15 @@ class Board:
     @property
     def has_reported(self) -> bool:
         return any(r.reported for r in self.rows)
+
+    @property
+    def has_evaluated(self) -> bool:
+        return any(r.evaluated is not None for r in self.rows)
+
+    @property
+    def shows_source(self) -> bool:
+        """Whether the board has a ``source`` column: rows that vicinal did not train are among them."""
+        return self.has_reported or self.has_evaluated
 
     @property
     def title(self) -> str:
@@ -412,18 +432,22 @@ def column_note(board: Board, metric: str) -> str:
 
 
 def meta_columns(board: Board) -> list[str]:
-    return ["method", "n", "epochs", "train"] + (["source"] if board.has_reported else [])
+    return ["method", "n", "epochs", "train"] + (["source"] if board.shows_source else [])
 
 
 def meta_values(board: Board, row: Row) -> list[str]:
     n = "—" if row.n is None else str(row.n)
     values = [row.label, n, "—" if row.epochs is None else str(row.epochs)]
     values.append("—" if row.n_train is None else str(row.n_train))
-    return values + ([row.citation or "measured"] if board.has_reported else [])
+    return values + ([row.citation or row.source] if board.shows_source else [])
 
 
 def caption(board: Board) -> str:
-    return CAPTION + ("\n" + REPORTED_CAPTION if board.has_reported else "")
+    return (
+        CAPTION
+        + ("\n" + EVALUATED_CAPTION if board.has_evaluated else "")
+        + ("\n" + REPORTED_CAPTION if board.has_reported else "")
+    )
 
 
 def board_id(board: Board) -> str:

@@ -82,6 +82,9 @@ class Result:
     environment: dict[str, Any] = field(default_factory=dict)
     #: The citation block of numbers copied from a paper; None for measured results.
     reported: Reported | None = None
+    #: Set for a model vicinal evaluated but did not train (``vicinal evaluate``): where it came from
+    #: (checkpoint path and SHA-256, Python class, RobustBench entry), its architecture and input convention.
+    evaluated: dict[str, Any] | None = None
     schema: int = SCHEMA_VERSION
     #: Where the result was read from (not part of the file).
     path: Path | None = field(default=None, compare=False, repr=False)
@@ -91,12 +94,17 @@ class Result:
         return self.reported is not None
 
     @property
+    def is_evaluated(self) -> bool:
+        return self.evaluated is not None
+
+    @property
     def epochs(self) -> int | None:
         return self.training.get("epochs")
 
     @property
     def n_train(self) -> int | None:
-        return self.data.get("n_train")
+        # An evaluated model was not trained on the suite's training split: no training-set size to show.
+        return None if self.evaluated is not None else self.data.get("n_train")
 
     def to_json(self) -> dict[str, Any]:
         out = {f.name: _json(getattr(self, f.name)) for f in fields(self) if f.name != "path"}
@@ -130,8 +138,8 @@ class Result:
             raise ValueError("metrics must map names to numbers")
         known = {f.name for f in fields(cls)} - {"path"}
         values = {k: v for k, v in data.items() if k in known}
-        for key in ("protocol", "method_info", "suite_spec", "data", "training"):
-            if not isinstance(values.get(key, {}), dict):
+        for key in ("protocol", "method_info", "suite_spec", "data", "training", "evaluated"):
+            if not isinstance(values.get(key) or {}, dict):
                 raise ValueError(f"{key} must be an object")
         values["metric_info"] = load(dict[str, MetricInfo], values.get("metric_info", {}), "metric_info")
         values["declares"] = load(dict[str, Declarations], values.get("declares", {}), "declares")

@@ -208,14 +208,19 @@ def run_identity(plan: RunPlan, fingerprint_of_data: str, method: Method) -> Run
         "hyperparameters": dataclasses.asdict(method.config),
         "code": code_identity(plan, method),
     }
-    evaluation = {
-        "eval_batch_size": plan.suite.eval_batch_size,
+    return RunIdentity(training, evaluation_identity(plan.suite, plan.evaluators), plan.suite.name)
+
+
+def evaluation_identity(suite: Suite, evaluators: list[Evaluator]) -> dict[str, Any]:
+    """What determines the numbers a trained model gets: each evaluator's settings and code, and the
+    evaluation batch size (shared by vicinal's runs and models evaluated as given)."""
+    return {
+        "eval_batch_size": suite.eval_batch_size,
         "evaluators": {
             e.name: {"settings": dataclasses.asdict(e.config), "code": fingerprint(type(e))}
-            for e in plan.evaluators
+            for e in evaluators
         },
     }
-    return RunIdentity(training, evaluation, plan.suite.name)
 
 
 def load_run_data(suite: Suite, data_dir: str | None, download: bool) -> RunData:
