@@ -1,5 +1,12 @@
-"""vicinal: a benchmark of vicinal distributions (mixup and relatives) on robustness and calibration."""
+"""vicinal: a benchmark of vicinal distributions (mixup and relatives) on robustness and calibration.
 
+The Python API is ``vicinal.run``, ``vicinal.evaluate`` and ``vicinal.leaderboard`` (:mod:`vicinal.api`).
+``vicinal.leaderboard`` is the module of that name, made callable as the API's function: importing a
+submodule sets the package attribute of its name, which would silently replace an exported function.
+"""
+
+from vicinal import leaderboard
+from vicinal.api import evaluate, run
 from vicinal.datasets import register_dataset
 from vicinal.declarations import Artifact, Breakdown, Declarations, FigureSpec, MetricInfo, PanelSpec
 from vicinal.derived import register_derivation
@@ -35,9 +42,11 @@ __all__ = [
     "StepOutput",
     "VicinalError",
     "__version__",
+    "evaluate",
     "get_method",
     "hp",
     "interpolate",
+    "leaderboard",
     "list_methods",
     "mix_output_of",
     "mixed_correct",
@@ -47,5 +56,6 @@ __all__ = [
     "register_evaluator",
     "register_method",
     "register_model",
+    "run",
     "seeded_subset",
 ]

@@ -448,6 +448,137 @@ def corrupt_cmd(
     )
 
 
+@app.command("evaluate")
+def evaluate_cmd(
+    suite: Annotated[str, typer.Option(help="shipped suite name or path to a suite TOML")] = "digits-c",
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="a state dict (torch.save(model.state_dict())) of --model")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="registered architecture of --checkpoint")] = None,
+    robustbench: Annotated[
+        str | None,
+        typer.Option(help="a RobustBench model-zoo entry, e.g. Standard (needs vicinal[robustbench])"),
+    ] = None,
+    threat: Annotated[
+        str, typer.Option(help="RobustBench threat model: corruptions, Linf or L2")
+    ] = "corruptions",
+    model_dir: Annotated[
+        Path | None, typer.Option(help="RobustBench's model folder [default: ./models, as robustbench's]")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="the model's name on the leaderboard [default: the RobustBench entry]")
+    ] = None,
+    normalize: Annotated[
+        str | None,
+        typer.Option(
+            help="for a state dict without normalize.mean/std: MEAN/STD (0.49,0.48,0.45/0.25,0.24,0.26), "
+            "suite (the suite's training-set statistics) or none (inputs in [0, 1])"
+        ),
+    ] = None,
+    evaluators: Annotated[
+        str | None, typer.Option(help="comma-separated evaluators to run [default: the suite's]")
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="evaluators.NAME.PARAM=VALUE (repeatable)")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
+    data_dir: Annotated[
+        str | None, typer.Option(help="data folder [default: $VICINAL_DATA_DIR or the cache folder]")
+    ] = None,
+    download: Annotated[bool, typer.Option(help="download the dataset if it is missing")] = False,
+    results: ResultsOpt = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="cache folder [default: $VICINAL_CACHE_DIR or ~/.cache/vicinal]")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="evaluate again even if the result exists")] = False,
+    quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
+    plugin: PluginOpt = None,
+) -> None:
+    """Evaluate a model vicinal did not train (a checkpoint or a RobustBench entry) under a suite's protocol;
+    its result is marked as evaluated and sits on the leaderboard beside the trained methods."""
+    from vicinal.api import evaluate
+    from vicinal.hparams import parse_assignments
+    from vicinal.results import default_results_dir
+
+    if checkpoint is not None and robustbench is not None:
+        raise VicinalError("give either --checkpoint (with --model) or --robustbench, not both")
+    if checkpoint is None and robustbench is None:
+        raise VicinalError("nothing to evaluate: give --checkpoint FILE --model ARCH, or --robustbench NAME")
+    if checkpoint is not None and model is None:
+        raise VicinalError("--checkpoint needs --model: the registered architecture the state dict is for")
+    if checkpoint is None and model is not None:
+        raise VicinalError(
+            "--model names the architecture of a --checkpoint; RobustBench entries bring theirs"
+        )
+    if robustbench is None and (threat != "corruptions" or model_dir is not None):
+        raise VicinalError("--threat and --model-dir go with --robustbench")
+    if checkpoint is not None and name is None:
+        raise VicinalError("--name is required: how the model is labelled on the leaderboard")
+    results_dir = results or default_results_dir()
+    with console_reporter(quiet) as rep:
+        result = evaluate(
+            checkpoint,
+            suite=suite,
+            name=name,
+            architecture=model,
+            normalize=normalize,
+            robustbench=robustbench,
+            threat=threat,
+            model_dir=model_dir,
+            evaluators=_csv(evaluators, "--evaluators"),
+            settings=_flag("--set", parse_assignments, set_ or []),
+            device=device,
+            data_dir=data_dir,
+            download=download,
+            results_dir=results_dir,
+            cache_dir=cache_dir,
+            force=force,
+            plugins=plugin or [],
+            reporter=rep,
+        )
+    console.print(escape(f"{result.method}: result in {result.path}"))
+    from vicinal.formats import print_boards
+    from vicinal.leaderboard import build_boards
+
+    print_boards(console, build_boards(_load_store(results_dir), result.suite), _width(None))
+
+
+@app.command("export")
+def export_cmd(
+    robustbench: Annotated[
+        Path, typer.Option(help="a result file to export in RobustBench's submission format")
+    ],
+    out: Annotated[Path, typer.Option(help="folder to write the submission material into")],
+    threat: Annotated[str, typer.Option(help="corruptions, Linf or L2")] = "corruptions",
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="the model's state dict [default: the run's cached final checkpoint]"),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="the model's name [default: the result's method]")] = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="cache folder [default: $VICINAL_CACHE_DIR or ~/.cache/vicinal]")
+    ] = None,
+    allow_partial: Annotated[
+        bool,
+        typer.Option(help="export a result not measured under RobustBench's protocol (said in the footnote)"),
+    ] = False,
+) -> None:
+    """Write a RobustBench model-zoo submission (model-info JSON, state dict, per-cell CSV) for a result."""
+    from vicinal.robustbench import export_submission
+
+    written = export_submission(
+        robustbench,
+        out,
+        threat=threat,
+        checkpoint=checkpoint,
+        model_name=name,
+        cache_dir=cache_dir,
+        allow_partial=allow_partial,
+    )
+    for what, path in written.items():
+        console.print(escape(f"{what}: {path}"))
+
+
 def main() -> None:
     handler = WarningHandler()
     logging.getLogger("vicinal").addHandler(handler)

@@ -15,6 +15,8 @@ import hashlib
 import json
 import math
 import statistics
+import sys
+import types
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -453,3 +455,21 @@ def caption(board: Board) -> str:
 def board_id(board: Board) -> str:
     """A stable HTML id for a board."""
     return "board-" + hashlib.sha1(f"{board.suite}/{board.by}/{board.family}".encode()).hexdigest()[:10]
+
+
+# ---------------------------------------------------------------- vicinal.leaderboard(...) from Python
+
+
+class _CallableModule(types.ModuleType):
+    """``vicinal.leaderboard(...)`` is the Python API's function (:func:`vicinal.api.leaderboard`), while
+    ``vicinal.leaderboard`` is also this module: importing a submodule sets the package attribute of its
+    name, which would silently replace an exported function of the same name. So the module itself is
+    callable, and calling it is calling the API."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from vicinal.api import leaderboard
+
+        return leaderboard(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
