@@ -199,7 +199,8 @@ def _state_dict_of(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], str]:
     if tensors(obj):
         return dict(obj), "state dict"
     if isinstance(obj, dict):
-        for key in ("state_dict", "model"):  # common wrappers; "model" is vicinal's training checkpoint
+        # Common wrappers: "model" is vicinal's training checkpoint, "last" some RobustBench zoo checkpoints'.
+        for key in ("state_dict", "model", "last"):
             if tensors(obj.get(key)):
                 return dict(obj[key]), f"state dict under {key!r}"
     what = (
