@@ -39,7 +39,8 @@ class StepOutput:
     its mixed one. Summed into the result's ``training.images_forwarded``, so compute can be compared."""
 
     loss: torch.Tensor
-    correct: float
+    #: A float or a 0-d tensor; a tensor left on the device keeps the step from waiting for the GPU.
+    correct: float | torch.Tensor
     count: int
 
 
@@ -129,9 +130,11 @@ def mixed_cross_entropy(
     return lam * F.cross_entropy(logits, y_a) + (1.0 - lam) * F.cross_entropy(logits, y_b)
 
 
-def mixed_correct(logits: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor, lam: float) -> float:
+def mixed_correct(logits: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor, lam: float) -> torch.Tensor:
+    """Expected correct predictions under the mixed targets, λ·#(pred = y_a) + (1−λ)·#(pred = y_b), as a
+    0-d tensor on the logits' device (turning it into a float would make every step wait for the GPU)."""
     pred = logits.argmax(1)
-    return float(lam * (pred == y_a).sum() + (1.0 - lam) * (pred == y_b).sum())
+    return lam * (pred == y_a).sum() + (1.0 - lam) * (pred == y_b).sum()
 
 
 def interpolate(a: torch.Tensor, perm: torch.Tensor, lam: float) -> torch.Tensor:
