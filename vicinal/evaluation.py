@@ -71,10 +71,17 @@ class EvalContext:
         return self.predict_batches(x_all.split(self.batch_size))
 
     @torch.inference_mode()
-    def predict_batches(self, batches: Iterable[torch.Tensor]) -> torch.Tensor:
-        """Logits for a stream of uint8 batches (e.g. memory-mapped corrupted sets), concatenated."""
+    def predict_batches(self, batches: Iterable[torch.Tensor], total: int | None = None) -> torch.Tensor:
+        """Logits for a stream of uint8 batches (e.g. memory-mapped corrupted sets), concatenated.
+
+        With ``total`` (the number of images the stream holds) the logits go straight into one tensor:
+        thousands of small kept tensors between the batches' large temporaries fragment glibc's heap,
+        which then grows with the stream (3.5 GB for 95 cells of 3,000 CIFAR images, 0.7 GB without).
+        """
         self.model.eval()
-        out = []
+        out: list[torch.Tensor] = []
+        full: torch.Tensor | None = None
+        done = 0
         for batch in batches:
             x = to_unit(batch, self.device)
             if self.device.type == "cuda":
@@ -82,8 +89,18 @@ class EvalContext:
                     logits = self.model(x)
             else:
                 logits = self.model(x)
-            out.append(logits.double().cpu())
-        return torch.cat(out)
+            if total is None:
+                out.append(logits.double().cpu())
+                continue
+            if full is None:
+                full = torch.empty((total, *logits.shape[1:]), dtype=torch.float64)
+            full[done : done + len(logits)] = logits
+            done += len(logits)
+        if total is None:
+            return torch.cat(out)
+        if full is None or done != total:
+            raise RuntimeError(f"the stream held {done} images, not the {total} announced")
+        return full
 
     @cached_property
     def test_logits(self) -> torch.Tensor:

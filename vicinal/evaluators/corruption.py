@@ -268,7 +268,9 @@ class CorruptionEvaluator(Evaluator):
 
         # One pass over every cell in full batches (a cell's last partial batch is topped up from the
         # next cell), then the logits are cut back into cells.
-        logits_all = ctx.predict_batches(rebatch(stream(), ctx.batch_size)).numpy()
+        logits_all = ctx.predict_batches(
+            rebatch(stream(), ctx.batch_size), total=len(order) * len(labels)
+        ).numpy()
         cells: dict[tuple[str, int], dict[str, float]] = {}
         for i, key in enumerate(order):
             logits = logits_all[i * len(labels) : (i + 1) * len(labels)]
