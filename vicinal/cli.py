@@ -100,12 +100,12 @@ def methods_cmd(
         for col in ("method", "mixes in", "description"):
             table.add_column(col, style="bold" if col == "method" else None)
         for name in names:
-            try:
-                cls = get_method(name)
+            try:  # read from the method's source where it can be: listing need not import torch
+                attrs = METHODS.attributes(name, ("mixes_in", "summary"))
             except VicinalError as exc:  # registered twice: listed with the clash, usable by neither
                 table.add_row(escape(name), "", f"[red]{escape(str(exc))}[/]")
                 continue
-            table.add_row(*map(escape, (name, str(cls.mixes_in), str(cls.summary))))
+            table.add_row(*map(escape, (name, attrs["mixes_in"], attrs["summary"])))
         console.print(table)
         return
     for name in names:

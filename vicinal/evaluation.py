@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from vicinal.datasets import DataSplits, ImageSet, to_unit
+from vicinal.eps import eps_label, parse_eps  # noqa: F401  (the evaluators' import path for them)
 from vicinal.method import NoConfig
 from vicinal.registry import Registry
 
@@ -124,22 +125,6 @@ class Evaluator:
 
 
 EVALUATORS: Registry[type[Evaluator]] = Registry("evaluator", "vicinal.evaluators", "vicinal.evaluators")
-
-
-def parse_eps(value: float | int | str) -> float:
-    """A perturbation size written as a number or a fraction such as ``"8/255"``."""
-    if isinstance(value, str) and "/" in value:
-        num, _, den = value.partition("/")
-        return float(num) / float(den)
-    return float(value)
-
-
-def eps_label(eps: float) -> str:
-    """``8/255`` for multiples of 1/255 (the CIFAR convention), else the shortest decimal."""
-    k = eps * 255
-    if eps > 0 and abs(k - round(k)) < 1e-6:
-        return f"{round(k)}/255"
-    return f"{eps:g}"
 
 
 def register_evaluator(name: str) -> Callable[[type[Evaluator]], type[Evaluator]]:

@@ -225,7 +225,7 @@ def severity_curves(full: Board) -> list[Figure]:
 
 
 def robustness_curves(full: Board) -> list[Figure]:
-    from vicinal.evaluation import parse_eps
+    from vicinal.eps import parse_eps
     from vicinal.plots import Panel, figure_png, line_panels
 
     rows, styles = _measured(full), _linestyles(_measured(full))
@@ -289,7 +289,7 @@ def _bar_panel(full: Board, rows: list[Row], styles: dict[str, str], metric: str
 
 
 def linearity_figures(full: Board) -> list[Figure]:
-    from vicinal.evaluation import parse_eps
+    from vicinal.eps import parse_eps
     from vicinal.plots import Panel, bar_panels, figure_png, line_panels
 
     rows, styles = _measured(full), _linestyles(_measured(full))
