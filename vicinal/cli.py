@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -42,6 +43,22 @@ PluginOpt = Annotated[
 ResultsOpt = Annotated[
     Path | None, typer.Option("--results", help="results folder [default: $VICINAL_RESULTS_DIR or ./results]")
 ]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="CPU threads for torch (default: $OMP_NUM_THREADS, else $VICINAL_THREADS, else one per "
+        "physical core available); idle threads sleep (OMP_WAIT_POLICY=PASSIVE) unless you set "
+        "OMP_WAIT_POLICY or GOMP_SPINCOUNT",
+    ),
+]
+
+
+def _threads(threads: int | None) -> None:
+    """Apply ``--threads`` before this command imports torch (main() applied the defaults already)."""
+    from vicinal.threads import apply_thread_policy
+
+    apply_thread_policy(threads, origin="--threads")
 
 
 def _say(message: str) -> None:
@@ -201,9 +218,11 @@ def run_cmd(
     ] = None,
     force: Annotated[bool, typer.Option(help="recompute results that already exist")] = False,
     quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
+    threads: ThreadsOpt = None,
     plugin: PluginOpt = None,
 ) -> None:
     """Train each method of a suite for each seed, evaluate, write one result file each."""
+    _threads(threads)
     from vicinal.hparams import parse_assignments
     from vicinal.results import default_cache_dir, default_results_dir
     from vicinal.runner import RunsFailed, execute, plan_run
@@ -427,8 +446,10 @@ def corrupt_cmd(
     download: Annotated[bool, typer.Option(help="download the clean dataset if it is missing")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Write a corrupted test set (the released -C layout, with a manifest) from a clean dataset."""
+    _threads(threads)
     from vicinal.corrupted import default_folder, write_set
     from vicinal.corruptions import SCALES
     from vicinal.datasets import load_dataset, resolve_data_dir
@@ -470,6 +491,12 @@ def corrupt_cmd(
 
 
 def main() -> None:
+    # Before any command can import torch: libgomp reads its wait policy only when torch loads it.
+    from vicinal.threads import apply_thread_policy
+
+    # A malformed OMP_NUM_THREADS/VICINAL_THREADS is an error only for the commands that use threads.
+    with contextlib.suppress(VicinalError):
+        apply_thread_policy()
     handler = _WarningHandler()
     logging.getLogger("vicinal").addHandler(handler)
     logging.getLogger("vicinal").setLevel(logging.INFO)

@@ -239,4 +239,14 @@ def environment(device: Any) -> dict[str, Any]:
     else:
         dev["name"] = platform.processor() or platform.machine()
         dev["torch_threads"] = torch.get_num_threads()
-    return {"versions": versions, "device": dev, "platform": platform.platform(), "git_commit": git_commit()}
+    from vicinal.threads import thread_environment
+
+    return {
+        "versions": versions,
+        "device": dev,
+        # Timings depend on it (BENCHMARKS.md: threads under contention), and so may the last bits of a
+        # CPU run's numbers (reduction order), though not its identity.
+        "threads": thread_environment(),
+        "platform": platform.platform(),
+        "git_commit": git_commit(),
+    }
