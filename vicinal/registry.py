@@ -179,7 +179,7 @@ class Registry(Generic[T]):
     def _index_or_import(self, module: str, info: pkgutil.ModuleInfo) -> None:
         entries = None
         path = Path(getattr(info.module_finder, "path", "")) / f"{info.name}.py"
-        if not info.ispkg and module not in sys.modules and path.is_file():
+        if not info.ispkg and path.is_file():
             try:
                 entries = index_module(path.read_text(encoding="utf-8"), module, self._decorator)
             except (SyntaxError, UnicodeDecodeError, OSError):
@@ -210,11 +210,10 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            close = difflib.get_close_matches(name, list(self._items), n=3, cutoff=0.5)
+            known = sorted({*self._items, *self._index})
+            close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
             hint = f" Did you mean: {', '.join(close)}?" if close else ""
-            raise VicinalError(
-                f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(sorted(self._items))}."
-            ) from None
+            raise VicinalError(f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(known)}.") from None
 
     def names(self, pattern: str = "*") -> list[str]:
         """Registered names matching a shell-style pattern (``"mix*"``), sorted; a plain word without

@@ -86,14 +86,18 @@ def _quota(quota: str, period: str) -> int | None:
     return max(1, math.ceil(q / p)) if q > 0 and p > 0 else None
 
 
-def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> int | None:
+def cgroup_cpu_limit(
+    root: Path = Path("/sys/fs/cgroup"), membership: Path = Path("/proc/self/cgroup")
+) -> int | None:
     """The CPU quota of this process's cgroup in whole CPUs (rounded up); None when unlimited or unknown.
     cgroup v2 (``cpu.max``) and v1 (``cpu.cfs_quota_us``), at the process's own cgroup or the root."""
     try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
+        lines = membership.read_text().splitlines()
     except OSError:
         lines = []
     for line in lines:
+        if line.count(":") < 2:
+            continue
         _, controllers, path = line.split(":", 2)
         rel = path.lstrip("/")
         if controllers == "":
