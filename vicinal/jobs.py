@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from vicinal.datasets import DataSplits, to_unit
+from vicinal.determinism import set_deterministic
 from vicinal.evaluation import EvalContext, Evaluator
 from vicinal.method import Method, PrepareContext
 from vicinal.models import build_model
@@ -77,7 +78,9 @@ def run_job(job: RunJob, rd: RunData, progress: Any, log: Any = print) -> JobOut
     # Bit-reproducible on the CPU; on CUDA speed wins (cuDNN autotuning), so GPU runs agree only
     # statistically. Set per process (a worker is its own process); recorded with the environment.
     deterministic = device.type == "cpu"
-    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    set_deterministic(
+        deterministic, warn_only=True
+    )  # torch.use_deterministic_algorithms, minus 2.5 s of imports
     torch.backends.cudnn.benchmark = not deterministic
     with tempfile.TemporaryDirectory(prefix="vicinal-artifacts-") as staging:
         stem = Path(staging) / job.result_path.stem
