@@ -19,12 +19,12 @@ from typing import Any
 import torch
 
 from vicinal.datasets import DataSplits, to_unit
-from vicinal.determinism import set_deterministic
 from vicinal.evaluation import EvalContext, Evaluator
 from vicinal.method import Method, PrepareContext
 from vicinal.models import build_model
 from vicinal.results import Result, config_hash, environment
 from vicinal.rng import RunRandom, seed_everything
+from vicinal.startup import defer_dynamo, set_deterministic
 from vicinal.suite import Suite
 from vicinal.training import train
 
@@ -78,9 +78,9 @@ def run_job(job: RunJob, rd: RunData, progress: Any, log: Any = print) -> JobOut
     # Bit-reproducible on the CPU; on CUDA speed wins (cuDNN autotuning), so GPU runs agree only
     # statistically. Set per process (a worker is its own process); recorded with the environment.
     deterministic = device.type == "cpu"
-    set_deterministic(
-        deterministic, warn_only=True
-    )  # torch.use_deterministic_algorithms, minus 2.5 s of imports
+    # torch.use_deterministic_algorithms, and optimizers, without importing the compiler stack (2.5 s).
+    set_deterministic(deterministic, warn_only=True)
+    defer_dynamo()
     torch.backends.cudnn.benchmark = not deterministic
     with tempfile.TemporaryDirectory(prefix="vicinal-artifacts-") as staging:
         stem = Path(staging) / job.result_path.stem
