@@ -1,0 +1,145 @@
+"""Whole-process start-up benchmarks (pytest-benchmark): what a user waits for at the command line.
+
+* ``test_command``: ``vicinal --help``, ``vicinal methods``, ``vicinal leaderboard`` over 1,000 and 10,000
+  result files (tests/bench_store.py: files shaped like real ones, ~15 KB) — each a fresh process, as the
+  user runs it. ``extra_info`` has the child's CPU seconds and peak RSS (``os.wait4``) and the load.
+* ``test_run_startup``: ``vicinal run --suite digits --methods erm`` from spawn to its second training step
+  (the first batch done, optimizer step included; tests/startup_probe.py), and a re-evaluation (the
+  trained model cached, a new evaluator set: no training step) as a whole process.
+
+The default test run (``--benchmark-disable``) smoke-runs a 20-file leaderboard, ``--help`` and the run
+start-up once; ``--benchmark-enable`` measures everything (``VICINAL_BENCH_ROUNDS``, default 5).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from bench_store import write_store
+from helpers import ROOT
+
+ROUNDS = int(os.environ.get("VICINAL_BENCH_ROUNDS", "5"))
+PROBE = ROOT / "tests" / "startup_probe.py"
+
+
+def _enabled(config: pytest.Config) -> bool:
+    return bool(config.getoption("benchmark_enable", False)) or not config.getoption(
+        "benchmark_disable", False
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    full = _enabled(metafunc.config)
+    if metafunc.definition.name == "test_command":
+        cases = [("help", 0), ("methods", 0), ("leaderboard", 1000), ("leaderboard", 10000)]
+        if not full:
+            cases = [("help", 0), ("leaderboard", 20)]
+        metafunc.parametrize(("command", "files"), cases, ids=[f"{c}-{n}" if n else c for c, n in cases])
+    elif metafunc.definition.name == "test_run_startup":
+        metafunc.parametrize("mode", ["train", "reevaluate"] if full else ["train"])
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    made: dict[int, Path] = {}
+
+    def get(n: int) -> Path:
+        if n not in made:
+            made[n] = write_store(tmp_path_factory.mktemp(f"store{n}"), n)
+        return made[n]
+
+    return get
+
+
+def _spawn(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float, float]:
+    """Run a command to completion; (wall s, CPU s, peak RSS MB) of the child."""
+    with tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            args, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=err
+        )
+        _, status, usage = os.wait4(proc.pid, 0)  # wait4: the child's own CPU time and peak RSS
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        assert proc.returncode == 0, err.read().decode()[-2000:]
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def _record(benchmark, runs: list[tuple[float, float, float]], load: float) -> None:
+    benchmark.extra_info.update(
+        cpu_s=sorted(r[1] for r in runs)[len(runs) // 2],
+        rss_mb=max(r[2] for r in runs),
+        load_before=load,
+        load_after=round(os.getloadavg()[0], 2),
+    )
+
+
+def test_command(benchmark, stores, tmp_path, command, files):
+    vicinal = [sys.executable, "-m", "vicinal.cli"]
+    args = {
+        "help": [*vicinal, "--help"],
+        "methods": [*vicinal, "methods"],
+        "leaderboard": [*vicinal, "leaderboard", "--results", str(stores(files) if files else tmp_path)],
+    }[command]
+    runs: list[tuple[float, float, float]] = []
+    load = round(os.getloadavg()[0], 2)
+    rounds = ROUNDS if not benchmark.disabled else 1
+    benchmark.pedantic(
+        lambda: runs.append(_spawn(args, tmp_path)), rounds=rounds, warmup_rounds=int(rounds > 1)
+    )
+    _record(benchmark, runs, load)
+
+
+RUN = ["run", "--suite", "digits", "--methods", "erm", "--epochs", "1", "--limit-train", "256", "--quiet"]
+
+
+def test_run_startup(benchmark, tmp_path, mode):
+    env = {"VICINAL_RESULTS_DIR": str(tmp_path / "results"), "VICINAL_CACHE_DIR": str(tmp_path / "cache")}
+    runs: list[tuple[float, float, float]] = []
+    reports: list[dict] = []
+    load = round(os.getloadavg()[0], 2)
+    rounds = ROUNDS if not benchmark.disabled else 1
+    if mode == "train":
+        out = tmp_path / "probe.json"
+
+        def start() -> None:
+            runs.append(
+                _spawn([sys.executable, str(PROBE), str(out), *RUN, "--evaluators", "clean"], tmp_path, env)
+            )
+            reports.append(json.loads(out.read_text()))
+
+        benchmark.pedantic(start, rounds=rounds, warmup_rounds=int(rounds > 1))
+        # By the second step torch.optim has imported dynamo itself (Optimizer.step does), so that is
+        # recorded, not asserted.
+        benchmark.extra_info["imported"] = reports[-1]["imported"]
+    else:
+        cli = [sys.executable, "-c", REEVALUATE, *RUN, "--evaluators", "clean"]
+        _spawn(cli, tmp_path, env)  # trains once; the trained model stays cached
+
+        def drop_results() -> None:
+            for path in (tmp_path / "results").rglob("*.json"):
+                path.unlink()
+
+        benchmark.pedantic(lambda: runs.append(_spawn(cli, tmp_path, env)), setup=drop_results, rounds=rounds)
+        # No optimizer step: nothing needs the compiler stack (torch.use_deterministic_algorithms and the
+        # optimizer's state loading would import it; vicinal.startup keeps them from doing so).
+        assert (tmp_path / "imported.json").read_text() == "[]"
+    _record(benchmark, runs, load)
+
+
+REEVALUATE = """
+import atexit, json, sys
+atexit.register(lambda: open("imported.json", "w").write(json.dumps(
+    sorted(m for m in ("torch._dynamo", "torch._inductor") if m in sys.modules))))
+sys.argv = ["vicinal", *sys.argv[1:]]
+from vicinal.cli import main
+main()
+"""
