@@ -184,6 +184,9 @@ def _progress(quiet: bool) -> Progress:
         console=console,
         disable=quiet,
         transient=False,
+        # rich redraws 10 times a second by default: ~1.3 % of a core beside training, most of vicinal's
+        # overhead over a bare loop (BENCHMARKS.md); twice a second is enough for bars of epochs.
+        refresh_per_second=2,
     )
 
 
