@@ -18,7 +18,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -58,19 +57,48 @@ def stores(tmp_path_factory):
     return get
 
 
-def _spawn(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float, float]:
-    """Run a command to completion; (wall s, CPU s, peak RSS MB) of the child."""
-    with tempfile.TemporaryFile() as err:
+# Commands are started by a small launcher process, not by pytest: a process started from a large one
+# (vfork, then exec) carries the large one's peak RSS into its own rusage, so pytest's ~600 MB would show
+# as every command's peak. The launcher times each command with wait4: its CPU time and peak RSS.
+LAUNCHER = """
+import json, os, subprocess, sys, time
+for line in sys.stdin:
+    job = json.loads(line)
+    with open(job["stderr"], "wb") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(
-            args, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=err
+            job["args"], cwd=job["cwd"], env=job["env"], stdout=subprocess.DEVNULL, stderr=err
         )
-        _, status, usage = os.wait4(proc.pid, 0)  # wait4: the child's own CPU time and peak RSS
+        _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        err.seek(0)
-        assert proc.returncode == 0, err.read().decode()[-2000:]
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    cpu = usage.ru_utime + usage.ru_stime
+    print(json.dumps([proc.returncode, wall, cpu, usage.ru_maxrss / 1024]), flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def launcher():
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    yield proc
+    proc.stdin.close()
+    proc.wait(timeout=60)
+    proc.stdout.close()
+
+
+def _spawn(
+    launcher, args: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> tuple[float, float, float]:
+    """Run a command to completion; (wall s, CPU s, peak RSS MB) of the command."""
+    with tempfile.NamedTemporaryFile() as err:
+        job = {"args": args, "cwd": str(cwd), "env": {**os.environ, **(env or {})}, "stderr": err.name}
+        launcher.stdin.write(json.dumps(job) + "\n")
+        launcher.stdin.flush()
+        code, wall, cpu, rss = json.loads(launcher.stdout.readline())
+        assert code == 0, Path(err.name).read_text()[-2000:]
+    return wall, cpu, rss
 
 
 def _record(benchmark, runs: list[tuple[float, float, float]], load: float) -> None:
@@ -82,7 +110,7 @@ def _record(benchmark, runs: list[tuple[float, float, float]], load: float) -> N
     )
 
 
-def test_command(benchmark, stores, tmp_path, command, files):
+def test_command(benchmark, launcher, stores, tmp_path, command, files):
     vicinal = [sys.executable, "-m", "vicinal.cli"]
     args = {
         "help": [*vicinal, "--help"],
@@ -93,7 +121,7 @@ def test_command(benchmark, stores, tmp_path, command, files):
     load = round(os.getloadavg()[0], 2)
     rounds = ROUNDS if not benchmark.disabled else 1
     benchmark.pedantic(
-        lambda: runs.append(_spawn(args, tmp_path)), rounds=rounds, warmup_rounds=int(rounds > 1)
+        lambda: runs.append(_spawn(launcher, args, tmp_path)), rounds=rounds, warmup_rounds=int(rounds > 1)
     )
     _record(benchmark, runs, load)
 
@@ -101,7 +129,7 @@ def test_command(benchmark, stores, tmp_path, command, files):
 RUN = ["run", "--suite", "digits", "--methods", "erm", "--epochs", "1", "--limit-train", "256", "--quiet"]
 
 
-def test_run_startup(benchmark, tmp_path, mode):
+def test_run_startup(benchmark, launcher, tmp_path, mode):
     env = {"VICINAL_RESULTS_DIR": str(tmp_path / "results"), "VICINAL_CACHE_DIR": str(tmp_path / "cache")}
     runs: list[tuple[float, float, float]] = []
     reports: list[dict] = []
@@ -112,7 +140,12 @@ def test_run_startup(benchmark, tmp_path, mode):
 
         def start() -> None:
             runs.append(
-                _spawn([sys.executable, str(PROBE), str(out), *RUN, "--evaluators", "clean"], tmp_path, env)
+                _spawn(
+                    launcher,
+                    [sys.executable, str(PROBE), str(out), *RUN, "--evaluators", "clean"],
+                    tmp_path,
+                    env,
+                )
             )
             reports.append(json.loads(out.read_text()))
 
@@ -122,13 +155,15 @@ def test_run_startup(benchmark, tmp_path, mode):
         benchmark.extra_info["imported"] = reports[-1]["imported"]
     else:
         cli = [sys.executable, "-c", REEVALUATE, *RUN, "--evaluators", "clean"]
-        _spawn(cli, tmp_path, env)  # trains once; the trained model stays cached
+        _spawn(launcher, cli, tmp_path, env)  # trains once; the trained model stays cached
 
         def drop_results() -> None:
             for path in (tmp_path / "results").rglob("*.json"):
                 path.unlink()
 
-        benchmark.pedantic(lambda: runs.append(_spawn(cli, tmp_path, env)), setup=drop_results, rounds=rounds)
+        benchmark.pedantic(
+            lambda: runs.append(_spawn(launcher, cli, tmp_path, env)), setup=drop_results, rounds=rounds
+        )
         # No optimizer step: nothing needs the compiler stack (torch.use_deterministic_algorithms and the
         # optimizer's state loading would import it; vicinal.startup keeps them from doing so).
         assert (tmp_path / "imported.json").read_text() == "[]"
