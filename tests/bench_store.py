@@ -71,6 +71,12 @@ def write_store(root: Path, n: int) -> Path:
             metrics={k: rng.random() for k in doc["metrics"]},
         )
         doc["method_info"]["name"] = method
+        # Each run has its own training curve and timings, as real files do.
+        doc["training"]["history"] = [
+            {**h, "loss": rng.random(), "train_acc": rng.random(), "seconds": round(rng.uniform(5, 20), 3)}
+            for h in doc["training"]["history"]
+        ]
+        doc["timing"] = {k: round(rng.uniform(1, 100), 2) for k in doc["timing"]}
         path = root / f"suite-{suite}" / method / f"{run_id[:12]}-seed{seed}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(doc, indent=2))

@@ -6,6 +6,7 @@ asserted here."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -34,8 +35,9 @@ print(json.dumps({"code": code, "heavy": sorted(m for m in HEAVY if m in sys.mod
 
 
 def _run(code: str, *args: str, cwd: Path) -> dict:
+    env = {**os.environ, "VICINAL_CACHE_DIR": str(cwd / "cache")}  # the result index goes there
     out = subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=cwd, timeout=300
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=cwd, timeout=300, env=env
     )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stderr.strip().splitlines()[-1])

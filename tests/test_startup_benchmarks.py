@@ -1,8 +1,9 @@
 """Whole-process start-up benchmarks (pytest-benchmark): what a user waits for at the command line.
 
 * ``test_command``: ``vicinal --help``, ``vicinal methods``, ``vicinal leaderboard`` over 1,000 and 10,000
-  result files (tests/bench_store.py: files shaped like real ones, ~15 KB) — each a fresh process, as the
-  user runs it. ``extra_info`` has the child's CPU seconds and peak RSS (``os.wait4``) and the load.
+  result files (tests/bench_store.py: files shaped like real ones, ~15 KB), without and with the result
+  index in the cache folder (vicinal.result_index) — each a fresh process, as the user runs it.
+  ``extra_info`` has the command's CPU seconds and peak RSS (``os.wait4``) and the load.
 * ``test_run_startup``: ``vicinal run --suite digits --methods erm`` from spawn to its second training step
   (the first batch done, optimizer step included; tests/startup_probe.py), and a re-evaluation (the
   trained model cached, a new evaluator set: no training step) as a whole process.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,10 +39,12 @@ def _enabled(config: pytest.Config) -> bool:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     full = _enabled(metafunc.config)
     if metafunc.definition.name == "test_command":
-        cases = [("help", 0), ("methods", 0), ("leaderboard", 1000), ("leaderboard", 10000)]
+        cases = [("help", 0, ""), ("methods", 0, "")]
+        cases += [("leaderboard", n, index) for n in (1000, 10000) for index in ("cold", "warm")]
         if not full:
-            cases = [("help", 0), ("leaderboard", 20)]
-        metafunc.parametrize(("command", "files"), cases, ids=[f"{c}-{n}" if n else c for c, n in cases])
+            cases = [("help", 0, ""), ("leaderboard", 20, "warm")]
+        ids = ["-".join(str(p) for p in case if p) for case in cases]
+        metafunc.parametrize(("command", "files", "index"), cases, ids=ids)
     elif metafunc.definition.name == "test_run_startup":
         metafunc.parametrize("mode", ["train", "reevaluate"] if full else ["train"])
 
@@ -110,19 +114,28 @@ def _record(benchmark, runs: list[tuple[float, float, float]], load: float) -> N
     )
 
 
-def test_command(benchmark, launcher, stores, tmp_path, command, files):
+def test_command(benchmark, launcher, stores, tmp_path, command, files, index):
+    """``index``: ``cold`` — no result index yet (each round reads every file, then writes the index, as
+    the first leaderboard after new results does); ``warm`` — the index from the round before."""
     vicinal = [sys.executable, "-m", "vicinal.cli"]
     args = {
         "help": [*vicinal, "--help"],
         "methods": [*vicinal, "methods"],
         "leaderboard": [*vicinal, "leaderboard", "--results", str(stores(files) if files else tmp_path)],
     }[command]
+    cache = tmp_path / "cache"
+    env = {"VICINAL_CACHE_DIR": str(cache)}
     runs: list[tuple[float, float, float]] = []
     load = round(os.getloadavg()[0], 2)
     rounds = ROUNDS if not benchmark.disabled else 1
-    benchmark.pedantic(
-        lambda: runs.append(_spawn(launcher, args, tmp_path)), rounds=rounds, warmup_rounds=int(rounds > 1)
-    )
+
+    def setup() -> None:
+        if index == "cold":
+            shutil.rmtree(cache, ignore_errors=True)
+
+    if index == "warm":
+        _spawn(launcher, args, tmp_path, env)  # writes the index
+    benchmark.pedantic(lambda: runs.append(_spawn(launcher, args, tmp_path, env)), setup=setup, rounds=rounds)
     _record(benchmark, runs, load)
 
 

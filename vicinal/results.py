@@ -184,16 +184,30 @@ class Store:
     skipped: list[tuple[Path, str]]
 
 
-def load_store(results_dir: Path) -> Store:
+def load_store(results_dir: Path, index: Path | None = None) -> Store:
+    """Every result file under ``results_dir``. With ``index`` (a file in the cache folder, see
+    :mod:`vicinal.result_index`), unchanged files are taken from it instead of being decoded again; the
+    results are the same, but their dicts may be shared between results: treat them as read-only."""
     results, skipped = [], []
     if results_dir.is_dir():
+        reader = None
+        if index is not None:
+            from vicinal.result_index import ResultIndex
+
+            reader = ResultIndex(index)
         for path in sorted(results_dir.rglob("*.json")):
-            if any(part.startswith(".") for part in path.relative_to(results_dir).parts):
+            rel = path.relative_to(results_dir)
+            if any(part.startswith(".") for part in rel.parts):
                 continue
             try:
-                results.append(read_result(path))
+                if reader is None:
+                    results.append(read_result(path))
+                else:
+                    results.append(Result.from_json(reader.document(path, rel.as_posix()), path))
             except ValueError as exc:
                 skipped.append((path, str(exc)))
+        if reader is not None:
+            reader.save()
     return Store(results, skipped)
 
 
