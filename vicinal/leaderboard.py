@@ -210,8 +210,12 @@ def group_rows(results: list[Result]) -> tuple[dict[RowKey, list[Result]], dict[
     nondeterminism). Returns the rows' merged per-seed results and, per row, every file behind it.
     """
     clusters: dict[tuple[str, str], list[tuple[dict[str, str], list[Result]]]] = defaultdict(list)
+    keys: dict[int, str] = {}  # by id: results read through the result index share their protocol dicts
     for r in sorted(results, key=lambda r: (r.created, str(r.path))):
-        protos = {name: _protocol_key(p) for name, p in r.protocol.items()}
+        protos = {
+            name: keys.get(id(p)) or keys.setdefault(id(p), _protocol_key(p))
+            for name, p in r.protocol.items()
+        }
         for seen, members in clusters[(r.method, r.training_id)]:
             if all(seen[n] == k for n, k in protos.items() if n in seen):
                 seen.update(protos)
@@ -254,10 +258,12 @@ def _merge(old: Result, new: Result) -> Result:
 
 def _protocols(rows: dict[RowKey, list[Result]]) -> dict[str, list[dict[str, Any]]]:
     seen: dict[str, dict[str, dict]] = defaultdict(dict)
+    keys: dict[int, str] = {}
     for runs in rows.values():
         for r in runs:
             for name, proto in r.protocol.items():
-                seen[name].setdefault(_protocol_key(proto), proto)
+                key = keys.get(id(proto)) or keys.setdefault(id(proto), _protocol_key(proto))
+                seen[name].setdefault(key, proto)
     return {name: list(protos.values()) for name, protos in seen.items()}
 
 
