@@ -117,3 +117,15 @@ def test_results_record_the_policy():
     assert {"threads", "source", "omp_wait_policy", "gomp_spincount", "wait_source", "before_torch"} <= set(
         threads
     )
+
+
+def test_the_option_after_the_defaults_still_sets_the_count_before_torch():
+    """main() applies the defaults, then ``--threads`` re-applies the count before torch is imported."""
+    code = (
+        "from vicinal.threads import apply_thread_policy as apply\n"
+        "apply(); p = apply(1, origin='--threads')\n"
+        "import torch; print(torch.get_num_threads(), p.source, p.omp_wait_policy)\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_", "VICINAL_THREADS"))}
+    out = subprocess.run([sys.executable, "-c", code], env=clean, capture_output=True, text=True, timeout=300)
+    assert out.stdout.split() == ["1", "--threads", "PASSIVE"], out.stderr
