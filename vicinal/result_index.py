@@ -96,7 +96,7 @@ class ResultIndex:
             self.file.parent.mkdir(parents=True, exist_ok=True)
         except OSError:
             return
-        from vicinal.io import atomic_write_text
+        from vicinal.io import atomic_write
 
         blocks: list[Any] = []
         ids: dict[str, int] = {}
@@ -123,5 +123,8 @@ class ResultIndex:
                 shared = {k: block(v) for k, v in doc.items() if k in SHARED}
             files[rel] = {"stat": stamp, "own": own, "shared": shared}
         index = {"version": VERSION, "written_ns": time.time_ns(), "blocks": blocks, "files": files}
+        text = json.dumps(index, separators=(",", ":"))
+        # Renamed into place but not fsynced: the index is derived data, and a torn one is not valid JSON,
+        # so it is ignored; an fsync of tens of MB costs seconds on a busy disk.
         with contextlib.suppress(OSError, VicinalError):
-            atomic_write_text(self.file, json.dumps(index, separators=(",", ":")))
+            atomic_write(self.file, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
