@@ -290,7 +290,7 @@ def run_cmd(
     console.print(escape(f"{trained} trained, {len(outcomes) - trained} reused · results in {results_dir}"))
     from vicinal.leaderboard import build_boards, rich_table
 
-    store = _load_store(results_dir)
+    store = _load_store(results_dir, cache_dir)
     if any(r.suite == spec.name for r in store.results):
         for board in build_boards(store, spec.name):
             console.print(rich_table(board))
@@ -298,13 +298,13 @@ def run_cmd(
         raise failed
 
 
-def _load_store(results_dir: Path):
+def _load_store(results_dir: Path, cache_dir: Path | None = None):
     """The result files under ``results_dir``; each unreadable one is named in a warning, never fatal."""
     from vicinal.result_index import index_file
     from vicinal.results import default_cache_dir, load_store
 
     # The index in the cache folder spares decoding unchanged result files again (10,000 files: seconds).
-    store = load_store(results_dir, index=index_file(results_dir, default_cache_dir()))
+    store = load_store(results_dir, index=index_file(results_dir, cache_dir or default_cache_dir()))
     for path, why in store.skipped:
         err_console.print(f"[yellow]warning[/]: skipped {escape(str(path))}: {escape(why)}")
     return store
