@@ -21,6 +21,7 @@ from torch import nn
 
 from vicinal.datasets import DataSplits, ImageSet, to_unit
 from vicinal.declarations import Artifact, Breakdown, Declarations, FigureSpec, MetricInfo, load
+from vicinal.eps import eps_label, parse_eps
 from vicinal.errors import VicinalError
 from vicinal.hparams import NoConfig
 from vicinal.registry import Registry
@@ -187,26 +188,6 @@ class Evaluator:
 
 
 EVALUATORS: Registry[type[Evaluator]] = Registry("evaluator", "vicinal.evaluators", "vicinal.evaluators")
-
-
-def parse_eps(value: float | int | str) -> float:
-    """A perturbation size written as a number or a fraction such as ``"8/255"``."""
-    if isinstance(value, str) and "/" in value:
-        num, _, den = value.partition("/")
-        return float(num) / float(den)
-    return float(value)
-
-
-def eps_label(eps: float) -> str:
-    """A short decimal where there is one (``0.1``, ``0.25``, ``2``: MNIST-style radii), else ``8/255`` for
-    multiples of 1/255 (the CIFAR convention), else the shortest decimal. The decimal is tried first
-    because 0.2 and 1.0 are also multiples of 1/255 (51/255, 255/255)."""
-    if eps > 0 and abs(round(eps, 4) - eps) < 1e-12:
-        return f"{eps:g}"
-    k = eps * 255
-    if eps > 0 and abs(k - round(k)) < 1e-6:
-        return f"{round(k)}/255"
-    return f"{eps:g}"
 
 
 def seeded_subset(n_total: int, n: int, seed: int) -> torch.Tensor:

@@ -18,17 +18,18 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-
-from vicinal.datasets import ImageSet
 from vicinal.hparams import NoConfig
 from vicinal.registry import Registry
-from vicinal.reporting import Reporter
-from vicinal.rng import RunRandom
+
+if TYPE_CHECKING:  # torch is imported where a method runs, so listing methods does not load it
+    import torch
+    from torch import nn
+
+    from vicinal.datasets import ImageSet
+    from vicinal.reporting import Reporter
+    from vicinal.rng import RunRandom
 
 
 @dataclass
@@ -104,7 +105,9 @@ class Method:
         }
 
 
-METHODS: Registry[type[Method]] = Registry("method", "vicinal.methods", "vicinal.methods")
+METHODS: Registry[type[Method]] = Registry(
+    "method", "vicinal.methods", "vicinal.methods", decorator="register_method"
+)
 
 
 def register_method(name: str) -> Callable[[type[Method]], type[Method]]:
@@ -127,6 +130,8 @@ def mixed_cross_entropy(
     logits: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor, lam: float
 ) -> torch.Tensor:
     """λ·CE(logits, y_a) + (1−λ)·CE(logits, y_b): the mixup loss (= CE with the mixed one-hot target)."""
+    import torch.nn.functional as F
+
     return lam * F.cross_entropy(logits, y_a) + (1.0 - lam) * F.cross_entropy(logits, y_b)
 
 
