@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The VarMixup VAE study ("What VarMixup needs from its VAE"; README section "VarMixup: what matters").
+#
+# Runs, on the real CIFAR-10 subset and the study suite studies/cifar10-quick-c.toml (small CNN,
+# 10 epochs, batch 128, 15 common corruptions × 5 severities on 300 images per cell, FGSM/PGD-L∞ at
+# 1/255 and 2/255 on 200 images, γ on 64 images), all with `vicinal run` from this worktree's code:
+#   1. a pre-screen of VAE designs by held-out reconstruction MSE, VAE training only (seed 0):
+#      architecture (conv, resnet), likelihood (bernoulli, gaussian), latent size (64, 128, 256),
+#      VAE epochs (15, 30, 60) and β (1, 4) — studies/vae_prescreen.py;
+#   2. the references erm and mixup, seeds 0 and 1;
+#   3. VarMixup at VAE designs chosen from the pre-screen, seeds 0 and 1, train_on = decoded+clean;
+#   4. at the best VAE: train_on = decoded, train_on = half (equal compute), mix = means; seeds 0 and 1.
+# Every VarMixup run spells out all VAE settings with --set, so the study does not depend on the
+# method's defaults. Finished runs are reused (same configuration), so rerunning resumes the study.
+#
+# Two lanes of one single-threaded process each run side by side (OMP_NUM_THREADS=1, nice 5): on the
+# shared 2-core machine two single-threaded jobs got more done than one two-threaded job that waits on
+# its own threads whenever another user's job holds a core.
+#
+# Usage: studies/varmixup_vae.sh [prescreen|lane-a|lane-b|all]   (default: all)
+#   DATA (default /work/shared/data) and OUT (default /work/vae-study) choose the folders;
+#   studies/varmixup_vae_report.py then writes the table and docs/varmixup-vae.png.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DATA=${DATA:-/work/shared/data}
+OUT=${OUT:-/work/vae-study}
+SUITE=studies/cifar10-quick-c.toml
+export OMP_NUM_THREADS=1
+mkdir -p "$OUT/logs"
+
+run() {
+    nice -n 5 .venv/bin/vicinal run --suite "$SUITE" --data-dir "$DATA" --cache-dir "$OUT/cache" \
+        --results "$OUT/results" --quiet "$@"
+}
+
+# varmixup SEEDS "k=v k=v …": one VarMixup configuration; every key becomes --set varmixup.k=v.
+varmixup() {
+    local seeds=$1 args=()
+    for kv in $2; do args+=(--set "varmixup.$kv"); done
+    echo "$(date +%T) varmixup seeds $seeds: $2"
+    run --methods varmixup --seeds "$seeds" "${args[@]}"
+}
+
+# VAE designs: every setting of the VAE explicit (alpha, vae_lr, vae_batch_size, vae_width stay at
+# 1, 1e-3, 128 and 32 throughout).
+vae() {  # vae ARCH LIKELIHOOD LATENT EPOCHS BETA
+    echo "vae_arch=$1 vae_likelihood=$2 latent_dim=$3 vae_epochs=$4 beta=$5"
+}
+CONV_BERN=$(vae conv bernoulli 128 30 1)      # VarMixup's definition before this study
+CONV_BERN_B4=$(vae conv bernoulli 128 30 4)   # varmixup-beta's
+CONV_GAUSS=$(vae conv gaussian 128 30 1)
+CONV_GAUSS_256=$(vae conv gaussian 256 30 1)
+CONV_GAUSS_B4=$(vae conv gaussian 128 30 4)
+RES_GAUSS=$(vae resnet gaussian 128 30 1)
+# The best VAE for the train_on / mix variants, chosen from the pre-screen (see the README section).
+BEST=${BEST:-$CONV_GAUSS}
+VARIANT="mix=sample train_on=decoded+clean"
+
+prescreen() {
+    local designs=()
+    for d in "$CONV_BERN" "$(vae conv gaussian 128 30 1)" "$CONV_GAUSS_256" "$(vae conv gaussian 128 60 1)" \
+        "$CONV_GAUSS_B4" "$CONV_BERN_B4" "$(vae conv gaussian 64 30 1)" "$(vae conv gaussian 128 15 1)" \
+        "$RES_GAUSS"; do
+        designs+=("${d// /,}")
+    done
+    nice -n 5 .venv/bin/python studies/vae_prescreen.py --data-dir "$DATA" --cache-dir "$OUT/cache" \
+        --out "$OUT/prescreen.json" --seeds 0 "${designs[@]}"
+}
+
+lane_a() {
+    prescreen
+    varmixup 0,1 "$CONV_GAUSS_256 $VARIANT"
+    varmixup 0,1 "$RES_GAUSS $VARIANT"
+    varmixup 0,1 "$CONV_GAUSS_B4 $VARIANT"
+    varmixup 0,1 "$CONV_BERN_B4 $VARIANT"
+}
+
+lane_b() {
+    for seed in 0 1; do
+        echo "$(date +%T) erm, mixup seed $seed"
+        run --methods erm,mixup --seeds "$seed"
+    done
+    varmixup 0,1 "$CONV_BERN $VARIANT"
+    varmixup 0,1 "$CONV_GAUSS $VARIANT"
+    varmixup 0,1 "$BEST mix=sample train_on=half"
+    varmixup 0,1 "$BEST mix=sample train_on=decoded"
+    varmixup 0,1 "$BEST mix=means train_on=decoded+clean"
+}
+
+case "${1:-all}" in
+    prescreen) prescreen ;;
+    lane-a) lane_a ;;
+    lane-b) lane_b ;;
+    all)
+        lane_a > "$OUT/logs/lane-a.log" 2>&1 &
+        lane_b > "$OUT/logs/lane-b.log" 2>&1 &
+        wait
+        ;;
+    *) echo "usage: $0 [prescreen|lane-a|lane-b|all]" >&2; exit 2 ;;
+esac
