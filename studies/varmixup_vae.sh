@@ -17,7 +17,9 @@
 # shared 2-core machine two single-threaded jobs got more done than one two-threaded job that waits on
 # its own threads whenever another user's job holds a core.
 #
-# Usage: studies/varmixup_vae.sh [prescreen|lane-a|lane-b|all]   (default: all)
+# Usage: studies/varmixup_vae.sh [prescreen|refs|base|capacity|variants|all]   (default: all, which runs
+#   prescreen then capacity in one lane and refs, base, variants in the other; BEST=… overrides the VAE
+#   of the variants, whose default is set from the pre-screen — edit it before running `variants`).
 #   DATA (default /work/shared/data) and OUT (default /work/vae-study) choose the folders;
 #   studies/varmixup_vae_report.py then writes the table and docs/varmixup-vae.png.
 set -euo pipefail
@@ -68,34 +70,37 @@ prescreen() {
         --out "$OUT/prescreen.json" --seeds 0 "${designs[@]}"
 }
 
-lane_a() {
-    prescreen
+refs() {
+    for seed in 0 1; do
+        echo "$(date +%T) erm, mixup seed $seed"
+        run --methods erm,mixup --seeds "$seed"
+    done
+}
+
+base() {  # the VAE VarMixup had before this study, and the same VAE with the calibrated Gaussian
+    varmixup 0,1 "$CONV_BERN $VARIANT"
+    varmixup 0,1 "$CONV_GAUSS $VARIANT"
+}
+
+capacity() {  # VAE capacity and β around the Gaussian conv VAE
     varmixup 0,1 "$CONV_GAUSS_256 $VARIANT"
     varmixup 0,1 "$RES_GAUSS $VARIANT"
     varmixup 0,1 "$CONV_GAUSS_B4 $VARIANT"
     varmixup 0,1 "$CONV_BERN_B4 $VARIANT"
 }
 
-lane_b() {
-    for seed in 0 1; do
-        echo "$(date +%T) erm, mixup seed $seed"
-        run --methods erm,mixup --seeds "$seed"
-    done
-    varmixup 0,1 "$CONV_BERN $VARIANT"
-    varmixup 0,1 "$CONV_GAUSS $VARIANT"
+variants() {  # at the best VAE: equal compute, decoded only, decoded means
     varmixup 0,1 "$BEST mix=sample train_on=half"
     varmixup 0,1 "$BEST mix=sample train_on=decoded"
     varmixup 0,1 "$BEST mix=means train_on=decoded+clean"
 }
 
 case "${1:-all}" in
-    prescreen) prescreen ;;
-    lane-a) lane_a ;;
-    lane-b) lane_b ;;
+    prescreen | refs | base | capacity | variants) "$1" ;;
     all)
-        lane_a > "$OUT/logs/lane-a.log" 2>&1 &
-        lane_b > "$OUT/logs/lane-b.log" 2>&1 &
+        { prescreen && capacity; } > "$OUT/logs/lane-a.log" 2>&1 &
+        { refs && base && variants; } > "$OUT/logs/lane-b.log" 2>&1 &
         wait
         ;;
-    *) echo "usage: $0 [prescreen|lane-a|lane-b|all]" >&2; exit 2 ;;
+    *) echo "usage: $0 [prescreen|refs|base|capacity|variants|all]" >&2; exit 2 ;;
 esac
