@@ -13,12 +13,14 @@
 # Every VarMixup run spells out all VAE settings with --set, so the study does not depend on the
 # method's defaults. Finished runs are reused (same configuration), so rerunning resumes the study.
 #
-# Two lanes of one single-threaded process each run side by side (OMP_NUM_THREADS=1, nice 5): on the
-# shared 2-core machine two single-threaded jobs got more done than one two-threaded job that waits on
-# its own threads whenever another user's job holds a core.
+# Two lanes of one single-threaded process each run side by side (OMP_NUM_THREADS=1, nice 5), i.e. two
+# threads in all: on the shared 2-core machine (load 5–16 from other users during the study) a small-CNN
+# training step took 2.6 s single-threaded against 4.2 s two-threaded, which waits on its own threads
+# whenever another user's job holds a core (one measurement each).
 #
-# Usage: studies/varmixup_vae.sh [prescreen|refs|base|capacity|variants|all]   (default: all, which runs
-#   prescreen, variants, capacity in one lane and refs, base in the other; BEST=… overrides the VAE
+# Usage: studies/varmixup_vae.sh [prescreen|refs|base|variants|capacity|architecture|all]   (default: all,
+#   which runs variants, capacity in one lane and refs, base, prescreen, architecture in the other, the
+#   order in which they were run; BEST=… overrides the VAE
 #   of the variants, whose default is set from the pre-screen — edit it before running `variants`).
 #   DATA (default /work/shared/data) and OUT (default /work/vae-study) choose the folders;
 #   studies/varmixup_vae_report.py then writes the table and docs/varmixup-vae.png.
@@ -85,10 +87,13 @@ base() {  # the VAE VarMixup had before this study, and the same VAE with the ca
     varmixup 0,1 "$CONV_GAUSS $VARIANT"
 }
 
-capacity() {  # VAE capacity and β around the Gaussian conv VAE
+capacity() {  # latent size and β around the Gaussian conv VAE
     varmixup 0,1 "$CONV_GAUSS_256 $VARIANT"
-    varmixup 0,1 "$RES_GAUSS $VARIANT"
     varmixup 0,1 "$CONV_GAUSS_B4 $VARIANT"
+}
+
+architecture() {  # the residual VAE, and varmixup-beta's Bernoulli β = 4 VAE
+    varmixup 0,1 "$RES_GAUSS $VARIANT"
     varmixup 0,1 "$CONV_BERN_B4 $VARIANT"
 }
 
@@ -101,11 +106,12 @@ variants() {  # at the best VAE: equal compute first, then decoded only and deco
 }
 
 case "${1:-all}" in
-    prescreen | refs | base | capacity | variants) "$1" ;;
+    prescreen | refs | base | variants | capacity | architecture) "$1" ;;
     all)
-        { prescreen && variants && capacity; } > "$OUT/logs/lane-a.log" 2>&1 &
-        { refs && base; } > "$OUT/logs/lane-b.log" 2>&1 &
+        # As run: the pre-screen's first four VAEs, then lane a; lane b; the rest of the pre-screen last.
+        { variants && capacity; } > "$OUT/logs/lane-a.log" 2>&1 &
+        { refs && base && prescreen && architecture; } > "$OUT/logs/lane-b.log" 2>&1 &
         wait
         ;;
-    *) echo "usage: $0 [prescreen|refs|base|capacity|variants|all]" >&2; exit 2 ;;
+    *) echo "usage: $0 [prescreen|refs|base|variants|capacity|architecture|all]" >&2; exit 2 ;;
 esac
