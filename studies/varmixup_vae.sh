@@ -105,13 +105,21 @@ variants() {  # at the best VAE: equal compute first, then decoded only and deco
     varmixup 1 "$BEST mix=means train_on=decoded+clean"
 }
 
-case "${1:-all}" in
-    prescreen | refs | base | variants | capacity | architecture) "$1" ;;
-    all)
-        # As run: the pre-screen's first four VAEs, then lane a; lane b; the rest of the pre-screen last.
-        { variants && capacity; } > "$OUT/logs/lane-a.log" 2>&1 &
-        { refs && base && prescreen && architecture; } > "$OUT/logs/lane-b.log" 2>&1 &
-        wait
-        ;;
-    *) echo "usage: $0 [prescreen|refs|base|variants|capacity|architecture|all]" >&2; exit 2 ;;
-esac
+# Everything runs inside main, called on the script's last line together with exit: bash reads a script
+# as it executes it, so a script edited during a study (hours) otherwise resumes at a stale byte offset
+# after the running phase returns — the cut-off study died that way ("line 112: syntax error near
+# unexpected token `)'") instead of starting its capacity phase.
+main() {
+    case "${1:-all}" in
+        prescreen | refs | base | variants | capacity | architecture) "$1" ;;
+        all)
+            # As run: the pre-screen's first four VAEs, then lane a; lane b; the rest of the pre-screen last.
+            { variants && capacity; } > "$OUT/logs/lane-a.log" 2>&1 &
+            { refs && base && prescreen && architecture; } > "$OUT/logs/lane-b.log" 2>&1 &
+            wait
+            ;;
+        *) echo "usage: $0 [prescreen|refs|base|variants|capacity|architecture|all]" >&2; exit 2 ;;
+    esac
+}
+
+main "$@"; exit
