@@ -17,8 +17,8 @@ class CutMix(Method):
 
     @dataclass
     class Config:
-        alpha: float = hp(1.0, "Beta(α, α) parameter of λ (the kept area)")
-        prob: float = hp(1.0, "probability of applying CutMix to a batch (else plain cross-entropy)")
+        alpha: float = hp(1.0, "Beta(α, α) parameter of λ (the kept area)", ge=0)
+        prob: float = hp(1.0, "probability of applying CutMix to a batch (else plain CE)", ge=0, le=1)
 
     def training_step(self, model, x, y, rng):
         if rng.numpy.random() >= self.config.prob:

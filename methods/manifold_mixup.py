@@ -26,13 +26,11 @@ class ManifoldMixup(Method):
 
     @dataclass
     class Config:
-        alpha: float = hp(2.0, "Beta(α, α) parameter of λ")
-        layers: int = hp(2, "mix at the input or after one of the model's first N mixable stages")
+        alpha: float = hp(2.0, "Beta(α, α) parameter of λ", ge=0)
+        layers: int = hp(2, "mix at the input or after one of the model's first N mixable stages", ge=0)
         include_input: bool = hp(True, "the input itself is one of the candidate layers")
 
         def validate(self) -> None:
-            if self.alpha < 0 or self.layers < 0:
-                raise ValueError("alpha and layers must be ≥ 0")
             if self.layers == 0 and not self.include_input:
                 raise ValueError("no candidate layer: set layers ≥ 1 or include_input = true")
 

@@ -4,11 +4,11 @@ from dataclasses import dataclass
 
 import torch
 
-from vicinal.hparams import hp
-from vicinal.method import (
+from vicinal import (
     Method,
     Preview,
     StepOutput,
+    hp,
     interpolate,
     mixed_correct,
     mixed_cross_entropy,
@@ -40,11 +40,7 @@ class Mixup(Method):
 
     @dataclass
     class Config:
-        alpha: float = hp(1.0, "Beta(α, α) parameter of the mixing coefficient λ")
-
-        def validate(self) -> None:
-            if self.alpha < 0:
-                raise ValueError("alpha must be ≥ 0 (0 disables mixing)")
+        alpha: float = hp(1.0, "Beta(α, α) parameter of the mixing coefficient λ (0 disables mixing)", ge=0)
 
     def training_step(self, model, x, y, rng):
         batch = mix_batch(x, y, self.config.alpha, rng)

@@ -124,7 +124,7 @@ class VarMixup(Method):
 
     def prepare(self, ctx: PrepareContext) -> dict:
         spec = self.vae_spec(ctx.dataset, ctx.data_fingerprint, tuple(ctx.train.images.shape[1:]), ctx.seed)
-        self.vae, info = load_or_train_vae(spec, ctx.train, ctx.device, ctx.cache_dir, ctx.progress, ctx.log)
+        self.vae, info = load_or_train_vae(spec, ctx.train, ctx.device, ctx.cache_dir, ctx.reporter)
         return {"vae": {"key": spec.key(), "architecture": spec.architecture, **info}}
 
     def training_step(self, model, x, y, rng):

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
-from rich.progress import Progress
 
+from vicinal.console import reporter as console_reporter
 from vicinal.hparams import build_config
 from vicinal.io import atomic_write_text
 from vicinal.method import get_method
@@ -71,12 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     rd = load_run_data(load_suite(args.suite), args.data_dir, download=False)
     device = torch.device("cpu")
     records: dict[str, Any] = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    with Progress(disable=not sys.stderr.isatty()) as progress:
+    with console_reporter() as reporter:
         for text in args.designs:
             for seed in (int(s) for s in args.seeds.split(",")):
                 spec, overrides = design_spec(parse_design(text), rd, seed)
                 t0 = time.perf_counter()
-                vae, info = load_or_train_vae(spec, rd.splits.train, device, args.cache_dir, progress)
+                vae, info = load_or_train_vae(spec, rd.splits.train, device, args.cache_dir, reporter)
                 record = {
                     "design": overrides,
                     "spec": spec.as_dict(),

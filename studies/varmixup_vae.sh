@@ -11,7 +11,10 @@
 #   3. VarMixup at VAE designs chosen from the pre-screen, seeds 0 and 1, train_on = decoded+clean;
 #   4. at the best VAE: train_on = decoded, train_on = half (equal compute), mix = means; seeds 0 and 1.
 # Every VarMixup run spells out all VAE settings with --set, so the study does not depend on the
-# method's defaults. Finished runs are reused (same configuration), so rerunning resumes the study.
+# method's defaults. Finished runs are reused (same configuration and code), so rerunning resumes the
+# study; the result files written before the branch merged main's result schema 2 are not reused by
+# `vicinal run` (README, "VarMixup: what matters"), so after that merge only capacity, architecture and
+# prescreen still have work to do that the existing files do not already cover.
 #
 # Two lanes of one single-threaded process each run side by side (OMP_NUM_THREADS=1, nice 5), i.e. two
 # threads in all: on the shared 2-core machine (load 5–16 from other users during the study) a small-CNN

@@ -27,7 +27,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from vicinal.relative import add_relative_metrics
-from vicinal.results import read_result
+from vicinal.results import SCHEMA_VERSION, Result
 from vicinal.runner import load_run_data
 from vicinal.suite import load_suite
 from vicinal.vae import VAESpec, read_cached_vae, reconstruction_mse
@@ -84,6 +84,23 @@ def vae_mse(result: dict[str, Any], cache_dir: Path, val_images: torch.Tensor, m
     return memo[key]
 
 
+def load_results(folder: Path) -> list[dict[str, Any]]:
+    """The study's result files as JSON objects, with the relative corruption metrics (mCE, relative mCE)
+    derived against the suite's ERM rows by vicinal's own code.
+
+    The study ran before this branch took main's result schema 2, which adds code fingerprints
+    (``training_id``) that decide whether a run can be *reused*. Those files are read as written, their
+    ``training_id`` taken from their ``run_id`` only so that they load for this read-only table; nothing is
+    written back, and ``vicinal run`` still treats them as stale (it reruns rather than reuses them)."""
+    results = []
+    for path in sorted(folder.glob("*/*.json")):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        if doc.get("schema") == 1:
+            doc = {**doc, "schema": SCHEMA_VERSION, "training_id": doc["run_id"]}
+        results.append(Result.from_json(doc, path))
+    return [r.to_json() for r in add_relative_metrics(results)]
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else float("nan"))
 
@@ -102,8 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--docs", type=Path, default=ROOT / "docs")
     args = ap.parse_args(argv)
 
-    files = sorted((args.out_dir / "results" / SUITE).glob("*/*.json"))
-    results = add_relative_metrics([read_result(f) for f in files])
+    results = load_results(args.out_dir / "results" / SUITE)
     rd = load_run_data(load_suite(str(ROOT / "studies" / f"{SUITE}.toml")), args.data_dir, download=False)
     assert rd.splits.val is not None
     memo: dict[str, float] = {}

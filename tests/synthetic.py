@@ -1,9 +1,10 @@
-"""Synthetic result files for rendering tests: real metric_info and protocols from the evaluators (the
-corruption evaluator included), made-up numbers (rendering code needs inputs, not trained models), PNG
-artifacts beside them."""
+"""Synthetic result files for rendering tests: real metric_info, declarations and protocols from the
+evaluators (the corruption evaluator included), made-up numbers (rendering code needs inputs, not trained
+models), PNG artifacts beside them described as the runner describes them."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from pathlib import Path
@@ -54,29 +55,32 @@ def make_result(
     metrics: dict[str, float] = {}
     metric_info: dict[str, dict] = {}
     protocol: dict[str, Any] = {}
+    declares: dict[str, Any] = {}
     chosen = evaluators or _evaluators()
     if corruption:
         from vicinal.evaluators.corruption import CorruptionEvaluator
 
         config = CorruptionEvaluator.Config(corruptions=list(CORRUPTIONS))
         chosen = [*chosen, CorruptionEvaluator(config)]
-    infos = [(e.name, e.metric_info(), e.protocol()) for e in chosen]
-    for name, info, proto in infos:
-        for k, v in info.items():
+    for e in chosen:
+        for k, v in e.metric_info().items():
             metrics[k] = _value(k, v, skill, rng)
-            metric_info[k] = {**v.__dict__, "evaluator": name}
-        protocol[name] = proto
+            metric_info[k] = dataclasses.replace(v, evaluator=e.name).to_json()
+        protocol[e.name] = e.protocol()
+        declares[e.name] = e.declarations().to_json()
     return {
-        "schema": 1,
+        "schema": 2,
         "suite": suite,
         "method": method,
         "seed": seed,
         "run_id": run_id,
+        "training_id": "t" + run_id[1:],
         "config_hash": f"{seed:02d}" + run_id[2:],
         "created": "2026-01-01T00:00:00+00:00",
         "metrics": metrics,
         "metric_info": metric_info,
         "protocol": protocol,
+        "declares": declares,
         "artifacts": {},
         "method_info": {"name": method, "hyperparameters": {}},
         "suite_spec": {"name": suite, "dataset": "toy", "model": "small-cnn", "recipe": {"epochs": 3}},
@@ -101,6 +105,10 @@ def write_suite(
 ) -> list[dict[str, Any]]:
     """Result files (method → (skill, seeds)) with reliability and samples PNGs beside each; returns them."""
     methods = methods or {"erm": (0.80, 3), "mixup": (0.85, 3), "varmixup": (0.83, 2), EVIL: (0.5, 1)}
+    from vicinal.evaluators.calibration import CalibrationEvaluator
+    from vicinal.jobs import SAMPLES
+
+    described = {"reliability": CalibrationEvaluator.artifacts["reliability"], "samples": SAMPLES}
     evaluators = _evaluators()
     written = []
     for i, (method, (skill, seeds)) in enumerate(methods.items()):
@@ -111,9 +119,9 @@ def write_suite(
             doc = make_result(suite, method, seed, skill, run_id, corruption, evaluators)
             stem = f"{run_id[:12]}-seed{seed}"
             if artifacts:
-                for name in ("reliability", "samples"):
+                for name, spec in described.items():
                     _png(folder / f"{stem}.{name}.png", seed)
-                    doc["artifacts"][name] = f"{stem}.{name}.png"
+                    doc["artifacts"][name] = dataclasses.replace(spec, file=f"{stem}.{name}.png").to_json()
             (folder / f"{stem}.json").write_text(json.dumps(doc))
             written.append(doc)
     return written

@@ -2,17 +2,17 @@
 (`--benchmark-disable`); `pytest tests/test_benchmarks.py --benchmark-enable` measures them, and the
 figures go to BENCHMARKS.md with the machine they came from."""
 
-import json
-
 import pytest
 import torch
-from rich.progress import Progress
+from bench_store import write_store
 
 from vicinal.datasets import ImageSet
+from vicinal.formats import FORMATS
 from vicinal.hparams import build_config
-from vicinal.leaderboard import FORMATS, build_boards
+from vicinal.leaderboard import build_boards
 from vicinal.method import PrepareContext, get_method
 from vicinal.models import build_model
+from vicinal.reporting import SilentReporter
 from vicinal.results import load_store
 from vicinal.rng import RunRandom
 
@@ -28,7 +28,7 @@ def test_training_step_small_cnn(benchmark, name, tmp_path):
     method = cls(build_config(cls.Config, values, name))
     train = ImageSet((torch.rand(256, 3, 32, 32) * 255).to(torch.uint8), torch.randint(0, 10, (256,)))
     method.prepare(
-        PrepareContext(train, 10, "bench", "fp", 0, torch.device("cpu"), tmp_path, Progress(disable=True))
+        PrepareContext(train, 10, "bench", "fp", 0, torch.device("cpu"), tmp_path, SilentReporter())
     )
     model = build_model("small-cnn", 10, [0.5] * 3, [0.25] * 3)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
@@ -45,37 +45,10 @@ def test_training_step_small_cnn(benchmark, name, tmp_path):
     benchmark(step)
 
 
-#: Ten headline metrics, as a real suite shows by default.
-BENCH_METRICS = {
-    name: {"label": name, "higher_is_better": name.startswith(("acc", "pgd")), "percent": True}
-    for name in ("acc", "nll", "ece", "oe", "ece_ts", "pgd@1/255", "pgd@8/255", "gamma", "dev", "brier")
-}
-
-
 @pytest.fixture(scope="module")
 def thousand_results(tmp_path_factory):
-    """1,000 result files: 50 methods × 20 seeds, ten metrics each."""
-    root = tmp_path_factory.mktemp("store")
-    for i in range(1000):
-        method, seed = f"method-{i % 50}", i // 50
-        path = root / "suite" / method / f"abc-seed{seed}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            json.dumps(
-                {
-                    "schema": 1,
-                    "suite": "suite",
-                    "method": method,
-                    "seed": seed,
-                    "run_id": "abc",
-                    "metrics": {m: ((i + k) % 97) / 97 for k, m in enumerate(BENCH_METRICS)},
-                    "metric_info": BENCH_METRICS,
-                    "training": {"epochs": 1},
-                    "protocol": {"clean": {"split": "test"}},
-                }
-            )
-        )
-    return root
+    """1,000 result files shaped like real ones (schema 2, ~15 KB): 50 methods × 20 seeds."""
+    return write_store(tmp_path_factory.mktemp("store"), 1000)
 
 
 def test_leaderboard_over_1000_result_files(benchmark, thousand_results):

@@ -17,14 +17,16 @@ import pytest
 import torch
 from helpers import run_cli
 
+from vicinal.calibration import calibration_metrics
 from vicinal.corrupted import NpySet, Release, cell_generator, find_set, write_set
 from vicinal.corruptions import corrupt
 from vicinal.datasets import ImageSet, load_dataset
 from vicinal.errors import VicinalError
-from vicinal.evaluation import EvalContext
-from vicinal.evaluators.corruption import CorruptionEvaluator
+from vicinal.evaluation import EvalContext, MetricInfo
+from vicinal.evaluators.corruption import CorruptionEvaluator, rebatch
 from vicinal.models import build_model
 from vicinal.relative import add_relative_metrics
+from vicinal.results import Result
 
 CPU = torch.device("cpu")
 PICK = ["gaussian_noise", "brightness", "speckle_noise"]  # two common corruptions and one extra
@@ -239,9 +241,13 @@ def test_evaluator_numbers_match_an_independent_computation(tmp_path, digits):
                 ]
             )
             with torch.no_grad():
-                pred = model(x.float() / 255).argmax(1)
-            cells[(name, s)] = (pred == labels).double().mean().item()
+                logits = model(x.float() / 255).double()
+            cells[(name, s)] = (logits.argmax(1) == labels).double().mean().item()
             assert out[f"c_acc/{name}/s{s}"] == pytest.approx(cells[(name, s)], abs=1e-12)
+            # The cells are evaluated in one stream whose batches straddle cells: each cell's ECE is
+            # still its own images' (up to float rounding of the batch composition).
+            ece = calibration_metrics(logits.numpy(), labels.numpy(), 15)["ece"]
+            assert out[f"c_ece/{name}/s{s}"] == pytest.approx(ece, abs=1e-6)
     common = ["gaussian_noise", "brightness"]
     assert out["c_acc"] == pytest.approx(statistics.fmean(cells[(c, s)] for c in common for s in (1, 3)))
     assert out["c_acc_all"] == pytest.approx(statistics.fmean(cells.values()))
@@ -294,37 +300,70 @@ def test_bad_evaluator_settings_are_errors():
 
 def _cells_result(method, acc, cells, seed=0):
     metrics = {"acc": acc, "mce": 0.25}  # the calibration evaluator's maximum calibration error
-    info = {"acc": {"label": "acc", "higher_is_better": True}, "mce": {"label": "MCE"}}
+    info = {"acc": MetricInfo("acc", True), "mce": MetricInfo("MCE", False)}
     for (c, s), v in cells.items():
         metrics[f"c_acc/{c}/s{s}"] = v
-        info[f"c_acc/{c}/s{s}"] = {"family": "c_acc", "by": "cell", "key": f"{c}/{s}"}
-    return {
-        "method": method,
-        "seed": seed,
-        "metrics": metrics,
-        "metric_info": info,
-        "protocol": {"corruption": {"common": ["fog", "snow"]}},
-        "training": {"epochs": 3},
-        "data": {"n_train": 100},
-    }
+        info[f"c_acc/{c}/s{s}"] = MetricInfo(f"acc {c} s{s}", True, family="c_acc", by="cell", key=f"{c}/{s}")
+    return Result(
+        suite="toy",
+        method=method,
+        seed=seed,
+        metrics=metrics,
+        metric_info=info,
+        protocol={"corruption": {"common": ["fog", "snow"]}},
+        training={"epochs": 3},
+        data={"n_train": 100},
+    )
 
 
 def test_mce_and_relative_mce_against_a_hand_computation():
     erm = _cells_result("erm", 0.9, {("fog", 1): 0.8, ("fog", 2): 0.6, ("snow", 1): 0.7, ("snow", 2): 0.5})
     mix = _cells_result("mixup", 0.8, {("fog", 1): 0.8, ("fog", 2): 0.7, ("snow", 1): 0.6, ("snow", 2): 0.6})
     base, other = add_relative_metrics([erm, mix])
-    # fog: (0.2 + 0.3) / (0.2 + 0.4); snow: (0.4 + 0.4) / (0.3 + 0.5)
-    assert other["metrics"]["ce/fog"] == pytest.approx(0.5 / 0.6)
-    assert other["metrics"]["c_mce"] == pytest.approx((0.5 / 0.6 + 0.8 / 0.8) / 2)
-    # relative: fog: (0.2−0.2 + 0.3−0.2) / (0.2−0.1 + 0.4−0.1); snow: (0.2 + 0.2) / (0.2 + 0.4)
-    assert other["metrics"]["c_rel_mce"] == pytest.approx((0.1 / 0.4 + 0.4 / 0.6) / 2)
-    assert base["metrics"]["c_mce"] == pytest.approx(1.0) and base["metrics"]["c_rel_mce"] == pytest.approx(
+    # per corruption: fog (0.2 + 0.3) / (0.2 + 0.4); snow (0.4 + 0.4) / (0.3 + 0.5)
+    assert other.metrics["ce/fog"] == pytest.approx(0.5 / 0.6)
+    assert other.metrics["ce/snow"] == pytest.approx(0.8 / 0.8)
+    # mCE: errors summed over all four cells, over erm's sum over the same cells
+    assert other.metrics["c_mce"] == pytest.approx((0.5 + 0.8) / (0.6 + 0.8))
+    # relative: (0.2−0.2 + 0.3−0.2 + 0.4−0.2 + 0.4−0.2) / (0.2−0.1 + 0.4−0.1 + 0.3−0.1 + 0.5−0.1)
+    assert other.metrics["c_rel_mce"] == pytest.approx(0.5 / 1.0)
+    assert base.metrics["c_mce"] == pytest.approx(1.0) and base.metrics["c_rel_mce"] == pytest.approx(
         1.0
     )
-    assert other["metrics"]["mce"] == 0.25  # calibration's MCE is a different metric, left alone
-    assert "c_mce" not in mix["metrics"]  # the inputs are not modified
+    assert other.metrics["mce"] == 0.25  # calibration's MCE is a different metric, left alone
+    assert "c_mce" not in mix.metrics  # the inputs are not modified
     alone = add_relative_metrics([mix])  # no erm baseline: nothing derived
-    assert "c_mce" not in alone[0]["metrics"]
+    assert "c_mce" not in alone[0].metrics
+
+
+def test_mce_cannot_rank_against_corrupted_accuracy():
+    # The digits-c case: erm almost never errs on fog, a method errs 10× as often there but
+    # far less on snow. Its corrupted accuracy is better; the mean of per-corruption ratios said 5× worse.
+    erm = _cells_result("erm", 1.0, {("fog", 1): 0.9996, ("fog", 2): 1.0, ("snow", 1): 0.8, ("snow", 2): 0.6})
+    var = _cells_result(
+        "varmixup", 1.0, {("fog", 1): 0.998, ("fog", 2): 0.998, ("snow", 1): 0.95, ("snow", 2): 0.85}
+    )
+    _, other = add_relative_metrics([erm, var])
+    ratios = (0.004 / 0.0004 + 0.2 / 0.6) / 2  # Hendrycks's mean of per-corruption ratios
+    assert ratios > 5 and other.metrics["ce/fog"] == pytest.approx(10)
+    assert other.metrics["c_mce"] == pytest.approx(0.204 / 0.6004) and 0.204 / 0.6004 < 1
+    # Many methods, erm over several seeds: mCE equals (1 − acc-C) / (1 − erm's mean acc-C), so its
+    # order is exactly the reverse of acc-C's.
+    rng = np.random.default_rng(0)
+    keys = [(c, s) for c in ("fog", "snow") for s in (1, 2, 3)]
+
+    def draw(method, seed=0):
+        accs = 1 - rng.uniform(0, 0.3, len(keys)) * rng.uniform(0, 1, len(keys)) ** 3
+        return _cells_result(method, 1.0, dict(zip(keys, accs, strict=True)), seed)
+
+    rows = [draw("erm", 0), draw("erm", 1), *(draw(f"m{i}") for i in range(30))]
+    derived = add_relative_metrics(rows)
+    acc_c = [np.mean([r.metrics[f"c_acc/{c}/s{s}"] for c, s in keys]) for r in rows]
+    erm_err = 1 - np.mean(acc_c[:2])
+    for r, a in zip(derived, acc_c, strict=True):
+        assert r.metrics["c_mce"] == pytest.approx((1 - a) / erm_err, rel=1e-12)
+    order = np.argsort([r.metrics["c_mce"] for r in derived[2:]], kind="stable")
+    assert list(order) == list(np.argsort(-np.array(acc_c[2:]), kind="stable"))
 
 
 # ---------------------------------------------------------------- suites and the command line
@@ -403,11 +442,19 @@ def test_download_unpacks_a_set_wrapped_in_a_second_archive(tmp_path, server, mo
     assert folder == tmp_path / "X-C" and NpySet(folder).corruptions == ["fog"]
 
 
-def test_mce_leaves_out_corruptions_on_which_erm_makes_no_error():
+def test_corruptions_on_which_erm_makes_no_error_have_no_ce_but_count_in_mce():
     erm = _cells_result("erm", 1.0, {("fog", 1): 0.8, ("fog", 2): 0.6, ("snow", 1): 1.0, ("snow", 2): 1.0})
     mix = _cells_result("mixup", 0.9, {("fog", 1): 0.7, ("fog", 2): 0.7, ("snow", 1): 0.9, ("snow", 2): 0.9})
     _, other = add_relative_metrics([erm, mix])
-    assert other["metrics"]["c_mce"] == pytest.approx(0.6 / 0.6)  # fog only: snow's CE is x / 0
-    assert "ce/snow" not in other["metrics"]
-    assert "1 of the 2" in other["metric_info"]["c_mce"]["description"]
-    assert "snow" in other["metric_info"]["c_mce"]["description"]
+    assert "ce/snow" not in other.metrics  # x / 0
+    assert other.metrics["ce/fog"] == pytest.approx(0.6 / 0.6)
+    assert other.metrics["c_mce"] == pytest.approx((0.6 + 0.2) / (0.6 + 0.0))
+    perfect = _cells_result("erm", 1.0, {(c, s): 1.0 for c in ("fog", "snow") for s in (1, 2)})
+    assert "c_mce" not in add_relative_metrics([perfect, mix])[1].metrics  # nothing to divide by
+
+
+def test_rebatch_keeps_every_image_in_order_in_full_batches():
+    parts = [torch.arange(n) + 100 * i for i, n in enumerate([450, 450, 7, 0, 300])]
+    out = list(rebatch(iter(parts), 128))
+    assert torch.equal(torch.cat(out), torch.cat(parts))
+    assert [len(b) for b in out[:-1]] == [128] * (len(out) - 1) and 0 < len(out[-1]) <= 128

@@ -31,17 +31,17 @@ import torch.nn.functional as F
 from helpers import CIFAR_DIR, needs_cifar
 from PIL import Image
 
-from vicinal.corruptions import ORDER, SEVERITIES, corrupt, corruption_names, get_corruption
-from vicinal.corruptions.blur import (
-    apply_glass_blur,
-    apply_motion_blur,
-    fold_index,
-    gaussian_filter,
-    glass_copy,
-    glass_loop_size,
-    motion_blur_kernel,
-    pad_fold,
+import vicinal.corruptions
+from vicinal.corruptions import (
+    SEVERITIES,
+    core,
+    corrupt,
+    corruption_names,
+    draws,
+    get_corruption,
+    resolve_corruptions,
 )
+from vicinal.corruptions.blur import apply_glass_blur, glass_copy, glass_loop_size, glass_offsets
 from vicinal.corruptions.digital import (
     affine_warp,
     displacement_warp,
@@ -49,9 +49,24 @@ from vicinal.corruptions.digital import (
     hsv_to_rgb,
     rgb_to_hsv,
 )
+from vicinal.corruptions.filters import (
+    apply_motion_blur,
+    fold_index,
+    gaussian_filter,
+    motion_blur_kernel,
+    pad_fold,
+)
+from vicinal.corruptions.noise import _poisson_tables_cpu, inverse_cdf, poisson_of_levels
 from vicinal.corruptions.tables import TABLES
+from vicinal.errors import VicinalError
 
 REGISTERED = set(corruption_names("all"))
+# hendrycks/robustness' listing of the 19 (make_cifar_c.py), which the derived order must reproduce.
+ORDER = (
+    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
+    "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",
+    "jpeg_compression", "speckle_noise", "gaussian_blur", "spatter", "saturate",
+)  # fmt: skip
 DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
 
 
@@ -430,10 +445,124 @@ def test_name_subsets():
     }
 
 
+def test_resolve_corruptions_expands_subsets_once_in_order():
+    assert resolve_corruptions(["saturate", "noise", "fog", "gaussian_noise"]) == [
+        "gaussian_noise", "shot_noise", "impulse_noise", "fog", "speckle_noise", "saturate",
+    ]  # fmt: skip
+    assert resolve_corruptions(["all"]) == list(ORDER)
+    assert resolve_corruptions(["common", "extra"]) == list(ORDER)
+    with pytest.raises(VicinalError, match="unknown corruption 'fgo'"):
+        resolve_corruptions(["fgo"])
+
+
+def test_a_newly_registered_corruption_is_listed_resolved_and_run(monkeypatch):
+    """The order is derived from registration: a new corruption joins its group, common or extra."""
+    monkeypatch.setattr(core, "_REGISTRY", dict(core._REGISTRY))
+
+    @core.register("mirror", "digital", common=False, random=False)
+    def mirror(x, param, gen):
+        return x.flip(-1)  # (an exact 8-bit round trip, unlike 1 - x)
+
+    with pytest.raises(VicinalError, match="no parameters in the 'cifar' table"):
+        corrupt(torch.zeros(1, 3, 32, 32, dtype=torch.uint8), "mirror", 1)
+    monkeypatch.setitem(TABLES["cifar"], "mirror", [None] * 5)
+    assert corruption_names("extra") == ["speckle_noise", "gaussian_blur", "spatter", "saturate", "mirror"]
+    assert corruption_names("digital")[-1] == "mirror"
+    assert corruption_names("all") == [*ORDER, "mirror"]
+    assert resolve_corruptions(["mirror", "noise"])[-1] == "mirror"
+    assert resolve_corruptions(["all"])[-1] == "mirror"
+    assert vicinal.corruptions.ORDER[-1] == "mirror"
+    x = torch.arange(2 * 3 * 32 * 32).reshape(2, 3, 32, 32).remainder(256).to(torch.uint8)
+    assert torch.equal(corrupt(x, "mirror", 1), x.flip(-1))
+    with pytest.raises(ValueError, match="registered twice"):
+        core.register("mirror", "digital", common=False, random=False)(mirror)
+    with pytest.raises(ValueError, match="unknown corruption group"):
+        core.register("x", "colour", common=False, random=False)  # type: ignore[arg-type]
+
+
 def test_every_table_has_five_severities_for_every_corruption():
     for table in TABLES.values():
         for name in REGISTERED:
             assert len(table[name]) == 5, name
+
+
+# --------------------------------------------------------------------------------------------------------
+# Shot noise's table sampler
+
+
+def test_uniform_draws_and_glass_offsets_are_uniform():
+    """The integer-bit draws: uniform on their ranges, every value reachable, seeded reproducibly."""
+    gen = torch.Generator().manual_seed(0)
+    u = draws.uniform((200000,), -3.0, 5.0, gen, torch.device("cpu"))
+    assert u.dtype == torch.float32 and u.min() >= -3.0 and u.max() < 5.0
+    counts = torch.histc(u, bins=8, min=-3.0, max=5.0)
+    assert (counts - 25000).abs().max() < 5 * 25000**0.5
+    assert torch.equal(
+        u[:10], draws.uniform((200000,), -3.0, 5.0, torch.Generator().manual_seed(0), "cpu")[:10]
+    )
+    for d in (1, 2, 3, 4):  # packed bits for d = 1, 2, 4; randint for 3
+        dy, dx = glass_offsets(50, 40, 40, d, 2, gen, torch.device("cpu"))
+        assert dy.shape == dx.shape == (2, glass_loop_size(40, 40, d), 50)
+        for offsets in (dy, dx):
+            counts = torch.bincount((offsets + d).view(-1), minlength=2 * d).double()
+            assert len(counts) == 2 * d
+            expected = offsets.numel() / (2 * d)
+            assert (counts - expected).abs().max() < 5 * expected**0.5, (d, counts)
+        assert not torch.equal(dy, dx)
+
+
+@pytest.mark.parametrize("c", [500.0, 60.0, 3.0])
+def test_shot_noise_tables_are_the_exact_inverse_cdf(c):
+    """Uniform by uniform, the draw is the least k with u < CDF(k) of Poisson(l·c/255) (scipy's CDF),
+    over uniforms spread evenly plus uniforms in the first and last cells (the tails' search path)."""
+    from scipy import stats
+
+    gen = torch.Generator().manual_seed(int(c))
+    n = 20000
+    levels = torch.randint(0, 256, (n,), generator=gen, dtype=torch.uint8)
+    levels[:3000] = 255  # the widest distribution, whose tail cells hold the most steps
+    u = torch.empty(n, dtype=torch.int64).random_(generator=gen) >> 10  # 53-bit uniforms
+    u[:1000] >>= 10  # below 2^-10: the first cell of every level
+    u[1000:2000] |= ((1 << 10) - 1) << 43  # above 1 - 2^-10: the last cell
+    ours = inverse_cdf(levels, u, c).long().numpy()
+    uniform = u.double().numpy() * 2.0**-53
+    rates = levels.double().numpy() * (c / 255)
+    below = stats.poisson.cdf(ours - 1, rates)  # CDF(k - 1) ≤ u < CDF(k) for the right k
+    at = stats.poisson.cdf(ours, rates)
+    assert np.all(uniform >= below - 1e-13) and np.all(uniform < at + 1e-13)  # float64 CDFs differ
+    # The tail cells (the CDF stepping twice or more, searched instead of read) were among them.
+    first = _poisson_tables_cpu(c)[0] >> 16
+    searched = first[(levels.long() << 9) | (u >> 44)] < 0
+    assert searched[:2000].sum() > 100
+
+
+def test_shot_noise_draws_are_poisson():
+    """Chi-square goodness of fit per level (many draws), mean and variance, including rate 0."""
+    from scipy import stats
+
+    gen = torch.Generator().manual_seed(0)
+    for c, level in [(500.0, 255), (500.0, 1), (100.0, 128), (3.0, 200)]:
+        rate = level * c / 255
+        k = poisson_of_levels(torch.full((200000,), level, dtype=torch.uint8), c, gen).long().numpy()
+        support = np.arange(k.max() + 1)
+        expected = stats.poisson.pmf(support, rate) * len(k)
+        observed = np.bincount(k, minlength=len(support))
+        keep = expected >= 20
+        obs = np.append(observed[keep], observed[~keep].sum())
+        exp = np.append(expected[keep], len(k) - expected[keep].sum())
+        chi2 = ((obs - exp) ** 2 / exp).sum()
+        assert stats.chi2.sf(chi2, len(obs) - 1) > 1e-3, (c, level)
+        assert abs(k.mean() - rate) < 5 * np.sqrt(rate / len(k)) and abs(k.var() / rate - 1) < 0.02
+    zero = poisson_of_levels(torch.zeros(1000, dtype=torch.uint8), 500.0, gen)
+    assert torch.equal(zero, torch.zeros(1000))
+
+
+def test_shot_noise_on_float_images_off_the_8_bit_grid():
+    """Floats that are not 8-bit levels use torch.poisson: right mean, and the same seed, the same output."""
+    x = torch.full((4, 3, 32, 32), 0.3141)
+    y = corrupt(x, "shot_noise", 1, seed=3)
+    assert torch.equal(y, corrupt(x, "shot_noise", 1, seed=3))
+    assert abs(y.mean().item() - 0.3141) < 0.002 and (y * 500 - (y * 500).round()).abs().max() < 1e-3
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from helpers import CIFAR_DIR, ROOT, needs_cifar
 from PIL import Image
 
-from vicinal.corruptions import corrupt
+from vicinal.corruptions import corrupt, draws
 from vicinal.corruptions import weather as W
 from vicinal.corruptions.tables import TABLES
 
@@ -115,7 +115,7 @@ def test_frost_rescales_like_cv2_and_crops_whole_texture_windows():
             assert np.abs(mine.astype(int) - ref).max() <= 1  # cv2's 11-bit fixed-point weights
     # With the image weight 0 and texture weight 1, each output is a window of one drawn texture.
     stack, sizes = W._scaled_textures(0.2, 32, 32)
-    out = W.frost.__wrapped__(torch.zeros(3, 3, 32, 32), (0.0, 1.0, 0.2), torch.Generator().manual_seed(3))
+    out = W.frost(torch.zeros(3, 3, 32, 32), (0.0, 1.0, 0.2), torch.Generator().manual_seed(3))
     for img in (out * 255).round():
         found = False
         for k in range(len(stack)):
@@ -225,6 +225,23 @@ def test_distance_transform_handles_no_edges_and_borders():
         assert np.allclose(mine, np.minimum(ref, 20.0), rtol=0, atol=1e-5)
 
 
+def test_distance_transform_passes_agree_across_backends():
+    """The CPU runs the chamfer passes in numpy, other devices in torch: the same numbers, bit for bit."""
+    gen = torch.Generator().manual_seed(4)
+    zero = torch.rand(6, 37, 29, generator=gen) < 0.02
+    zero[0] = False  # no zero pixel at all: everything stays "far"
+    d = np.full((6, 37, 33), 28.0)
+    d[:, :, 2:-2][zero.numpy()] = 0.0
+    t = torch.from_numpy(d.copy())
+    W._chamfer_pass_numpy(d)
+    W._chamfer_pass_numpy(d[:, ::-1, ::-1])
+    W._chamfer_pass_torch(t)
+    turned = t.flip(1, 2)
+    W._chamfer_pass_torch(turned)
+    assert torch.equal(torch.from_numpy(d), turned.flip(1, 2))
+    assert (d[1:] < 28).any() and (d[0] == 28).all()
+
+
 # --------------------------------------------------------------------------------------------------------
 # Reference fidelity with shared random variates (imagecorruptions at 224 px, the ImageNet table)
 
@@ -252,6 +269,9 @@ class _Variates:
         assert v.size == int(np.prod(shape)), (v.shape, shape)
         return torch.from_numpy(v.reshape(shape)).to(dtype or torch.float32)
 
+    def torch_uniform(self, shape, low, high, gen, device):
+        return low + (high - low) * self.torch_draw(shape)
+
 
 def _replay(monkeypatch, ic, name: str, image: np.ndarray, severity: int, seed: int):
     feed = _Variates(seed)
@@ -264,6 +284,7 @@ def _replay(monkeypatch, ic, name: str, image: np.ndarray, severity: int, seed: 
     with monkeypatch.context() as m:
         m.setattr(torch, "rand", feed.torch_draw)
         m.setattr(torch, "randn", feed.torch_draw)
+        m.setattr(draws, "uniform", feed.torch_uniform)
         mine = corrupt(torch.from_numpy(image).permute(2, 0, 1), name, severity, table="imagenet")
     assert not feed.queue  # both sides used the same number of variates
     return ref.astype(int), mine.permute(1, 2, 0).numpy().astype(int)

@@ -13,38 +13,41 @@ import pytest
 from helpers import run_cli
 from synthetic import EVIL, write_reported, write_suite
 
+from vicinal.declarations import MetricInfo
 from vicinal.errors import VicinalError
-from vicinal.leaderboard import (
+from vicinal.formats import (
     FORMATS,
-    build_boards,
-    format_cell,
     latex_escape,
     render_csv,
     render_json,
     render_latex,
     render_markdown,
 )
-from vicinal.results import Store, load_store, read_result
+from vicinal.leaderboard import build_boards, format_cell
+from vicinal.results import Result, Store, load_store, read_result
 
 INFO = {
-    "acc": {"label": "acc", "higher_is_better": True, "percent": True},
-    "ece": {"label": "ECE", "higher_is_better": False, "percent": True, "headline": False},
+    "acc": MetricInfo("acc", True, percent=True),
+    "ece": MetricInfo("ECE", False, percent=True, headline=False),
 }
 
 
-def _result(method, seed, acc, ece, run_id, **hyper):
-    return {
-        "schema": 1,
-        "suite": "s",
-        "method": method,
-        "seed": seed,
-        "run_id": run_id,
-        "metrics": {"acc": acc, "ece": ece},
-        "metric_info": INFO,
-        "training": {"epochs": 3},
-        "data": {"n_train": 100},
-        "method_info": {"hyperparameters": hyper},
-    }
+def _result(method, seed, acc, ece, run_id, code="c0de", created="2026-01-01", protocol=None, **hyper):
+    return Result(
+        suite="s",
+        method=method,
+        seed=seed,
+        run_id=run_id,
+        training_id="t-" + run_id,
+        created=created,
+        metrics={"acc": acc, "ece": ece},
+        metric_info=INFO,
+        protocol=protocol or {},
+        training={"epochs": 3},
+        data={"n_train": 100},
+        method_info={"hyperparameters": hyper},
+        environment={"code": {"vicinal": "0.1.0", "method": {"fingerprint": code}}},
+    )
 
 
 def test_mean_std_sorting_and_variant_labels():
@@ -67,6 +70,45 @@ def test_mean_std_sorting_and_variant_labels():
     assert by_ece.rows[0].label == "mixup [alpha=0.2]"  # lowest ECE first
     md = render_markdown([by_ece])
     assert "82.00 ± 2.83" in md and "ECE % ↓" in md
+
+
+def test_rows_from_different_code_are_different_configurations_never_averaged():
+    # Same settings, but the method's code changed between the runs: its training identity differs.
+    store = Store(
+        [
+            _result("mixup", 0, 0.80, 0.05, "aaa", code="11111111aaaa", alpha=1.0),
+            _result("mixup", 0, 0.60, 0.05, "bbb", code="22222222bbbb", alpha=1.0),
+        ],
+        [],
+    )
+    (board,) = build_boards(store)
+    labels = sorted(r.label for r in board.rows)
+    assert labels == ["mixup [method code 11111111]", "mixup [method code 22222222]"]
+    assert all(r.cells["acc"].n == 1 for r in board.rows)
+
+
+def test_an_evaluator_added_later_joins_the_row_instead_of_splitting_it():
+    first = _result("erm", 0, 0.90, 0.09, "aaa", protocol={"clean": {"split": "test"}})
+    first.training_id = "same"
+    later = _result("erm", 0, 0.90, 0.09, "bbb", created="2026-02-01", protocol={"clean": {"split": "test"}})
+    later.training_id = "same"
+    later.metrics = {**later.metrics, "pgd": 0.5}
+    later.metric_info = {**INFO, "pgd": MetricInfo("PGD", True, percent=True)}
+    later.protocol["adversarial"] = {"eps": 0.1}
+    other_seed = _result("erm", 1, 0.92, 0.09, "aaa", protocol={"clean": {"split": "test"}})
+    other_seed.training_id = "same"
+    (board,) = build_boards(Store([first, later, other_seed], []), metrics=["acc", "pgd"])
+    (row,) = board.rows
+    assert row.label == "erm" and row.seeds == [0, 1]
+    assert row.cells["acc"].n == 2 and row.cells["acc"].mean == pytest.approx(0.91)
+    assert row.cells["pgd"].n == 1  # seed 1 lacks the metric: shown as missing, not as another row
+    # A changed setting of an evaluator both files ran does split them, labelled by that setting.
+    changed = _result("erm", 0, 0.90, 0.09, "ccc", protocol={"clean": {"split": "val"}})
+    changed.training_id = "same"
+    changed.suite_spec = {"evaluators": {"clean": {"split": "val"}}}
+    first.suite_spec = {"evaluators": {"clean": {"split": "test"}}}
+    (board,) = build_boards(Store([first, changed], []))
+    assert sorted(r.label for r in board.rows) == ["erm [clean.split=test]", "erm [clean.split=val]"]
 
 
 def test_unknown_metric_and_suite_are_errors():
@@ -99,7 +141,7 @@ def test_csv_and_json_give_back_the_numbers_of_the_result_files(toy):
     boards = build_boards(load_store(root), metrics=["all"])
     # Metrics derived at render time (vicinal.relative) are not in the files; the rest must match them.
     stored = docs[0]["metric_info"]
-    metrics = [m for m in boards[0].metrics if boards[0].info[m] == stored.get(m)]
+    metrics = [m for m in boards[0].metrics if m in stored and boards[0].info[m].to_json() == stored[m]]
     assert len(metrics) > 70 and "c_acc/fog/s3" in metrics
     rows = list(csv.DictReader(io.StringIO(render_csv(boards))))
     as_json = json.loads(render_json(boards))[0]
@@ -123,7 +165,7 @@ def test_text_formats_show_the_formatted_numbers_and_bold_the_best(toy):
     md, latex, html = (FORMATS[f]([board]) for f in ("markdown", "latex", "html"))
     text = FORMATS["table"]([board])
     for metric in board.metrics:
-        higher = board.info[metric]["higher_is_better"]
+        higher = board.info[metric].higher_is_better
         pick = max if higher else min
         best = pick(board.rows, key=lambda r, m=metric: r.cells[m].mean)
         assert [r.cells[metric].best for r in board.rows].count(True) >= 1 and best.cells[metric].best
@@ -178,6 +220,51 @@ def test_latex_output_compiles(toy, tmp_path):
     assert (tmp_path / "board.pdf").stat().st_size > 0
 
 
+# ---------------------------------------------------------------- typed result files
+
+
+def test_result_files_load_typed_and_write_back_unchanged(toy):
+    from vicinal.declarations import Artifact, Declarations
+
+    root, _ = toy
+    path = next(p for p in sorted(root.rglob("*.json")) if "m0" in p.parts)
+    result = read_result(path)
+    assert result.metric_info["c_acc/s3"] == MetricInfo(
+        "acc s3", True, percent=True, headline=False, description=result.metric_info["c_acc/s3"].description,
+        family="c_acc", by="severity", key="3", clean="acc", evaluator="corruption",
+    )  # fmt: skip
+    assert isinstance(result.declares["corruption"], Declarations)
+    assert result.declares["corruption"].derived == ("corruption_error",)
+    assert json.loads(json.dumps(result.to_json())) == json.loads(path.read_text())
+    assert Result.from_json(result.to_json(), path) == result
+    # Files written before artifacts described themselves list bare file names: still read.
+    old = json.loads(path.read_text()) | {"artifacts": {"reliability": "x.reliability.png"}}
+    assert Result.from_json(old).artifacts == {
+        "reliability": Artifact("reliability", file="x.reliability.png")
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"metric_info": {"acc": {"label": "acc", "higher_is_better": "yes"}}},
+            "higher_is_better must be true",
+        ),
+        ({"metric_info": {"acc": {"label": "acc", "higher_is_beter": True}}}, "unknown key.*higher_is_beter"),
+        ({"metric_info": {"acc": {"higher_is_better": True}}}, "metric_info.acc: missing 'label'"),
+        ({"declares": {"x": {"figures": [{"kind": "pie", "title": "t", "panels": []}]}}}, "must be one of"),
+        ({"declares": {"x": {"figures": [{"kind": "lines", "title": "t", "panels": []}]}}}, "has no panels"),
+        ({"artifacts": {"a": {"title": "t", "file": "../x.png"}}}, "file name beside the result"),
+    ],
+)
+def test_a_malformed_declaration_is_one_message(toy, change, message):
+    root, _ = toy
+    doc = json.loads(next(root.rglob("*.json")).read_text()) | change
+    with pytest.raises(ValueError, match=message):
+        Result.from_json(doc)
+
+
 # ---------------------------------------------------------------- reported rows
 
 
@@ -185,7 +272,7 @@ def test_reported_rows_are_shown_after_the_measured_ones_and_never_best(tmp_path
     write_suite(tmp_path, methods={"erm": (0.8, 2), "mixup": (0.85, 2)}, corruption=False, artifacts=False)
     path = write_reported(tmp_path, "toy", "mixup", {"acc": 0.99, "ece": 0.001}, n=5, std={"acc": 0.002})
     doc = read_result(path)
-    assert doc["seed"] is None and doc["run_id"].startswith("reported-")
+    assert doc.seed is None and doc.run_id.startswith("reported-") and doc.is_reported
     store = load_store(tmp_path)
     assert not store.skipped
     (board,) = build_boards(store, metrics=["acc", "ece"])
@@ -262,13 +349,18 @@ def test_breakdown_by_corruption_and_severity(toy):
 
 
 def test_breakdown_without_such_metrics_is_a_clear_error(tmp_path):
+    # The axes and the hint come from the result files: another suite's corruption results declare them.
     write_suite(tmp_path, methods={"erm": (0.8, 1)}, corruption=False, artifacts=False)
+    write_suite(tmp_path, "toy-c", methods={"erm": (0.8, 1)}, artifacts=False)
     with pytest.raises(VicinalError, match=r"no per-corruption metrics in suite toy; run the corruption"):
         build_boards(load_store(tmp_path), suite="toy", by="corruption")
-    out = run_cli("leaderboard", "--by", "severity", "--results", str(tmp_path), cwd=tmp_path)
+    out = run_cli(
+        "leaderboard", "--by", "severity", "--suite", "toy", "--results", str(tmp_path), cwd=tmp_path
+    )
     assert out.returncode == 2 and "no per-severity metrics" in out.stderr and "-c suite" in out.stderr
     out = run_cli("leaderboard", "--by", "colour", "--results", str(tmp_path), cwd=tmp_path)
-    assert out.returncode == 2 and "choose one of corruption, severity, eps" in out.stderr
+    assert out.returncode == 2 and "choose one of" in out.stderr
+    assert all(axis in out.stderr for axis in ("corruption", "severity", "eps"))
 
 
 def test_cli_writes_every_format_to_a_file(toy, tmp_path):
@@ -290,3 +382,99 @@ def test_cli_writes_every_format_to_a_file(toy, tmp_path):
         for r in nan_free[0]["rows"]
         for c in r["metrics"].values()
     )
+
+
+def test_terminal_table_prints_labels_and_names_as_written_not_as_markup():
+    from rich.console import Console
+
+    from vicinal.formats import rich_table
+
+    store = Store(
+        [
+            _result("mixup", 0, 0.80, 0.05, "aaa", alpha=0.4),
+            _result("mixup", 0, 0.70, 0.05, "bbb", alpha=1.0),
+            _result("[bold]x[/]", 0, 0.5, 0.1, "ccc"),
+        ],
+        [],
+    )
+    console = Console(file=io.StringIO(), width=200)
+    for board in build_boards(store):
+        console.print(rich_table(board))
+    text = console.file.getvalue()
+    assert "mixup [alpha=0.4]" in text and "mixup [alpha=1.0]" in text
+    assert "[bold]x[/]" in text
+
+
+# ---------------------------------------------------------------- the terminal table fits its width
+
+
+@pytest.fixture(scope="module")
+def five_methods(tmp_path_factory):
+    """The default suite's five methods, plus two configurations of one of them (labelled by alpha)."""
+    from synthetic import make_result
+
+    root = tmp_path_factory.mktemp("five")
+    methods = {"erm": (0.8, 2), "mixup": (0.85, 2), "manifold-mixup": (0.84, 2), "varmixup": (0.83, 2)}
+    write_suite(root, "digits-c", methods, artifacts=False)
+    for alpha, run_id in ((1.0, "e" * 64), (0.4, "f" * 64)):
+        for seed in (0, 1):
+            doc = make_result("digits-c", "varmixup-beta", seed, 0.82, run_id)
+            doc["method_info"]["hyperparameters"] = {"alpha": alpha}
+            path = root / "digits-c" / "varmixup-beta" / f"{run_id[:12]}-seed{seed}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(doc))
+    return root
+
+
+LABELS = [
+    "erm",
+    "mixup",
+    "manifold-mixup",
+    "varmixup",
+    "varmixup-beta [alpha=1.0]",
+    "varmixup-beta [alpha=0.4]",
+]
+
+
+@pytest.mark.parametrize("width", [80, 120])
+@pytest.mark.parametrize(
+    "options", [{}, {"metrics": ["all"]}, {"by": "corruption"}, {"by": "severity"}, {"by": "eps"}]
+)
+def test_the_table_fits_its_width_with_every_label_and_number_whole(five_methods, width, options):
+    from rich.cells import cell_len
+
+    from vicinal.formats import render_text
+
+    boards = build_boards(load_store(five_methods), **options)
+    text = render_text(boards, width)
+    lines = text.splitlines()
+    assert max(cell_len(line) for line in lines) <= width
+    assert "…" not in text
+    for label in LABELS:  # on one line, never cut
+        assert any(re.search(rf"│ {re.escape(label)}\s+│", line) for line in lines), label
+    (board,) = boards
+    for row in board.rows:
+        for m in board.metrics:
+            assert format_cell(board, m, row.cells[m]) in text
+    if width == 80 and not options:  # split into the groups the evaluators declare, each titled
+        titles = [line.strip() for line in lines if line.strip().startswith("suite: digits-c · ")]
+        groups = [t.split(" · ")[1].split(" (")[0] for t in titles]
+        assert list(dict.fromkeys(groups)) == [
+            "accuracy & calibration",
+            "attacks",
+            "linearity",
+            "corruptions",
+        ]
+
+
+def test_a_pipe_gets_the_default_width_and_width_chooses_another(five_methods, tmp_path):
+    from rich.cells import cell_len
+
+    env = {"COLUMNS": ""}  # a pipe: no terminal width
+    default = run_cli("leaderboard", "--results", str(five_methods), cwd=tmp_path, env=env)
+    narrow = run_cli("leaderboard", "--results", str(five_methods), "--width", "80", cwd=tmp_path, env=env)
+    assert default.returncode == narrow.returncode == 0, default.stderr + narrow.stderr
+    assert 80 < max(cell_len(line) for line in default.stdout.splitlines()) <= 120
+    assert max(cell_len(line) for line in narrow.stdout.splitlines()) <= 80
+    assert "…" not in default.stdout + narrow.stdout and "\x1b[" not in default.stdout
+    assert default.stdout.count("suite: digits-c") < narrow.stdout.count("suite: digits-c")

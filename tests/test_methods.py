@@ -4,12 +4,12 @@ import json
 
 import torch
 import torch.nn.functional as F
-from rich.progress import Progress
 
 from vicinal.datasets import ImageSet
 from vicinal.hparams import build_config
 from vicinal.method import PrepareContext, get_method, mixed_cross_entropy
 from vicinal.models import build_model
+from vicinal.reporting import SilentReporter
 from vicinal.rng import RunRandom
 from vicinal.vae import ConvVAE, ResVAE, VAESpec, build_vae, cache_paths, load_or_train_vae, vae_loss
 
@@ -106,8 +106,7 @@ def _prepare_ctx(tmp_path, train):
         seed=0,
         device=torch.device("cpu"),
         cache_dir=tmp_path,
-        progress=Progress(disable=True),
-        log=lambda _m: None,
+        reporter=SilentReporter(),
     )
 
 
@@ -140,16 +139,16 @@ def test_varmixup_decodes_the_mixed_posterior(tmp_path):
 
 def test_vae_cache_is_reused_and_keyed(tmp_path):
     train = _tiny_train_set()
-    progress = Progress(disable=True)
+    reporter = SilentReporter()
     spec = VAESpec("tiny", "fp", (3, 32, 32), 8, 1.0, 1, 1e-3, 32, 0)
-    vae1, info1 = load_or_train_vae(spec, train, torch.device("cpu"), tmp_path, progress)
-    vae2, info2 = load_or_train_vae(spec, train, torch.device("cpu"), tmp_path, progress)
+    vae1, info1 = load_or_train_vae(spec, train, torch.device("cpu"), tmp_path, reporter)
+    vae2, info2 = load_or_train_vae(spec, train, torch.device("cpu"), tmp_path, reporter)
     assert (info1["cache"], info2["cache"]) == ("trained", "reused")
     for a, b in zip(vae1.state_dict().values(), vae2.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     other = VAESpec("tiny", "fp", (3, 32, 32), 8, 4.0, 1, 1e-3, 32, 0)  # β differs: a different VAE
     assert other.key() != spec.key()
-    assert load_or_train_vae(other, train, torch.device("cpu"), tmp_path, progress)[1]["cache"] == "trained"
+    assert load_or_train_vae(other, train, torch.device("cpu"), tmp_path, reporter)[1]["cache"] == "trained"
     assert len(list((tmp_path / "vae").glob("*.pt"))) == 2
 
 
@@ -273,15 +272,26 @@ def test_varmixup_half_mixes_the_first_half_and_keeps_the_rest_clean(tmp_path):
 
 def test_vae_cache_is_weights_plus_json_loaded_safely(tmp_path):
     train = _tiny_train_set()
-    progress = Progress(disable=True)
+    reporter = SilentReporter()
     spec = VAESpec("tiny", "fp", (3, 32, 32), 8, 1.0, 1, 1e-3, 32, 0)
-    load_or_train_vae(spec, train, torch.device("cpu"), tmp_path, progress)
+    load_or_train_vae(spec, train, torch.device("cpu"), tmp_path, reporter)
     weights, meta = cache_paths(spec, tmp_path)
     doc = json.loads(meta.read_text())
     assert doc["spec"]["architecture"] == "convvae-v1" and doc["info"]["recon_mse_train"] > 0
     # The weights file is a bare state dict: it loads with weights_only=True.
     state = torch.load(weights, weights_only=True)
     assert all(isinstance(v, torch.Tensor) for v in state.values())
+
+
+class _Warnings(SilentReporter):
+    """A reporter that keeps its warnings (one message each, however many lines it has)."""
+
+    def __init__(self):
+        super().__init__()
+        self.messages: list[str] = []
+
+    def warn(self, message: str) -> None:
+        self.messages.append(message)
 
 
 class _Payload:
@@ -303,32 +313,31 @@ def test_vae_cache_never_unpickles_code_and_retrains(tmp_path):
     import hashlib
 
     train = _tiny_train_set()
-    progress = Progress(disable=True)
+    reporter = SilentReporter()
     spec = VAESpec("tiny", "fp", (3, 32, 32), 8, 1.0, 1, 1e-3, 32, 0)
-    load_or_train_vae(spec, train, torch.device("cpu"), tmp_path, progress)
+    load_or_train_vae(spec, train, torch.device("cpu"), tmp_path, reporter)
     weights, meta = cache_paths(spec, tmp_path)
     # An attacker with write access to the shared cache replaces the weights and fixes the checksum.
     torch.save({"state": _Payload()}, weights)
     doc = json.loads(meta.read_text())
     doc["weights_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
     meta.write_text(json.dumps(doc))
-    warnings = []
-    info = load_or_train_vae(spec, train, torch.device("cpu"), tmp_path, progress, warnings.append)[1]
+    warned = _Warnings()
+    info = load_or_train_vae(spec, train, torch.device("cpu"), tmp_path, warned)[1]
+    warnings = warned.messages
     assert PWNED == []
     assert info["cache"] == "trained" and len(warnings) == 1 and "retraining" in warnings[0]
     # The retrained entry replaced the bad one and is reused cleanly.
-    quiet = []
-    assert load_or_train_vae(spec, train, torch.device("cpu"), tmp_path, progress, quiet.append)[1][
-        "cache"
-    ] == ("reused")
-    assert quiet == []
+    quiet = _Warnings()
+    assert load_or_train_vae(spec, train, torch.device("cpu"), tmp_path, quiet)[1]["cache"] == "reused"
+    assert quiet.messages == []
 
 
 def test_damaged_vae_cache_entries_are_retrained_with_a_warning(tmp_path):
     train = _tiny_train_set()
-    progress = Progress(disable=True)
+    reporter = SilentReporter()
     spec = VAESpec("tiny", "fp", (3, 32, 32), 8, 1.0, 1, 1e-3, 32, 0)
-    load_or_train_vae(spec, train, torch.device("cpu"), tmp_path, progress)
+    load_or_train_vae(spec, train, torch.device("cpu"), tmp_path, reporter)
     weights, meta = cache_paths(spec, tmp_path)
     good_weights, good_meta = weights.read_bytes(), meta.read_text()
     damages = {
@@ -343,9 +352,9 @@ def test_damaged_vae_cache_entries_are_retrained_with_a_warning(tmp_path):
         weights.write_bytes(good_weights)
         meta.write_text(good_meta)
         damage()
-        warnings = []
-        info = load_or_train_vae(spec, train, torch.device("cpu"), tmp_path, progress, warnings.append)[1]
-        assert info["cache"] == "trained" and len(warnings) == 1, what
+        warned = _Warnings()
+        info = load_or_train_vae(spec, train, torch.device("cpu"), tmp_path, warned)[1]
+        assert info["cache"] == "trained" and len(warned.messages) == 1, what
 
 
 def test_varmixup_with_clean_batch_adds_the_clean_loss(tmp_path):

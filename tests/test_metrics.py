@@ -10,9 +10,11 @@ from vicinal.calibration import (
     brier,
     calibration_metrics,
     classwise_ece,
+    ece,
     fit_temperature,
     nll,
     overconfidence_error,
+    temperature_scaling,
 )
 
 
@@ -104,3 +106,50 @@ def test_temperature_minimises_validation_nll():
     assert t > 1 and t == pytest.approx(best, abs=5e-3)
     # Temperature scaling never changes the predicted class, so accuracy is unchanged.
     assert np.array_equal((logits / t).argmax(1), logits.argmax(1))
+
+
+def _separable(n=135, k=10, seed=0):
+    """Logits whose true class is strictly the largest for every image, with varied margins."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, k, n)
+    logits = rng.normal(size=(n, k))
+    logits[np.arange(n), labels] = logits.max(1) + rng.uniform(0.05, 3.0, n)
+    return logits, labels
+
+
+def test_a_separable_validation_split_falls_back_to_t_1():
+    logits, labels = _separable()
+    # The NLL keeps falling as T → 0 (no minimiser), so the raw search stops on its lower bound ...
+    grid = np.geomspace(0.05, 20, 200)
+    assert np.all(np.diff([nll(logits / t, labels) for t in grid]) > 0)
+    assert fit_temperature(logits, labels) == pytest.approx(0.05, rel=1e-3)
+    # ... which is not reported as fitted: T = 1 is applied and the fit says why.
+    fit = temperature_scaling(logits, labels)
+    assert (fit.temperature, fit.fitted, fit.status, fit.val_errors) == (1.0, False, "separable", 0)
+    assert fit.searched == pytest.approx(0.05, rel=1e-3)
+    assert "not fitted" in fit.describe()
+
+
+def test_one_validation_error_gives_an_interior_fitted_temperature():
+    logits, labels = _separable()
+    wrong = (labels[0] + 1) % 10
+    logits[0, wrong] = logits[0, labels[0]] + 1.0  # one misclassified image: NLL → ∞ as T → 0
+    fit = temperature_scaling(logits, labels)
+    grid = np.geomspace(0.05, 20, 4001)
+    best = grid[np.argmin([nll(logits / t, labels) for t in grid])]
+    assert fit.fitted and fit.status == "fitted" and fit.val_errors == 1
+    assert fit.temperature == pytest.approx(best, rel=5e-3) and 0.05 < fit.temperature < 20
+
+
+def test_a_minimum_on_the_upper_bound_is_not_a_fitted_temperature():
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(200, 10)) * 3
+    labels = logits.argmin(1)  # anti-informative: the NLL falls as T → ∞, towards the uniform prediction
+    fit = temperature_scaling(logits, labels)
+    assert fit.searched == pytest.approx(20, rel=1e-3)
+    assert (fit.temperature, fit.fitted, fit.status) == (1.0, False, "at bound")
+
+
+def test_ece_alone_equals_the_full_computation():
+    logits, _, labels = _random_predictions(seed=3)
+    assert ece(logits, labels, 15) == calibration_metrics(logits, labels, 15)["ece"]

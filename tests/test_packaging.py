@@ -57,7 +57,7 @@ def test_installed_wheel_works_from_any_directory(wheel, tmp_path):
     code = (
         "import vicinal, vicinal.method as m, vicinal.suite as s; print(vicinal.__file__); "
         "print(','.join(m.list_methods())); print(','.join(sorted(s.builtin_suites()))); "
-        "import vicinal.report as r; print(len(r.render_template('leaderboard.html.j2', boards=[])))"
+        "import vicinal.html as h; print(len(h.render_template('leaderboard.html.j2', boards=[])))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code],

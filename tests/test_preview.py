@@ -1,14 +1,16 @@
 """Method.preview: what each method trains on, drawn by the runner as ``<result>.samples.png``."""
 
+import io
+
 import torch
-from rich.progress import Progress
 
 from vicinal.datasets import DataSplits, ImageSet
 from vicinal.evaluation import EvalContext
 from vicinal.hparams import build_config
+from vicinal.jobs import save_samples
 from vicinal.method import Method, PrepareContext, get_method
+from vicinal.reporting import SilentReporter
 from vicinal.rng import RunRandom
-from vicinal.runner import save_samples
 
 
 def _method(name, tmp_path):
@@ -17,7 +19,7 @@ def _method(name, tmp_path):
     method = cls(build_config(cls.Config, values, name))
     train = ImageSet((torch.rand(64, 3, 32, 32) * 255).to(torch.uint8), torch.arange(64) % 10)
     method.prepare(
-        PrepareContext(train, 10, "t", "fp", 0, torch.device("cpu"), tmp_path, Progress(disable=True))
+        PrepareContext(train, 10, "t", "fp", 0, torch.device("cpu"), tmp_path, SilentReporter())
     )
     return method, train
 
@@ -71,9 +73,9 @@ def test_a_failing_or_absent_preview_costs_no_run(tmp_path):
         def preview(self, x, y, perm, rng):
             raise RuntimeError("boom")
 
-    logged = []
+    logged = io.StringIO()
     for method in (Broken(), Method()):
         ctx = EvalContext(None, _splits(), torch.device("cpu"), artifact_stem=tmp_path / "r", title="t")
-        save_samples(method, _splits(), torch.device("cpu"), ctx, logged.append)
+        save_samples(method, _splits(), torch.device("cpu"), ctx, SilentReporter(warnings_to=logged))
         assert ctx.artifacts == {}
-    assert len(logged) == 1 and "boom" in logged[0]
+    assert logged.getvalue().count("warning:") == 1 and "boom" in logged.getvalue()

@@ -1,4 +1,5 @@
 import dataclasses
+import json
 import textwrap
 
 import pytest
@@ -21,7 +22,7 @@ def test_pattern_listing():
     assert "manifold-mixup" in list_methods("*mix*")
 
 
-def test_register_and_duplicate_name_is_an_error():
+def test_a_duplicate_name_is_an_error_when_used_not_when_registered():
     @register_method("test-identity")
     class Identity(Method):
         def training_step(self, model, x, y, rng):
@@ -30,13 +31,45 @@ def test_register_and_duplicate_name_is_an_error():
     try:
         assert get_method("test-identity") is Identity
         assert Identity.name == "test-identity"
-        with pytest.raises(VicinalError, match="duplicate method name 'test-identity'"):
 
-            @register_method("test-identity")
-            class Other(Method):
-                pass
+        @register_method("test-identity")  # a plugin clashing with a name: registering does not fail ...
+        class Other(Method):
+            pass
+
+        assert get_method("mixup")  # ... other names keep working ...
+        with pytest.raises(VicinalError, match=r"'test-identity' is registered twice: by .*Identity and by "):
+            get_method("test-identity")  # ... and using the clashing name says who registered it
     finally:
         METHODS.remove("test-identity")
+
+
+@pytest.mark.parametrize("name", ["../../x", "rich[/x]", "[bold]m", "a,b", "a.b", "", "-x", "x" * 65, "é"])
+def test_names_that_could_become_paths_or_markup_are_refused(name):
+    with pytest.raises(VicinalError, match="invalid method name"):
+
+        @register_method(name)
+        class Bad(Method):
+            pass
+
+
+def test_a_plugin_redefining_a_builtin_only_breaks_that_name(tmp_path):
+    plugin = tmp_path / "clash.py"
+    plugin.write_text(
+        textwrap.dedent(
+            """
+            from vicinal import Method, register_method
+
+            @register_method("mixup")
+            class MyMixup(Method):
+                pass
+            """
+        )
+    )
+    ok = run_cli("methods", "--plugin", str(plugin), cwd=tmp_path)
+    assert ok.returncode == 0 and "cutmix" in ok.stdout
+    bad = run_cli("run", "--plugin", str(plugin), "--methods", "mixup", cwd=tmp_path)
+    assert bad.returncode == 2 and "registered twice" in bad.stderr and str(plugin) in bad.stderr
+    assert "Traceback" not in bad.stderr
 
 
 def test_unknown_name_lists_closest():
@@ -57,6 +90,7 @@ def test_registry_is_generic():
     reg.add("a", 1)
     with pytest.raises(VicinalError, match="invalid widget name"):
         reg.add("a,b", 2)
+    assert reg.names("a") == ["a"]  # a plain word matches as a substring
     assert reg.names() == ["a"]
 
 
@@ -125,3 +159,42 @@ def test_hyperparameters_are_dataclasses_with_help():
     for name in SEED_METHODS:
         for f in dataclasses.fields(get_method(name).Config):
             assert f.metadata.get("help"), f"{name}.{f.name} has no help text"
+
+
+def test_editing_a_plugin_method_retrains_and_keeps_the_rows_apart(tmp_path):
+    """A plugin author changes the method's code between two runs with the same settings: the second run
+    must not reuse the first result or its checkpoint, and the leaderboard must not average the two."""
+    plugin = tmp_path / "noisy.py"
+    source = textwrap.dedent(
+        """
+        import torch.nn.functional as F
+        from vicinal import Method, StepOutput, register_method
+
+        @register_method("noisy")
+        class Noisy(Method):
+            def training_step(self, model, x, y, rng):
+                logits = model(x + SCALE * rng.normal_like(x))
+                loss = F.cross_entropy(logits, y)
+                return StepOutput(loss, float((logits.argmax(1) == y).sum()), len(y))
+        """
+    )
+    plugin.write_text(source.replace("SCALE", "0.1"))
+    env = {"VICINAL_RESULTS_DIR": str(tmp_path / "r"), "VICINAL_CACHE_DIR": str(tmp_path / "c")}
+    args = ["run", "--plugin", str(plugin), "--methods", "noisy", "--epochs", "1", "--limit-train", "64",
+            "--evaluators", "clean", "--quiet"]  # fmt: skip
+    first = run_cli(*args, cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr
+    again = run_cli(*args, cwd=tmp_path, env=env)
+    assert "0 trained, 1 reused" in again.stdout and "same configuration, data and code" in again.stdout
+    plugin.write_text(source.replace("SCALE", "1.0"))  # multiply the noise by 10
+    second = run_cli(*args, cwd=tmp_path, env=env)
+    assert second.returncode == 0, second.stderr
+    assert "1 trained, 0 reused" in second.stdout
+    files = sorted((tmp_path / "r" / "digits-c" / "noisy").glob("*.json"))
+    docs = [json.loads(f.read_text()) for f in files]
+    assert len(docs) == 2 and docs[0]["training_id"] != docs[1]["training_id"]
+    assert all(d["training"]["resumed_from_epoch"] == 0 for d in docs)  # the checkpoint was not reused
+    board = json.loads(run_cli("leaderboard", "--format", "json", cwd=tmp_path, env=env).stdout)
+    rows = board[0]["rows"]
+    assert len(rows) == 2 and all(r["metrics"]["acc"]["n"] == 1 for r in rows)
+    assert all(r["label"].startswith("noisy [method code ") for r in rows)

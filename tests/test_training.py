@@ -2,11 +2,11 @@
 
 import pytest
 import torch
-from rich.progress import Progress
 
 from vicinal.datasets import load_dataset
 from vicinal.method import get_method
 from vicinal.models import build_model
+from vicinal.reporting import SilentReporter
 from vicinal.rng import seed_everything
 from vicinal.suite import Recipe
 from vicinal.training import lr_at, train
@@ -24,7 +24,7 @@ def _train(epochs, checkpoint=None):
     data, model, recipe = _setup(epochs)
     method = get_method("mixup")()
     summary = train(
-        model, method, data.train, recipe, torch.device("cpu"), 0, Progress(disable=True), "t", checkpoint
+        model, method, data.train, recipe, torch.device("cpu"), 0, SilentReporter(), "t", checkpoint
     )
     return model, summary
 

@@ -9,14 +9,18 @@ Which definitions, and why some are computed here rather than taken from netcal:
 - OE: overconfidence error (Thulasidasan et al. 2019); netcal has none.
 - temperature: fitted on held-out logits by minimising NLL over log T with scipy's bounded scalar
   minimiser; netcal's scaler works on probabilities (re-taking logs loses saturated softmax outputs).
+  When the held-out split is classified perfectly, the NLL falls monotonically as T → 0 and has no
+  minimiser: the search would stop at its lower bound and report that bound as "fitted". Such a fit (or
+  any other that ends on a bound of the search) is degenerate: T = 1 is applied instead (no scaling) and
+  the result says so (``TemperatureFit.fitted``).
 """
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 
 
@@ -81,6 +85,14 @@ def brier(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(((probs - np.eye(probs.shape[1])[labels]) ** 2).sum(1).mean())
 
 
+def ece(logits: np.ndarray, labels: np.ndarray, bins: int) -> float:
+    """ECE alone (netcal, equal-width bins on the top-1 confidence), as in ``calibration_metrics``."""
+    ECE, _ = _netcal()
+    probs = softmax(logits, axis=1)
+    correct = (probs.argmax(1) == labels).astype(np.float64)
+    return float(ECE(bins=bins).measure(probs.max(1), correct))
+
+
 def calibration_metrics(logits: np.ndarray, labels: np.ndarray, bins: int) -> dict[str, float]:
     """ECE, MCE, adaptive ECE, classwise ECE and OE from logits (N×K) and integer labels."""
     ECE, MCE = _netcal()
@@ -98,16 +110,61 @@ def calibration_metrics(logits: np.ndarray, labels: np.ndarray, bins: int) -> di
     }
 
 
+T_BOUNDS = (0.05, 20.0)
+
+
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The T > 0 minimising the NLL of softmax(logits / T) on held-out data (searched in [0.05, 20])."""
+    """The T minimising the NLL of softmax(logits / T) on held-out data, searched in ``T_BOUNDS``
+    (the raw search result: see :func:`temperature_scaling` for the degenerate cases)."""
+    from scipy.optimize import minimize_scalar  # ~1 s of imports that a run without this evaluator skips
 
     res = minimize_scalar(
         lambda log_t: nll(logits / np.exp(log_t), labels),
-        bounds=(np.log(0.05), np.log(20.0)),
+        bounds=(np.log(T_BOUNDS[0]), np.log(T_BOUNDS[1])),
         method="bounded",
         options={"xatol": 1e-6},
     )
     return float(np.exp(res.x))
+
+
+@dataclass(frozen=True)
+class TemperatureFit:
+    """The temperature to apply, and whether it was fitted or fell back to 1."""
+
+    temperature: float  # the T applied: the fitted one, or 1.0 when the fit is degenerate
+    fitted: bool
+    status: str  # "fitted" | "separable" (no held-out error: no minimiser) | "at bound"
+    searched: float  # what the bounded search returned (its bound when degenerate)
+    val_errors: int  # held-out images whose true class is not the strict arg-max
+
+    def describe(self) -> str:
+        if self.fitted:
+            return f"T = {self.temperature:.3f} (fitted)"
+        why = {
+            "separable": "the validation split is classified perfectly, so its NLL has no minimiser",
+            "at bound": f"the NLL minimum lies at the search bound T = {self.searched:.3g}",
+        }[self.status]
+        return f"T = 1, not fitted: {why}"
+
+
+def temperature_scaling(logits: np.ndarray, labels: np.ndarray) -> TemperatureFit:
+    """Fit T on held-out logits, or fall back to T = 1 when no interior minimiser exists.
+
+    With every true-class logit strictly largest, each image's NLL, log Σ_k exp((z_k − z_y)/T), decreases
+    as T → 0, so the search can only stop at its lower bound: a "temperature" that says nothing but that
+    the split is separable (and would sharpen the test predictions 20-fold). A minimum on either bound is
+    likewise not a fitted value. Both are recorded as not fitted and T = 1 is applied.
+    """
+    true = logits[np.arange(len(labels)), labels]
+    others = np.where(np.eye(logits.shape[1], dtype=bool)[labels], -np.inf, logits)
+    errors = int((others.max(1) >= true).sum())
+    searched = fit_temperature(logits, labels)
+    if errors == 0:
+        return TemperatureFit(1.0, False, "separable", searched, errors)
+    # Relative tolerance of the bounded search around log T (xatol 1e-6 in log space).
+    if any(abs(np.log(searched / b)) < 1e-3 for b in T_BOUNDS):
+        return TemperatureFit(1.0, False, "at bound", searched, errors)
+    return TemperatureFit(searched, True, "fitted", searched, errors)
 
 
 def reliability_bins(logits: np.ndarray, labels: np.ndarray, bins: int) -> list[tuple[float, ...]]:

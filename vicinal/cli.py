@@ -1,27 +1,25 @@
-"""The ``vicinal`` command line (typer). Every user error ends as one message and a non-zero exit."""
+"""The ``vicinal`` command line (typer). Every user error ends as one message and a non-zero exit.
+
+Longer than most modules because it is one function per command with typer's option declarations, which
+read best beside the code that uses them; the work itself lives in the library modules.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
-from rich.text import Text
 
+from vicinal.console import WarningHandler, console, err_console
+from vicinal.console import reporter as console_reporter
 from vicinal.errors import VicinalError
 
 app = typer.Typer(
@@ -31,8 +29,6 @@ app = typer.Typer(
     help="Benchmark vicinal distributions (ERM, mixup, manifold mixup, VarMixup, ...) "
     "on robustness and calibration.",
 )
-console = Console()
-err_console = Console(stderr=True)
 
 PluginOpt = Annotated[
     list[str] | None, typer.Option("--plugin", help="extra method/evaluator module or .py file (repeatable)")
@@ -40,6 +36,22 @@ PluginOpt = Annotated[
 ResultsOpt = Annotated[
     Path | None, typer.Option("--results", help="results folder [default: $VICINAL_RESULTS_DIR or ./results]")
 ]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="CPU threads for torch (default: $OMP_NUM_THREADS, else $VICINAL_THREADS, else one per "
+        "physical core available); idle threads sleep (OMP_WAIT_POLICY=PASSIVE) unless you set "
+        "OMP_WAIT_POLICY or GOMP_SPINCOUNT",
+    ),
+]
+
+
+def _threads(threads: int | None) -> None:
+    """Apply ``--threads`` before this command imports torch (main() applied the defaults already)."""
+    from vicinal.threads import apply_thread_policy
+
+    apply_thread_policy(threads, origin="--threads")
 
 
 def _load_plugins(plugins: list[str] | None) -> None:
@@ -47,6 +59,14 @@ def _load_plugins(plugins: list[str] | None) -> None:
 
     for p in plugins or []:
         load_plugin(p)
+
+
+def _flag(flag: str, parse: Callable[[list[str]], Any], values: list[str]) -> Any:
+    """Parse a repeatable option; its errors name the option."""
+    try:
+        return parse(values)
+    except VicinalError as exc:
+        raise VicinalError(f"{flag} {exc}") from None
 
 
 def _csv(value: str | None, what: str) -> list[str] | None:
@@ -79,15 +99,24 @@ def methods_cmd(
         for col in ("method", "mixes in", "description"):
             table.add_column(col, style="bold" if col == "method" else None)
         for name in names:
-            cls = get_method(name)
-            table.add_row(name, cls.mixes_in, cls.summary)
+            try:  # read from the method's source where it can be: listing need not import torch
+                attrs = METHODS.attributes(name, ("mixes_in", "summary"))
+            except VicinalError as exc:  # registered twice: listed with the clash, usable by neither
+                table.add_row(escape(name), "", f"[red]{escape(str(exc))}[/]")
+                continue
+            table.add_row(*map(escape, (name, attrs["mixes_in"], attrs["summary"])))
         console.print(table)
         return
     for name in names:
-        cls = get_method(name)
+        try:
+            cls = get_method(name)
+        except VicinalError as exc:
+            err_console.print(f"[red]{escape(str(exc))}[/]")
+            continue
         table = Table(
-            title=f"[bold]{name}[/] · mixes in: {cls.mixes_in} · {escape(METHODS.origin(name))}",
-            caption=escape(cls.summary),
+            title=f"[bold]{escape(name)}[/] · mixes in: {escape(str(cls.mixes_in))} · "
+            f"{escape(METHODS.origin(name))}",
+            caption=escape(str(cls.summary)),
             title_justify="left",
             caption_justify="left",
         )
@@ -110,34 +139,6 @@ def suites_cmd() -> None:
         s = load_suite(name)
         table.add_row(name, s.dataset, s.model, str(s.recipe.epochs), s.description)
     console.print(table)
-
-
-class _Field(ProgressColumn):
-    """A task field shown when the task has it (training sets loss/acc/speed; other tasks do not)."""
-
-    def __init__(self, name: str):
-        super().__init__()
-        self.name = name
-
-    def render(self, task: Task) -> Text:
-        return Text(str(task.fields.get(self.name, "")))
-
-
-def _progress(quiet: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        _Field("loss"),
-        _Field("acc"),
-        _Field("speed"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=console,
-        disable=quiet,
-        transient=False,
-    )
 
 
 @app.command("run")
@@ -164,6 +165,13 @@ def run_cmd(
         list[str] | None,
         typer.Option("--set", help="METHOD.PARAM=VALUE or evaluators.NAME.PARAM=VALUE (repeatable)"),
     ] = None,
+    sweep: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sweep",
+            help="METHOD.PARAM=V1,V2,… (repeatable): every combination is its own configuration",
+        ),
+    ] = None,
     results: ResultsOpt = None,
     cache_dir: Annotated[
         Path | None,
@@ -171,76 +179,96 @@ def run_cmd(
     ] = None,
     force: Annotated[bool, typer.Option(help="recompute results that already exist")] = False,
     quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
+    threads: ThreadsOpt = None,
     plugin: PluginOpt = None,
 ) -> None:
     """Train each method of a suite for each seed, evaluate, write one result file each."""
-    from vicinal.hparams import parse_assignments
-    from vicinal.results import default_cache_dir, default_results_dir
-    from vicinal.runner import execute, plan_run
-    from vicinal.suite import load_suite
+    _threads(threads)
+    from vicinal.api import prepare
+    from vicinal.hparams import parse_assignments, parse_sweeps
+    from vicinal.results import default_results_dir
+    from vicinal.runner import RunsFailed, execute
 
-    _load_plugins(plugin)
-    spec = load_suite(suite)
-    if methods is not None:
-        spec.methods = _csv(methods, "--methods")
     if seeds is not None:
         try:
-            spec.seeds = [int(s) for s in _csv(seeds, "--seeds")]
+            seed_list = [int(s) for s in _csv(seeds, "--seeds")]
         except ValueError:
             raise VicinalError(f"--seeds {seeds!r}: give comma-separated integers, e.g. 0,1,2") from None
-    if epochs is not None:
-        spec.recipe.epochs = epochs
-    if limit_train is not None:
-        spec.limit_train = limit_train
-    if model is not None:
-        spec.model = model
-    if evaluators is not None:
-        from vicinal.evaluation import EVALUATORS
-
-        chosen = _csv(evaluators, "--evaluators")
-        for name in chosen:
-            EVALUATORS.get(name)
-        spec.evaluators = {name: spec.evaluators.get(name, {}) for name in chosen}
     results_dir = results or default_results_dir()
-    plan = plan_run(
-        spec,
-        device=device,
-        results_dir=results_dir,
-        cache_dir=cache_dir or default_cache_dir(),
-        overrides=parse_assignments(set_ or []),
-        data_dir=data_dir,
-        download=download,
-        force=force,
-        log=console.print,
-    )
-    console.print(
-        f"suite [bold]{spec.name}[/] · {spec.dataset} · {spec.model} · {spec.recipe.epochs} epochs · "
-        f"methods {', '.join(spec.methods)} · seeds {', '.join(map(str, spec.seeds))} · {plan.device}"
-    )
-    try:
-        with _progress(quiet) as progress:
-            outcomes = execute(plan, progress)
-    except KeyboardInterrupt:
-        done = len(plan.outcomes)
-        err_console.print(
-            f"[yellow]interrupted[/]: {done} finished result(s) are kept in {results_dir}; "
-            "the unfinished run left a checkpoint at its last completed epoch. Run the same "
-            "command again to resume."
+    failed: RunsFailed | None = None
+    with console_reporter(quiet) as rep:
+        plan = prepare(
+            suite,
+            methods=_csv(methods, "--methods"),
+            seeds=seed_list if seeds is not None else None,
+            epochs=epochs,
+            limit_train=limit_train,
+            model=model,
+            evaluators=_csv(evaluators, "--evaluators"),
+            settings=_flag("--set", parse_assignments, set_ or []),
+            sweep=_flag("--sweep", parse_sweeps, sweep or []),
+            device=device,
+            data_dir=data_dir,
+            download=download,
+            results_dir=results_dir,
+            cache_dir=cache_dir,
+            force=force,
+            plugins=plugin or [],
+            reporter=rep,
         )
-        raise typer.Exit(130) from None
+        spec = plan.suite
+        rep.note(
+            f"suite {spec.name} · {spec.dataset} · {spec.model} · {spec.recipe.epochs} epochs · "
+            f"methods {', '.join(spec.methods)} · seeds {', '.join(map(str, spec.seeds))} · {plan.device}"
+        )
+        try:
+            outcomes = execute(plan)
+        except RunsFailed as exc:  # the other runs finished: show them, then the failures
+            failed, outcomes = exc, plan.outcomes
+        except KeyboardInterrupt:
+            err_console.print(
+                f"[yellow]interrupted[/]: {len(plan.outcomes)} finished result(s) are kept in "
+                f"{escape(str(results_dir))}; the unfinished run left a checkpoint at its last completed "
+                "epoch. Run the same command again to resume."
+            )
+            raise typer.Exit(130) from None
+        except VicinalError as exc:
+            if plan.outcomes:  # say that nothing finished was lost, then the error itself
+                err_console.print(
+                    escape(f"{len(plan.outcomes)} finished result(s) are kept in {results_dir}")
+                )
+            raise exc from None
     trained = sum(o.status == "trained" for o in outcomes)
-    console.print(f"{trained} trained, {len(outcomes) - trained} reused · results in {results_dir}")
-    from vicinal.leaderboard import build_boards, rich_table
+    console.print(escape(f"{trained} trained, {len(outcomes) - trained} reused · results in {results_dir}"))
+    from vicinal.formats import print_boards
+    from vicinal.leaderboard import build_boards
 
-    for board in build_boards(_load_store(results_dir), spec.name):
-        console.print(rich_table(board))
+    store = _load_store(results_dir, cache_dir)
+    if any(r.suite == spec.name for r in store.results):
+        print_boards(console, build_boards(store, spec.name), _width(None))
+    if failed is not None:
+        raise failed
 
 
-def _load_store(results_dir: Path):
+def _width(option: int | None) -> int:
+    """Columns for the terminal table: ``--width``, else the terminal's (or $COLUMNS), else the default
+    for a file or pipe, which has no width of its own."""
+    import os
+
+    from vicinal.formats import DEFAULT_WIDTH
+
+    if option is not None:
+        return option
+    return console.width if console.is_terminal or os.environ.get("COLUMNS") else DEFAULT_WIDTH
+
+
+def _load_store(results_dir: Path, cache_dir: Path | None = None):
     """The result files under ``results_dir``; each unreadable one is named in a warning, never fatal."""
-    from vicinal.results import load_store
+    from vicinal.result_index import index_file
+    from vicinal.results import default_cache_dir, load_store
 
-    store = load_store(results_dir)
+    # The index in the cache folder spares decoding unchanged result files again (10,000 files: seconds).
+    store = load_store(results_dir, index=index_file(results_dir, cache_dir or default_cache_dir()))
     for path, why in store.skipped:
         err_console.print(f"[yellow]warning[/]: skipped {escape(str(path))}: {escape(why)}")
     return store
@@ -258,28 +286,41 @@ def leaderboard_cmd(
     methods: Annotated[str | None, typer.Option(help="comma-separated methods to show")] = None,
     by: Annotated[
         str | None,
-        typer.Option(help="break one metric family down: corruption, severity or eps (columns per key)"),
+        typer.Option(
+            help="break one metric family down along an axis the evaluators declare: corruption, "
+            "severity, eps, … (columns per key)"
+        ),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="write to this file instead of printing")] = None,
+    width: Annotated[
+        int | None,
+        typer.Option(
+            min=40, help="columns the table is laid out for [default: the terminal's; 120 in a file or pipe]"
+        ),
+    ] = None,
     results: ResultsOpt = None,
+    plugin: PluginOpt = None,
 ) -> None:
     """Rank methods from the result files: mean ± std over seeds, best per column in bold."""
-    from vicinal.io import atomic_write_text
-    from vicinal.leaderboard import FORMATS, build_boards, rich_table
+    from vicinal.formats import DEFAULT_WIDTH, FORMATS, print_boards, render_text
+    from vicinal.io import atomic_write_text, probe_output_file
+    from vicinal.leaderboard import build_boards
     from vicinal.results import default_results_dir
 
+    _load_plugins(plugin)  # derivations that plugins declare
     if fmt not in FORMATS:
         raise VicinalError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if out is not None:
+        probe_output_file(out)
     results_dir = results or default_results_dir()
     store = _load_store(results_dir)
     if not store.results:
         raise VicinalError(f"no result files in {results_dir}; run `vicinal run` first or pass --results DIR")
     boards = build_boards(store, suite, _csv(methods, "--methods"), _csv(metrics, "--metrics"), sort, by)
-    if fmt == "table" and out is None:  # on a terminal: rich's colours and bold
-        for board in boards:
-            console.print(rich_table(board))
+    if fmt == "table" and out is None:  # rich's colours and bold on a terminal, plain text in a pipe
+        print_boards(console, boards, _width(width))
         return
-    text = FORMATS[fmt](boards)
+    text = render_text(boards, width or DEFAULT_WIDTH) if fmt == "table" else FORMATS[fmt](boards)
     if out is not None:
         atomic_write_text(out, text)
         err_console.print(f"wrote {escape(str(out))}")
@@ -295,20 +336,23 @@ def report_cmd(
     ] = None,
     results: ResultsOpt = None,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    plugin: PluginOpt = None,
 ) -> None:
     """Write one self-contained HTML report: leaderboards, protocols, figures, run metadata."""
     import time
 
-    from vicinal.io import atomic_write_text
+    from vicinal.io import atomic_write_text, probe_output_file
     from vicinal.report import build_report
     from vicinal.results import default_results_dir
 
+    _load_plugins(plugin)  # derivations that plugins declare
+    probe_output_file(out)
     results_dir = results or default_results_dir()
     store = _load_store(results_dir)
     if not store.results:
         raise VicinalError(f"no result files in {results_dir}; run `vicinal run` first or pass --results DIR")
     suites = _csv(suite, "--suite")
-    known = sorted({r["suite"] for r in store.results})
+    known = sorted({r.suite for r in store.results})
     unknown = [s for s in suites or [] if s not in known]
     if unknown:
         raise VicinalError(
@@ -356,8 +400,8 @@ def download_cmd(
         from vicinal.corrupted import find_set
         from vicinal.download import fetch_release
 
-        with _progress(False) as progress:
-            folder = fetch_release(dataset[:-2], resolve_data_dir(data_dir), progress)
+        with console_reporter() as rep:
+            folder = fetch_release(dataset[:-2], resolve_data_dir(data_dir), rep)
         found = find_set(folder, None, verify=False)
         console.print(f"{dataset}: {folder}" + (f", {len(found.corruptions)} corruptions" if found else ""))
         return
@@ -384,12 +428,14 @@ def corrupt_cmd(
     download: Annotated[bool, typer.Option(help="download the clean dataset if it is missing")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Write a corrupted test set (the released -C layout, with a manifest) from a clean dataset."""
+    _threads(threads)
     from vicinal.corrupted import default_folder, write_set
-    from vicinal.corruptions import SCALES
+    from vicinal.corruptions import SCALES, resolve_corruptions
     from vicinal.datasets import load_dataset, resolve_data_dir
-    from vicinal.evaluators.corruption import resolve_corruptions
+    from vicinal.io import probe_writable
     from vicinal.runner import resolve_device
 
     names = resolve_corruptions(_csv(corruptions, "--corruptions"))
@@ -402,10 +448,11 @@ def corrupt_cmd(
     if table != "auto" and table not in SCALES:
         raise VicinalError(f"--table {table!r}: choose auto or one of {', '.join(SCALES)}")
     dev = resolve_device(device)
-    data = load_dataset(dataset, data_dir, download)
     target = out or default_folder(dataset, resolve_data_dir(data_dir))
+    probe_writable(target, "output folder")
+    data = load_dataset(dataset, data_dir, download)
     source = {"dataset": data.name, "path": data.source, "test_fingerprint": data.test.fingerprint()}
-    with _progress(quiet) as progress:
+    with console_reporter(quiet) as rep:
         manifest = write_set(
             data.test,
             target,
@@ -415,7 +462,7 @@ def corrupt_cmd(
             table=None if table == "auto" else table,
             device=dev,
             source=source,
-            progress=progress,
+            reporter=rep,
         )
     settings = manifest["settings"]
     console.print(
@@ -425,11 +472,29 @@ def corrupt_cmd(
 
 
 def main() -> None:
+    # Before any command can import torch: libgomp reads its wait policy only when torch loads it.
+    from vicinal.threads import apply_thread_policy
+
+    # A malformed OMP_NUM_THREADS/VICINAL_THREADS is an error only for the commands that use threads.
+    with contextlib.suppress(VicinalError):
+        apply_thread_policy()
+    handler = WarningHandler()
+    logging.getLogger("vicinal").addHandler(handler)
+    logging.getLogger("vicinal").setLevel(logging.INFO)
     try:
         app()
     except VicinalError as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
-        sys.exit(2)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]; nothing finished was lost")
+        sys.exit(130)
+    except OSError as exc:  # the environment (a file, a folder, the disk), not vicinal, failed
+        where = f" {exc.filename}" if exc.filename else ""
+        err_console.print(f"[bold red]error:[/]{escape(where)} {escape(exc.strerror or str(exc))}")
+        sys.exit(1)
+    finally:
+        logging.getLogger("vicinal").removeHandler(handler)
 
 
 if __name__ == "__main__":

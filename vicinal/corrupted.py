@@ -28,7 +28,8 @@ import torch
 
 from vicinal.datasets import ImageSet
 from vicinal.errors import VicinalError
-from vicinal.io import atomic_write_text
+from vicinal.io import atomic_write, atomic_write_text, reserve, temporary_beside, write_fault
+from vicinal.reporting import Reporter, SilentReporter
 
 MANIFEST = "manifest.json"
 VERIFIED = ".vicinal-verified.json"
@@ -442,7 +443,7 @@ def write_set(
     table: str | None,
     device: torch.device,
     source: dict[str, Any],
-    progress: Any = None,
+    reporter: Reporter | None = None,
     chunk: int = 1000,
 ) -> dict[str, Any]:
     """Write a -C set in the released layout (plus ``manifest.json``); finished files are kept, so an
@@ -485,27 +486,30 @@ def write_set(
     _save_npy(out / "labels.npy", np.tile(labels, len(severities)))
     done["labels"] = md5_of(out / "labels.npy")
     verified.record(out / "labels.npy")
-    task = None
-    if progress is not None:
-        task = progress.add_task("corrupting", total=len(corruptions) * len(severities) * n)
+    task = (reporter or SilentReporter()).task("corrupting", total=len(corruptions) * len(severities) * n)
     for c in corruptions:
         target = out / f"{c}.npy"
         if c in done and (verified.fresh(target) or (target.is_file() and md5_of(target) == done[c])):
-            if task is not None:
-                progress.advance(task, len(severities) * n)
+            task.advance(len(severities) * n, corruption=c)
             continue
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(severities) * n, h, w, 3))
+        tmp = temporary_beside(target)
+        shape = (len(severities) * n, h, w, 3)
+        try:
+            arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise write_fault(exc, target) from None
+        reserve(tmp, arr.offset + arr.nbytes, target)
         for k, s in enumerate(severities):
             gen = cell_generator(seed, c, s, device)
             for i in range(0, n, chunk):
                 y = corrupt_chunk(test.images[i : i + chunk], c, s, gen, table, device)
                 arr[k * n + i : k * n + i + len(y)] = y.permute(0, 2, 3, 1).numpy()
-                if task is not None:
-                    progress.update(task, advance=len(y), description=f"{c} · severity {s}")
+                task.advance(len(y), corruption=f"{c} · severity {s}")
         arr.flush()
         del arr
         os.replace(tmp, target)
+        task.line(f"{c} done", severities=",".join(map(str, severities)), images=n)
         done[c] = md5_of(target)
         verified.record(target)
         verified.save()
@@ -515,7 +519,8 @@ def write_set(
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-    os.replace(tmp, path)
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+
+    atomic_write(path, write)

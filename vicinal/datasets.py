@@ -197,9 +197,62 @@ CIFAR_ARCHIVES = {
 }
 
 
-def _unpickle(path: Path) -> dict:
-    with open(path, "rb") as f:
-        return pickle.load(f, encoding="latin1")
+class _CifarUnpickler(pickle.Unpickler):
+    """CIFAR's python batches are pickles by nature (the format its authors chose). A pickle can name any
+    importable callable, so a batch is read admitting only what the format uses — builtin containers,
+    bytes and strings, and numpy arrays (numpy 1 and 2 module paths, Python 2 and 3 pickles) — and
+    anything else is refused before it is called."""
+
+    ALLOWED: frozenset[tuple[str, str]] = frozenset(
+        {
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy.core.multiarray", "scalar"),
+            ("numpy._core.multiarray", "scalar"),
+            ("numpy.core.numeric", "_frombuffer"),
+            ("numpy._core.numeric", "_frombuffer"),
+            ("_codecs", "encode"),  # how Python 3 pickles bytes at protocol 2
+            ("builtins", "bytearray"),
+            ("copy_reg", "_reconstructor"),  # Python 2 pickles of numpy arrays name these two
+            ("__builtin__", "object"),
+        }
+    )
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused to load {module}.{name}: not part of the CIFAR format")
+        if module == "copy_reg":
+            module = "copyreg"
+        if module == "__builtin__":
+            module = "builtins"
+        return super().find_class(module, name)
+
+
+def _unpickle(path: Path) -> Any:
+    """One CIFAR batch file, safely (see :class:`_CifarUnpickler`); every way it can fail is one error."""
+    try:
+        with open(path, "rb") as f:
+            return _CifarUnpickler(f, encoding="latin1").load()
+    except PermissionError:
+        raise VicinalError(f"cannot read {path}: permission denied; make it readable (chmod u+r)") from None
+    except OSError as exc:
+        raise VicinalError(
+            f"cannot read {path}: {exc.strerror or exc}; replace it or fix its permissions"
+        ) from None
+    except pickle.UnpicklingError as exc:
+        if "refused to load" in str(exc):
+            raise VicinalError(f"{path} is not a plain CIFAR batch: {exc}; it was not loaded") from None
+        raise VicinalError(
+            f"{path} is truncated or damaged ({exc}); replace it with an intact copy"
+        ) from None
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError) as exc:
+        size = path.stat().st_size
+        what = "empty (0 bytes)" if size == 0 else f"truncated or damaged ({type(exc).__name__}: {exc})"
+        raise VicinalError(
+            f"{path} is {what}; replace it with an intact copy (e.g. `vicinal download`)"
+        ) from None
 
 
 def _cifar_folder(data_dir: Path, name: str, download: bool) -> Path:
@@ -219,12 +272,41 @@ def _cifar_images(raw: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(raw, dtype=np.uint8).reshape(-1, 3, 32, 32))
 
 
-def _check_cifar(d: dict, path: Path, label_key: str) -> None:
+def _check_cifar(d: Any, path: Path, label_key: str, num_classes: int) -> None:
+    """The batch is what the format promises; a wrong dtype is an error, never a silent uint8 wrap."""
+    if not isinstance(d, dict):
+        raise VicinalError(f"{path} is not a CIFAR python batch (it holds a {type(d).__name__}, not a dict)")
     data = d.get("data")
     if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != 3072 or label_key not in d:
         raise VicinalError(f"{path} is not a CIFAR python batch (expected 'data' N×3072 and '{label_key}')")
-    if len(d[label_key]) != len(data):
-        raise VicinalError(f"{path}: {len(data)} images but {len(d[label_key])} labels; the file is damaged")
+    if data.dtype != np.uint8:
+        raise VicinalError(
+            f"{path}: 'data' is {data.dtype}, the format stores uint8 pixels; the file is not CIFAR"
+        )
+    labels = d[label_key]
+    try:
+        labels = np.asarray(labels)
+    except Exception:
+        labels = np.asarray([])
+    if labels.ndim != 1 or len(labels) != len(data):
+        raise VicinalError(f"{path}: {len(data)} images but {len(labels)} labels; the file is damaged")
+    if len(labels) and (
+        not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= num_classes
+    ):
+        raise VicinalError(
+            f"{path}: labels must be integers 0–{num_classes - 1}; found {labels.min()}–{labels.max()}"
+        )
+
+
+def _label_names(meta: Path, key: str, n: int) -> list[str]:
+    """Class names from the metadata file; numbers when it is absent (it only labels figures)."""
+    if not meta.is_file():
+        return [str(i) for i in range(n)]
+    d = _unpickle(meta)
+    names = d.get(key) if isinstance(d, dict) else None
+    if not isinstance(names, list) or len(names) != n:
+        raise VicinalError(f"{meta} is damaged: expected {n} class names under {key!r}; replace the file")
+    return [str(x) for x in names]
 
 
 @register_dataset("cifar10")
@@ -233,13 +315,12 @@ def load_cifar10(data_dir: Path, download: bool) -> DataSplits:
     parts = []
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         path = root / name
-        if not path.is_file():
+        if not path.exists():
             raise VicinalError(f"{path} is missing: the CIFAR-10 folder {root} is incomplete")
         d = _unpickle(path)
-        _check_cifar(d, path, "labels")
+        _check_cifar(d, path, "labels", 10)
         parts.append((_cifar_images(d["data"]), torch.tensor(d["labels"], dtype=torch.int64)))
-    meta = root / "batches.meta"
-    names = _unpickle(meta)["label_names"] if meta.is_file() else [str(i) for i in range(10)]
+    names = _label_names(root / "batches.meta", "label_names", 10)
     train = ImageSet(torch.cat([p[0] for p in parts[:5]]), torch.cat([p[1] for p in parts[:5]]))
     return DataSplits("cifar10", train, ImageSet(*parts[5]), 10, list(names), str(root))
 
@@ -250,13 +331,12 @@ def load_cifar100(data_dir: Path, download: bool) -> DataSplits:
     splits = []
     for name in ("train", "test"):
         path = root / name
-        if not path.is_file():
+        if not path.exists():
             raise VicinalError(f"{path} is missing: the CIFAR-100 folder {root} is incomplete")
         d = _unpickle(path)
-        _check_cifar(d, path, "fine_labels")
+        _check_cifar(d, path, "fine_labels", 100)
         splits.append(ImageSet(_cifar_images(d["data"]), torch.tensor(d["fine_labels"], dtype=torch.int64)))
-    meta = root / "meta"
-    names = _unpickle(meta)["fine_label_names"] if meta.is_file() else [str(i) for i in range(100)]
+    names = _label_names(root / "meta", "fine_label_names", 100)
     return DataSplits("cifar100", splits[0], splits[1], 100, list(names), str(root))
 
 

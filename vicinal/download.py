@@ -13,10 +13,10 @@ import tarfile
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 from vicinal.corrupted import RELEASES, Release, md5_of
 from vicinal.errors import VicinalError
+from vicinal.reporting import Reporter, SilentReporter
 
 CHUNK = 1 << 20
 
@@ -31,7 +31,7 @@ def download_file(
     dest: Path,
     md5: str,
     size: int | None = None,
-    progress: Any = None,
+    reporter: Reporter | None = None,
     timeout: float = 60.0,
 ) -> Path:
     """Download ``dest`` from the first URL that works, resuming ``dest.part``; verify and rename."""
@@ -42,7 +42,7 @@ def download_file(
     errors = []
     for url in urls:
         try:
-            _fetch(url, part, size, progress, timeout)
+            _fetch(url, part, size, reporter, timeout)
         except (urllib.error.URLError, OSError, VicinalError) as exc:
             errors.append(f"{url}: {exc}")
             continue
@@ -67,7 +67,7 @@ def download_file(
     )
 
 
-def _fetch(url: str, part: Path, size: int | None, progress: Any, timeout: float) -> None:
+def _fetch(url: str, part: Path, size: int | None, reporter: Reporter | None, timeout: float) -> None:
     have = part.stat().st_size if part.is_file() else 0
     if size is not None and have == size:
         return
@@ -89,9 +89,7 @@ def _fetch(url: str, part: Path, size: int | None, progress: Any, timeout: float
             have = 0  # the server ignored the Range header: start over
         length = response.headers.get("Content-Length")
         total = have + int(length) if length is not None else size
-        task = (
-            progress.add_task(f"download {part.name[:-5]}", total=total, completed=have) if progress else None
-        )
+        task = (reporter or SilentReporter()).task(f"download {part.name[:-5]}", total=total, done=have)
         with open(part, "ab" if have else "wb") as f:
             first = True
             while block := response.read(CHUNK):
@@ -99,11 +97,10 @@ def _fetch(url: str, part: Path, size: int | None, progress: Any, timeout: float
                     raise VicinalError("the download starts like an HTML page, not the archive")
                 first = False
                 f.write(block)
-                if task is not None:
-                    progress.advance(task, len(block))
+                task.advance(len(block))
 
 
-def fetch_release(dataset: str, data_dir: Path, progress: Any = None) -> Path:
+def fetch_release(dataset: str, data_dir: Path, reporter: Reporter | None = None) -> Path:
     """Download, verify and extract the released -C set of ``dataset`` into ``data_dir``."""
     release: Release | None = RELEASES.get(dataset)
     if release is None:
@@ -118,7 +115,7 @@ def fetch_release(dataset: str, data_dir: Path, progress: Any = None) -> Path:
             "released one into the same folder"
         )
     archive = download_file(
-        release.urls, data_dir / release.archive, release.archive_md5, release.archive_bytes, progress
+        release.urls, data_dir / release.archive, release.archive_md5, release.archive_bytes, reporter
     )
     with tarfile.open(archive) as tar:
         tar.extractall(data_dir, filter="data")

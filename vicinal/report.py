@@ -1,36 +1,29 @@
 """``vicinal report``: one self-contained HTML file of the leaderboards and the figures people look at.
 
-Everything comes from the result files (and the PNG artifacts written beside them); every image is
-embedded as a base64 data URI, so the file opens anywhere without a network. Templates are Jinja2 with
-autoescaping on, so nothing from a result file (a method called ``<script>``) can become markup.
+Everything comes from the result files (and the PNG artifacts written beside them): the figures are the
+ones the evaluators declared (:class:`~vicinal.declarations.FigureSpec`, recorded in each result file) and
+are drawn here generically from the boards, so a plugin's figure appears like a built-in one; the
+galleries are the images the result files list. Every image is embedded as a base64 data URI, so the file
+opens anywhere without a network.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vicinal.leaderboard import (
-    CAPTION,
-    REPORTED_CAPTION,
-    Board,
-    Row,
-    board_id,
-    build_boards,
-    column_note,
-    format_cell,
-    header,
-)
-from vicinal.results import Store
+from vicinal.declarations import Artifact, FigureSpec, PanelSpec
+from vicinal.errors import VicinalError
+from vicinal.html import render_template
+from vicinal.identity import short
+from vicinal.leaderboard import Board, Row, breakdowns_of, build_boards, clean_of, family_columns
+from vicinal.results import Result, Store
 
 #: Called once per unit of work with (what, done, total): the CLI drives a progress bar with it.
 Progress = Callable[[str, int, int], None]
@@ -68,69 +61,7 @@ class SuiteReport:
     notes: list[str]
 
 
-# ---------------------------------------------------------------- templates
-
-
-def _http_only(url: str | None) -> str | None:
-    """A reported row's link, only if it is a web address (a ``javascript:`` URL must not be clickable)."""
-    return url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
-
-
-_SCALAR_LIST = re.compile(r"\[\s*\n\s*([^\[\]{}]*?)\s*\n\s*\]")
-
-
-def _pretty(value: Any) -> str:
-    """Indented JSON with lists of scalars kept on one line (an ε grid reads better as one line)."""
-    text = json.dumps(value, indent=2, sort_keys=False, default=str, ensure_ascii=False)
-    return _SCALAR_LIST.sub(lambda m: "[" + re.sub(r",\s*\n\s*", ", ", m.group(1)) + "]", text)
-
-
-def _reported_note(row: Row) -> str:
-    rep = row.reported or {}
-    parts = [f"reported by {row.citation}"]
-    if rep.get("note"):
-        parts.append(rep["note"])
-    if rep.get("n"):
-        parts.append(f"n = {rep['n']} runs")
-    return "\n".join(parts)
-
-
-@cache
-def _environment() -> Any:
-    import jinja2
-
-    from vicinal.leaderboard import _meta_columns, _meta_values
-    from vicinal.plots import method_colour
-
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("vicinal", "templates"),
-        autoescape=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        undefined=jinja2.StrictUndefined,
-    )
-    env.globals.update(
-        board_id=board_id,
-        column_note=column_note,
-        format_cell=format_cell,
-        header=header,
-        meta_columns=_meta_columns,
-        meta_values=_meta_values,
-        colour=method_colour,
-        reported_note=_reported_note,
-        http_only=_http_only,
-        caption=CAPTION,
-        reported_caption=REPORTED_CAPTION,
-    )
-    env.filters["pretty"] = _pretty
-    return env
-
-
-def render_template(name: str, **context: Any) -> str:
-    return _environment().get_template(name).render(**context)
-
-
-# ---------------------------------------------------------------- figures
+# ---------------------------------------------------------------- figures, drawn from their declarations
 
 
 def _data_uri(png: bytes) -> str:
@@ -154,10 +85,6 @@ def _linestyles(rows: list[Row]) -> dict[str, str]:
     return styles
 
 
-def _family(info: dict[str, dict], by: str, family: str) -> list[str]:
-    return [m for m, meta in info.items() if meta.get("by") == by and meta.get("family") == family]
-
-
 def _series(rows: list[Row], metrics: list[str], xs: list[float], styles: dict[str, str]) -> list[Any]:
     """One line per row over ``metrics``, skipping rows that have none of them."""
     from vicinal.plots import Series
@@ -173,204 +100,142 @@ def _series(rows: list[Row], metrics: list[str], xs: list[float], styles: dict[s
     return out
 
 
-def corruption_heat_map(full: Board) -> list[Figure]:
+def _numbers(keys: list[str]) -> list[float] | None:
+    try:
+        return [float(k) for k in keys]
+    except ValueError:
+        return None
+
+
+def _line_panel(full: Board, spec: FigureSpec, panel: PanelSpec) -> Any:
+    """One panel of a line figure: the family along the axis, its clean counterpart first (at 0)."""
+    from vicinal.plots import Panel
+
+    columns = family_columns(full.info, spec.by, panel.family)
+    if not columns:
+        return None
+    keys = [full.info[m].key for m in columns]
+    clean = clean_of(full.info, columns)
+    xs = _numbers(keys) if spec.spacing == "key" else None
+    if xs is None:  # evenly spaced (also keys that are not numbers), the clean counterpart at 0
+        xs = [float(i + bool(clean)) for i in range(len(keys))]
+    if clean:
+        axis = breakdowns_of(full.declares).get(spec.by)
+        columns, keys, xs = [clean, *columns], [axis.clean if axis else "clean", *keys], [0.0, *xs]
+    rows = _measured(full)
+    series = _series(rows, columns, xs, _linestyles(rows))
+    if not series:
+        return None
+    ticks = list(zip(xs, keys, strict=True))
+    return Panel(panel.title, panel.xlabel, panel.ylabel, series, ticks, full.info[columns[-1]].percent)
+
+
+def _lines(full: Board, spec: FigureSpec) -> bytes | None:
+    from vicinal.plots import figure_png, line_panels
+
+    panels = [p for p in (_line_panel(full, spec, panel) for panel in spec.panels) if p is not None]
+    return figure_png(line_panels(panels)) if panels else None
+
+
+def _heatmap(full: Board, spec: FigureSpec) -> bytes | None:
     from vicinal.plots import figure_png, heat_map
 
-    columns = _family(full.info, "corruption", "c_acc")
-    rows = _measured(full)
+    panel = spec.panels[0]
+    columns, rows = family_columns(full.info, spec.by, panel.family), _measured(full)
     if not columns or not rows:
-        return []
+        return None
     values = np.array(
         [[row.cells[m].mean if row.cells[m].n else np.nan for m in columns] for row in rows], dtype=float
     )
-    names = [str(full.info[m].get("key", m)) for m in columns]
-    fig = heat_map([r.label for r in rows], names, values, "accuracy per corruption", "accuracy")
-    return [
-        Figure(
-            "Accuracy per corruption",
-            "Mean over severities 1–5 and seeds, per method (rows) and corruption (columns).",
-            _data_uri(figure_png(fig)),
-            "heat map of accuracy per corruption and method",
-        )
-    ]
+    names = [full.info[m].key for m in columns]
+    percent = full.info[columns[0]].percent
+    fig = heat_map([r.label for r in rows], names, values, panel.title, panel.ylabel, percent=percent)
+    return figure_png(fig)
 
 
-def severity_curves(full: Board) -> list[Figure]:
-    from vicinal.plots import Panel, figure_png, line_panels
+def _bars(full: Board, spec: FigureSpec) -> bytes | None:
+    from vicinal.plots import Panel, Series, bar_panels, figure_png
 
-    rows, styles = _measured(full), _linestyles(_measured(full))
+    rows = _measured(full)
+    styles = _linestyles(rows)
     panels = []
-    for family, clean, what in (("c_acc", "acc", "accuracy"), ("c_ece", "ece", "ECE")):
-        columns = _family(full.info, "severity", family)
-        if not columns:
+    for panel in spec.panels:
+        meta = full.info.get(panel.metric)
+        if meta is None:
             continue
-        xs = [float(full.info[m].get("key", i + 1)) for i, m in enumerate(columns)]
-        ticks = [(x, str(int(x))) for x in xs]
-        if clean in full.info:
-            columns, xs, ticks = [clean, *columns], [0.0, *xs], [(0.0, "clean"), *ticks]
-        series = _series(rows, columns, xs, styles)
-        if series:
-            panels.append(Panel(f"{what} versus severity", "severity", what, series, ticks, percent=True))
-    if not panels:
-        return []
-    return [
-        Figure(
-            "Accuracy versus severity",
-            "Mean over the corruptions at each severity (clean test split at 0); the band is ± one std over "
-            "seeds.",
-            _data_uri(figure_png(line_panels(panels))),
-            "accuracy versus corruption severity per method",
-        )
-    ]
-
-
-def robustness_curves(full: Board) -> list[Figure]:
-    from vicinal.evaluation import parse_eps
-    from vicinal.plots import Panel, figure_png, line_panels
-
-    rows, styles = _measured(full), _linestyles(_measured(full))
-    attacks = list(
-        dict.fromkeys(
-            meta["family"]
-            for meta in full.info.values()
-            if meta.get("by") == "eps" and meta.get("evaluator") == "adversarial" and meta.get("family")
-        )
-    )
-    panels = []
-    for attack in attacks:
-        columns = sorted(_family(full.info, "eps", attack), key=lambda m: parse_eps(full.info[m]["key"]))
-        labels = [str(full.info[m]["key"]) for m in columns]
-        if "adv_subset_acc" in full.info:
-            columns, labels = ["adv_subset_acc", *columns], ["0", *labels]
-        # Evenly spaced: the radii roughly double, and on a linear axis 1/255 and 2/255 collide.
-        xs = [float(i) for i in range(len(columns))]
-        ticks = list(zip(xs, labels, strict=True))
-        series = _series(rows, columns, xs, styles)
-        norm = "L2" if "l2" in attack else "L∞"
+        series = [
+            Series(
+                r.label,
+                r.method,
+                [0.0],
+                [r.cells[panel.metric].mean],
+                [r.cells[panel.metric].std if r.cells[panel.metric].std is not None else float("nan")],
+                styles[r.label],
+            )
+            for r in rows
+            if r.cells[panel.metric].n
+        ]
         if series:
             panels.append(
-                Panel(attack.replace("_", " "), f"ε ({norm})", "robust accuracy", series, ticks, percent=True)
+                Panel(panel.title, panel.xlabel, panel.ylabel or meta.label, series, [], meta.percent)
             )
-    if not panels:
-        return []
-    return [
-        Figure(
-            "Robust accuracy versus ε",
-            "Per attack: accuracy on the seeded attacked subset at each radius (ε = 0: its clean accuracy), "
-            "radii evenly spaced; the band is ± one std over seeds.",
-            _data_uri(figure_png(line_panels(panels))),
-            "robust accuracy versus perturbation size per attack and method",
-        )
-    ]
+    return figure_png(bar_panels(panels)) if panels else None
 
 
-def _bar_panel(full: Board, rows: list[Row], styles: dict[str, str], metric: str, title: str) -> Any:
-    """One bar per row for ``metric`` (None when no row has it)."""
-    from vicinal.plots import Panel, Series
-
-    meta = full.info[metric]
-    series = [
-        Series(
-            r.label,
-            r.method,
-            [0.0],
-            [r.cells[metric].mean],
-            [r.cells[metric].std if r.cells[metric].std is not None else float("nan")],
-            styles[r.label],
-        )
-        for r in rows
-        if r.cells[metric].n
-    ]
-    return (
-        Panel(title, "", meta.get("label", metric), series, [], meta.get("percent", False))
-        if series
-        else None
-    )
+#: How each kind of declared figure is drawn; None when the boards hold nothing to draw.
+DRAW: dict[str, Callable[[Board, FigureSpec], bytes | None]] = {
+    "lines": _lines,
+    "heatmap": _heatmap,
+    "bars": _bars,
+}
 
 
-def linearity_figures(full: Board) -> list[Figure]:
-    from vicinal.evaluation import parse_eps
-    from vicinal.plots import Panel, bar_panels, figure_png, line_panels
+def declared_figures(full: Board) -> list[FigureSpec]:
+    """Every figure the suite's result files declare, once, in the evaluators' order."""
+    return list(dict.fromkeys(f for d in full.declares.values() for f in d.figures))
 
-    rows, styles = _measured(full), _linestyles(_measured(full))
-    figures = []
-    bars = []
-    gamma = sorted(_family(full.info, "eps", "lin_gamma"), key=lambda m: parse_eps(full.info[m]["key"]))
-    if len(gamma) == 1:  # one radius: a bar per method says it better than a line of single points
-        bars.append(_bar_panel(full, rows, styles, gamma[0], f"γ at ε = {full.info[gamma[0]]['key']}"))
-    elif gamma:
-        xs = [float(i) for i in range(len(gamma))]
-        ticks = [(x, str(full.info[m]["key"])) for x, m in zip(xs, gamma, strict=True)]
-        series = _series(rows, gamma, xs, styles)
-        if series:
-            panel = Panel("local linearity γ (lower = more linear)", "ε (L∞)", "γ", series, ticks)
-            figures.append(
-                Figure(
-                    "Local linearity",
-                    "γ(ε): the largest deviation of the loss from its first-order Taylor expansion within "
-                    "the L∞ ball of radius ε, averaged over the seeded test subset (Qin et al. 2019).",
-                    _data_uri(figure_png(line_panels([panel]))),
-                    "local linearity γ versus ε per method",
-                )
-            )
-    for metric in ("interp_logit_dev", "interp_miss"):
-        if metric in full.info:
-            bars.append(_bar_panel(full, rows, styles, metric, full.info[metric].get("label", metric)))
-    bars = [b for b in bars if b is not None]
-    if bars:
-        figures.append(
-            Figure(
-                "Linearity" if len(gamma) == 1 else "Linearity between test inputs",
-                (
-                    "γ: the largest deviation of the loss from its first-order Taylor expansion within "
-                    "the L∞ ball (Qin et al. 2019), lower = more linear; "
-                    if len(gamma) == 1
-                    else ""
-                )
-                + "interp dev: mean deviation of the logits from the linear interpolation of the endpoint "
-                "logits, relative to their distance, along segments between test inputs of different "
-                "classes (0 for a linear model); interp miss: in-between points predicted as neither class.",
-                _data_uri(figure_png(bar_panels(bars))),
-                "linearity measures per method",
-            )
-        )
-    return figures
+
+def draw_figure(full: Board, spec: FigureSpec) -> Figure | None:
+    png = DRAW[spec.kind](full, spec)
+    if png is None:
+        return None
+    return Figure(spec.title, spec.caption, _data_uri(png), spec.alt or spec.title)
 
 
 # ---------------------------------------------------------------- artifacts and metadata
 
 
-def _first_result(row: Row, by_path: dict[str, dict]) -> dict[str, Any] | None:
-    results = [by_path[p] for p in row.paths if p in by_path]
-    return min(results, key=lambda r: (r.get("seed") is None, r.get("seed") or 0)) if results else None
+def _first_result(row: Row) -> Result | None:
+    return min(row.results, key=lambda r: (r.seed is None, r.seed or 0)) if row.results else None
 
 
-def artifact_gallery(
-    rows: list[Row], by_path: dict[str, dict], name: str, title: str, caption: str, layout: str = "gallery"
-) -> Gallery | None:
-    """The ``name`` artifact of each row's lowest seed, embedded; None when no row has one."""
-    gallery = Gallery(title, caption, layout)
+def artifact_galleries(rows: list[Row]) -> list[Gallery]:
+    """One gallery per image the result files list (in the order they first appear), each row's from
+    its lowest seed, under the title and caption recorded with it."""
+    described: dict[str, Artifact] = {}
     for row in rows:
-        result = _first_result(row, by_path)
-        artifact = (result or {}).get("artifacts", {}).get(name)
-        if not artifact or not result:
-            gallery.missing.append(row.label)
-            continue
-        path = Path(result["_path"]).parent / artifact
-        try:
-            png = path.read_bytes()
-        except OSError:
-            gallery.missing.append(f"{row.label} ({artifact} not found)")
-            continue
-        gallery.items.append(
-            (
-                row,
-                Figure(
-                    f"{row.label} · seed {result.get('seed')}", "", _data_uri(png), f"{title}: {row.label}"
-                ),
-            )
-        )
-    return gallery if gallery.items else None
+        result = _first_result(row)
+        for name, artifact in (result.artifacts if result is not None else {}).items():
+            described.setdefault(name, artifact)
+    galleries = []
+    for name, spec in described.items():
+        gallery = Gallery(spec.title, spec.caption, spec.layout)
+        for row in rows:
+            result = _first_result(row)
+            artifact = result.artifacts.get(name) if result is not None else None
+            if artifact is None or result is None or result.path is None:
+                gallery.missing.append(row.label)
+                continue
+            try:
+                png = (result.path.parent / artifact.file).read_bytes()
+            except OSError:
+                gallery.missing.append(f"{row.label} ({artifact.file} not found)")
+                continue
+            title = f"{row.label} · seed {result.seed}"
+            gallery.items.append((row, Figure(title, "", _data_uri(png), f"{spec.title}: {row.label}")))
+        if gallery.items:
+            galleries.append(gallery)
+    return galleries
 
 
 def _short_commit(commit: str | None) -> str:
@@ -380,42 +245,42 @@ def _short_commit(commit: str | None) -> str:
     return commit[:12] + ("+dirty" if commit.endswith("+dirty") else "")
 
 
-def run_metadata(rows: list[Row], by_path: dict[str, dict]) -> list[dict[str, Any]]:
-    """One line per measured result file: identity, versions, device, wall times, hashes."""
+def run_metadata(rows: list[Row]) -> list[dict[str, Any]]:
+    """One line per seed of each measured row (its newest file): identity, versions, device, times."""
     out = []
     for row in rows:
-        for path in row.paths:
-            r = by_path.get(path)
-            if r is None:
-                continue
-            env = r.get("environment", {})
+        for r in row.results:
+            env = r.environment
             versions = env.get("versions", {})
             device = env.get("device", {})
+            code = env.get("code", {})
             out.append(
                 {
                     "label": row.label,
                     "method": row.method,
-                    "seed": r.get("seed"),
-                    "run_id": str(r.get("run_id", ""))[:12],
-                    "config_hash": str(r.get("config_hash", ""))[:12],
-                    "created": r.get("created", ""),
+                    "seed": r.seed,
+                    "run_id": r.run_id[:12],
+                    "training_id": r.training_id[:12],
+                    "config_hash": r.config_hash[:12],
+                    "created": r.created,
                     "device": " ".join(str(v) for v in (device.get("type"), device.get("name")) if v),
                     "versions": ", ".join(f"{k} {v}" for k, v in versions.items() if v),
                     "git_commit": _short_commit(env.get("git_commit")),
-                    "timing": r.get("timing", {}),
-                    "images_per_second": r.get("training", {}).get("images_per_second"),
+                    "code": ", ".join(f"{k} {short(v)}" for k, v in code.items() if isinstance(v, dict)),
+                    "timing": r.timing,
+                    "images_per_second": r.training.get("images_per_second"),
                     "deterministic": env.get("deterministic"),
-                    "file": Path(path).name,
+                    "file": r.path.name if r.path else "",
                 }
             )
     return sorted(out, key=lambda m: (m["label"], m["seed"] if m["seed"] is not None else -1))
 
 
-def _recipes(rows: list[Row], by_path: dict[str, dict]) -> list[dict[str, Any]]:
+def _recipes(rows: list[Row]) -> list[dict[str, Any]]:
     seen: dict[str, dict] = {}
     for row in rows:
-        for path in row.paths:
-            spec = dict(by_path.get(path, {}).get("suite_spec", {}))
+        for r in row.results:
+            spec = dict(r.suite_spec)
             spec.pop("evaluators", None)
             if spec:
                 seen.setdefault(json.dumps(spec, sort_keys=True, default=str), spec)
@@ -425,74 +290,55 @@ def _recipes(rows: list[Row], by_path: dict[str, dict]) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- the report
 
 
-def _breakdown_boards(store: Store, suite: str) -> list[Board]:
-    from vicinal.errors import VicinalError
+@dataclass
+class _Plan:
+    """A suite's boards, built before any figure is drawn (so that the progress bar knows the total)."""
 
-    boards = []
-    for by in ("corruption", "severity"):
-        try:
-            boards += build_boards(store, suite, by=by)
-        except VicinalError:
-            continue  # this suite has no such breakdown
-    return boards
+    suite: str
+    board: Board
+    full: Board
+    breakdowns: list[Board]
+    figures: list[FigureSpec]
 
 
-def suite_report(store: Store, suite: str, step: Callable[[str], None]) -> SuiteReport:
+def _plan(store: Store, suite: str) -> _Plan:
     board = build_boards(store, suite)[0]
     full = build_boards(store, suite, metrics=["all"])[0]
-    by_path = {r["_path"]: r for r in store.results if "_path" in r}
-    rows = _measured(full)
+    breakdowns = []
+    for axis in breakdowns_of(full.declares):
+        try:
+            breakdowns += build_boards(store, suite, by=axis)
+        except VicinalError:
+            continue  # declared, but this suite holds none of its default family
+    return _Plan(suite, board, full, breakdowns, declared_figures(full))
+
+
+def suite_report(plan: _Plan, step: Callable[[str], None]) -> SuiteReport:
+    rows = _measured(plan.full)
     figures: list[Figure] = []
-    notes: list[str] = []
-    for what, draw in (
-        ("heat map", corruption_heat_map),
-        ("severity curves", severity_curves),
-        ("robustness curves", robustness_curves),
-        ("linearity", linearity_figures),
-    ):
-        step(f"{suite}: {what}")
-        figures += draw(full)
-    if not any(m.get("by") == "eps" for m in full.info.values()) and any(
-        m.get("evaluator") == "adversarial" for m in full.info.values()
-    ):
+    for spec in plan.figures:
+        step(f"{plan.suite}: {spec.title}")
+        figure = draw_figure(plan.full, spec)
+        if figure is not None:
+            figures.append(figure)
+    notes = []
+    undeclared = sum(not r.declares for row in rows for r in row.results)
+    if undeclared:
         notes.append(
-            "These adversarial results carry no ε breakdown (written by an older vicinal): re-run "
-            "`vicinal run` with the same options to re-evaluate the cached models and get the curves."
+            f"{undeclared} result file(s) here declare no breakdowns or figures (written by an older "
+            "vicinal): re-run `vicinal run` with the same options to re-evaluate the cached models and "
+            "get them."
         )
-    step(f"{suite}: embedded images")
-    galleries = [
-        g
-        for g in (
-            artifact_gallery(
-                rows,
-                by_path,
-                "reliability",
-                "Reliability diagrams",
-                "Accuracy per confidence bin against the diagonal, before and after temperature scaling "
-                "(the calibration evaluator's diagram of each configuration's lowest seed).",
-            ),
-            artifact_gallery(
-                rows,
-                by_path,
-                "samples",
-                "Training samples",
-                "What each method trains on, from the same eight training images and pairs (fixed seed): "
-                "the clean pair and the mixed sample the method makes, with VarMixup's VAE "
-                "reconstructions and decoded mixes.",
-                layout="stack",
-            ),
-        )
-        if g is not None
-    ]
+    step(f"{plan.suite}: embedded images")
     return SuiteReport(
-        suite,
-        board,
-        full,
-        _breakdown_boards(store, suite),
+        plan.suite,
+        plan.board,
+        plan.full,
+        plan.breakdowns,
         figures,
-        galleries,
-        run_metadata(rows, by_path),
-        _recipes(rows, by_path),
+        artifact_galleries(rows),
+        run_metadata(rows),
+        _recipes(rows),
         notes,
     )
 
@@ -505,9 +351,9 @@ def build_report(
     progress: Progress | None = None,
 ) -> str:
     """The report's HTML for ``suites`` (default: every suite with results)."""
-    names = suites or sorted({r["suite"] for r in store.results})
-    steps_per_suite = 5
-    total = steps_per_suite * len(names)
+    names = suites or sorted({r.suite for r in store.results})
+    plans = [_plan(store, name) for name in names]
+    total = sum(len(p.figures) + 1 for p in plans)
     done = 0
 
     def step(what: str) -> None:
@@ -516,7 +362,7 @@ def build_report(
             progress(what, done, total)
         done += 1
 
-    reports = [suite_report(store, name, step) for name in names]
+    reports = [suite_report(plan, step) for plan in plans]
     if progress is not None:
         progress("done", total, total)
     from importlib.metadata import PackageNotFoundError, version

@@ -15,71 +15,162 @@ from typing import Any, Literal
 
 from vicinal.errors import VicinalError
 from vicinal.hparams import build_config, hp
+from vicinal.names import check_name
 
 
 @dataclass
 class Recipe:
-    """The classifier's training recipe."""
+    """The classifier's training recipe (the suite's ``[train]`` table)."""
 
-    epochs: int = hp(200, "training epochs")
-    batch_size: int = hp(128, "batch size")
+    epochs: int = hp(200, "training epochs", ge=1)
+    batch_size: int = hp(128, "batch size", ge=2)
     optimizer: Literal["sgd"] = hp("sgd", "optimizer")
-    lr: float = hp(0.1, "initial learning rate")
-    momentum: float = hp(0.9, "SGD momentum")
+    lr: float = hp(0.1, "initial learning rate", gt=0)
+    momentum: float = hp(0.9, "SGD momentum", ge=0, lt=1)
     nesterov: bool = hp(False, "Nesterov momentum")
-    weight_decay: float = hp(1e-4, "L2 weight decay (all parameters)")
+    weight_decay: float = hp(1e-4, "L2 weight decay (all parameters)", ge=0)
     schedule: Literal["step", "cosine", "constant"] = hp("step", "learning-rate schedule")
-    milestones: list[float] = hp([0.5, 0.75], "step schedule: decay points as fractions of the epochs")
-    gamma: float = hp(0.1, "step schedule: multiplicative decay at each milestone")
-    crop_padding: int = hp(4, "random crop from a zero-padded image (0 disables)")
+    milestones: list[float] = hp(
+        [0.5, 0.75], "step schedule: decay points as fractions of the epochs", gt=0, lt=1
+    )
+    gamma: float = hp(0.1, "step schedule: multiplicative decay at each milestone", gt=0)
+    crop_padding: int = hp(4, "random crop from a zero-padded image (0 disables)", ge=0)
     flip: bool = hp(True, "random horizontal flip")
-
-    def validate(self) -> None:
-        if self.epochs < 1 or self.batch_size < 2 or self.lr <= 0:
-            raise ValueError("need epochs ≥ 1, batch_size ≥ 2 and lr > 0")
-        if any(not 0 < m < 1 for m in self.milestones):
-            raise ValueError("milestones are fractions of the epochs, strictly between 0 and 1")
 
     def milestone_epochs(self) -> list[int]:
         return sorted({max(1, round(m * self.epochs)) for m in (self.milestones or [])})
 
 
 @dataclass
+class DataSettings:
+    """The suite's ``[data]`` table."""
+
+    dataset: str = hp("", "registered dataset (vicinal datasets lists them)")
+    limit_train: int = hp(0, "use only N images of a fixed shuffle of the training split (0 = all)", ge=0)
+    validation: float = hp(0.0, "share of the training images held out (temperature scaling)", ge=0, lt=1)
+
+    def validate(self) -> None:
+        if not self.dataset:
+            raise ValueError('dataset is required, e.g. dataset = "cifar10"')
+
+
+@dataclass
+class ModelSettings:
+    """The suite's ``[model]`` table."""
+
+    name: str = hp("small-cnn", "registered classifier architecture")
+    eval_batch_size: int = hp(512, "images per batch when evaluating", ge=1)
+
+
+@dataclass
+class RunSettings:
+    """The suite's ``[run]`` table."""
+
+    methods: list[str] = hp(["erm"], "methods to train, in order")
+    seeds: list[int] = hp([0], "seeds; each (method, seed) is one run", ge=0)
+    baseline: str = hp("erm", "the method that relative metrics such as mCE are computed against")
+
+    def validate(self) -> None:
+        if not self.methods:
+            raise ValueError("methods is empty: name at least one method")
+        if not self.seeds:
+            raise ValueError("seeds is empty: give at least one seed, e.g. seeds = [0]")
+        for what, items in (("method", self.methods), ("seed", self.seeds)):
+            twice = sorted({str(x) for x in items if items.count(x) > 1})
+            if twice:
+                raise ValueError(f"{what} {', '.join(twice)} is listed twice")
+
+
+#: The tables and keys a suite file may have; everything else is an error naming the closest valid key.
+SECTIONS: dict[str, type] = {
+    "data": DataSettings,
+    "model": ModelSettings,
+    "train": Recipe,
+    "run": RunSettings,
+}
+TOP_LEVEL = ("name", "description", "extends", *SECTIONS, "evaluators", "methods", "sweep")
+
+
+@dataclass
 class Suite:
     name: str
     description: str
-    dataset: str
-    model: str
+    data: DataSettings
+    model_settings: ModelSettings
     recipe: Recipe
-    methods: list[str]
-    seeds: list[int]
+    run: RunSettings
     evaluators: dict[str, dict[str, Any]]
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
-    limit_train: int = 0
-    validation: float = 0.0
-    eval_batch_size: int = 512
+    #: ``[sweep.METHOD] PARAM = [v1, v2]``: the grid of every combination, each point its own configuration.
+    sweep: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     path: str = ""
+
+    # The settings most code reads, by their plain names.
+    @property
+    def dataset(self) -> str:
+        return self.data.dataset
+
+    @property
+    def limit_train(self) -> int:
+        return self.data.limit_train
+
+    @property
+    def validation(self) -> float:
+        return self.data.validation
+
+    @property
+    def model(self) -> str:
+        return self.model_settings.name
+
+    @property
+    def eval_batch_size(self) -> int:
+        return self.model_settings.eval_batch_size
+
+    @property
+    def methods(self) -> list[str]:
+        return self.run.methods
+
+    @property
+    def seeds(self) -> list[int]:
+        return self.run.seeds
+
+    def override(self, section: str, **values: Any) -> None:
+        """Replace settings of one section (``override("run", seeds=[1, 2])``), validated as in a file."""
+        current = getattr(self, {"train": "recipe", "model": "model_settings"}.get(section, section))
+        merged = {**dataclasses.asdict(current), **values}
+        setattr(
+            self,
+            {"train": "recipe", "model": "model_settings"}.get(section, section),
+            build_config(type(current), merged, section),
+        )
+
+    def training_spec(self) -> dict[str, Any]:
+        """What of the suite determines the trained weights (with the method, seed and code): not its name,
+        description, evaluators or run list, so suites that train alike (cifar10, cifar10-c) share models."""
+        return {
+            "dataset": self.dataset,
+            "limit_train": self.limit_train,
+            "validation": self.validation,
+            "model": self.model,
+            "recipe": dataclasses.asdict(self.recipe),
+            "milestone_epochs": self.recipe.milestone_epochs(),
+        }
 
     def spec(self) -> dict[str, Any]:
         """The protocol as data (recorded in every result file); the run's seed is not part of it."""
-        d = dataclasses.asdict(self)
-        d.pop("path")
-        d.pop("seeds")
-        d.pop("methods")
-        d.pop("method_params")
-        d["milestone_epochs"] = self.recipe.milestone_epochs()
-        return d
+        return {
+            "name": self.name,
+            "description": self.description,
+            **self.training_spec(),
+            "eval_batch_size": self.eval_batch_size,
+            "baseline": self.run.baseline,
+            "evaluators": self.evaluators,
+        }
 
 
 def builtin_suites() -> dict[str, Path]:
     folder = resources.files("vicinal.suites")
     return {p.name[:-5]: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".toml")}
-
-
-def _table(table: Any, where: str) -> dict[str, Any]:
-    if not isinstance(table, dict):
-        raise VicinalError(f"{where} must be a table")
-    return table
 
 
 def load_suite(name_or_path: str) -> Suite:
@@ -109,13 +200,17 @@ def _load_raw(name_or_path: str, chain: list[str]) -> tuple[dict[str, Any], Path
                 "and not a TOML file. Run `vicinal suites` to list them."
             )
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise VicinalError(f"suite file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise VicinalError(f"cannot read suite file {path}: {exc.strerror or exc}") from None
     parent = raw.pop("extends", None)
     if parent is not None:
+        if not isinstance(parent, str):
+            raise VicinalError(f"{path}: extends must be a suite name or a path, got {parent!r}")
         chain = [*chain, str(path.resolve())]
-        ref = str(parent)
+        ref = parent
         if ref not in shipped and not Path(ref).is_absolute():
             ref = str(path.parent / ref)  # a user's suite extends a file beside it
         target = shipped.get(ref, Path(ref))
@@ -126,34 +221,92 @@ def _load_raw(name_or_path: str, chain: list[str]) -> tuple[dict[str, Any], Path
     return raw, path
 
 
+def _tables(raw: Any, where: str, section: str) -> dict[str, dict[str, Any]]:
+    """A table of tables (``[evaluators.NAME]``, ``[methods.NAME]``), each entry checked to be a table."""
+    if not isinstance(raw, dict):
+        raise VicinalError(f"{where}: [{section}] must be a table of tables, e.g. [{section}.NAME]")
+    for name, value in raw.items():
+        if not isinstance(value, dict):
+            raise VicinalError(
+                f"{where}: [{section}] {name} = {value!r}: expected a table of settings, "
+                f"e.g. [{section}.{name}] (empty for the defaults)"
+            )
+    return raw
+
+
 def parse_suite(raw: dict[str, Any], where: str = "<suite>") -> Suite:
-    known = {"name", "description", "data", "model", "train", "run", "evaluators", "methods"}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise VicinalError(
-            f"{where}: unknown section(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )
-    try:
-        data = _table(raw.get("data", {}), "[data]")
-        run = _table(raw.get("run", {}), "[run]")
-        model = _table(raw.get("model", {}), "[model]")
-        recipe = build_config(Recipe, _table(raw.get("train", {}), "[train]"), "train")
-        return Suite(
-            name=str(raw["name"]),
-            description=str(raw.get("description", "")),
-            dataset=str(data["dataset"]),
-            limit_train=int(data.get("limit_train", 0)),
-            validation=float(data.get("validation", 0.0)),
-            model=str(model.get("name", "small-cnn")),
-            eval_batch_size=int(model.get("eval_batch_size", 512)),
-            recipe=recipe,
-            methods=[str(m) for m in run.get("methods", ["erm"])],
-            seeds=[int(s) for s in run.get("seeds", [0])],
-            evaluators={k: dict(v) for k, v in raw.get("evaluators", {"clean": {}}).items()},
-            method_params={k: dict(v) for k, v in raw.get("methods", {}).items()},
-            path=where,
-        )
-    except KeyError as exc:
-        raise VicinalError(f"{where}: missing required key {exc}") from None
-    except (TypeError, ValueError) as exc:
-        raise VicinalError(f"{where}: {exc}") from None
+    """A validated suite: every key known (or an error naming the closest valid one), every value typed
+    and in range, every method and evaluator registered with settings it has."""
+    from vicinal.hparams import unknown_key
+
+    for key in raw:
+        if key not in TOP_LEVEL:
+            raise unknown_key(key, list(TOP_LEVEL), f"suite file {where}", "section or key")
+    if "name" not in raw:
+        raise VicinalError(f'{where}: missing required key name (e.g. name = "my-suite")')
+    name = check_name(raw["name"], "suite")
+    if not isinstance(raw.get("description", ""), str):
+        raise VicinalError(f"{where}: description must be a string")
+    sections = {}
+    for key, cls in SECTIONS.items():
+        table = raw.get(key, {})
+        if not isinstance(table, dict):
+            raise VicinalError(f"{where}: [{key}] must be a table, got {table!r}")
+        sections[key] = build_config(cls, table, f"{where}: [{key}]", strict=True, what="setting")
+    evaluators = _tables(raw.get("evaluators", {"clean": {}}), where, "evaluators")
+    method_params = _tables(raw.get("methods", {}), where, "methods")
+    sweep = _tables(raw.get("sweep", {}), where, "sweep")
+    for method, grid in sweep.items():
+        for param, values in grid.items():
+            if not isinstance(values, list) or not values:
+                raise VicinalError(
+                    f"{where}: [sweep.{method}] {param} = {values!r}: give a non-empty list of values, "
+                    f"e.g. {param} = [0.2, 1.0]"
+                )
+    suite = Suite(
+        name=name,
+        description=raw.get("description", ""),
+        data=sections["data"],
+        model_settings=sections["model"],
+        recipe=sections["train"],
+        run=sections["run"],
+        evaluators={k: dict(v) for k, v in evaluators.items()},
+        method_params={k: dict(v) for k, v in method_params.items()},
+        sweep={k: dict(v) for k, v in sweep.items()},
+        path=where,
+    )
+    validate_components(suite)
+    return suite
+
+
+def validate_components(suite: Suite) -> None:
+    """Every name the suite uses is registered and every setting it gives exists and is valid."""
+    from vicinal.datasets import DATASETS
+    from vicinal.evaluation import EVALUATORS
+    from vicinal.method import get_method
+    from vicinal.models import MODELS
+
+    where = suite.path
+
+    def named(context: str, lookup: Any, name: str) -> Any:
+        try:
+            return lookup(name)
+        except VicinalError as exc:
+            raise VicinalError(f"{where}: {context}: {exc}") from None
+
+    named("[data] dataset", DATASETS.get, suite.dataset)
+    named("[model] name", MODELS.get, suite.model)
+    for name in suite.methods:
+        named("[run] methods", get_method, name)
+    for name, params in suite.method_params.items():
+        cls = named(f"[methods.{name}]", get_method, name)
+        build_config(cls.Config, params, f"{where}: [methods.{name}]", strict=True)
+    for name, grid in suite.sweep.items():  # every value of every swept setting is checked here
+        cls = named(f"[sweep.{name}]", get_method, name)
+        for param, values in grid.items():
+            for value in values:
+                point = {**suite.method_params.get(name, {}), param: value}
+                build_config(cls.Config, point, f"{where}: [sweep.{name}]", strict=True)
+    for name, params in suite.evaluators.items():
+        cls = named(f"[evaluators.{name}]", EVALUATORS.get, name)
+        build_config(cls.Config, params, f"{where}: [evaluators.{name}]", strict=True, what="setting")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -16,15 +17,33 @@ from vicinal.datasets import ImageSet, count_train_batches, to_unit, train_batch
 from vicinal.errors import VicinalError
 from vicinal.io import atomic_torch_save
 from vicinal.method import Method
+from vicinal.reporting import Reporter
 from vicinal.rng import RunRandom
 from vicinal.suite import Recipe
+
+log = logging.getLogger("vicinal")
+
+#: Seconds between progress updates (each one reads the running loss back from the device).
+PROGRESS_EVERY_S = 0.5
+
+
+def _finite_loss(loss_sum: torch.Tensor, seen: int, label: str, epoch: int) -> float:
+    """The epoch's mean loss so far; a non-finite one stops the run with advice."""
+    value = float(loss_sum) / max(seen, 1)
+    if not math.isfinite(value):
+        raise VicinalError(
+            f"{label}: the training loss became {value} at epoch {epoch + 1}; "
+            "lower the learning rate (train.lr) and run again"
+        )
+    return value
 
 
 @dataclass
 class TrainSummary:
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
-    images: int = 0
+    images: int = 0  # training images drawn (batches × batch size)
+    forwarded: int = 0  # images through the classifier (a method may forward more than it draws)
     resumed_from_epoch: int = 0
 
     @property
@@ -52,13 +71,17 @@ def lr_at(recipe: Recipe, epoch: int) -> float:
 
 
 def read_checkpoint(path: Path, device: torch.device) -> dict[str, Any] | None:
-    """The saved training state, or None when there is none or it cannot be read (then training restarts)."""
+    """The saved training state, or None when there is none or it cannot be read (then training restarts).
+
+    Loaded with ``weights_only=True``: a checkpoint holds only tensors and plain values (numbers, strings,
+    lists, dicts — the RNG and optimiser states included), so a cache folder copied from elsewhere cannot
+    run code when it is read."""
     if not path.is_file():
         return None
     try:
-        return torch.load(path, map_location=device, weights_only=False)
-    except Exception as exc:  # a damaged checkpoint costs a retrain, never the run
-        print(f"warning: checkpoint {path} unreadable ({type(exc).__name__}: {exc}); training from scratch")
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # a damaged or unsafe checkpoint costs a retrain, never the run
+        log.warning("checkpoint %s unreadable (%s: %s); training from scratch", path, type(exc).__name__, exc)
         return None
 
 
@@ -69,7 +92,7 @@ def train(
     recipe: Recipe,
     device: torch.device,
     seed: int,
-    progress: Any,
+    reporter: Reporter,
     label: str,
     checkpoint: Path | None = None,
 ) -> TrainSummary:
@@ -85,53 +108,60 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         rng.load_state(state["rng"])
         summary.history, summary.seconds, summary.images = state["history"], state["seconds"], state["images"]
+        summary.forwarded = state.get("forwarded", 0)
         start_epoch = summary.resumed_from_epoch = state["epoch"]
 
+    # The training images live on the device for the whole run (uint8: CIFAR-10 is 150 MB), so a batch is
+    # an index into device memory, not a copy from the host.
+    images, labels = train_set.images.to(device), train_set.labels.to(device)
     n = len(train_set)
     steps = count_train_batches(n, recipe.batch_size)
     use_amp = device.type == "cuda"
-    task = progress.add_task(
-        label, total=recipe.epochs * steps, completed=start_epoch * steps, loss="", acc="", speed=""
-    )
+    task = reporter.task(label, total=recipe.epochs * steps, done=start_epoch * steps)
     for epoch in range(start_epoch, recipe.epochs):
         lr = lr_at(recipe, epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
         model.train()
         order = rng.permutation(n)
-        t0 = time.perf_counter()
-        loss_sum = correct = count = 0.0
-        seen = 0
-        for idx in train_batches(order, recipe.batch_size):
-            x = to_unit(train_set.images[idx], device)
-            y = train_set.labels[idx].to(device, non_blocking=True)
+        task_done = 0
+        t0 = shown = time.perf_counter()
+        # Running sums stay on the device: reading a number back (.item()) makes the host wait for the
+        # GPU, so it happens only when the progress display is refreshed and at the end of the epoch.
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        correct = torch.zeros((), dtype=torch.float64, device=device)
+        count = seen = 0
+        batches = train_batches(order, recipe.batch_size)
+        for done, idx in enumerate(batches, start=1):
+            idx = idx.to(device)
+            x = to_unit(images[idx], device)
+            y = labels[idx]
             x = random_crop_flip(x, rng, recipe.crop_padding, recipe.crop_padding > 0, recipe.flip)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 out = method.training_step(model, x, y, rng)
-            loss_value = out.loss.item()
-            if not math.isfinite(loss_value):
-                raise VicinalError(
-                    f"{label}: the training loss became {loss_value} at epoch {epoch + 1}; "
-                    "lower the learning rate (train.lr) and run again"
-                )
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             optimizer.step()
-            loss_sum += loss_value * len(idx)
+            loss_sum += out.loss.detach().double() * len(idx)
             correct += out.correct
             count += out.count
             seen += len(idx)
-            elapsed = time.perf_counter() - t0
-            progress.update(
-                task,
-                advance=1,
-                loss=f"loss {loss_sum / seen:.3f}",
-                acc=f"acc {100 * correct / max(count, 1):.1f}%",
-                speed=f"{seen / max(elapsed, 1e-9):.0f} img/s · ep {epoch + 1}/{recipe.epochs}",
-            )
+            now = time.perf_counter()
+            if now - shown >= PROGRESS_EVERY_S or done == len(batches):
+                shown = now
+                mean_loss = _finite_loss(loss_sum, seen, label, epoch)
+                task.advance(
+                    done - task_done,
+                    loss=f"{mean_loss:.3f}",
+                    acc=f"{100 * float(correct) / max(count, 1):.1f}%",
+                    **{"img/s": f"{seen / max(now - t0, 1e-9):.0f}", "epoch": f"{epoch + 1}/{recipe.epochs}"},
+                )
+                task_done = done
         epoch_seconds = time.perf_counter() - t0
+        loss_sum, correct = float(loss_sum), float(correct)
         summary.seconds += epoch_seconds
         summary.images += seen
+        summary.forwarded += int(count)  # StepOutput.count: the images this step forwarded
         summary.history.append(
             {
                 "epoch": epoch + 1,
@@ -140,6 +170,12 @@ def train(
                 "train_acc": correct / max(count, 1),
                 "seconds": round(epoch_seconds, 3),
             }
+        )
+        task.line(
+            f"epoch {epoch + 1}/{recipe.epochs}",
+            loss=f"{loss_sum / max(seen, 1):.3f}",
+            acc=f"{100 * correct / max(count, 1):.1f}%",
+            **{"img/s": f"{seen / max(epoch_seconds, 1e-9):.0f}", "lr": f"{lr:.4g}"},
         )
         if checkpoint is not None:
             atomic_torch_save(
@@ -151,6 +187,7 @@ def train(
                     "history": summary.history,
                     "seconds": summary.seconds,
                     "images": summary.images,
+                    "forwarded": summary.forwarded,
                 },
                 checkpoint,
             )

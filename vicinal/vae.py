@@ -21,7 +21,6 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from torch import nn
 from vicinal.datasets import ImageSet, count_train_batches, to_unit, train_batches
 from vicinal.errors import VicinalError
 from vicinal.io import atomic_torch_save, atomic_write_text
+from vicinal.reporting import Reporter
 
 #: Architecture name → version; bump a version when that network changes: it is part of the cache key.
 ARCHITECTURES = {"conv": "convvae-v1", "resnet": "resvae-v1"}
@@ -243,16 +243,14 @@ def reconstruction_mse(vae: VAE, images: torch.Tensor, device: torch.device, bat
     return total / max(n, 1)
 
 
-def train_vae(spec: VAESpec, train: ImageSet, device: torch.device, progress: Any) -> tuple[VAE, dict]:
+def train_vae(spec: VAESpec, train: ImageSet, device: torch.device, reporter: Reporter) -> tuple[VAE, dict]:
     gen = torch.Generator().manual_seed(spec.seed)
     torch.manual_seed(spec.seed)
     vae = build_vae(spec.arch, spec.image_shape, spec.latent_dim, spec.width).to(device)
     opt = torch.optim.Adam(vae.parameters(), lr=spec.lr)
     n = len(train)
     steps = count_train_batches(n, spec.batch_size)
-    task = progress.add_task(
-        f"VAE {spec.arch} β={spec.beta:g}", total=spec.epochs * steps, loss="", acc="", speed=""
-    )
+    task = reporter.task(f"VAE {spec.arch} β={spec.beta:g}", total=spec.epochs * steps)
     history = []
     start = time.perf_counter()
     for epoch in range(spec.epochs):
@@ -272,12 +270,8 @@ def train_vae(spec: VAESpec, train: ImageSet, device: torch.device, progress: An
             kld += kl.item() * len(idx)
             sq += mse.item() * len(idx)
             seen += len(idx)
-            progress.update(
-                task,
-                advance=1,
-                loss=f"recon {rec / seen:.1f}",
-                acc=f"KL {kld / seen:.1f}",
-                speed=f"epoch {epoch + 1}",
+            task.advance(
+                1, recon=f"{rec / seen:.1f}", KL=f"{kld / seen:.1f}", epoch=f"{epoch + 1}/{spec.epochs}"
             )
         history.append(
             {
@@ -297,7 +291,8 @@ def train_vae(spec: VAESpec, train: ImageSet, device: torch.device, progress: An
         "parameters": sum(p.numel() for p in vae.parameters()),
         "history": history,
     }
-    progress.update(task, acc=f"MSE {mse:.4f}")
+    task.line("trained", recon=f"{info['final'].get('recon_nll', float('nan')):.1f}", MSE=f"{mse:.4f}")
+    task.close()
     return vae, info
 
 
@@ -342,25 +337,20 @@ def write_cached_vae(spec: VAESpec, vae: VAE, info: dict, cache_dir: Path) -> No
 
 
 def load_or_train_vae(
-    spec: VAESpec,
-    train: ImageSet,
-    device: torch.device,
-    cache_dir: Path,
-    progress: Any,
-    log: Callable[[str], None] = print,
+    spec: VAESpec, train: ImageSet, device: torch.device, cache_dir: Path, reporter: Reporter
 ) -> tuple[VAE, dict]:
     """Return a frozen VAE for ``spec``: from the cache when a complete, matching entry is there, else
-    trained and cached. A damaged or unsafe entry is retrained with a warning through ``log``."""
+    trained and cached. A damaged or unsafe entry is retrained with a warning (``reporter.warn``)."""
     weights, meta_path = cache_paths(spec, cache_dir)
     if weights.is_file() or meta_path.is_file():
         try:
             vae, info = read_cached_vae(spec, cache_dir, device)
         except Exception as exc:  # a damaged or tampered entry costs a retrain, never the run
-            log(f"warning: VAE cache entry {weights} unusable ({type(exc).__name__}: {exc}); retraining")
+            reporter.warn(f"VAE cache entry {weights} unusable ({type(exc).__name__}: {exc}); retraining")
         else:
             vae.eval().requires_grad_(False)
             return vae, {**info, "cache": "reused", "cache_path": str(weights)}
-    vae, info = train_vae(spec, train, device, progress)
+    vae, info = train_vae(spec, train, device, reporter)
     write_cached_vae(spec, vae, info, cache_dir)
     vae.eval().requires_grad_(False)
     return vae, {**info, "cache": "trained", "cache_path": str(weights)}

@@ -1,15 +1,14 @@
-"""Digital corruptions: contrast, brightness, saturate, JPEG, pixelate and elastic transform.
+"""Digital corruptions: contrast, elastic transform, pixelate, JPEG (the common four) and saturate (extra).
 
-(``brightness`` is registered in the ``weather`` group, where Hendrycks & Dietterich and imagecorruptions
-put it, though it lives in this file.) How each relates to the reference generators
-(hendrycks/robustness ``make_*_c.py``):
+How each relates to the reference generators (hendrycks/robustness ``make_*_c.py``):
 
 * ``contrast`` — ``(x - m)·c + m`` with m the per-image, per-channel mean. Same formula.
-* ``brightness`` / ``saturate`` — the reference goes through skimage's ``rgb2hsv`` / ``hsv2rgb`` with
-  V + c or S·a + b clipped to [0, 1]. Both conversions are here in torch (``rgb_to_hsv`` /
-  ``hsv_to_rgb``, same hue branches and tie order), but the corruptions use the round trip's closed form
-  (each RGB channel is V·(1 - S·φ(H)), so only V or S needs recomputing): the same values, in float32
-  instead of float64, so a value within ~1e-6 of an integer level can truncate to the level below.
+* ``saturate`` (and ``brightness``, in ``weather.py``) — the reference goes through skimage's
+  ``rgb2hsv`` / ``hsv2rgb`` with S·a + b (V + c) clipped to [0, 1]. Both conversions are here in torch
+  (``rgb_to_hsv`` / ``hsv_to_rgb``, same hue branches and tie order), but the corruptions use the round
+  trip's closed form (each RGB channel is V·(1 - S·φ(H)), so only V or S needs recomputing): the same
+  values, in float32 instead of float64, so a value within ~1e-6 of an integer level can truncate to the
+  level below.
 * ``jpeg_compression`` — the reference saves a PIL image with ``quality=c`` and reads it back. Here
   torchvision's libjpeg-turbo encode/decode ops (the same quality scaling, 4:2:0 chroma subsampling,
   islow DCT and fancy upsampling as PIL's defaults: bit-identical to PIL in the tests), per image on
@@ -47,8 +46,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from vicinal.corruptions.blur import apply_rows_cols, gaussian_filter, in_chunks
+from vicinal.corruptions import draws
 from vicinal.corruptions.core import register
+from vicinal.corruptions.filters import gaussian_filter
 
 # --------------------------------------------------------------------------------------------------------
 # HSV (skimage.color semantics)
@@ -88,28 +88,16 @@ def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------------------------------------
-# Contrast, brightness, saturate
+# Contrast, saturate
 
 
 @register("contrast", "digital", common=True, random=False)
-@in_chunks()
 def contrast(x: torch.Tensor, param: float, gen: torch.Generator) -> torch.Tensor:
     m = x.mean(dim=(-2, -1), keepdim=True)
     return (x - m) * param + m
 
 
-@register("brightness", "weather", common=True, random=False)
-@in_chunks()
-def brightness(x: torch.Tensor, param: float, gen: torch.Generator) -> torch.Tensor:
-    # hsv2rgb(h, s, v') = rgb · v'/v exactly (every channel is v times a function of h and s), and a black
-    # pixel (v = 0, so h = s = 0) becomes grey v'. Same result as the round trip, in four passes.
-    v = x.amax(dim=-3, keepdim=True)
-    v2 = (v + param).clamp(0, 1)
-    return torch.where(v > 0, x * (v2 / torch.where(v > 0, v, torch.ones_like(v))), v2)
-
-
 @register("saturate", "digital", common=False, random=False)
-@in_chunks()
 def saturate(x: torch.Tensor, param: tuple[float, float], gen: torch.Generator) -> torch.Tensor:
     scale, shift = param
     # Every channel of hsv2rgb(h, s, v) is v·(1 - s·φ) with φ a function of h alone, and s·v is the
@@ -123,6 +111,194 @@ def saturate(x: torch.Tensor, param: tuple[float, float], gen: torch.Generator) 
     phi_grey = torch.tensor([0.0, 1.0, 1.0], dtype=x.dtype, device=x.device).view(3, 1, 1)
     phi = torch.where(grey, phi_grey, (v - x) / torch.where(grey, torch.ones_like(spread), spread))
     return v - s2 * v * phi
+
+
+# --------------------------------------------------------------------------------------------------------
+# Elastic transform
+
+
+def _normalised(size: int, mode: str) -> tuple[float, float]:
+    """(scale, shift) taking a pixel coordinate to ``grid_sample``'s [-1, 1] for the boundary ``mode``."""
+    if mode == "reflect":  # align_corners=False: the outer pixel edges are ±1
+        return 2.0 / size, 1.0 / size - 1.0
+    if mode == "mirror":  # align_corners=True: the outer pixel centres are ±1
+        return 2.0 / max(size - 1, 1), -1.0
+    raise ValueError(f"unknown boundary mode {mode!r}")
+
+
+def _grid_sample(x: torch.Tensor, grid: torch.Tensor, mode: str) -> torch.Tensor:
+    return F.grid_sample(
+        x, grid.to(x.dtype), mode="bilinear", padding_mode="reflection", align_corners=(mode == "mirror")
+    )
+
+
+def sample_bilinear(x: torch.Tensor, sy: torch.Tensor, sx: torch.Tensor, mode: str) -> torch.Tensor:
+    """Bilinear samples of N×C×H×W images at source coordinates sy, sx (each N×H'×W', pixel units),
+    outside the image as scipy's ``map_coordinates(order=1, mode=...)`` with ``mode`` ``reflect``
+    (half-sample symmetric) or ``mirror`` (whole-sample, OpenCV's reflect-101).
+
+    ``grid_sample``'s reflection padding mirrors the coordinate about the outer pixel edges
+    (align_corners=False) or the outer pixel centres (True); the linear interpolant of a symmetric
+    extension is symmetric about the same point, so this equals folding the neighbours' indices.
+    """
+    (ax, bx), (ay, by) = _normalised(x.shape[-1], mode), _normalised(x.shape[-2], mode)
+    return _grid_sample(x, torch.stack([sx * ax + bx, sy * ay + by], dim=-1), mode)
+
+
+def elastic_control_points(h: int, w: int) -> torch.Tensor:
+    """The reference's three affine control points (x, y) around the image centre (float64, 3×2)."""
+    cx, cy, s = w // 2, h // 2, min(h, w) // 3
+    return torch.tensor([[cx + s, cy + s], [cx + s, cy - s], [cx - s, cy - s]], dtype=torch.float64)
+
+
+def affine_warp(x: torch.Tensor, pts1: torch.Tensor, pts2: torch.Tensor) -> torch.Tensor:
+    """``cv2.warpAffine(x, getAffineTransform(pts1, pts2), borderMode=BORDER_REFLECT_101)`` per image:
+    pts1 (3×2) and pts2 (N×3×2) are (x, y) points; bilinear at full-precision coordinates as OpenCV 5
+    does (OpenCV 3/4 round them to 1/32 pixel first, see the module docstring)."""
+    n, _, h, w = x.shape
+    dev = x.device
+    pts1 = pts1.to(dev, torch.float64).expand(n, 3, 2)
+    pts2 = pts2.to(dev, torch.float64)
+    # warpAffine samples the source at M⁻¹(dst); M⁻¹ is the affine map taking pts2 to pts1.
+    ones = torch.ones(n, 3, 1, dtype=torch.float64, device=dev)
+    inv = torch.linalg.solve(torch.cat([pts2, ones], dim=2), pts1)  # N×3×2: [x y 1] @ inv = source
+    # The grid directly: [x y 1] @ inv, scaled and shifted into grid_sample's coordinates (float64).
+    (ax, bx), (ay, by) = _normalised(w, "mirror"), _normalised(h, "mirror")
+    inv = inv * torch.tensor([ax, ay], dtype=torch.float64, device=dev)
+    inv[:, 2] += torch.tensor([bx, by], dtype=torch.float64, device=dev)
+    xs = torch.arange(w, dtype=torch.float64, device=dev)[None, None, :, None]
+    ys = torch.arange(h, dtype=torch.float64, device=dev)[None, :, None, None]
+    # The per-column and per-row terms in float64, their sum (the only full-size step) in float32.
+    across = (xs * inv[:, None, None, 0]).to(x.dtype)
+    down = (ys * inv[:, None, None, 1] + inv[:, None, None, 2]).to(x.dtype)
+    return _grid_sample(x, across + down, "mirror")
+
+
+def displacement_warp(x: torch.Tensor, noise: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
+    """The reference's elastic displacement: ``noise`` (2×N×H×W, the U(-1, 1) fields for dx and dy) is
+    smoothed by scipy's Gaussian (truncate 3, ``reflect``), scaled by alpha, and x is sampled at
+    (y + dy, x + dx) like ``map_coordinates(order=1, mode="reflect")``."""
+    n, _, h, w = x.shape
+    disp = gaussian_filter(noise, float(sigma), mode="reflect", truncate=3.0)
+    # (x + alpha·d)·a + b as alpha·a·d + (x·a + b): one multiply-add per coordinate, into the grid.
+    grid = torch.empty(n, h, w, 2, dtype=disp.dtype, device=x.device)
+    for axis, size in ((0, w), (1, h)):
+        a, b = _normalised(size, "reflect")
+        pos = torch.arange(size, dtype=torch.float64, device=x.device) * a + b
+        pos = pos.to(disp.dtype).view((1, -1) if axis == 0 else (-1, 1))
+        torch.add(pos, disp[axis], alpha=float(alpha) * a, out=grid[..., axis])
+    return _grid_sample(x, grid, "reflect")
+
+
+@register("elastic_transform", "digital", common=True, random=True)
+def elastic_transform(
+    x: torch.Tensor, param: tuple[float, float, float], gen: torch.Generator
+) -> torch.Tensor:
+    alpha, sigma, affine = param
+    n, _, h, w = x.shape
+    dev = x.device
+    if affine > 0:
+        pts1 = elastic_control_points(h, w)
+        jitter = draws.uniform((n, 3, 2), -float(affine), float(affine), gen, dev)
+        x = affine_warp(x, pts1, pts1.to(dev) + jitter.to(torch.float32).to(torch.float64))
+    noise = draws.uniform((2, n, h, w), -1.0, 1.0, gen, dev)
+    return displacement_warp(x, noise, float(alpha), float(sigma))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Pixelate (Pillow's BOX resize, bit-exact)
+
+_PRECISION_BITS = 22  # Pillow's fixed point for 8-bit resampling: 32 - 8 - 2
+
+
+@lru_cache(maxsize=64)
+def pil_box_matrix(in_size: int, out_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pillow's BOX resampling from ``in_size`` to ``out_size`` samples: which inputs each output sums
+    (out×in, 0/1, float32) and the output's fixed-point weight (out, int32).
+
+    Pillow samples the box at source pixel centres, so an output's taps all weigh 1/m (m taps); each
+    weight is stored as ``int(0.5 + 2^22/m)`` and the sum rounded by ``+2^21 >> 22``.
+    """
+    scale = in_size / out_size
+    filterscale = max(scale, 1.0)
+    support = 0.5 * filterscale
+    taps = torch.zeros(out_size, in_size, dtype=torch.float32)
+    weight = torch.zeros(out_size, dtype=torch.int32)
+    for xx in range(out_size):
+        center = (xx + 0.5) * scale
+        xmin = max(int(center - support + 0.5), 0)
+        xmax = min(int(center + support + 0.5), in_size)
+        inside = [x for x in range(xmin, xmax) if -0.5 < (x - center + 0.5) / filterscale <= 0.5]
+        taps[xx, inside] = 1.0
+        weight[xx] = int(0.5 + (1 << _PRECISION_BITS) / len(inside))
+    return taps, weight
+
+
+def _fixed_point(sums: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Pillow's rounding of box sums: ``(sum·w + 2^21) >> 22``, clipped to 8 bits (float32 out).
+
+    Sums of at most a few 8-bit values are exact in float32, and their fixed-point products stay below
+    255·2^22 < 2^31 (an output's m weights are ~2^22/m each), so int32 holds them exactly.
+    """
+    fixed = sums.to(torch.int32).mul_(weight).add_(1 << (_PRECISION_BITS - 1))
+    return fixed.bitwise_right_shift_(_PRECISION_BITS).clamp_(0, 255).to(torch.float32)
+
+
+@lru_cache(maxsize=64)
+def _box_rows(in_size: int, out_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The box taps as row indices: ``index[t, o]`` is output o's t-th input row, or ``in_size`` (a row of
+    zeros appended to the input) past its last tap; and the weights as an out×1 column."""
+    taps, weight = pil_box_matrix(in_size, out_size)
+    most = int(taps.sum(1).max())
+    index = torch.full((most, out_size), in_size, dtype=torch.int64)
+    for o in range(out_size):
+        inside = torch.nonzero(taps[o]).squeeze(1)
+        index[: len(inside), o] = inside
+    return index, weight[:, None]
+
+
+def pil_box_downscale(u8: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
+    """Pillow's ``resize((out_w, out_h), BOX)`` of 8-bit values (uint8 or integer-valued floats) over the
+    last two dims: the horizontal pass first, into 8 bits, then the vertical one, as Pillow does."""
+    h, w = u8.shape[-2], u8.shape[-1]
+    y = u8.to(torch.float32)
+    if out_w != w:
+        taps, weight = (t.to(y.device) for t in pil_box_matrix(w, out_w))
+        y = _fixed_point(torch.matmul(y, taps.T), weight)  # one product over every row of the batch
+    if out_h != h:
+        # Whole rows picked and added: cheaper than a product per image for the vertical direction.
+        index, weight = (t.to(y.device) for t in _box_rows(h, out_h))
+        padded = torch.cat([y, y.new_zeros(*y.shape[:-2], 1, y.shape[-1])], dim=-2)
+        sums = padded.index_select(-2, index[0])
+        for t in range(1, len(index)):
+            sums += padded.index_select(-2, index[t])
+        y = _fixed_point(sums, weight)
+    return y
+
+
+@lru_cache(maxsize=64)
+def enlarge_index(in_size: int, out_size: int) -> torch.Tensor:
+    """Source ``floor((o + ½)·in/out)`` of each output o: Pillow's BOX and NEAREST enlargement."""
+    o = torch.arange(out_size, dtype=torch.float64)
+    return torch.floor((o + 0.5) * (in_size / out_size)).long().clamp_(max=in_size - 1)
+
+
+@lru_cache(maxsize=64)
+def enlarge_matrix(in_size: int, out_size: int) -> torch.Tensor:
+    """``enlarge_index`` as a 0/1 matrix (out×in): as a product it is exact on 8-bit values and cheaper
+    than indexing the last dim."""
+    m = torch.zeros(out_size, in_size)
+    m[torch.arange(out_size), enlarge_index(in_size, out_size)] = 1.0
+    return m
+
+
+@register("pixelate", "digital", common=True, random=False, uint8_input=True)
+def pixelate(x: torch.Tensor, param: float, gen: torch.Generator) -> torch.Tensor:
+    h, w = x.shape[-2], x.shape[-1]
+    small = pil_box_downscale(x if x.dtype == torch.uint8 else to_uint8(x), int(h * param), int(w * param))
+    sh, sw = small.shape[-2], small.shape[-1]
+    wide = torch.matmul(small, enlarge_matrix(sw, w).to(x.device).T)
+    return wide.index_select(-2, enlarge_index(sh, h).to(x.device)).div_(255.0)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -159,11 +335,10 @@ def _jpeg_codec() -> Callable[[torch.Tensor, int], torch.Tensor]:
     return lambda image, quality: decode(encode(image, quality), rgb, False)
 
 
-@register("jpeg_compression", "digital", common=True, random=False)
-@in_chunks()
+@register("jpeg_compression", "digital", common=True, random=False, uint8_input=True)
 def jpeg_compression(x: torch.Tensor, param: int, gen: torch.Generator) -> torch.Tensor:
     codec, quality = _jpeg_codec(), int(param)
-    images = list(to_uint8(x).cpu().unbind(0))
+    images = list((x if x.dtype == torch.uint8 else to_uint8(x)).cpu().unbind(0))
     # The codecs release the GIL, so threads share the cores (deterministic: no random numbers here).
     workers = max(1, min(torch.get_num_threads(), 8, len(images)))
     step = math.ceil(len(images) / workers)
@@ -177,156 +352,4 @@ def jpeg_compression(x: torch.Tensor, param: int, gen: torch.Generator) -> torch
     else:
         with ThreadPoolExecutor(workers) as pool:
             out = [image for part in pool.map(run, parts) for image in part]
-    return torch.stack(out).to(x.device, x.dtype) / 255
-
-
-# --------------------------------------------------------------------------------------------------------
-# Pixelate (Pillow's BOX resize, bit-exact)
-
-_PRECISION_BITS = 22  # Pillow's fixed point for 8-bit resampling: 32 - 8 - 2
-
-
-@lru_cache(maxsize=64)
-def pil_box_matrix(in_size: int, out_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pillow's BOX resampling from ``in_size`` to ``out_size`` samples: which inputs each output sums
-    (out×in, 0/1, float32) and the output's fixed-point weight (out, int64).
-
-    Pillow samples the box at source pixel centres, so an output's taps all weigh 1/m (m taps); each
-    weight is stored as ``int(0.5 + 2^22/m)`` and the sum rounded by ``+2^21 >> 22``.
-    """
-    scale = in_size / out_size
-    filterscale = max(scale, 1.0)
-    support = 0.5 * filterscale
-    taps = torch.zeros(out_size, in_size, dtype=torch.float32)
-    weight = torch.zeros(out_size, dtype=torch.int64)
-    for xx in range(out_size):
-        center = (xx + 0.5) * scale
-        xmin = max(int(center - support + 0.5), 0)
-        xmax = min(int(center + support + 0.5), in_size)
-        inside = [x for x in range(xmin, xmax) if -0.5 < (x - center + 0.5) / filterscale <= 0.5]
-        taps[xx, inside] = 1.0
-        weight[xx] = int(0.5 + (1 << _PRECISION_BITS) / len(inside))
-    return taps, weight
-
-
-def _pil_pass(x: torch.Tensor, in_size: int, out_size: int, dim: int) -> torch.Tensor:
-    taps, weight = (t.to(x.device) for t in pil_box_matrix(in_size, out_size))
-    # Sums of at most a few 8-bit values: exact in float32; the fixed-point product needs int64.
-    sums = torch.matmul(x, taps.T) if dim == -1 else torch.matmul(taps, x)
-    wt = weight if dim == -1 else weight[:, None]
-    return ((sums.long() * wt + (1 << (_PRECISION_BITS - 1))) >> _PRECISION_BITS).clamp_(0, 255).to(x.dtype)
-
-
-def pil_box_downscale(u8: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
-    """Pillow's ``resize((out_w, out_h), BOX)`` of 8-bit values (held as float32) over the last two
-    dims: the horizontal pass first, into 8 bits, then the vertical one, as Pillow does."""
-    h, w = u8.shape[-2], u8.shape[-1]
-    y = u8.to(torch.float32)
-    if out_w != w:
-        y = _pil_pass(y, w, out_w, -1)
-    if out_h != h:
-        y = _pil_pass(y, h, out_h, -2)
-    return y
-
-
-@lru_cache(maxsize=64)
-def enlarge_matrix(in_size: int, out_size: int) -> torch.Tensor:
-    """0/1 matrix (out×in) picking source ``floor((o + ½)·in/out)`` for output o: Pillow's BOX and NEAREST
-    enlargement (as a product it is exact on 8-bit values and cheaper than indexing the last dim)."""
-    o = torch.arange(out_size, dtype=torch.float64)
-    src = torch.floor((o + 0.5) * (in_size / out_size)).long().clamp_(max=in_size - 1)
-    m = torch.zeros(out_size, in_size)
-    m[torch.arange(out_size), src] = 1.0
-    return m
-
-
-@register("pixelate", "digital", common=True, random=False)
-@in_chunks()
-def pixelate(x: torch.Tensor, param: float, gen: torch.Generator) -> torch.Tensor:
-    h, w = x.shape[-2], x.shape[-1]
-    small = pil_box_downscale(to_uint8(x), int(h * param), int(w * param))
-    sh, sw = small.shape[-2], small.shape[-1]
-    rows = enlarge_matrix(sh, h).to(x.device)
-    big = apply_rows_cols(small, rows, rows if (sh, h) == (sw, w) else enlarge_matrix(sw, w).to(x.device))
-    return big.to(x.dtype) / 255
-
-
-# --------------------------------------------------------------------------------------------------------
-# Elastic transform
-
-
-def sample_bilinear(x: torch.Tensor, sy: torch.Tensor, sx: torch.Tensor, mode: str) -> torch.Tensor:
-    """Bilinear samples of N×C×H×W images at source coordinates sy, sx (each N×H'×W', pixel units),
-    outside the image as scipy's ``map_coordinates(order=1, mode=...)`` with ``mode`` ``reflect``
-    (half-sample symmetric) or ``mirror`` (whole-sample, OpenCV's reflect-101).
-
-    ``grid_sample``'s reflection padding mirrors the coordinate about the outer pixel edges
-    (align_corners=False) or the outer pixel centres (True); the linear interpolant of a symmetric
-    extension is symmetric about the same point, so this equals folding the neighbours' indices.
-    """
-    h, w = x.shape[-2], x.shape[-1]
-    if mode == "reflect":
-        gx, gy = (2 * sx + 1) / w - 1, (2 * sy + 1) / h - 1
-    elif mode == "mirror":
-        gx = 2 * sx / max(w - 1, 1) - 1
-        gy = 2 * sy / max(h - 1, 1) - 1
-    else:
-        raise ValueError(f"unknown boundary mode {mode!r}")
-    grid = torch.stack([gx, gy], dim=-1).to(x.dtype)
-    return F.grid_sample(
-        x, grid, mode="bilinear", padding_mode="reflection", align_corners=(mode == "mirror")
-    )
-
-
-def elastic_control_points(h: int, w: int) -> torch.Tensor:
-    """The reference's three affine control points (x, y) around the image centre (float64, 3×2)."""
-    cx, cy, s = w // 2, h // 2, min(h, w) // 3
-    return torch.tensor([[cx + s, cy + s], [cx + s, cy - s], [cx - s, cy - s]], dtype=torch.float64)
-
-
-def affine_warp(x: torch.Tensor, pts1: torch.Tensor, pts2: torch.Tensor) -> torch.Tensor:
-    """``cv2.warpAffine(x, getAffineTransform(pts1, pts2), borderMode=BORDER_REFLECT_101)`` per image:
-    pts1 (3×2) and pts2 (N×3×2) are (x, y) points; bilinear at full-precision coordinates as OpenCV 5
-    does (OpenCV 3/4 round them to 1/32 pixel first, see the module docstring)."""
-    n, _, h, w = x.shape
-    dev = x.device
-    pts1 = pts1.to(dev, torch.float64).expand(n, 3, 2)
-    pts2 = pts2.to(dev, torch.float64)
-    # warpAffine samples the source at M⁻¹(dst); M⁻¹ is the affine map taking pts2 to pts1.
-    ones = torch.ones(n, 3, 1, dtype=torch.float64, device=dev)
-    inv = torch.linalg.solve(torch.cat([pts2, ones], dim=2), pts1)  # N×3×2: [x y 1] @ inv = source
-    yy, xx = torch.meshgrid(
-        torch.arange(h, dtype=torch.float64, device=dev),
-        torch.arange(w, dtype=torch.float64, device=dev),
-        indexing="ij",
-    )
-    grid = torch.stack([xx, yy, torch.ones_like(xx)], dim=-1).reshape(1, h * w, 3)
-    src = torch.matmul(grid, inv).reshape(n, h, w, 2)
-    return sample_bilinear(x, src[..., 1], src[..., 0], "mirror")
-
-
-def displacement_warp(x: torch.Tensor, noise: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
-    """The reference's elastic displacement: ``noise`` (2×N×H×W, the U(-1, 1) fields for dx and dy) is
-    smoothed by scipy's Gaussian (truncate 3, ``reflect``), scaled by alpha, and x is sampled at
-    (y + dy, x + dx) like ``map_coordinates(order=1, mode="reflect")``."""
-    _, _, h, w = x.shape
-    disp = gaussian_filter(noise, float(sigma), mode="reflect", truncate=3.0) * alpha
-    yy = torch.arange(h, device=x.device, dtype=disp.dtype)[:, None]
-    xx = torch.arange(w, device=x.device, dtype=disp.dtype)[None, :]
-    return sample_bilinear(x, yy + disp[1], xx + disp[0], "reflect")
-
-
-@register("elastic_transform", "digital", common=True, random=True)
-@in_chunks()
-def elastic_transform(
-    x: torch.Tensor, param: tuple[float, float, float], gen: torch.Generator
-) -> torch.Tensor:
-    alpha, sigma, affine = param
-    n, _, h, w = x.shape
-    dev = x.device
-    if affine > 0:
-        pts1 = elastic_control_points(h, w)
-        jitter = (torch.rand((n, 3, 2), generator=gen, device=dev) * 2 - 1) * float(affine)
-        x = affine_warp(x, pts1, pts1.to(dev) + jitter.to(torch.float32).to(torch.float64))
-    noise = torch.rand((2, n, h, w), generator=gen, device=dev) * 2 - 1
-    return displacement_warp(x, noise, float(alpha), float(sigma))
+    return torch.stack(out).to(x.device).float().div_(255.0)

@@ -1,10 +1,10 @@
-"""Weather corruptions: snow, frost, fog (three of the common 15) and spatter (one of the 4 extra).
+"""Weather corruptions: snow, frost, fog, brightness (four of the common 15) and spatter (one of the 4 extra).
 
 Each follows the reference generators of hendrycks/robustness step by step, batched in torch with all
 randomness drawn from the caller's generator. Where they differ from the reference:
 
 - **snow**: the reference blurs its snow layer with ImageMagick's ``MotionBlurImage`` (through Wand);
-  this uses the shared reimplementation in ``blur.py`` (ImageMagick's taps, offsets and edge rule, as
+  this uses the shared reimplementation in ``filters.py`` (ImageMagick's taps, offsets and edge rule, as
   imagecorruptions ports them) and reproduces the PNG round trips around it (uint8 truncation before
   the blur, rounding after). The noise layer's ``clipped_zoom`` is scipy's order-1 zoom (also shared).
   Computed in float32, so a layer pixel within rounding of the threshold may fall the other way.
@@ -22,6 +22,11 @@ randomness drawn from the caller's generator. Where they differ from the referen
   each halving of the step, normalised to [0, 1] per image), of side the next power of two of the
   image, cropped top-left. Computed in float32 instead of float64: given the same random numbers,
   0.001 % of pixels differ from imagecorruptions', by one level.
+- **brightness**: the reference goes through skimage's ``rgb2hsv`` / ``hsv2rgb`` with V + c clipped to
+  [0, 1]; this uses the round trip's closed form (each RGB channel is V·(1 - S·φ(H)), so the new colour is
+  the old one times V'/V, and black becomes grey V'): the same values in float32 instead of float64, so a
+  value within ~1e-6 of an integer level can truncate to the level below. (Hendrycks & Dietterich count
+  brightness as weather, like imagecorruptions.)
 - **spatter**: the mud mode (severities with ``mud=1``) is the reference's up to float rounding. The
   water mode redoes OpenCV's steps in torch: ``Canny(50, 150)`` (3×3 Sobel with repeated edges, L1
   magnitude, OpenCV's fixed-point 22.5°/67.5° non-maximum suppression, 8-connected hysteresis),
@@ -33,8 +38,7 @@ randomness drawn from the caller's generator. Where they differ from the referen
   imagecorruptions', by one level. Deviation: a layer with no liquid at all adds nothing where the
   reference divides 0 by 0.
 
-On CPU the batch is worked through in slices (see ``_CHUNK_PIXELS``); at 32 px the four take about
-0.03 (frost, fog) to 0.08 (snow, spatter) ms of CPU time per image and severity on one thread.
+On CPU the batch is worked through in slices (see ``core.corrupt``); BENCHMARKS.md has their speed.
 """
 
 from __future__ import annotations
@@ -47,36 +51,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vicinal.corruptions.blur import apply_motion_blur, clipped_zoom, gaussian_filter
-from vicinal.corruptions.core import CorruptionFn, register
+from vicinal.corruptions import draws
+from vicinal.corruptions.core import CHUNK_PIXELS, register
+from vicinal.corruptions.filters import apply_motion_blur, clipped_zoom, gaussian_filter
 
 # --------------------------------------------------------------------------------------------------
 # Shared helpers
-
-# On CPU, elementwise kernels on tensors of a few million elements run up to ten times slower per
-# element than on ~2¹⁸ (fresh multi-megabyte buffers are page-faulted in on every allocation), so the
-# corruptions work through large batches in slices of about this many pixels.
-_CHUNK_PIXELS = 1 << 18
-
-
-def _slice_size(x: torch.Tensor, pixels: int = _CHUNK_PIXELS) -> int:
-    """Images per slice: about ``pixels`` pixels on CPU, the whole batch elsewhere."""
-    if x.device.type != "cpu":
-        return max(1, x.shape[0])
-    return max(1, pixels // (x.shape[-2] * x.shape[-1]))
-
-
-def _chunked(fn: CorruptionFn) -> CorruptionFn:
-    """Run ``fn`` on consecutive slices of a CPU batch, drawing from one generator in slice order."""
-
-    @functools.wraps(fn)
-    def run(x: torch.Tensor, param: Any, gen: torch.Generator) -> torch.Tensor:
-        step = _slice_size(x)
-        if x.shape[0] <= step:
-            return fn(x, param, gen)
-        return torch.cat([fn(part, param, gen) for part in x.split(step)])
-
-    return run
 
 
 def _uniform(n: int, low: float, high: float, gen: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -114,19 +94,20 @@ def _gray(x: torch.Tensor) -> torch.Tensor:
 
 
 @register("snow", "weather", common=True, random=True)
-@_chunked
 def snow(x: torch.Tensor, param: Any, gen: torch.Generator) -> torch.Tensor:
     mean, std, zoom, threshold, radius, sigma, keep = param
     n, _, h, w = x.shape
-    layer = torch.randn(n, 1, h, w, generator=gen, device=x.device) * std + mean
-    layer = clipped_zoom(layer, zoom)
-    layer = layer * (layer >= threshold)
+    layer = torch.randn(n, 1, h, w, generator=gen, device=x.device).mul_(std).add_(mean)
+    if zoom != 1:  # a zoom by 1 is the identity (scipy's zoom of the whole layer to its own size)
+        layer = clipped_zoom(layer, zoom)
+    layer = layer.masked_fill_(layer < threshold, 0.0)
     # The reference hands the layer to ImageMagick as an 8-bit PNG and reads an 8-bit PNG back.
-    layer = torch.floor(layer.clamp(0.0, 1.0) * 255.0)
+    layer = layer.clamp_(0.0, 1.0).mul_(255.0).floor_()
     angle = _uniform(n, -135.0, -45.0, gen, x.device)
-    layer = torch.round(apply_motion_blur(layer, radius, sigma, angle)).div_(255.0)
-    x = keep * x + (1.0 - keep) * torch.maximum(x, _gray(x) * 1.5 + 0.5)
-    return x + layer + layer.flip(-1, -2)
+    layer = apply_motion_blur(layer, radius, sigma, angle).round_().div_(255.0)
+    layer = layer.add_(layer.flip(-1, -2))  # the layer and its rotation by 180°, added once
+    brighter = torch.maximum(x, _gray(x).mul_(1.5).add_(0.5))
+    return torch.lerp(x, brighter, 1.0 - keep).add_(layer)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -204,7 +185,6 @@ def _textures_on(scale: float, h: int, w: int, device: torch.device) -> tuple[to
 
 
 @register("frost", "weather", common=True, random=True)
-@_chunked
 def frost(x: torch.Tensor, param: Any, gen: torch.Generator) -> torch.Tensor:
     keep, amount, scale = param
     n, _, h, w = x.shape
@@ -230,8 +210,7 @@ def _plasma_fractal(
     step, wibble = size, 100.0
 
     def wibbled(total: torch.Tensor) -> torch.Tensor:
-        noise = torch.rand(total.shape, generator=gen, device=device) * (2.0 * wibble) - wibble
-        return total / 4.0 + wibble * noise
+        return total / 4.0 + wibble * draws.uniform(total.shape, -wibble, wibble, gen, device)
 
     while step >= 2:
         half = step // 2
@@ -249,7 +228,6 @@ def _plasma_fractal(
 
 
 @register("fog", "weather", common=True, random=True)
-@_chunked
 def fog(x: torch.Tensor, param: Any, gen: torch.Generator) -> torch.Tensor:
     strength, decay = param
     n, _, h, w = x.shape
@@ -260,13 +238,25 @@ def fog(x: torch.Tensor, param: Any, gen: torch.Generator) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------------------------------
+# Brightness
+
+
+@register("brightness", "weather", common=True, random=False)
+def brightness(x: torch.Tensor, param: float, gen: torch.Generator) -> torch.Tensor:
+    # hsv2rgb(h, s, v') = rgb · v'/v exactly (every channel is v times a function of h and s), and a black
+    # pixel (v = 0, so h = s = 0) becomes grey v'. Same result as the round trip, in four passes.
+    v = x.amax(dim=-3, keepdim=True)
+    v2 = (v + param).clamp(0, 1)
+    return torch.where(v > 0, x * (v2 / torch.where(v > 0, v, torch.ones_like(v))), v2)
+
+
+# --------------------------------------------------------------------------------------------------
 # Spatter: OpenCV's steps of the water mode, batched
 
 _TG22 = int(0.4142135623730950488 * (1 << 15) + 0.5)  # tan 22.5° in OpenCV Canny's 15-bit fixed point
 # distanceTransform(DIST_L2, 5)'s chamfer weights, as the float32 numbers OpenCV adds up.
 _CHAMFER = tuple(float(np.float32(v)) for v in (1.0, 1.4, 2.1969))
 _EMBOSS = [[-2.0, -1.0, 0.0], [-1.0, 1.0, 1.0], [0.0, 1.0, 2.0]]
-_BOX3 = [[1.0] * 3] * 3
 
 
 class _Flat:
@@ -298,6 +288,11 @@ class _Flat:
                     out.add_(self.at(extended, i - 1, j - 1), alpha=weight)
         return out
 
+    def smooth(self, extended: torch.Tensor, dy: int, dx: int, centre: float) -> torch.Tensor:
+        """``at(-dy, -dx) + centre·at(0, 0) + at(dy, dx)``: a symmetric 3-tap filter along one axis."""
+        out = torch.add(self.at(extended, -dy, -dx), self.at(extended, dy, dx))
+        return out.add_(self.at(extended, 0, 0), alpha=centre)
+
     def interior(self, flat: torch.Tensor) -> torch.Tensor:
         return flat.view(self.shape)[..., 1:-1, 1:-1]
 
@@ -309,6 +304,15 @@ def _correlate3(img: torch.Tensor, rows: list[list[float]], mode: str) -> torch.
     return grid.interior(grid.correlate(grid.extend(padded.reshape(-1)), rows))
 
 
+def _box3(img: torch.Tensor, mode: str) -> torch.Tensor:
+    """The 3×3 box sum of N×1×H×W (cv2.blur's sum before it divides by 9), borders by ``mode``, as a
+    row pass and a column pass: the same sums, exactly, for the integers and float32 sums it takes."""
+    padded = F.pad(img, (1, 1, 1, 1), mode=mode)
+    grid = _Flat(padded)
+    rows = grid.smooth(grid.extend(padded.reshape(-1)), 0, 1, 1.0)
+    return grid.interior(grid.smooth(grid.extend(rows), 1, 0, 1.0))
+
+
 def _canny(img: torch.Tensor, low: int, high: int) -> torch.Tensor:
     """cv2.Canny(img, low, high) of uint8-valued N×1×H×W float32s: aperture 3, L1 gradient."""
     # OpenCV's Sobel for Canny repeats the edge pixels; the values are small integers, exact in floats.
@@ -318,8 +322,10 @@ def _canny(img: torch.Tensor, low: int, high: int) -> torch.Tensor:
     inside[..., 1:-1, 1:-1] = True
     inside = inside.view(-1)
     pe = grid.extend(padded.reshape(-1))
-    gx = grid.correlate(pe, [[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
-    gy = grid.correlate(pe, [[-1.0, -2.0, -1.0], [0.0, 0.0, 0.0], [1.0, 2.0, 1.0]])
+    # The 3×3 Sobel kernels are [1 2 1]ᵀ[-1 0 1] and its transpose: a difference along one axis, then
+    # [1 2 1] along the other (small integers: exact in any order).
+    gx = grid.smooth(grid.extend(torch.sub(grid.at(pe, 0, 1), grid.at(pe, 0, -1))), 1, 0, 2.0)
+    gy = grid.smooth(grid.extend(torch.sub(grid.at(pe, 1, 0), grid.at(pe, -1, 0))), 0, 1, 2.0)
     ax, ay = gx.abs(), gy.abs()
     mag = (ax + ay).mul_(inside)  # no neighbours outside the image
     me = grid.extend(mag)
@@ -362,38 +368,73 @@ def _chamfer_distance(zero: torch.Tensor, cap: float) -> torch.Tensor:
     OpenCV scans the image twice in raster order with the two halves of the 5×5 chamfer mask. Here each
     pass goes row by row over the whole batch: contributions of the two rows already scanned are
     elementwise minima, and the run along the row (cost 1 per pixel) is a cumulative minimum, which
-    gives the raster scan's result exactly. Computed in float64 and rounded once to float32, which
-    matches OpenCV's float32 sums on real layers (checked in the tests).
+    gives the raster scan's result exactly; the backward pass is the forward one on the batch turned by
+    180° (the mask's halves are each other's rotation). Computed in float64 and rounded once to float32,
+    which matches OpenCV's float32 sums on real layers (checked in the tests). On the CPU in numpy,
+    whose calls on these small rows cost a fraction of torch's.
     """
-    a, b, c = _CHAMFER
-    far = cap + 8.0  # anything beyond the cap is as good as infinity
     n, h, w = zero.shape
-    # Two columns of "infinity" on each side, so neighbours up to two columns away are plain slices.
-    d = torch.full((n, h, w + 4), far, dtype=torch.float64, device=zero.device)
-    d[:, :, 2:-2].masked_fill_(zero, 0.0)
-    ramp = torch.arange(w, dtype=torch.float64, device=zero.device) * a
+    far = cap + 8.0  # anything beyond the cap is as good as infinity
+    if zero.device.type == "cpu":
+        # Two columns of "infinity" on each side, so neighbours up to two columns away are plain slices.
+        d = np.full((n, h, w + 4), far)
+        d[:, :, 2:-2][zero.numpy()] = 0.0
+        _chamfer_pass_numpy(d)
+        _chamfer_pass_numpy(d[:, ::-1, ::-1])
+        return torch.from_numpy(np.minimum(d[:, :, 2:-2], cap).astype(np.float32))
+    dt = torch.full((n, h, w + 4), far, dtype=torch.float64, device=zero.device)
+    dt[:, :, 2:-2].masked_fill_(zero, 0.0)
+    _chamfer_pass_torch(dt)
+    turned = dt.flip(1, 2)
+    _chamfer_pass_torch(turned)
+    return turned.flip(1, 2)[:, :, 2:-2].clamp(max=cap).float()
 
-    def scan(order: range, step: int) -> None:
-        for y in order:
-            best = d[:, y, 2:-2]
-            prev, prev2 = y - step, y - 2 * step
-            if 0 <= prev < h:
-                r = d[:, prev]
-                best = torch.minimum(best, r[:, 2:-2] + a)
-                best = torch.minimum(best, torch.minimum(r[:, 1:-3], r[:, 3:-1]) + b)
-                knight = torch.minimum(r[:, :-4], r[:, 4:])
-                if 0 <= prev2 < h:
-                    r2 = d[:, prev2]
-                    knight = torch.minimum(knight, torch.minimum(r2[:, 1:-3], r2[:, 3:-1]))
-                best = torch.minimum(best, knight + c)
-            if step > 0:
-                d[:, y, 2:-2] = torch.cummin(best - ramp, 1).values + ramp
-            else:
-                d[:, y, 2:-2] = torch.cummin((best + ramp).flip(1), 1).values.flip(1) - ramp
 
-    scan(range(h), 1)
-    scan(range(h - 1, -1, -1), -1)
-    return d[:, :, 2:-2].clamp(max=cap).float()
+def _chamfer_pass_numpy(d: np.ndarray) -> None:
+    """The forward raster pass of the chamfer transform, in place, on N×H×(W+4) float64 (any strides)."""
+    a, b, c = _CHAMFER
+    n, h, wp = d.shape
+    ramp = np.arange(wp - 4, dtype=np.float64) * a
+    t = np.empty((n, wp - 4))
+    u = np.empty((n, wp - 4))
+    for y in range(h):
+        row = d[:, y, 2:-2]
+        if y >= 1:
+            r = d[:, y - 1]
+            np.add(r[:, 2:-2], a, out=t)
+            np.minimum(row, t, out=row)
+            np.minimum(r[:, 1:-3], r[:, 3:-1], out=t)
+            t += b
+            np.minimum(row, t, out=row)
+            np.minimum(r[:, :-4], r[:, 4:], out=t)
+            if y >= 2:
+                r2 = d[:, y - 2]
+                np.minimum(t, r2[:, 1:-3], out=t)
+                np.minimum(t, r2[:, 3:-1], out=t)
+            t += c
+            np.minimum(row, t, out=row)
+        np.subtract(row, ramp, out=u)
+        np.minimum.accumulate(u, axis=1, out=u)
+        np.add(u, ramp, out=row)
+
+
+def _chamfer_pass_torch(d: torch.Tensor) -> None:
+    """``_chamfer_pass_numpy`` in torch (for batches on other devices), in place."""
+    a, b, c = _CHAMFER
+    h = d.shape[1]
+    ramp = torch.arange(d.shape[2] - 4, dtype=torch.float64, device=d.device) * a
+    for y in range(h):
+        best = d[:, y, 2:-2]
+        if y >= 1:
+            r = d[:, y - 1]
+            best = torch.minimum(best, r[:, 2:-2] + a)
+            best = torch.minimum(best, torch.minimum(r[:, 1:-3], r[:, 3:-1]) + b)
+            knight = torch.minimum(r[:, :-4], r[:, 4:])
+            if y >= 2:
+                r2 = d[:, y - 2]
+                knight = torch.minimum(knight, torch.minimum(r2[:, 1:-3], r2[:, 3:-1]))
+            best = torch.minimum(best, knight + c)
+        d[:, y, 2:-2] = torch.cummin(best - ramp, 1).values + ramp
 
 
 def _equalize_hist(img: torch.Tensor) -> torch.Tensor:
@@ -425,10 +466,10 @@ def _water_edges(liquid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def _water_mask(level: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
     """The reference's ``liquid·dist`` (before its normalisation) from the level and capped distances."""
     # cv2.blur sums in float64 and returns float32 (so 5.99999999 becomes 6) before astype(np.uint8).
-    dist = torch.floor((_correlate3(dist.double(), _BOX3, "reflect") / 9.0).float())
+    dist = torch.floor((_box3(dist.double(), "reflect") / 9.0).float())
     dist = _equalize_hist(dist)
     dist = _correlate3(dist, _EMBOSS, "reflect").clamp_(0.0, 255.0)  # filter2D into CV_8U saturates
-    dist = torch.round(_correlate3(dist, _BOX3, "reflect") / 9.0)  # cv2.blur on uint8 rounds
+    dist = torch.round(_box3(dist, "reflect") / 9.0)  # cv2.blur on uint8 rounds
     return level * dist.to(level.dtype)
 
 
@@ -445,32 +486,29 @@ def _liquid(n: int, h: int, w: int, param: Any, gen: torch.Generator, device: to
     return liquid * (liquid >= threshold)
 
 
-@_chunked
 def _mud(x: torch.Tensor, param: Any, gen: torch.Generator) -> torch.Tensor:
     threshold, sigma = param[3], param[4]
     liquid = _liquid(x.shape[0], x.shape[2], x.shape[3], param, gen, x.device)
     m = gaussian_filter((liquid > threshold).to(x.dtype), sigma)
     m = m * (m >= 0.8)
     brown = torch.tensor([63.0, 42.0, 20.0], device=x.device, dtype=x.dtype).view(1, 3, 1, 1) / 255.0
-    return x * (1.0 - m) + brown * m
+    return torch.lerp(x, brown.expand_as(x), m)  # x·(1 - m) + brown·m in one pass
 
 
-@register("spatter", "weather", common=False, random=True)
+# The distance transform's row scan costs per row of the batch whatever its size, so the core hands
+# spatter slices eight times larger than the pixelwise steps around it, which take them in parts.
+@register("spatter", "weather", common=False, random=True, chunk_pixels=8 * CHUNK_PIXELS)
 def spatter(x: torch.Tensor, param: Any, gen: torch.Generator) -> torch.Tensor:
-    if param[5]:
-        return _mud(x, param, gen)
     h, w = x.shape[-2:]
+    parts = x.split(max(1, CHUNK_PIXELS // (h * w))) if x.device.type == "cpu" else [x]
+    if param[5]:
+        return torch.cat([_mud(p, param, gen) for p in parts])
     water = torch.tensor([175.0, 238.0, 238.0], device=x.device, dtype=x.dtype).view(1, 3, 1, 1) / 255.0
-    # The distance transform's row scan costs per row of the batch whatever its size, so it runs on
-    # slices eight times larger than the pixelwise steps around it.
-    small, big = _slice_size(x), _slice_size(x, 8 * _CHUNK_PIXELS)
+    found = [_water_edges(_liquid(len(p), h, w, param, gen, x.device)) for p in parts]
+    dist = _chamfer_distance(torch.cat([e for _, e in found])[:, 0], 20.0).unsqueeze(1)
     out = []
-    for block in x.split(big):
-        parts = block.split(small)
-        found = [_water_edges(_liquid(len(p), h, w, param, gen, x.device)) for p in parts]
-        dist = _chamfer_distance(torch.cat([e for _, e in found])[:, 0], 20.0).unsqueeze(1)
-        for p, (level, _), d in zip(parts, found, dist.split(small), strict=True):
-            m = _water_mask(level, d)
-            m = m / m.amax((1, 2, 3), keepdim=True).clamp(min=1e-12) * param[4]
-            out.append(p + m.to(x.dtype) * water)
+    for p, (level, _), d in zip(parts, found, dist.split([len(p) for p in parts]), strict=True):
+        m = _water_mask(level, d)
+        m = m / m.amax((1, 2, 3), keepdim=True).clamp(min=1e-12) * param[4]
+        out.append(p + m.to(x.dtype) * water)
     return torch.cat(out)

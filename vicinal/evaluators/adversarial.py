@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import torch
 
 from vicinal.datasets import to_unit
+from vicinal.declarations import Breakdown, Declarations, FigureSpec, MetricInfo, PanelSpec
 from vicinal.errors import VicinalError
-from vicinal.evaluation import EvalContext, Evaluator, MetricInfo, eps_label, parse_eps, register_evaluator
+from vicinal.evaluation import EvalContext, Evaluator, eps_label, parse_eps, register_evaluator, seeded_subset
 from vicinal.hparams import hp
 
 ATTACKS = ("fgsm", "pgd_linf", "pgd_l2")
@@ -29,13 +30,6 @@ def import_foolbox():
     return foolbox
 
 
-def seeded_subset(n_test: int, n: int, seed: int) -> torch.Tensor:
-    """Indices of the seeded evaluation subset (sorted; all of the test split if n ≥ its size)."""
-    if n <= 0 or n >= n_test:
-        return torch.arange(n_test)
-    return torch.randperm(n_test, generator=torch.Generator().manual_seed(seed))[:n].sort().values
-
-
 @dataclass
 class AdversarialConfig:
     attacks: list[str] = hp(list(ATTACKS), "attacks: fgsm, pgd_linf, pgd_l2")
@@ -44,12 +38,12 @@ class AdversarialConfig:
         "L∞ radii (numbers or fractions such as 8/255) for fgsm and pgd_linf",
     )
     l2_eps: list[str] = hp(["0.25", "0.5"], "L2 radii for pgd_l2")
-    steps: int = hp(10, "PGD iterations")
-    rel_stepsize: float = hp(0.25, "PGD step size as a fraction of ε")
+    steps: int = hp(10, "PGD iterations", ge=1)
+    rel_stepsize: float = hp(0.25, "PGD step size as a fraction of ε", gt=0)
     random_start: bool = hp(True, "PGD starts from a uniform random point in the ε-ball")
-    n_samples: int = hp(1000, "size of the seeded test subset (0 = the whole test split)")
-    seed: int = hp(0, "seed of the subset and of PGD's random starts")
-    batch_size: int = hp(256, "images per attack batch")
+    n_samples: int = hp(1000, "size of the seeded test subset (0 = the whole test split)", ge=0)
+    seed: int = hp(0, "seed of the subset and of PGD's random starts", ge=0)
+    batch_size: int = hp(256, "images per attack batch", ge=1)
     autoattack: bool = hp(False, "also run AutoAttack (pyautoattack, standard version, L∞) — slow")
     autoattack_eps: str = hp("8/255", "AutoAttack L∞ radius")
     autoattack_attacks: list[str] = hp(
@@ -60,8 +54,6 @@ class AdversarialConfig:
         unknown = [a for a in self.attacks if a not in ATTACKS]
         if unknown:
             raise ValueError(f"unknown attack(s) {', '.join(unknown)}; choose from {', '.join(ATTACKS)}")
-        if self.steps < 1 or self.rel_stepsize <= 0 or self.batch_size < 1:
-            raise ValueError("need steps ≥ 1, rel_stepsize > 0 and batch_size ≥ 1")
         try:
             [parse_eps(e) for e in [*self.linf_eps, *self.l2_eps, self.autoattack_eps]]
         except ValueError:
@@ -72,14 +64,15 @@ class AdversarialConfig:
 class AdversarialEvaluator(Evaluator):
     summary = "robust accuracy under FGSM, PGD L∞ and PGD L2 (foolbox) per ε; AutoAttack optional"
     Config = AdversarialConfig
+    group = "attacks"
 
     def grid(self) -> list[tuple[str, str, float]]:
         """(attack, norm, ε) for every robust-accuracy number this configuration produces."""
         c = self.config
         out = []
         for attack in c.attacks:
-            radii = c.l2_eps if attack == "pgd_l2" else c.linf_eps
-            out += [(attack, "l2" if attack == "pgd_l2" else "linf", parse_eps(e)) for e in radii]
+            radii = sorted(parse_eps(e) for e in (c.l2_eps if attack == "pgd_l2" else c.linf_eps))
+            out += [(attack, "l2" if attack == "pgd_l2" else "linf", eps) for eps in radii]
         return out
 
     def metric_info(self) -> dict[str, MetricInfo]:
@@ -104,6 +97,7 @@ class AdversarialEvaluator(Evaluator):
                 family=attack,
                 by="eps",
                 key=eps_label(eps),
+                clean="adv_subset_acc",
             )
         if c.autoattack:
             eps = parse_eps(c.autoattack_eps)
@@ -115,8 +109,39 @@ class AdversarialEvaluator(Evaluator):
                 family="autoattack",
                 by="eps",
                 key=eps_label(eps),
+                clean="adv_subset_acc",
             )
         return info
+
+    def declarations(self) -> Declarations:
+        families = list(dict.fromkeys(attack for attack, _, _ in self.grid()))
+        if self.config.autoattack:
+            families.append("autoattack")
+        panels = tuple(
+            PanelSpec(
+                family.replace("_", " "),
+                family=family,
+                xlabel="ε (L2)" if family == "pgd_l2" else "ε (L∞)",
+                ylabel="robust accuracy",
+            )
+            for family in families
+        )
+        default = "pgd_linf" if "pgd_linf" in families else families[0] if families else ""
+        breakdown = Breakdown(
+            "eps", "ε", default, column="ε={key}", clean="ε=0", hint="run the adversarial evaluator"
+        )
+        figure = FigureSpec(
+            "lines",
+            "Robust accuracy versus ε",
+            panels,
+            caption="Per attack: accuracy on the seeded attacked subset at each radius (ε = 0: its clean "
+            "accuracy), radii evenly spaced; the band is ± one std over seeds.",
+            by="eps",
+            # Evenly spaced: the radii roughly double, and on a linear axis 1/255 and 2/255 collide.
+            spacing="even",
+            alt="robust accuracy versus perturbation size per attack and method",
+        )
+        return Declarations(self.group, (breakdown,) if default else (), (figure,) if panels else ())
 
     def attack_objects(self) -> dict[str, object]:
         fb, c = import_foolbox(), self.config
@@ -133,11 +158,8 @@ class AdversarialEvaluator(Evaluator):
         idx = seeded_subset(len(ctx.data.test), c.n_samples, c.seed)
         images = ctx.data.test.images[idx]
         labels = ctx.data.test.labels[idx]
-        out = {
-            "adv_subset_acc": robust_accuracy(
-                model, images, labels, None, [0.0], c.batch_size, c.seed, ctx.device
-            )[0]
-        }
+        # The subset's clean accuracy comes from the test logits every evaluator shares.
+        out = {"adv_subset_acc": float((ctx.test_logits[idx].argmax(1) == labels).double().mean())}
         attacks = self.attack_objects()
         for attack in c.attacks:
             radii = [parse_eps(e) for e in (c.l2_eps if attack == "pgd_l2" else c.linf_eps)]

@@ -8,6 +8,7 @@ from vicinal.calibration import (
     nll,
     reliability_bins,
 )
+from vicinal.declarations import Artifact
 from vicinal.evaluation import EvalContext, Evaluator, MetricInfo, register_evaluator
 from vicinal.hparams import hp
 
@@ -40,7 +41,23 @@ def _metric_table() -> dict[str, MetricInfo]:
     table["temperature"] = MetricInfo(
         "T",
         False,
-        description="fitted temperature (>1: the model was overconfident on the validation split)",
+        description="temperature applied before the ·TS metrics: fitted on the validation split (>1: the "
+        "model was overconfident there), or 1 where the fit is degenerate (see T fitted)",
+        headline=False,
+    )
+    table["temperature_fitted"] = MetricInfo(
+        "T fitted",
+        True,
+        percent=True,
+        description="share of runs whose temperature was fitted; 0 for a run whose validation split is "
+        "classified perfectly (its NLL has no minimiser) or whose minimum lies on the search bound: "
+        "there T = 1 is applied and the ·TS metrics equal the unscaled ones",
+        headline=False,
+    )
+    table["val_errors"] = MetricInfo(
+        "val errors",
+        False,
+        description="validation images not classified correctly (0: a separable split, T not identifiable)",
         headline=False,
     )
     return table
@@ -53,10 +70,18 @@ class CalibrationEvaluator(Evaluator):
         "temperature scaling fitted on the validation split; reliability diagrams"
     )
     metrics = _metric_table()
+    group = "accuracy & calibration"
+    artifacts = {
+        "reliability": Artifact(
+            "Reliability diagrams",
+            "Accuracy per confidence bin against the diagonal, before and after temperature scaling "
+            "(the calibration evaluator's diagram of each configuration's lowest seed).",
+        )
+    }
 
     @dataclass
     class Config:
-        bins: int = hp(15, "number of confidence bins (equal-width; equal-mass for adaptive ECE)")
+        bins: int = hp(15, "number of confidence bins (equal-width; equal-mass for adaptive ECE)", ge=1)
         temperature_scaling: bool = hp(True, "fit T on the validation split and report every metric after it")
         diagram: bool = hp(True, "write a reliability diagram PNG beside the result file")
 
@@ -71,14 +96,16 @@ class CalibrationEvaluator(Evaluator):
                 {"ECE": out["ece"], "OE": out["oe"]},
             )
         ]
-        if self.config.temperature_scaling and ctx.temperature is not None:
-            t = ctx.temperature
+        fit = ctx.temperature_fit
+        if self.config.temperature_scaling and fit is not None:
+            t = fit.temperature
             scaled = logits / t
             out.update({f"{k}_ts": v for k, v in calibration_metrics(scaled, labels, bins).items()})
             out.update(nll_ts=nll(scaled, labels), brier_ts=brier(scaled, labels), temperature=t)
+            out.update(temperature_fitted=float(fit.fitted), val_errors=float(fit.val_errors))
             panels.append(
                 (
-                    f"after temperature scaling (T = {t:.3f})",
+                    f"after temperature scaling ({fit.describe()})",
                     reliability_bins(scaled, labels, bins),
                     {"ECE": out["ece_ts"], "OE": out["oe_ts"]},
                 )
@@ -100,7 +127,10 @@ class CalibrationEvaluator(Evaluator):
             "split": "test",
             "temperature_scaling": (
                 "T fitted by minimising validation NLL over log T in [log 0.05, log 20] (scipy bounded "
-                "scalar minimiser); the validation split is held out of the training images"
+                "scalar minimiser); the validation split is held out of the training images. Degenerate "
+                "fits apply T = 1 (no scaling) and record temperature_fitted = 0: a validation split "
+                "with no error (its NLL decreases as T → 0, so no minimiser exists) or a minimum on a "
+                "bound of the search"
                 if self.config.temperature_scaling
                 else "off"
             ),

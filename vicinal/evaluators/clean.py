@@ -7,6 +7,7 @@ from vicinal.evaluation import EvalContext, Evaluator, MetricInfo, register_eval
 @register_evaluator("clean")
 class CleanEvaluator(Evaluator):
     summary = "accuracy, NLL and Brier score on the clean test split"
+    group = "accuracy & calibration"
     metrics = {
         "acc": MetricInfo("acc", True, percent=True, description="top-1 accuracy on the clean test split"),
         "nll": MetricInfo("NLL", False, description="mean negative log-likelihood (nats)"),

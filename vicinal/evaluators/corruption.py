@@ -9,13 +9,16 @@ Where the corrupted images come from (recorded in each result file):
 Metrics: ``c_acc`` (mean over the 15 common corruptions × severities, the RobustBench/Hendrycks
 convention), ``c_acc_all`` (all 19), ``c_ece`` / ``c_ece_ts`` / ``c_nll``, and breakdowns per corruption
 (``c_acc/<c>``), per severity (``c_acc/s<k>``, common corruptions) and per cell (``c_acc/<c>/s<k>``).
-mCE and relative mCE are derived by the leaderboard from the cells, relative to the suite's ERM rows
-(``vicinal.relative``): CIFAR and Tiny-ImageNet have no AlexNet baseline.
+mCE and relative mCE are this evaluator's declared derivation ``corruption_error`` (``vicinal.relative``),
+computed by the renderers from the cells relative to the suite's baseline rows, as ratios of errors summed
+over the same cells, so they cannot rank against ``c_acc`` (``vicinal.relative`` says why): CIFAR and
+Tiny-ImageNet have no AlexNet baseline.
 """
 
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -23,7 +26,7 @@ from typing import Literal
 
 import torch
 
-from vicinal.calibration import calibration_metrics, nll
+from vicinal.calibration import ece, nll
 from vicinal.corrupted import (
     RELEASES,
     CorruptedSet,
@@ -33,22 +36,12 @@ from vicinal.corrupted import (
     find_set,
     write_set,
 )
+from vicinal.declarations import Breakdown, FigureSpec, PanelSpec
 from vicinal.errors import VicinalError
-from vicinal.evaluation import EvalContext, Evaluator, MetricInfo, register_evaluator
+from vicinal.evaluation import EvalContext, Evaluator, MetricInfo, register_evaluator, seeded_subset
 from vicinal.hparams import hp
 
-
-def resolve_corruptions(names: list[str]) -> list[str]:
-    """Corruption names, where subset names (``common``, ``extra``, ``blur``, ``all``, …) expand."""
-    from vicinal.corruptions import ORDER, SUBSETS, corruption_names, get_corruption
-
-    picked: list[str] = []
-    for name in names:
-        if name in SUBSETS:
-            picked += corruption_names(name)
-        else:
-            picked.append(get_corruption(name).name)
-    return [c for c in ORDER if c in picked]
+_HINT = "run the corruption evaluator (a -c suite)"
 
 
 @register_evaluator("corruption")
@@ -57,19 +50,48 @@ class CorruptionEvaluator(Evaluator):
         "accuracy, ECE (before/after temperature scaling) and NLL on corrupted test sets (CIFAR-10-C "
         "layout): per corruption × severity, means over the 15 common and all 19; mCE in the leaderboard"
     )
+    group = "corruptions"
+    breakdowns = (
+        Breakdown("corruption", "corruption", "c_acc", hint=_HINT),
+        Breakdown("severity", "severity", "c_acc", column="s{key}", hint=_HINT),
+    )
+    figures = (
+        FigureSpec(
+            "heatmap",
+            "Accuracy per corruption",
+            (PanelSpec("accuracy per corruption", "c_acc", ylabel="accuracy"),),
+            caption="Mean over severities and seeds, per method (rows) and corruption (columns).",
+            by="corruption",
+            alt="heat map of accuracy per corruption and method",
+        ),
+        FigureSpec(
+            "lines",
+            "Accuracy versus severity",
+            (
+                PanelSpec("accuracy versus severity", "c_acc", xlabel="severity", ylabel="accuracy"),
+                PanelSpec("ECE versus severity", "c_ece", xlabel="severity", ylabel="ECE"),
+            ),
+            caption="Mean over the corruptions at each severity (clean test split at 0); the band is ± one "
+            "std over seeds.",
+            by="severity",
+            alt="accuracy versus corruption severity per method",
+        ),
+    )
+    #: mCE and relative mCE against the suite's baseline (vicinal.relative).
+    derived = ("corruption_error",)
 
     @dataclass
     class Config:
         corruptions: list[str] = hp(["all"], "corruption names or subsets (common, extra, noise, …, all)")
-        severities: list[int] = hp([1, 2, 3, 4, 5], "severities 1–5")
+        severities: list[int] = hp([1, 2, 3, 4, 5], "severities 1–5", ge=1, le=5)
         source: Literal["auto", "disk", "generate"] = hp(
             "auto", "auto: a set on disk if present, else generate on the fly; disk: require one; generate"
         )
         path: str = hp("", "folder of a -C set [default: <data dir>/<released folder>, e.g. CIFAR-10-C]")
-        seed: int = hp(0, "seed for generating on the fly")
+        seed: int = hp(0, "seed for generating on the fly", ge=0)
         table: str = hp("auto", "parameter table: cifar, tinyimagenet, imagenet, or auto (by image size)")
-        n_samples: int = hp(0, "images per corruption and severity (a seeded subset); 0 = all")
-        bins: int = hp(15, "confidence bins for ECE (equal-width)")
+        n_samples: int = hp(0, "images per corruption and severity (a seeded subset); 0 = all", ge=0)
+        bins: int = hp(15, "confidence bins for ECE (equal-width)", ge=1)
         temperature_scaling: bool = hp(True, "also report ECE after the validation-fitted temperature")
 
     def __init__(self, config=None):
@@ -77,7 +99,9 @@ class CorruptionEvaluator(Evaluator):
         c = self.config
         if not c.severities or any(s not in (1, 2, 3, 4, 5) for s in c.severities):
             raise VicinalError(f"evaluators.corruption.severities = {c.severities}: choose from 1–5")
-        self.corruptions = resolve_corruptions(list(c.corruptions))
+        from vicinal.corruptions import resolve_corruptions
+
+        self.corruptions = resolve_corruptions(c.corruptions)
         if not self.corruptions:
             raise VicinalError("evaluators.corruption.corruptions selects no corruption")
         self.severities = sorted(set(c.severities))
@@ -118,7 +142,7 @@ class CorruptionEvaluator(Evaluator):
                 description="mean NLL over the common corruptions × severities",
             ),
         }
-        for family, label, better in (("c_acc", "acc", True), ("c_ece", "ECE", False)):
+        for family, label, better, clean in (("c_acc", "acc", True, "acc"), ("c_ece", "ECE", False, "ece")):
             part = partial(MetricInfo, higher_is_better=better, percent=True, headline=False, family=family)
             for c in self.corruptions:
                 info[f"{family}/{c}"] = part(
@@ -140,6 +164,7 @@ class CorruptionEvaluator(Evaluator):
                     description=f"{label} at severity {s}, mean over the common corruptions",
                     by="severity",
                     key=str(s),
+                    clean=clean,
                 )
         return info
 
@@ -201,7 +226,7 @@ class CorruptionEvaluator(Evaluator):
                 table=table,
                 device=ctx.device,
                 source=source,
-                progress=ctx.progress,
+                reporter=ctx.reporter,
             )
         return NpySet(folder)
 
@@ -230,29 +255,34 @@ class CorruptionEvaluator(Evaluator):
         c = self.config
         cset = self.open_set(ctx)
         labels_all = cset.labels()
-        index = None
-        if 0 < c.n_samples < cset.n:
-            gen = torch.Generator().manual_seed(c.seed)
-            index = torch.randperm(cset.n, generator=gen)[: c.n_samples].sort().values
+        index = seeded_subset(cset.n, c.n_samples, c.seed) if 0 < c.n_samples < cset.n else None
         labels = (labels_all if index is None else labels_all[index]).numpy()
         t = ctx.temperature if c.temperature_scaling else None
+        order = [(name, s) for name in self.corruptions for s in self.severities]
+        task = ctx.reporter.task("corruptions", total=len(order))
+
+        def stream() -> Iterator[torch.Tensor]:
+            for name, s in order:
+                yield from cset.batches(name, s, ctx.batch_size, index)
+                task.advance(1, cell=f"{name} · severity {s}")
+
+        # One pass over every cell in full batches (a cell's last partial batch is topped up from the
+        # next cell), then the logits are cut back into cells.
+        logits_all = ctx.predict_batches(
+            rebatch(stream(), ctx.batch_size), total=len(order) * len(labels)
+        ).numpy()
         cells: dict[tuple[str, int], dict[str, float]] = {}
-        progress, task = ctx.progress, None
-        if progress is not None:
-            task = progress.add_task("corruptions", total=len(self.corruptions) * len(self.severities))
-        for name in self.corruptions:
-            for s in self.severities:
-                logits = ctx.predict_batches(cset.batches(name, s, ctx.batch_size, index)).numpy()
-                cal = calibration_metrics(logits, labels, c.bins)
-                cell = {"acc": float((logits.argmax(1) == labels).mean()), "ece": cal["ece"]}
-                cell["nll"] = nll(logits, labels)
-                if t is not None:
-                    cell["ece_ts"] = calibration_metrics(logits / t, labels, c.bins)["ece"]
-                cells[(name, s)] = cell
-                if task is not None:
-                    progress.update(task, advance=1, description=f"{name} · severity {s}")
-        if task is not None:
-            progress.remove_task(task)
+        for i, key in enumerate(order):
+            logits = logits_all[i * len(labels) : (i + 1) * len(labels)]
+            cell = {
+                "acc": float((logits.argmax(1) == labels).mean()),
+                "ece": ece(logits, labels, c.bins),
+                "nll": nll(logits, labels),
+            }
+            if t is not None:
+                cell["ece_ts"] = ece(logits / t, labels, c.bins)
+            cells[key] = cell
+        task.close()
         self.source_info = {**cset.info, "images_per_cell": len(labels)}
         if isinstance(cset, GeneratedSet):
             from vicinal.corruptions import SCALES, table_for
@@ -303,9 +333,28 @@ class CorruptionEvaluator(Evaluator):
             "make_*_c.py); uint8 truncation as the reference",
             "aggregates": "c_acc, c_ece, c_nll: mean over the common corruptions × severities; "
             "c_acc_all: over all",
-            "c_mce": "derived by the leaderboard: corruption errors summed over severities, divided by the "
-            "suite's erm rows (CIFAR and Tiny-ImageNet have no AlexNet baseline)",
+            "c_mce": "derived by the leaderboard: errors summed over the common corruptions × severities, "
+            "divided by the suite's erm rows' sum over the same cells (= (1 − c_acc) / (1 − c_acc of erm), "
+            "so it ranks as c_acc does; not Hendrycks's mean of per-corruption ratios, which explodes "
+            "where the baseline's error is near zero); per-corruption ratios as ce/<c>. CIFAR and "
+            "Tiny-ImageNet have no AlexNet baseline",
         }
+
+
+def rebatch(batches: Iterable[torch.Tensor], size: int) -> Iterator[torch.Tensor]:
+    """The same images, in order, in batches of ``size`` (the last one possibly smaller)."""
+    pending: list[torch.Tensor] = []
+    count = 0
+    for batch in batches:
+        pending.append(batch)
+        count += len(batch)
+        if count >= size:
+            joined = torch.cat(pending)
+            full = count - count % size
+            yield from joined[:full].split(size)
+            pending, count = ([joined[full:]], count - full) if count > full else ([], 0)
+    if count:
+        yield torch.cat(pending)
 
 
 def _complete(folder: Path, corruptions: list[str]) -> bool:

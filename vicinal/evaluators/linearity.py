@@ -18,26 +18,29 @@ import torch
 import torch.nn.functional as F
 
 from vicinal.datasets import to_unit
-from vicinal.evaluation import EvalContext, Evaluator, MetricInfo, eps_label, parse_eps, register_evaluator
-from vicinal.evaluators.adversarial import seeded_subset
+from vicinal.declarations import Breakdown, Declarations, FigureSpec, MetricInfo, PanelSpec
+from vicinal.evaluation import EvalContext, Evaluator, eps_label, parse_eps, register_evaluator, seeded_subset
 from vicinal.hparams import hp
+
+GAMMA = "γ(ε): the largest deviation of the loss from its first-order Taylor expansion within the L∞ ball of "
+INTERP = (
+    "interp dev: mean deviation of the logits from the linear interpolation of the endpoint logits, "
+    "relative to their distance, along segments between test inputs of different classes (0 for a linear "
+    "model); interp miss: in-between points predicted as neither class."
+)
 
 
 @dataclass
 class LinearityConfig:
     eps: list[str] = hp(["4/255", "8/255"], "L∞ radii for γ")
-    steps: int = hp(10, "ascent steps on δ")
-    restarts: int = hp(1, "random starts (the maximum over them is kept)")
-    rel_stepsize: float = hp(0.25, "ascent step as a fraction of ε")
-    n_samples: int = hp(256, "seeded test subset for γ (0 = whole test split)")
-    n_pairs: int = hp(128, "segments between test inputs of different classes")
-    points: int = hp(11, "points per segment, endpoints included")
-    seed: int = hp(0, "seed of the subsets, pairs and random starts")
-    batch_size: int = hp(128, "images per batch")
-
-    def validate(self) -> None:
-        if self.steps < 1 or self.restarts < 1 or self.points < 3 or self.n_pairs < 1:
-            raise ValueError("need steps ≥ 1, restarts ≥ 1, points ≥ 3 and n_pairs ≥ 1")
+    steps: int = hp(10, "ascent steps on δ", ge=1)
+    restarts: int = hp(1, "random starts (the maximum over them is kept)", ge=1)
+    rel_stepsize: float = hp(0.25, "ascent step as a fraction of ε", gt=0)
+    n_samples: int = hp(256, "seeded test subset for γ (0 = whole test split)", ge=0)
+    n_pairs: int = hp(128, "segments between test inputs of different classes", ge=1)
+    points: int = hp(11, "points per segment, endpoints included", ge=3)
+    seed: int = hp(0, "seed of the subsets, pairs and random starts", ge=0)
+    batch_size: int = hp(128, "images per batch", ge=1)
 
 
 def local_linearity(
@@ -119,9 +122,53 @@ def different_class_pairs(labels: torch.Tensor, n_pairs: int, seed: int) -> tupl
 class LinearityEvaluator(Evaluator):
     summary = "local linearity γ (Qin et al. 2019) and deviation from linearity between test inputs"
     Config = LinearityConfig
+    group = "linearity"
+
+    def radii(self) -> list[str]:
+        return [eps_label(e) for e in sorted(parse_eps(e) for e in self.config.eps)]
+
+    def declarations(self) -> Declarations:
+        radii = self.radii()
+        breakdown = Breakdown("eps", "ε", "lin_gamma", column="ε={key}", hint="run the linearity evaluator")
+        bars = [PanelSpec(f"γ at ε = {radii[0]}", metric=f"lin_gamma@{radii[0]}")] if len(radii) == 1 else []
+        bars += [
+            PanelSpec("interp dev", metric="interp_logit_dev"),
+            PanelSpec("interp miss", metric="interp_miss"),
+        ]
+        figures = []
+        if len(radii) > 1:  # with one radius, a bar per method says it better than a line of single points
+            figures.append(
+                FigureSpec(
+                    "lines",
+                    "Local linearity",
+                    (
+                        PanelSpec(
+                            "local linearity γ (lower = more linear)",
+                            "lin_gamma",
+                            xlabel="ε (L∞)",
+                            ylabel="γ",
+                        ),
+                    ),
+                    caption=GAMMA + "radius ε, averaged over the seeded test subset (Qin et al. 2019).",
+                    by="eps",
+                    spacing="even",
+                    alt="local linearity γ versus ε per method",
+                )
+            )
+        figures.append(
+            FigureSpec(
+                "bars",
+                "Linearity" if len(radii) == 1 else "Linearity between test inputs",
+                tuple(bars),
+                caption=(GAMMA + "ball (Qin et al. 2019), lower = more linear; " if len(radii) == 1 else "")
+                + INTERP,
+                alt="linearity measures per method",
+            )
+        )
+        return Declarations(self.group, (breakdown,), tuple(figures))
 
     def metric_info(self) -> dict[str, MetricInfo]:
-        radii = [eps_label(parse_eps(e)) for e in self.config.eps]
+        radii = self.radii()
         info = {
             f"lin_gamma@{r}": MetricInfo(
                 f"γ {r}",

@@ -1,0 +1,599 @@
+"""The fault catalogue: every bad input or environment fault ends in one clear line, the right exit code, no
+traceback, and leaves the result files that existed before byte for byte as they were.
+
+Most cases run the real entry point in this process (fast: torch is imported once); the ones that need a
+process of their own (plugins that register names, signals, concurrency) run it in a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import run_cli
+from synthetic import write_suite
+
+TINY = ["--methods", "erm", "--epochs", "1", "--limit-train", "64", "--evaluators", "clean", "--quiet"]
+
+
+@dataclass
+class Outcome:
+    code: int
+    out: str
+    err: str
+
+
+def cli(*args: str, cwd: Path, env: dict[str, str]) -> Outcome:
+    """``vicinal ARGS`` in this process, as ``main()`` runs it (exit code, stdout, stderr)."""
+    from vicinal.cli import main
+
+    saved_env, saved_argv, saved_cwd = dict(os.environ), sys.argv, os.getcwd()
+    os.environ.update(env)
+    sys.argv = ["vicinal", *args]
+    os.chdir(cwd)
+    out, err = _Capture(), _Capture()
+    saved_streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.stdout, sys.stderr = saved_streams
+        sys.argv = saved_argv
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return Outcome(code, out.getvalue(), err.getvalue())
+
+
+class _Capture:
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.parts.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+    def getvalue(self) -> str:
+        return "".join(self.parts)
+
+
+def subprocess_cli(*args: str, cwd: Path, env: dict[str, str]) -> Outcome:
+    done = run_cli(*args, cwd=cwd, env=env)
+    return Outcome(done.returncode, done.stdout, done.stderr)
+
+
+# ---------------------------------------------------------------- fixtures for the cases
+
+
+def _cifar_batch(n: int, seed: int, **override) -> dict:
+    rng = np.random.default_rng(seed)
+    d = {
+        "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+        "labels": [int(v) for v in rng.integers(0, 10, n)],
+        "batch_label": f"batch {seed}",
+    }
+    d.update(override)
+    return d
+
+
+def make_cifar(root: Path, damage: Callable[[Path], None] | None = None) -> Path:
+    """A small CIFAR-10 folder in the python-pickle layout (random pixels), optionally damaged."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for i in range(1, 6):
+        (folder / f"data_batch_{i}").write_bytes(pickle.dumps(_cifar_batch(20, i)))
+    (folder / "test_batch").write_bytes(pickle.dumps(_cifar_batch(20, 9)))
+    if damage is not None:
+        damage(folder / "data_batch_2")
+    return root
+
+
+def _truncate(p: Path) -> None:
+    p.write_bytes(p.read_bytes()[:4000])
+
+
+def _empty(p: Path) -> None:
+    p.write_bytes(b"")
+
+
+def _not_a_dict(p: Path) -> None:
+    p.write_bytes(pickle.dumps([1, 2, 3]))
+
+
+def _a_folder(p: Path) -> None:
+    p.unlink()
+    p.mkdir()
+
+
+def _no_permission(p: Path) -> None:
+    p.chmod(0)
+
+
+def _bad_labels(p: Path) -> None:
+    p.write_bytes(pickle.dumps(_cifar_batch(20, 2, labels=[12] * 20)))
+
+
+def _float_data(p: Path) -> None:
+    p.write_bytes(pickle.dumps(_cifar_batch(20, 2, data=np.full((20, 3072), 300.0))))
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED",))
+
+
+def _malicious(p: Path) -> None:
+    p.write_bytes(pickle.dumps({"data": _Payload(), "labels": []}))
+
+
+def suite_file(tmp: Path, body: str) -> str:
+    path = tmp / "s.toml"
+    path.write_text(textwrap.dedent(body))
+    return str(path)
+
+
+BASE_SUITE = """
+    name = "s"
+    [data]
+    dataset = "digits"
+    [run]
+    methods = ["erm"]
+    """
+
+
+def mount_tmpfs(where: Path, size: str) -> bool:
+    """A real small filesystem, so "disk full" is the kernel's ENOSPC (needs root; skipped elsewhere)."""
+    where.mkdir(parents=True, exist_ok=True)
+    ok = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True
+    )
+    return ok.returncode == 0
+
+
+# ---------------------------------------------------------------- the catalogue
+
+
+@dataclass
+class Case:
+    """One row of the catalogue: ``args(tmp)`` builds the command line (and any files it needs)."""
+
+    name: str
+    args: Callable[[Path], list[str]]
+    code: int
+    message: str
+    subprocess: bool = False
+    needs: str = ""  # "tmpfs" or "nonroot" when the case depends on the environment
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def _cifar_run(damage: Callable[[Path], None]) -> Callable[[Path], list[str]]:
+    def args(tmp: Path) -> list[str]:
+        make_cifar(tmp / "data", damage)
+        return ["run", "--suite", "cifar10-quick", "--data-dir", str(tmp / "data"), *TINY]
+
+    return args
+
+
+def _plugin(tmp: Path, name: str) -> str:
+    path = tmp / "plugin_names.py"
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            from vicinal import Method, register_method
+
+            @register_method({name!r})
+            class Sneaky(Method):
+                pass
+            """
+        )
+    )
+    return str(path)
+
+
+def _under_a_file(tmp: Path, name: str) -> str:
+    """A path whose parent is a plain file: no folder can be made there, whoever runs the test."""
+    (tmp / "plain").write_text("x")
+    return str(tmp / "plain" / name)
+
+
+def _results_under_a_file(tmp: Path) -> list[str]:
+    return ["run", *TINY, "--results", _under_a_file(tmp, "results")]
+
+
+def _results_is_a_file(tmp: Path) -> list[str]:
+    (tmp / "plain").write_text("x")
+    return ["run", *TINY, "--results", str(tmp / "plain")]
+
+
+def _full_cache(tmp: Path) -> list[str]:
+    if not mount_tmpfs(tmp / "small", "256k"):
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    return ["run", *TINY, "--cache-dir", str(tmp / "small")]
+
+
+def _full_results(tmp: Path) -> list[str]:
+    if not mount_tmpfs(tmp / "small", "64k"):
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    _fill(tmp / "small" / "filler")
+    return ["run", *TINY, "--results", str(tmp / "small")]
+
+
+def _fill(path: Path) -> None:
+    """Write until the filesystem is full (a folder can still get empty files: they need no blocks)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _full_corrupted(tmp: Path) -> list[str]:
+    if not mount_tmpfs(tmp / "small", "64k"):
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    return ["corrupt", "--dataset", "digits", "--corruptions", "fog", "--severities", "1", "--quiet",
+            "--out", str(tmp / "small" / "digits-c")]  # fmt: skip
+
+
+CASES = [
+    # Names and settings
+    Case("misspelt method", lambda t: ["run", "--methods", "mixpu"], 2, "Did you mean: mixup"),
+    Case("unknown suite", lambda t: ["run", "--suite", "nope"], 2, "unknown suite 'nope'"),
+    Case("bad --set key", lambda t: ["run", "--set", "mixup.alfa=1"], 2, "Did you mean 'alpha'"),
+    Case("bad --set value", lambda t: ["run", "--set", "mixup.alpha=abc"], 2, "expected a number"),
+    Case("--set out of range", lambda t: ["run", "--set", "mixup.alpha=-1"], 2, "must be ≥ 0"),
+    Case(
+        "--set for an unknown method", lambda t: ["run", "--set", "cutmx.alpha=1"], 2, "Did you mean: cutmix"
+    ),
+    Case("--seeds not integers", lambda t: ["run", "--seeds", "a,b"], 2, "comma-separated integers"),
+    Case("--seeds negative", lambda t: ["run", "--seeds", "-1"], 2, "out of range: it must be ≥ 0"),
+    Case("malformed TOML", lambda t: ["run", "--suite", suite_file(t, "name = [")], 2, "is not valid TOML"),
+    Case(
+        "[data] limit_trian",
+        lambda t: ["run", "--suite", suite_file(t, BASE_SUITE.replace("[run]", "limit_trian = 5\n[run]"))],
+        2,
+        "[data] has no setting 'limit_trian'. Did you mean 'limit_train'?",
+    ),
+    Case(
+        "[run] method",
+        lambda t: ["run", "--suite", suite_file(t, BASE_SUITE.replace("methods", "method"))],
+        2,
+        "[run] has no setting 'method'. Did you mean 'methods'?",
+    ),
+    Case(
+        "[model] nmae",
+        lambda t: ["run", "--suite", suite_file(t, BASE_SUITE + '[model]\nnmae = "x"\n')],
+        2,
+        "Did you mean 'name'?",
+    ),
+    Case(
+        "[methods.mixpu]",
+        lambda t: ["run", "--suite", suite_file(t, BASE_SUITE + "[methods.mixpu]\nalpha = 1.0\n")],
+        2,
+        "[methods.mixpu]: unknown method 'mixpu'. Did you mean: mixup",
+    ),
+    Case(
+        "unknown evaluator table",
+        lambda t: ["run", "--suite", suite_file(t, BASE_SUITE + "[evaluators.calibraton]\n")],
+        2,
+        "unknown evaluator 'calibraton'. Did you mean: calibration",
+    ),
+    Case(
+        "unknown top-level key",
+        lambda t: ["run", "--suite", suite_file(t, BASE_SUITE.replace("[data]", "descripton = 'x'\n[data]"))],
+        2,
+        "Did you mean 'description'?",
+    ),
+    Case(
+        "validation outside [0, 1)",
+        lambda t: ["run", "--suite", suite_file(t, BASE_SUITE.replace("[run]", "validation = 1.5\n[run]"))],
+        2,
+        "[data] validation = 1.5 is out of range: it must be ≥ 0, < 1",
+    ),
+    Case(
+        "negative limit_train",
+        lambda t: ["run", "--suite", suite_file(t, BASE_SUITE.replace("[run]", "limit_train = -1\n[run]"))],
+        2,
+        "limit_train = -1 is out of range",
+    ),
+    Case(
+        "empty seeds",
+        lambda t: ["run", "--suite", suite_file(t, BASE_SUITE + "seeds = []\n")],
+        2,
+        "seeds is empty",
+    ),
+    Case(
+        "non-integer seeds",
+        lambda t: ["run", "--suite", suite_file(t, BASE_SUITE + "seeds = [1.5]\n")],
+        2,
+        "seeds[0]: expected an integer, got 1.5",
+    ),
+    Case(
+        "seeds of the wrong type",
+        lambda t: ["run", "--suite", suite_file(t, BASE_SUITE + 'seeds = ["a"]\n')],
+        2,
+        "seeds[0]: expected an integer, got 'a'",
+    ),
+    Case(
+        "an evaluator that is not a table",
+        lambda t: ["run", "--suite", suite_file(t, BASE_SUITE + "[evaluators]\nclean = 3\n")],
+        2,
+        "clean = 3: expected a table of settings",
+    ),
+    Case(
+        "a number as text in a suite",
+        lambda t: ["run", "--suite", suite_file(t, BASE_SUITE.replace("[run]", 'validation = "0.1"\n[run]'))],
+        2,
+        "validation: expected a number, got '0.1'",
+    ),
+    Case(
+        "a suite name that is a path",
+        lambda t: ["run", "--suite", suite_file(t, BASE_SUITE.replace('name = "s"', 'name = "../x"'))],
+        2,
+        "invalid suite name '../x'",
+    ),
+    Case(
+        "a method name that is a path",
+        lambda t: ["methods", "--plugin", _plugin(t, "../../x")],
+        2,
+        "invalid method name '../../x'",
+        subprocess=True,
+    ),
+    Case(
+        "a method name with markup",
+        lambda t: ["methods", "--plugin", _plugin(t, "rich[/x]")],
+        2,
+        "invalid method name 'rich[/x]'",
+        subprocess=True,
+    ),
+    Case(
+        "a plugin re-registering a built-in, used",
+        lambda t: ["run", "--plugin", _plugin(t, "mixup"), "--methods", "mixup"],
+        2,
+        "'mixup' is registered twice",
+        subprocess=True,
+    ),
+    # Devices
+    Case("--device meta", lambda t: ["run", "--device", "meta"], 2, "cannot train on 'meta'"),
+    Case("--device mps without MPS", lambda t: ["run", "--device", "mps"], 2, "cannot train on 'mps'"),
+    Case("--device cuda:7", lambda t: ["run", "--device", "cuda:7"], 2, "cuda:7"),
+    Case("--device nonsense", lambda t: ["run", "--device", "gpu0"], 2, "is not a device"),
+    # Data
+    Case(
+        "missing data",
+        lambda t: ["run", "--suite", "cifar10", "--data-dir", str(t / "none"), "--methods", "erm"],
+        2,
+        "vicinal download cifar10",
+    ),
+    Case("CIFAR batch truncated", _cifar_run(_truncate), 2, "data_batch_2 is truncated or damaged"),
+    Case("CIFAR batch of 0 bytes", _cifar_run(_empty), 2, "data_batch_2 is empty (0 bytes)"),
+    Case("CIFAR batch not a dict", _cifar_run(_not_a_dict), 2, "holds a list, not a dict"),
+    Case("CIFAR batch is a folder", _cifar_run(_a_folder), 2, "data_batch_2: Is a directory"),
+    Case("CIFAR batch unreadable", _cifar_run(_no_permission), 2, "permission denied", needs="nonroot"),
+    Case("CIFAR labels out of range", _cifar_run(_bad_labels), 2, "labels must be integers 0–9; found 12–12"),
+    Case("CIFAR float data", _cifar_run(_float_data), 2, "'data' is float64, the format stores uint8"),
+    Case("CIFAR batch with code in it", _cifar_run(_malicious), 2, "refused to load posix.system"),
+    # Outputs, checked before any work
+    Case("--results under a file", _results_under_a_file, 1, "is not writable"),
+    Case("--results is a file", _results_is_a_file, 1, "is a file, not a folder"),
+    Case(
+        "report --out is a folder",
+        lambda t: ["report", "--out", str(t)],
+        1,
+        "is a folder; give a file name",
+    ),
+    Case(
+        "leaderboard --out not writable",
+        lambda t: ["leaderboard", "--out", _under_a_file(t, "x.md")],
+        1,
+        "plain is a file, not a folder",
+    ),
+    Case(
+        "corrupt --out not writable",
+        lambda t: ["corrupt", "--dataset", "digits", "--out", _under_a_file(t, "c")],
+        1,
+        "is not writable",
+    ),
+    # Disk full (a real tmpfs)
+    Case("disk full writing a checkpoint", _full_cache, 1, "no space left on", needs="tmpfs"),
+    Case("disk full writing a result", _full_results, 1, "no space left on", needs="tmpfs"),
+    Case("disk full writing a corrupted set", _full_corrupted, 1, "no space left on", needs="tmpfs"),
+    # Results already on disk
+    Case("corrupt result JSON", lambda t: ["leaderboard"], 0, "skipped"),
+]
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    """A folder with results already in it (they must survive every case unchanged)."""
+    results = tmp_path / "results"
+    write_suite(results, methods={"erm": (0.8, 2), "mixup": (0.85, 1)}, corruption=False, artifacts=False)
+    (results / "toy" / "broken.json").write_text('{"schema": 2, "metrics": {')
+    env = {"VICINAL_RESULTS_DIR": str(results), "VICINAL_CACHE_DIR": str(tmp_path / "cache"), "COLUMNS": "80"}
+    return tmp_path, results, env
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_fault_catalogue(case, workspace):
+    tmp, results, env = workspace
+    if case.needs == "nonroot" and os.geteuid() == 0:
+        pytest.skip("root reads files whatever their permissions")
+    before = _snapshot(results)
+    args = case.args(tmp)
+    try:
+        run = subprocess_cli if case.subprocess else cli
+        outcome = run(*args, cwd=tmp, env={**env, **case.env})
+    finally:
+        if case.needs == "tmpfs":
+            subprocess.run(["umount", "-l", str(tmp / "small")], capture_output=True)
+    text = outcome.out + outcome.err
+    assert outcome.code == case.code, text
+    assert "Traceback" not in text
+    assert case.message in outcome.err, outcome.err
+    message_lines = [line for line in outcome.err.splitlines() if case.message in line]
+    assert len(message_lines) == 1, outcome.err  # one line, not wrapped, whatever the terminal width
+    assert _snapshot(results) == before
+    assert not (tmp / "PWNED").exists()
+    if case.needs == "tmpfs":  # the failed write left no temporary file behind
+        assert not list((tmp / "small").glob(".*")) if (tmp / "small").is_dir() else True
+
+
+# ---------------------------------------------------------------- signals and concurrency (subprocesses)
+
+
+def _popen(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "vicinal.cli", *args],
+        cwd=cwd,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _wait_for(pattern: str, folder: Path, timeout: float = 240) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = (
+            [p for p in sorted(folder.rglob(pattern)) if not p.name.startswith(".")]
+            if folder.is_dir()
+            else []
+        )
+        if found:  # a finished file, not a temporary one being written
+            return found[0]
+        time.sleep(0.05)
+    raise AssertionError(f"no {pattern} under {folder} after {timeout} s")
+
+
+LONGER = ["--methods", "erm", "--epochs", "3", "--limit-train", "256", "--evaluators", "clean", "--quiet"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+def test_an_interrupted_run_resumes_from_its_checkpoint(sig, workspace):
+    tmp, results, env = workspace
+    before = _snapshot(results)
+    proc = _popen(["run", *LONGER], tmp, env)
+    _wait_for("*.pt", tmp / "cache" / "checkpoints")  # the first epoch is saved
+    os.kill(proc.pid, sig)
+    _, err = proc.communicate(timeout=60)
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130 and "Traceback" not in err
+        assert "Run the same command again to resume" in err
+    assert _snapshot(results) == before
+    again = subprocess_cli("run", *LONGER, cwd=tmp, env=env)
+    assert again.code == 0, again.err
+    (new,) = [p for p in results.rglob("*.json") if str(p) not in before and "broken" not in p.name]
+    doc = json.loads(new.read_text())
+    assert doc["training"]["resumed_from_epoch"] >= 1 and len(doc["training"]["history"]) == 3
+    assert not list((tmp / "cache" / "checkpoints").glob(".*"))  # no temporary file left behind
+
+
+def test_concurrent_identical_runs_leave_one_intact_file_per_run(workspace):
+    tmp, results, env = workspace
+    procs = [_popen(["run", *TINY], tmp, env) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    files = list((results / "digits-c" / "erm").glob("*.json"))
+    assert len(files) == 1 and json.loads(files[0].read_text())["metrics"]["acc"] >= 0
+    assert not list((results / "digits-c" / "erm").glob(".*"))
+
+
+def test_a_run_that_raises_is_reported_and_the_others_are_kept(workspace):
+    tmp, results, env = workspace
+    plugin = tmp / "broken.py"
+    plugin.write_text(
+        textwrap.dedent(
+            """
+            from vicinal import Method, register_method
+
+            @register_method("broken")
+            class Broken(Method):
+                def training_step(self, model, x, y, rng):
+                    raise RuntimeError("this method is broken")
+            """
+        )
+    )
+    args = ["run", "--plugin", str(plugin), *TINY]
+    args[args.index("erm")] = "broken,erm"
+    out = subprocess_cli(*args, cwd=tmp, env=env)
+    assert out.code == 1 and "Traceback" not in out.out + out.err
+    assert "1 run(s) failed, 1 finished and kept" in out.err and "broken seed 0: RuntimeError" in out.err
+    (detail,) = (tmp / "cache" / "errors").glob("*.txt")
+    assert "this method is broken" in detail.read_text()  # the full traceback, for a bug report
+    assert len(list((results / "digits-c" / "erm").glob("*.json"))) == 1  # erm ran after it and landed
+    assert not (results / "digits-c" / "broken").exists()
+    assert "suite: digits-c" in out.out  # the finished runs' leaderboard is still shown
+
+
+def test_sweep_points_are_configurations_of_their_own(workspace):
+    tmp, results, env = workspace
+    suite = suite_file(
+        tmp,
+        BASE_SUITE.replace('methods = ["erm"]', 'methods = ["mixup"]')
+        + "[evaluators.clean]\n[sweep.mixup]\nalpha = [0.2, 1.0]\n",
+    )
+    args = ["run", "--suite", suite, "--epochs", "1", "--limit-train", "64", "--quiet"]
+    out = cli(*args, cwd=tmp, env=env)
+    assert out.code == 0, out.err
+    docs = [json.loads(p.read_text()) for p in (results / "s" / "mixup").glob("*.json")]
+    assert sorted(d["method_info"]["hyperparameters"]["alpha"] for d in docs) == [0.2, 1.0]
+    assert len({d["run_id"] for d in docs}) == 2
+    assert "mixup [alpha=0.2]" in out.out and "mixup [alpha=1.0]" in out.out
+    # The command line's sweep replaces the file's values for that setting; each value is validated.
+    bad = cli(*args, "--sweep", "mixup.alpha=0.5,-1", cwd=tmp, env=env)
+    assert bad.code == 2 and "alpha = -1.0 is out of range" in bad.err
+    both = cli(*args, "--sweep", "mixup.alpha=0.5", "--set", "mixup.alpha=0.3", cwd=tmp, env=env)
+    assert both.code == 2 and "both swept and set" in both.err
+
+
+def test_a_diverging_loss_stops_that_run_with_advice(workspace):
+    tmp, results, env = workspace
+    plugin = tmp / "diverge.py"
+    plugin.write_text(
+        textwrap.dedent(
+            """
+            import torch.nn.functional as F
+            from vicinal import Method, StepOutput, register_method
+
+            @register_method("diverge")
+            class Diverge(Method):
+                def training_step(self, model, x, y, rng):
+                    logits = model(x)
+                    return StepOutput(F.cross_entropy(logits, y) * float("nan"), 0.0, len(y))
+            """
+        )
+    )
+    args = ["run", "--plugin", str(plugin), *TINY]
+    args[args.index("erm")] = "diverge"
+    out = subprocess_cli(*args, cwd=tmp, env=env)
+    assert out.code == 1 and "Traceback" not in out.err
+    assert "the training loss became nan at epoch 1" in out.err and "lower the learning rate" in out.err
+    assert not (results / "digits-c" / "diverge").exists()

@@ -1,0 +1,155 @@
+"""The plugin author's guide (docs/plugins.md) works as written: its Python blocks are saved as plugin
+files (named by their first line) or executed, and the plugins go through the real command line on a tiny
+budget — a method, an evaluator that adds a metric, a ``--by`` axis, a figure and a derived metric, and a
+model — without any edit to vicinal, in a folder outside the repository."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import statistics
+import tomllib
+
+import pytest
+from helpers import ROOT, run_cli
+from rich.cells import cell_len
+
+GUIDE = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
+PYTHON = re.findall(r"```python\n(.*?)```", GUIDE, flags=re.S)
+PLUGINS = {m.group(1): code for code in PYTHON if (m := re.match(r"# (\w+\.py)\n", code))}
+SIZES = ["4", "8", "12"]
+
+
+def test_the_guide_has_its_plugins():
+    assert set(PLUGINS) == {"smoothing.py", "occlusion.py", "tiny_mlp.py"}
+    assert len(PYTHON) == len(PLUGINS) + 1  # and the block of helper signatures
+
+
+def test_the_helper_signatures_run_as_documented():
+    (code,) = [c for c in PYTHON if c not in PLUGINS.values()]
+    exec(compile(code, "docs/plugins.md", "exec"), {})
+
+
+def test_the_documented_entry_point_groups_are_the_registries():
+    from vicinal.datasets import DATASETS
+    from vicinal.derived import DERIVATIONS
+    from vicinal.evaluation import EVALUATORS
+    from vicinal.method import METHODS
+    from vicinal.models import MODELS
+
+    (block,) = re.findall(r"```toml\n(.*?)```", GUIDE, flags=re.S)
+    documented = set(tomllib.loads(block)["project"]["entry-points"])
+    registries = (METHODS, EVALUATORS, MODELS, DATASETS, DERIVATIONS)
+    assert documented == {r._entry_point_group for r in registries}
+
+
+def test_methods_pattern_is_a_glob_and_a_plain_word_a_substring():
+    from vicinal.method import list_methods
+
+    assert {"mixup", "manifold-mixup", "varmixup"} <= set(list_methods("mix"))
+    assert list_methods("mix*") == ["mixup"]
+    assert "manifold-mixup" in list_methods("*mixup") and "erm" not in list_methods("*mixup")
+
+
+@pytest.fixture(scope="module")
+def guide(tmp_path_factory):
+    """The guide's three plugins saved in a temporary folder and run: two methods, two seeds, the plugin
+    model, the clean and plugin evaluators; the board printed at the end in an 80-column terminal."""
+    root = tmp_path_factory.mktemp("plugin-author")
+    for name, code in PLUGINS.items():
+        (root / name).write_text(code)
+    env = {"VICINAL_RESULTS_DIR": str(root / "results"), "VICINAL_CACHE_DIR": str(root / "cache")}
+    plugins = [arg for name in PLUGINS for arg in ("--plugin", name)]
+    out = run_cli(
+        "run", *plugins, "--methods", "erm,label-smoothing", "--model", "tiny-mlp", "--seeds", "0,1",
+        "--evaluators", "clean,occlusion", "--epochs", "1", "--limit-train", "64", "--quiet",
+        "--set", "evaluators.occlusion.n_samples=200",
+        cwd=root, env={**env, "COLUMNS": "80"},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    docs = [json.loads(p.read_text()) for p in sorted((root / "results").rglob("*.json"))]
+    return root, env, out, docs
+
+
+def _mean(docs, method, metric):
+    return statistics.fmean(d["metrics"][metric] for d in docs if d["method"] == method)
+
+
+def test_the_plugins_run_and_their_declarations_reach_the_result_files(guide):
+    _, _, out, docs = guide
+    assert sorted((d["method"], d["seed"]) for d in docs) == [
+        ("erm", 0), ("erm", 1), ("label-smoothing", 0), ("label-smoothing", 1),
+    ]  # fmt: skip
+    doc = docs[0]
+    assert doc["suite_spec"]["model"] == "tiny-mlp"
+    assert {f"occ_acc@{k}" for k in SIZES} | {"occ_acc", "acc"} <= set(doc["metrics"])
+    assert doc["metric_info"]["occ_acc@8"]["evaluator"] == "occlusion"
+    assert doc["metric_info"]["occ_acc@8"]["clean"] == "acc"
+    assert doc["declares"]["occlusion"]["breakdowns"][0]["axis"] == "patch"
+    assert doc["declares"]["occlusion"]["figures"][0]["title"] == "Accuracy versus occlusion"
+    # The board printed at the end of the run fits 80 columns, every label and number whole.
+    lines = out.stdout[out.stdout.index("suite: digits-c") :].splitlines()
+    assert max(cell_len(line) for line in lines) <= 80
+    assert "…" not in out.stdout and "label-smoothing" in out.stdout and "acc-occ" in out.stdout
+
+
+def test_leaderboard_by_the_plugins_axis(guide):
+    root, env, _, docs = guide
+    board = json.loads(run_cli("leaderboard", "--by", "patch", "--format", "json", cwd=root, env=env).stdout)
+    (suite,) = board
+    assert suite["columns"] == ["acc", *(f"occ_acc@{k}" for k in SIZES), "occ_acc"]
+    assert suite["titles"]["acc"] == "clean" and suite["titles"]["occ_acc@4"] == "4 px"
+    for row in suite["rows"]:
+        for m in suite["columns"]:
+            assert row["metrics"][m]["mean"] == pytest.approx(_mean(docs, row["method"], m), rel=1e-12)
+            assert row["metrics"][m]["n"] == 2
+    table = run_cli("leaderboard", "--by", "patch", "--width", "80", cwd=root, env=env).stdout
+    assert "acc-occ by square size" in table and "4 px" in table and "12 px" in table
+
+
+def test_every_metric_and_the_plugins_derived_metric(guide):
+    root, env, _, docs = guide
+    plain = run_cli("leaderboard", "--metrics", "all", "--format", "csv", cwd=root, env=env)
+    rows = {r["method"]: r for r in csv.DictReader(io.StringIO(plain.stdout))}
+    assert float(rows["erm"]["occ_acc@8_mean"]) == pytest.approx(_mean(docs, "erm", "occ_acc@8"))
+    # Its derivation lives in the plugin: without the plugin the leaderboard says what it leaves out.
+    assert "occ_vs_base_mean" not in plain.stdout and "occlusion_vs_baseline" in plain.stderr
+    loaded = run_cli(
+        "leaderboard", "--metrics", "all", "--format", "csv", "--plugin", "occlusion.py", cwd=root, env=env
+    )
+    rows = {r["method"]: r for r in csv.DictReader(io.StringIO(loaded.stdout))}
+    assert float(rows["erm"]["occ_vs_base_mean"]) == pytest.approx(1.0)  # erm is the suite's baseline
+    ratio = _mean(docs, "label-smoothing", "occ_acc") / _mean(docs, "erm", "occ_acc")
+    assert float(rows["label-smoothing"]["occ_vs_base_mean"]) == pytest.approx(ratio)
+
+
+def test_report_draws_the_plugins_figure_and_breakdown(guide):
+    root, env, _, _ = guide
+    out = run_cli("report", "--plugin", "occlusion.py", "--out", "report.html", "--quiet", cwd=root, env=env)
+    assert out.returncode == 0, out.stderr
+    html = (root / "report.html").read_text()
+    figure = html[html.index("<h3>Accuracy versus occlusion</h3>") :]
+    assert figure.split("</figure>")[0].count('src="data:image/png;base64,') == 1
+    assert "acc-occ by square size" in html and 'data-metric="occ_acc@8"' in html
+    assert 'data-metric="occ_vs_base"' in html
+
+
+def test_a_config_rule_from_the_guide_is_one_message_before_training(guide):
+    root, env, _, _ = guide
+    out = run_cli(
+        "run", "--plugin", "smoothing.py", "--methods", "label-smoothing",
+        "--set", "label-smoothing.warmup_smoothing=0.5", cwd=root, env=env,
+    )  # fmt: skip
+    assert out.returncode == 2 and "label-smoothing: warmup_smoothing must not exceed smoothing" in out.stderr
+
+
+def test_a_malformed_declaration_is_one_message_before_training(guide):
+    root, env, _, _ = guide
+    broken = PLUGINS["occlusion.py"].replace('MetricInfo("acc-occ", True,', 'MetricInfo("acc-occ", "yes",')
+    assert broken != PLUGINS["occlusion.py"]
+    (root / "broken.py").write_text(broken)
+    out = run_cli("run", "--plugin", "broken.py", "--evaluators", "clean,occlusion", cwd=root, env=env)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "evaluator occlusion: metric 'occ_acc'.higher_is_better must be true or false" in out.stderr

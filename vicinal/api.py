@@ -1,0 +1,207 @@
+"""vicinal from Python: run a suite, read a leaderboard. The command line is a thin layer over these.
+
+``vicinal.run(suite="cifar10-quick", methods=["erm", "mixup"], seeds=[0, 1], data_dir=…)`` trains and
+evaluates exactly as ``vicinal run`` does (same validation, same result files, same reuse rules) and
+returns the typed results; ``vicinal.leaderboard(results_dir=…)`` returns the boards the command prints,
+with ``to_markdown()``, ``to_csv()``, ``to_json()`` and ``to_dataframe()`` (pandas, when installed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vicinal.errors import VicinalError
+from vicinal.reporting import Reporter, SilentReporter
+from vicinal.results import Result, default_cache_dir, default_results_dir, load_store, read_result
+
+if TYPE_CHECKING:
+    from vicinal.leaderboard import Board
+    from vicinal.runner import RunPlan
+    from vicinal.suite import Suite
+
+
+def _settings(values: Mapping[str, Any] | Iterable[str] | None) -> dict[str, dict[str, Any]]:
+    """``{"mixup.alpha": 0.4}`` or ``["mixup.alpha=0.4"]`` → ``{"mixup": {"alpha": 0.4}}``."""
+    from vicinal.hparams import parse_assignments
+
+    if values is None:
+        return {}
+    if isinstance(values, Mapping) and all(isinstance(v, Mapping) for v in values.values()):
+        return {owner: dict(params) for owner, params in values.items()}  # already {"mixup": {...}}
+    if isinstance(values, Mapping):
+        out: dict[str, dict[str, Any]] = {}
+        for key, value in values.items():
+            owner, dot, name = key.rpartition(".")
+            if not dot or not owner or not name:
+                raise VicinalError(f"{key!r}: write settings as METHOD.PARAM (e.g. mixup.alpha)")
+            out.setdefault(owner, {})[name] = value
+        return out
+    return parse_assignments(list(values))
+
+
+def load(
+    suite: str | Suite,
+    *,
+    methods: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
+    epochs: int | None = None,
+    limit_train: int | None = None,
+    model: str | None = None,
+    evaluators: Sequence[str] | None = None,
+) -> Suite:
+    """A suite (shipped name, TOML path, or a :class:`Suite`) with the run's overrides applied and every
+    name and setting validated."""
+    from vicinal.suite import Suite, load_suite, validate_components
+
+    spec = suite if isinstance(suite, Suite) else load_suite(suite)
+    if methods is not None:
+        spec.override("run", methods=list(methods))
+    if seeds is not None:
+        spec.override("run", seeds=list(seeds))
+    if epochs is not None:
+        spec.override("train", epochs=epochs)
+    if limit_train is not None:
+        spec.override("data", limit_train=limit_train)
+    if model is not None:
+        spec.override("model", name=model)
+    if evaluators is not None:
+        spec.evaluators = {name: spec.evaluators.get(name, {}) for name in evaluators}
+    validate_components(spec)
+    return spec
+
+
+def prepare(
+    suite: str | Suite = "digits-c",
+    *,
+    methods: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
+    epochs: int | None = None,
+    limit_train: int | None = None,
+    model: str | None = None,
+    evaluators: Sequence[str] | None = None,
+    settings: Mapping[str, Any] | Iterable[str] | None = None,
+    sweep: Mapping[str, Sequence[Any]] | None = None,
+    device: str = "auto",
+    data_dir: str | Path | None = None,
+    download: bool = False,
+    results_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    force: bool = False,
+    plugins: Sequence[str] = (),
+    reporter: Reporter | None = None,
+) -> RunPlan:
+    """Validate a run without starting it (what :func:`run` executes)."""
+    from vicinal.registry import load_plugin
+    from vicinal.runner import plan_run
+
+    for plugin in plugins:
+        load_plugin(plugin)
+    spec = load(
+        suite,
+        methods=methods,
+        seeds=seeds,
+        epochs=epochs,
+        limit_train=limit_train,
+        model=model,
+        evaluators=evaluators,
+    )
+    sweeps = {owner: {k: list(v) for k, v in params.items()} for owner, params in _settings(sweep).items()}
+    return plan_run(
+        spec,
+        device=device,
+        results_dir=Path(results_dir) if results_dir is not None else default_results_dir(),
+        cache_dir=Path(cache_dir) if cache_dir is not None else default_cache_dir(),
+        overrides=_settings(settings),
+        sweeps=sweeps,
+        data_dir=str(data_dir) if data_dir is not None else None,
+        download=download,
+        force=force,
+        reporter=reporter or SilentReporter(),
+    )
+
+
+def run(suite: str | Suite = "digits-c", **options: Any) -> list[Result]:
+    """Train and evaluate every (method, seed) of a suite; returns the results in run order (reused ones
+    included). Options are :func:`prepare`'s: ``methods``, ``seeds``, ``epochs``, ``limit_train``,
+    ``model``, ``evaluators``, ``settings`` (``{"mixup.alpha": 0.4}``), ``sweep``
+    (``{"mixup.alpha": [0.2, 1.0]}``), ``device``, ``data_dir``, ``results_dir``, ``cache_dir``, ``force``,
+    ``plugins``, ``reporter``. Raises :class:`vicinal.runner.RunsFailed` (with the finished runs kept) when
+    some runs fail."""
+    from vicinal.runner import execute
+
+    plan = prepare(suite, **options)
+    return [read_result(o.path) for o in execute(plan)]
+
+
+@dataclass
+class Leaderboard:
+    """The boards ``vicinal leaderboard`` prints (one per suite), in every output format."""
+
+    boards: list[Board]
+
+    def to_markdown(self) -> str:
+        from vicinal.formats import FORMATS
+
+        return FORMATS["markdown"](self.boards)
+
+    def to_csv(self) -> str:
+        from vicinal.formats import FORMATS
+
+        return FORMATS["csv"](self.boards)
+
+    def to_json(self) -> str:
+        from vicinal.formats import FORMATS
+
+        return FORMATS["json"](self.boards)
+
+    def to_latex(self) -> str:
+        from vicinal.formats import FORMATS
+
+        return FORMATS["latex"](self.boards)
+
+    def to_html(self) -> str:
+        from vicinal.formats import FORMATS
+
+        return FORMATS["html"](self.boards)
+
+    def to_dataframe(self) -> Any:
+        """One row per leaderboard row, the CSV's columns (needs pandas)."""
+        import io
+
+        try:
+            import pandas as pd
+        except ImportError:
+            raise VicinalError("to_dataframe needs pandas: pip install pandas") from None
+        return pd.read_csv(io.StringIO(self.to_csv()))
+
+
+def leaderboard(
+    results_dir: str | Path | None = None,
+    *,
+    suite: str | None = None,
+    methods: Sequence[str] | None = None,
+    metrics: Sequence[str] | None = None,
+    sort: str | None = None,
+    by: str | None = None,
+) -> Leaderboard:
+    """The leaderboard of the result files under ``results_dir`` (default: ``$VICINAL_RESULTS_DIR`` or
+    ``./results``); unreadable files are skipped (``load_store`` says which)."""
+    from vicinal.leaderboard import build_boards
+
+    folder = Path(results_dir) if results_dir is not None else default_results_dir()
+    store = load_store(folder)
+    if not store.results:
+        raise VicinalError(f"no result files in {folder}; run vicinal first or give results_dir")
+    return Leaderboard(
+        build_boards(
+            store,
+            suite,
+            list(methods) if methods else None,
+            list(metrics) if metrics else None,
+            sort,
+            by,
+        )
+    )

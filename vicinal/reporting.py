@@ -1,0 +1,112 @@
+"""How long work tells people where it is: the reporter protocol, and the two plain implementations.
+
+The library never prints. Code that does long work (training, a VAE, an evaluator, a download) takes a
+:class:`Reporter`, starts a task with a total, advances it with named figures, and marks the moments that
+deserve a line of their own in a log (the end of an epoch, of an evaluator). The command line implements
+the protocol with rich's live bars on a terminal and with :class:`LineReporter` elsewhere (CI logs,
+``nohup``, a file), so a non-interactive run prints one line per epoch and per evaluator instead of
+nothing. Messages are plain text; the caller decides how to colour them.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, Protocol, TextIO
+
+
+class Task(Protocol):
+    def advance(self, steps: float = 1, **fields: Any) -> None:
+        """Move the bar by ``steps``; ``fields`` (loss, acc, img/s, …) are shown beside it."""
+
+    def line(self, text: str = "", **fields: Any) -> None:
+        """A moment worth a line in a log (an epoch or an evaluation finished), with its figures."""
+
+    def close(self) -> None:
+        """The task is over (its bar may stay on screen)."""
+
+
+class Reporter(Protocol):
+    def task(self, label: str, total: float | None = None, done: float = 0) -> Task:
+        """Start a task; ``done`` is what an earlier, resumed attempt already finished."""
+
+    def note(self, message: str) -> None:
+        """Something worth knowing that is not a problem (a result reused, a setting not used)."""
+
+    def warn(self, message: str) -> None:
+        """Something went wrong but the work goes on (a damaged cache entry retrained)."""
+
+
+def format_fields(fields: dict[str, Any]) -> str:
+    """``loss 0.512 · acc 83.1%`` from ``{"loss": "0.512", "acc": "83.1%"}``: names and values as given."""
+    return " · ".join(f"{k} {v}" for k, v in fields.items() if v not in (None, ""))
+
+
+class _SilentTask:
+    def advance(self, steps: float = 1, **fields: Any) -> None:
+        pass
+
+    def line(self, text: str = "", **fields: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class SilentReporter:
+    """Reports nothing (the default of the Python API): warnings still reach ``warnings_to`` if given."""
+
+    def __init__(self, warnings_to: TextIO | None = None):
+        self.warnings_to = warnings_to
+
+    def task(self, label: str, total: float | None = None, done: float = 0) -> Task:
+        return _SilentTask()
+
+    def note(self, message: str) -> None:
+        pass
+
+    def warn(self, message: str) -> None:
+        if self.warnings_to is not None:
+            print(f"warning: {message}", file=self.warnings_to)
+
+
+class _LineTask:
+    def __init__(self, owner: LineReporter, label: str, total: float | None, done: float):
+        self.owner, self.label, self.total, self.done = owner, label, total, done
+        self.fields: dict[str, Any] = {}
+        self.started = time.monotonic()
+
+    def advance(self, steps: float = 1, **fields: Any) -> None:
+        self.done += steps
+        self.fields.update(fields)
+
+    def line(self, text: str = "", **fields: Any) -> None:
+        self.fields.update(fields)
+        where = f" [{self.done:g}/{self.total:g}]" if self.total else ""
+        parts = [p for p in (text, format_fields(fields)) if p]
+        self.owner.progress(f"{self.label}{where}: {' · '.join(parts)}" if parts else f"{self.label}{where}")
+
+    def close(self) -> None:
+        pass
+
+
+class LineReporter:
+    """One line per reported moment, for output that is not a terminal (no bars, no cursor movement).
+    ``quiet_tasks`` keeps notes and warnings but drops the progress lines."""
+
+    def __init__(self, stream: TextIO | None = None, quiet_tasks: bool = False):
+        self.stream = stream
+        self.quiet_tasks = quiet_tasks
+
+    def progress(self, text: str) -> None:
+        if not self.quiet_tasks:
+            print(text, file=self.stream or sys.stdout, flush=True)
+
+    def task(self, label: str, total: float | None = None, done: float = 0) -> Task:
+        return _LineTask(self, label, total, done)
+
+    def note(self, message: str) -> None:
+        print(message, file=self.stream or sys.stdout, flush=True)
+
+    def warn(self, message: str) -> None:
+        print(f"warning: {message}", file=sys.stderr, flush=True)
