@@ -293,31 +293,35 @@ class RayExecutor:
 
     # ------------------------------------------------------------------ connecting
 
-    def _loopback_only(self, host: str, port: int) -> bool:
-        """Whether the head listens on loopback only (started with ``--node-ip-address=127.0.0.1``). Ray
-        rewrites a loopback address to the machine's network address before connecting (so that it works
-        from other machines; ray-project/ray#59110), which such a head does not answer."""
-        if not _is_loopback(host) or not _answers("127.0.0.1", port):
+    def _check_address(self, host: str, port: int) -> bool:
+        """Whether a head answers at ``host:port`` (Ray would retry a dead address for minutes: say it at
+        once), and True when it listens on loopback only (started with ``--node-ip-address=127.0.0.1``).
+        Ray rewrites a loopback address to the machine's network address before connecting, so that it
+        works from other machines (ray-project/ray#59110); such a head does not answer there."""
+        if not _is_loopback(host):
+            if _answers(host, port):
+                return False
+        elif _answers("127.0.0.1", port):
+            network = _network_address()
+            return network is None or not _answers(network, port)
+        elif (network := _network_address()) is not None and _answers(network, port):
             return False
-        network = _network_address()
-        return network is None or not _answers(network, port)
+        raise VicinalError(
+            f"--address {self.address}: no Ray head answers there; start one with "
+            f"`ray start --head --port={port}` or check the address"
+        )
 
     def _connect(self) -> tuple[Any, bool]:
         """Ray, connected; and whether this executor made the connection (then it closes it)."""
         parsed = _parse_address(self.address) if self.address else None
-        if "ray" not in sys.modules and (self.address is None or (parsed and self._loopback_only(*parsed))):
+        loopback_only = parsed is not None and self._check_address(*parsed)
+        if "ray" not in sys.modules and (self.address is None or loopback_only):
             # Ray turns a loopback address into the machine's network address wherever it meets one
             # (ray.init's own node address included), unless this switch is off; Ray reads it once, on
             # import, and then treats this machine as reachable on loopback only. That is what a private
             # local cluster should be (nothing on the network can reach it), and what joining a head that
             # listens on loopback only needs. It affects this process (and what it starts), nothing else.
             os.environ.setdefault(RAY_LOOPBACK_ENV, "0")
-        elif parsed and not _is_loopback(parsed[0]) and not _answers(*parsed):
-            # Ray would retry a dead address for minutes; say it at once.
-            raise VicinalError(
-                f"--address {self.address}: no Ray head answers there; start one with "
-                f"`ray start --head --port={parsed[1]}` or check the address"
-            )
         ray = _import_ray()
         if ray.is_initialized():  # a Python caller's own ray.init(): use that cluster, leave it open
             return ray, False
@@ -335,7 +339,7 @@ class RayExecutor:
                     auth.setLevel(level)
             else:
                 ray.init(address=self.address, **quiet)
-        except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
+        except Exception as exc:  # Ray's own errors vary by version; each is one message here
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray cluster"
             raise VicinalError(f"cannot start or join {where}: {exc}") from None
         return ray, True
