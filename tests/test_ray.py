@@ -21,13 +21,12 @@ from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
-from helpers import run_cli
+from helpers import ray_cluster, run_cli
 
 needs_ray = pytest.mark.skipif(
     find_spec("ray") is None, reason="ray is not installed (pip install 'vicinal[ray]')"
 )
 
-MB = 1024 * 1024
 #: The digits suite at a tiny budget: 2 methods × 2 seeds.
 TINY = ["--suite", "digits", "--methods", "erm,mixup", "--seeds", "0,1", "--epochs", "1"]
 TINY += ["--limit-train", "64", "--evaluators", "clean"]
@@ -40,15 +39,8 @@ LONGER += ["--limit-train", "256", "--evaluators", "clean"]
 def cluster():
     """Two Ray nodes of one CPU each, both on 127.0.0.1, shut down whatever the tests do."""
     pytest.importorskip("ray")
-    from ray.cluster_utils import Cluster
-
-    node = {"num_cpus": 1, "node_ip_address": "127.0.0.1", "object_store_memory": 100 * MB}
-    made = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
-    try:
-        made.add_node(**node)
+    with ray_cluster(nodes=2, cpus=1) as made:
         yield made
-    finally:
-        made.shutdown()
 
 
 def _env(tmp: Path) -> dict[str, str]:
