@@ -6,6 +6,7 @@ read best beside the code that uses them; the work itself lives in the library m
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from collections.abc import Callable
@@ -35,6 +36,22 @@ PluginOpt = Annotated[
 ResultsOpt = Annotated[
     Path | None, typer.Option("--results", help="results folder [default: $VICINAL_RESULTS_DIR or ./results]")
 ]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="CPU threads for torch (default: $OMP_NUM_THREADS, else $VICINAL_THREADS, else one per "
+        "physical core available); idle threads sleep (OMP_WAIT_POLICY=PASSIVE) unless you set "
+        "OMP_WAIT_POLICY or GOMP_SPINCOUNT",
+    ),
+]
+
+
+def _threads(threads: int | None) -> None:
+    """Apply ``--threads`` before this command imports torch (main() applied the defaults already)."""
+    from vicinal.threads import apply_thread_policy
+
+    apply_thread_policy(threads, origin="--threads")
 
 
 def _load_plugins(plugins: list[str] | None) -> None:
@@ -82,12 +99,12 @@ def methods_cmd(
         for col in ("method", "mixes in", "description"):
             table.add_column(col, style="bold" if col == "method" else None)
         for name in names:
-            try:
-                cls = get_method(name)
+            try:  # read from the method's source where it can be: listing need not import torch
+                attrs = METHODS.attributes(name, ("mixes_in", "summary"))
             except VicinalError as exc:  # registered twice: listed with the clash, usable by neither
                 table.add_row(escape(name), "", f"[red]{escape(str(exc))}[/]")
                 continue
-            table.add_row(*map(escape, (name, str(cls.mixes_in), str(cls.summary))))
+            table.add_row(*map(escape, (name, attrs["mixes_in"], attrs["summary"])))
         console.print(table)
         return
     for name in names:
@@ -162,6 +179,7 @@ def run_cmd(
     ] = None,
     force: Annotated[bool, typer.Option(help="recompute results that already exist")] = False,
     quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
+    threads: ThreadsOpt = None,
     plugin: PluginOpt = None,
     executor: Annotated[
         str, typer.Option(help="local (this process, one run after another) or ray (one Ray task per run)")
@@ -183,6 +201,7 @@ def run_cmd(
     ] = None,
 ) -> None:
     """Train each method of a suite for each seed, evaluate, write one result file each."""
+    _threads(threads)
     from vicinal.api import prepare
     from vicinal.hparams import parse_assignments, parse_sweeps
     from vicinal.results import default_results_dir
@@ -248,7 +267,7 @@ def run_cmd(
     from vicinal.formats import print_boards
     from vicinal.leaderboard import build_boards
 
-    store = _load_store(results_dir)
+    store = _load_store(results_dir, cache_dir)
     if any(r.suite == spec.name for r in store.results):
         print_boards(console, build_boards(store, spec.name), _width(None))
     if failed is not None:
@@ -267,11 +286,13 @@ def _width(option: int | None) -> int:
     return console.width if console.is_terminal or os.environ.get("COLUMNS") else DEFAULT_WIDTH
 
 
-def _load_store(results_dir: Path):
+def _load_store(results_dir: Path, cache_dir: Path | None = None):
     """The result files under ``results_dir``; each unreadable one is named in a warning, never fatal."""
-    from vicinal.results import load_store
+    from vicinal.result_index import index_file
+    from vicinal.results import default_cache_dir, load_store
 
-    store = load_store(results_dir)
+    # The index in the cache folder spares decoding unchanged result files again (10,000 files: seconds).
+    store = load_store(results_dir, index=index_file(results_dir, cache_dir or default_cache_dir()))
     for path, why in store.skipped:
         err_console.print(f"[yellow]warning[/]: skipped {escape(str(path))}: {escape(why)}")
     return store
@@ -431,8 +452,10 @@ def corrupt_cmd(
     download: Annotated[bool, typer.Option(help="download the clean dataset if it is missing")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Write a corrupted test set (the released -C layout, with a manifest) from a clean dataset."""
+    _threads(threads)
     from vicinal.corrupted import default_folder, write_set
     from vicinal.corruptions import SCALES, resolve_corruptions
     from vicinal.datasets import load_dataset, resolve_data_dir
@@ -473,6 +496,12 @@ def corrupt_cmd(
 
 
 def main() -> None:
+    # Before any command can import torch: libgomp reads its wait policy only when torch loads it.
+    from vicinal.threads import apply_thread_policy
+
+    # A malformed OMP_NUM_THREADS/VICINAL_THREADS is an error only for the commands that use threads.
+    with contextlib.suppress(VicinalError):
+        apply_thread_policy()
     handler = WarningHandler()
     logging.getLogger("vicinal").addHandler(handler)
     logging.getLogger("vicinal").setLevel(logging.INFO)

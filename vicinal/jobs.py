@@ -26,6 +26,7 @@ from vicinal.models import build_model
 from vicinal.reporting import Reporter
 from vicinal.results import Result, config_hash, environment
 from vicinal.rng import RunRandom, seed_everything
+from vicinal.startup import defer_dynamo, set_deterministic
 from vicinal.suite import Suite
 from vicinal.training import train
 
@@ -79,7 +80,9 @@ def run_job(job: RunJob, rd: RunData, reporter: Reporter) -> JobOutput:
     # Bit-reproducible on the CPU; on CUDA speed wins (cuDNN autotuning), so GPU runs agree only
     # statistically. Set per process (a worker is its own process); recorded with the environment.
     deterministic = device.type == "cpu"
-    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    # torch.use_deterministic_algorithms, and optimizers, without importing the compiler stack (2.5 s).
+    set_deterministic(deterministic, warn_only=True)
+    defer_dynamo()
     torch.backends.cudnn.benchmark = not deterministic
     with tempfile.TemporaryDirectory(prefix="vicinal-artifacts-") as staging:
         stem = Path(staging) / job.result_path.stem

@@ -120,9 +120,9 @@ def run_attempt(
     """One attempt at one run, in a Ray worker: load the plugins, unpickle the job, train and evaluate,
     reporting to ``hub``. Returns the output, or the failure as text; only a lost worker makes Ray retry."""
     import ray
-    import torch
 
     from vicinal.registry import load_plugin
+    from vicinal.threads import apply_thread_policy
 
     node = _node_name(ray)
     reporter = ForwardingReporter(
@@ -147,8 +147,10 @@ def run_attempt(
                 traceback.format_exc(),
                 True,
             )
-        if threads:
-            torch.set_num_threads(threads)  # the CPUs this task asked for, not every core of the node
+        # The CPUs this task asked for, not every core of the node; through vicinal's thread policy so
+        # that the result file records it (torch is loaded by now: Ray unpickled the data's tensors, so
+        # only the count can still be chosen, and the record says so).
+        apply_thread_policy(threads, origin="--cpus-per-run")
         try:
             return run_job(job, rd, reporter)
         except Exception as exc:
