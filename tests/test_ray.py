@@ -141,6 +141,13 @@ def test_two_nodes_give_the_local_executors_numbers(cluster, tmp_path):
     for key, doc in ray_docs.items():
         assert doc["metrics"] == local_docs[key]["metrics"], key  # exactly: CPU runs are deterministic
         assert doc["training"]["history"][0]["loss"] == local_docs[key]["training"]["history"][0]["loss"]
+        # Each task ran one torch thread, chosen by its --cpus-per-run (default 1) and recorded.
+        threads = doc["environment"]["threads"]
+        assert (threads["source"], threads["threads"], threads["intra_op_threads"]) == (
+            "--cpus-per-run",
+            1,
+            1,
+        )
     # Artifacts came back from the workers and sit beside their result files.
     for path in (tmp_path / "ray").rglob("*.json"):
         for artifact in json.loads(path.read_text())["artifacts"].values():
