@@ -3,7 +3,7 @@ one epoch, through ``vicinal run`` with the local executor (one process, one run
 ``--executor ray`` joining a two-node Ray cluster on loopback (one CPU per node, so two runs at a time).
 Both are the real command line in a subprocess, from a fresh cache and results folder each round, with one
 torch thread, as each Ray task of one CPU gets. The default test run executes each once as a smoke test
-(``--benchmark-disable``); ``pytest tests/test_benchmarks_executors.py --benchmark-enable`` measures, and
+(``--benchmark-disable``); ``pytest tests/test_executor_benchmarks.py --benchmark-enable`` measures, and
 the figures go to BENCHMARKS.md with the machine and its load. Nothing here asserts a time."""
 
 from __future__ import annotations
