@@ -213,11 +213,25 @@ def test_a_run_that_raises_is_reported_while_the_others_land(cluster, tmp_path):
     assert not (tmp_path / "results" / "digits" / "broken").exists()
 
 
-def test_a_sweep_runs_one_labelled_configuration_per_value(cluster, tmp_path):
+def test_a_sweep_on_a_private_cluster_runs_one_labelled_configuration_per_value(cluster, tmp_path):
     args = ["--suite", "digits", "--methods", "mixup", "--sweep", "mixup.alpha=0.2,1.0", "--seeds", "0"]
     args += ["--epochs", "1", "--limit-train", "64", "--evaluators", "clean"]
-    out = _ray_run(cluster, tmp_path, *args, "--results", str(tmp_path / "results"))
+    # No --address: vicinal starts a cluster of its own, although the module's cluster runs on this
+    # machine too (and is where a bare ray.init() would go).
+    out = run_cli(
+        "run",
+        *args,
+        "--executor",
+        "ray",
+        "--results",
+        str(tmp_path / "results"),
+        cwd=tmp_path,
+        env=_env(tmp_path),
+    )
     assert out.returncode == 0, out.stderr
+    assert "ray (a local cluster on this machine)" in out.stdout
+    nodes = set(re.findall(r"node 127\.0\.0\.1/(\w+)", out.stdout))
+    assert nodes and not nodes & {n.node_id[:6] for n in cluster.list_all_nodes()}, out.stdout
     docs = list(_results(tmp_path / "results").values())
     assert sorted(d["method_info"]["hyperparameters"]["alpha"] for d in docs) == [0.2, 1.0]
     # Progress names each point, and the leaderboard gives each its own row.

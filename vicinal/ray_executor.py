@@ -336,7 +336,9 @@ class RayExecutor:
                 level = auth.level
                 auth.setLevel(logging.ERROR)
                 try:
-                    ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
+                    # address="local": a new cluster even where one already runs on this machine (a
+                    # `ray start` head, another program's), which ray.init() alone would join.
+                    ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
                 finally:
                     auth.setLevel(level)
             else:
