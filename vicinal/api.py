@@ -98,13 +98,30 @@ def prepare(
     force: bool = False,
     plugins: Sequence[str] = (),
     reporter: Reporter | None = None,
+    executor: str = "local",
+    address: str | None = None,
+    gpus_per_run: float | None = None,
+    cpus_per_run: float | None = None,
+    max_retries: int | None = None,
 ) -> RunPlan:
-    """Validate a run without starting it (what :func:`run` executes)."""
+    """Validate a run without starting it (what :func:`run` executes). ``executor`` is ``"local"`` (this
+    process) or ``"ray"`` (one Ray task per run; ``address`` joins a running cluster, ``gpus_per_run``,
+    ``cpus_per_run`` and ``max_retries`` are its options): see :mod:`vicinal.executors`."""
+    from vicinal.executors import make_executor
     from vicinal.registry import load_plugin
     from vicinal.runner import plan_run
 
     for plugin in plugins:
         load_plugin(plugin)
+    runs_on = make_executor(
+        executor,
+        plugins=plugins,
+        device=device,
+        address=address,
+        gpus_per_run=gpus_per_run,
+        cpus_per_run=cpus_per_run,
+        max_retries=max_retries,
+    )
     spec = load(
         suite,
         methods=methods,
@@ -126,6 +143,7 @@ def prepare(
         download=download,
         force=force,
         reporter=reporter or SilentReporter(),
+        executor=runs_on,
     )
 
 
@@ -134,8 +152,9 @@ def run(suite: str | Suite = "digits-c", **options: Any) -> list[Result]:
     included). Options are :func:`prepare`'s: ``methods``, ``seeds``, ``epochs``, ``limit_train``,
     ``model``, ``evaluators``, ``settings`` (``{"mixup.alpha": 0.4}``), ``sweep``
     (``{"mixup.alpha": [0.2, 1.0]}``), ``device``, ``data_dir``, ``results_dir``, ``cache_dir``, ``force``,
-    ``plugins``, ``reporter``. Raises :class:`vicinal.runner.RunsFailed` (with the finished runs kept) when
-    some runs fail."""
+    ``plugins``, ``reporter``, and the executor's: ``executor="ray"``, ``address``, ``gpus_per_run``,
+    ``cpus_per_run``, ``max_retries``. Raises :class:`vicinal.runner.RunsFailed` (with the finished runs
+    kept) when some runs fail."""
     from vicinal.runner import execute
 
     plan = prepare(suite, **options)

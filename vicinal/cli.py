@@ -181,6 +181,24 @@ def run_cmd(
     quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
     threads: ThreadsOpt = None,
     plugin: PluginOpt = None,
+    executor: Annotated[
+        str, typer.Option(help="local (this process, one run after another) or ray (one Ray task per run)")
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(help="with --executor ray: join this cluster, auto or HOST:PORT [default: start one]"),
+    ] = None,
+    gpus_per_run: Annotated[
+        float | None,
+        typer.Option(help="with --executor ray: GPUs per run, fractions share a GPU [default: 1 if any]"),
+    ] = None,
+    cpus_per_run: Annotated[
+        float | None, typer.Option(help="with --executor ray: CPUs (and torch threads) per run [default: 1]")
+    ] = None,
+    max_retries: Annotated[
+        int | None,
+        typer.Option(help="with --executor ray: restarts of a run whose worker or node died [default: 3]"),
+    ] = None,
 ) -> None:
     """Train each method of a suite for each seed, evaluate, write one result file each."""
     _threads(threads)
@@ -215,11 +233,17 @@ def run_cmd(
             force=force,
             plugins=plugin or [],
             reporter=rep,
+            executor=executor,
+            address=address,
+            gpus_per_run=gpus_per_run,
+            cpus_per_run=cpus_per_run,
+            max_retries=max_retries,
         )
         spec = plan.suite
+        where = str(plan.device) if plan.executor.name == "local" else plan.executor.describe()
         rep.note(
             f"suite {spec.name} · {spec.dataset} · {spec.model} · {spec.recipe.epochs} epochs · "
-            f"methods {', '.join(spec.methods)} · seeds {', '.join(map(str, spec.seeds))} · {plan.device}"
+            f"methods {', '.join(spec.methods)} · seeds {', '.join(map(str, spec.seeds))} · {where}"
         )
         try:
             outcomes = execute(plan)
