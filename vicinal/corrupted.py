@@ -9,6 +9,9 @@ at a time, so evaluating CIFAR-10-C (19 × 150 MB) needs only a batch in RAM —
 Released files are checked against their published MD5s once (the result is remembered beside them);
 sets made by ``vicinal corrupt`` carry a ``manifest.json`` with their parameters, seed, versions and the
 MD5 of every file.
+
+Longer than most modules because it holds both sources of corrupted batches (a set on disk, one made on
+the fly) and writing a set, which share the layout, the checks and the checksums.
 """
 
 from __future__ import annotations

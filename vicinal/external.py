@@ -22,13 +22,11 @@ leaderboard row. ``run_id`` adds the evaluators' settings and code, as for train
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +34,6 @@ import torch
 from torch import nn
 
 from vicinal.datasets import DataSplits, resolve_data_dir, to_unit
-from vicinal.declarations import Artifact
 from vicinal.errors import VicinalError
 from vicinal.evaluation import EvalContext
 from vicinal.identity import fingerprint, vicinal_version
@@ -44,7 +41,7 @@ from vicinal.io import atomic_write_bytes
 from vicinal.jobs import RunData, run_evaluators
 from vicinal.models import MODELS, Normalize
 from vicinal.names import check_name
-from vicinal.results import SCHEMA_VERSION, Result, config_hash, environment, result_path, write_result
+from vicinal.results import SCHEMA_VERSION, Result, environment, result_path, write_result
 from vicinal.runner import RunIdentity, RunPlan, evaluation_identity
 
 INPUT = "float32 images N×C×H×W in [0, 1] (RobustBench's convention)"
@@ -400,21 +397,9 @@ def evaluate_given(given: GivenModel, name: str, plan: RunPlan, rd: RunData) -> 
         evaluated = run_evaluators(ctx, plan.evaluators, identity.evaluation, f"{name} (evaluated)", reporter)
         artifacts = {file: (Path(staging) / file).read_bytes() for file in ctx.artifacts.values()}
     result = Result(
-        suite=suite.name,
-        method=name,
-        seed=0,
-        run_id=identity.run_id,
-        training_id=identity.training_id,
-        config_hash=config_hash({"run_id": identity.run_id, "seed": 0}),
-        created=datetime.now(UTC).isoformat(timespec="seconds"),
-        metrics=evaluated.metrics,
-        metric_info=evaluated.metric_info,
-        protocol=evaluated.protocol,
-        declares=evaluated.declares,
-        artifacts={
-            n: dataclasses.replace(evaluated.described.get(n, Artifact(n)), file=file)
-            for n, file in ctx.artifacts.items()
-        },
+        **evaluated.result_fields(
+            suite.name, name, 0, identity.run_id, identity.training_id, ctx, evaluated.described
+        ),
         method_info={
             "name": name,
             "summary": "evaluated as given: not trained by vicinal",

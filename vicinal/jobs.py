@@ -85,6 +85,37 @@ class Evaluated:
     described: dict[str, Artifact]
     seconds: float
 
+    def result_fields(
+        self,
+        suite: str,
+        method: str,
+        seed: int,
+        run_id: str,
+        training_id: str,
+        ctx: EvalContext,
+        described: dict[str, Artifact],
+    ) -> dict[str, Any]:
+        """The fields of a result file that every measured result shares (trained or evaluated as given):
+        identity, metrics with their declarations, and each written image with its gallery title (from
+        ``described``), so that the report needs nothing but the result file."""
+        return {
+            "suite": suite,
+            "method": method,
+            "seed": seed,
+            "run_id": run_id,
+            "training_id": training_id,
+            "config_hash": config_hash({"run_id": run_id, "seed": seed}),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "metrics": self.metrics,
+            "metric_info": self.metric_info,
+            "protocol": self.protocol,
+            "declares": self.declares,
+            "artifacts": {
+                name: dataclasses.replace(described.get(name, Artifact(name)), file=file)
+                for name, file in ctx.artifacts.items()
+            },
+        }
+
 
 def run_evaluators(
     ctx: EvalContext,
@@ -193,22 +224,7 @@ def _run(job: RunJob, rd: RunData, artifact_stem: Path, reporter: Reporter) -> R
     save_samples(method, data, device, ctx, reporter)
     method_code = job.training["code"]["method"]
     return Result(
-        suite=suite.name,
-        method=method.name,
-        seed=seed,
-        run_id=job.run_id,
-        training_id=job.training_id,
-        config_hash=config_hash({"run_id": job.run_id, "seed": seed}),
-        created=datetime.now(UTC).isoformat(timespec="seconds"),
-        metrics=evaluated.metrics,
-        metric_info=evaluated.metric_info,
-        protocol=evaluated.protocol,
-        declares=evaluated.declares,
-        # Each image with its gallery title, so that the report needs nothing but the result file.
-        artifacts={
-            name: dataclasses.replace(described.get(name, Artifact(name)), file=file)
-            for name, file in ctx.artifacts.items()
-        },
+        **evaluated.result_fields(suite.name, method.name, seed, job.run_id, job.training_id, ctx, described),
         method_info={
             **method.describe(),
             "prepared": prepared,

@@ -7,6 +7,9 @@ all as the result files hold them; no evaluator is known here. Every output form
 construction. The best value per column is marked among the measured rows; rows reported by a paper
 (result files with a ``"reported"`` block) are shown after them, marked as reported, and never marked
 best: their protocol is the paper's, not the suite's.
+
+Its length is the board model and its build step (grouping, aggregation, breakdown columns, best marking)
+in one place; the formats, the grouping rules and the derived metrics live in their own modules.
 """
 
 from __future__ import annotations

@@ -26,6 +26,9 @@ How a run travels:
   stopped; each keeps its last checkpoint) and re-raises, so the same command resumes.
 
 Ray is imported only when :meth:`RayExecutor.run` runs: importing vicinal never imports it.
+
+One module, longer than most, because connecting, resources, progress, retries and cancelling are the
+parts of one protocol with Ray, and each is short.
 """
 
 from __future__ import annotations

@@ -20,6 +20,9 @@ RobustBench's own conventions that vicinal follows: models take images in [0, 1]
 its corruption accuracy is the unweighted mean of the per-(corruption, severity) accuracies over its 15
 corruptions × 5 severities (``robustbench.eval.corruptions_evaluation``) — vicinal's ``c_acc`` is computed
 the same way over the same cells (tested against ``load_cifar10c`` + ``clean_accuracy``).
+
+One module (longer than most) for everything that touches robustbench, so that nothing else imports it:
+the import shims, zoo loading and the submission export.
 """
 
 from __future__ import annotations

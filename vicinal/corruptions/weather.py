@@ -39,6 +39,9 @@ randomness drawn from the caller's generator. Where they differ from the referen
   reference divides 0 by 0.
 
 On CPU the batch is worked through in slices (see ``core.corrupt``); BENCHMARKS.md has their speed.
+
+Longer than most modules: one family of five corruptions, each a faithful port with its deviations stated
+above, as the other family modules (noise, blur, digital) hold theirs.
 """
 
 from __future__ import annotations
