@@ -20,7 +20,8 @@ import torch
 
 from vicinal.datasets import DataSplits, to_unit
 from vicinal.declarations import Artifact, Declarations, MetricInfo
-from vicinal.evaluation import EvalContext, Evaluator
+from vicinal.evaluation import EXAMPLES, EvalContext, Evaluator
+from vicinal.examples import ARTIFACT
 from vicinal.method import Method, PrepareContext
 from vicinal.models import build_model
 from vicinal.reporting import Reporter
@@ -136,7 +137,7 @@ def _run(job: RunJob, rd: RunData, artifact_stem: Path, reporter: Reporter) -> R
     metric_info: dict[str, MetricInfo] = {}
     protocol: dict[str, dict] = {}
     declares: dict[str, Declarations] = {}
-    described: dict[str, Artifact] = {"samples": SAMPLES}
+    described: dict[str, Artifact] = {"samples": SAMPLES, ARTIFACT: EXAMPLES}
     evaluating = reporter.task(f"{job.label} · evaluate", total=len(job.evaluators))
     for evaluator in job.evaluators:
         found = evaluator.evaluate(ctx)
@@ -158,6 +159,7 @@ def _run(job: RunJob, rd: RunData, artifact_stem: Path, reporter: Reporter) -> R
             "code": {"module": code["module"], "fingerprint": code["fingerprint"]},
         }
     evaluating.close()
+    ctx.write_examples()  # what paired comparisons resample (vicinal.examples)
     eval_s = time.perf_counter() - t0
     save_samples(method, data, device, ctx, reporter)
     method_code = job.training["code"]["method"]

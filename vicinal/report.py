@@ -216,7 +216,8 @@ def artifact_galleries(rows: list[Row]) -> list[Gallery]:
     for row in rows:
         result = _first_result(row)
         for name, artifact in (result.artifacts if result is not None else {}).items():
-            described.setdefault(name, artifact)
+            if artifact.kind == "image":  # data files (per-example outcomes) are read, not shown
+                described.setdefault(name, artifact)
     galleries = []
     for name, spec in described.items():
         gallery = Gallery(spec.title, spec.caption, spec.layout)
