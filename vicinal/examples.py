@@ -6,7 +6,7 @@ evaluator adds, e.g. the confidence after temperature scaling or the NLL). It al
 examples, in which order (an :class:`Examples` space: the source split, its content fingerprint and the
 indices into it), and, per metric, the :class:`Statistic` that recomputes the metric from those columns
 (``acc`` = mean of ``correct`` over the ``test`` set; ``c_ece`` = mean over the common cells of their ECE).
-:mod:`vicinal.compare` resamples the examples and recomputes the statistics to put an interval on a
+:mod:`vicinal.paired` resamples the examples and recomputes the statistics to put an interval on a
 difference between two methods; it pairs two runs only where their spaces are identical.
 
 The file is ``<result stem>.examples.npz`` (``np.savez_compressed``), listed in the result's

@@ -9,7 +9,7 @@ construction. The best value per column is marked among the measured rows; rows 
 best: their protocol is the paper's, not the suite's.
 
 A column's best is marked only where it is *separated* from the runner-up: the 95 % interval of their
-difference (:mod:`vicinal.compare`: paired bootstrap over the test examples, with the seed spread)
+difference (:mod:`vicinal.paired`: paired bootstrap over the test examples, with the seed spread)
 excludes 0. Otherwise the best and every row not separated from it are marked *tied*. Where the top two
 rows lack per-example outcomes for the column (files written before vicinal stored them, metrics without
 a per-example statistic), the former rule applies — the best value at the displayed precision — and the
@@ -26,11 +26,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from vicinal.compare import Difference, Resampler, Side, difference
 from vicinal.declarations import Breakdown, Declarations, MetricInfo, Reported
 from vicinal.derived import derive
 from vicinal.errors import VicinalError
 from vicinal.grouping import RowKey, group_rows, protocols_of, variant_labels
+from vicinal.paired import Difference, Resampler, Side, difference
 from vicinal.results import Result, Store
 
 CAPTION = "mean ± sample std over seeds; n = seeds"
