@@ -102,12 +102,15 @@ class Comparison:
         """Each reason for a fallback once, with the metrics it applies to, then the procedure."""
         grouped: dict[str, list[str]] = {}
         for d in self.differences:
-            if d.basis in ("seeds", "none"):
-                grouped.setdefault(d.note, []).append(header(self.board, d.metric))
+            if d.basis == "seeds":
+                why = f"seed spread only: {d.note}"
+            elif d.basis == "none":
+                why = f"no interval: {d.note}"
             elif d.basis == "examples":
-                grouped.setdefault(
-                    "one seed each: the interval holds the test-example uncertainty only", []
-                ).append(header(self.board, d.metric))
+                why = "one seed each: the interval holds the test-example uncertainty only"
+            else:
+                continue
+            grouped.setdefault(why, []).append(header(self.board, d.metric))
         examples = sorted({d.examples for d in self.differences if d.examples})
         lines = [f"{why} ({', '.join(names)})" for why, names in grouped.items()]
         if examples:
