@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import zlib
 
 import numpy as np
 import pytest
@@ -19,11 +20,12 @@ from vicinal.examples import (
     Examples,
     ExampleSet,
     Statistic,
+    equal_width_bins,
     evaluate,
     read_examples,
     resample_weights,
 )
-from vicinal.paired import Resampler, Side, difference
+from vicinal.paired import _CHUNK, Resampler, Side, difference
 from vicinal.results import Result
 
 ACC = MetricInfo("acc", True, percent=True)
@@ -71,7 +73,8 @@ def test_the_file_round_trips_every_encoding_and_records_its_examples():
     back = read_examples(rec.to_bytes())
     test = back.sets["test"]
     assert np.array_equal(test.columns["correct"], correct)  # bits: exact
-    assert np.abs(test.columns["confidence"] - confidence).max() <= 0.5 / 65535 + 1e-12  # uint16 steps
+    shift = test.columns["confidence"] - confidence  # rounded up to a step of 1/65520
+    assert shift.min() >= -1e-10 and shift.max() < 1 / 65520
     assert test.columns["confidence"][:2].tolist() == [0.0, 1.0]  # the ends are exact
     assert np.allclose(test.columns["nll"], nll, rtol=1e-6)  # float32
     adv = back.sets["adv/fgsm@8/255"]
@@ -81,6 +84,21 @@ def test_the_file_round_trips_every_encoding_and_records_its_examples():
     assert back.point("acc") == pytest.approx(correct.mean(), abs=1e-12)
     assert back.point("nll") == pytest.approx(nll.mean(), rel=1e-6)
     assert back.point("fgsm@8/255") == 0.5
+
+
+@pytest.mark.parametrize("bins", [10, 15, 20])
+def test_stored_confidences_never_cross_a_bin_edge(bins):
+    """On, just below and just above every edge of the equal-width bins: each stored confidence falls in
+    the bin of the value it stands for, so calibration errors are recomputed exactly up to 1.6e-5."""
+    edges = np.linspace(0, 1, bins + 1)
+    near = np.concatenate([edges, edges - 1e-7, edges + 1e-7, edges + 2e-5]).clip(0, 1)
+    rec = ExampleRecorder()
+    rec.record("test", _space(len(near)), confidence=near)
+    stored = read_examples(rec.to_bytes()).sets["test"].columns["confidence"]
+    assert np.array_equal(equal_width_bins(stored, bins), equal_width_bins(near, bins))
+    # The points do straddle the edges: 1e-7 below and above an inner edge lie in adjacent bins.
+    inner = edges[1:-1]
+    assert (equal_width_bins(inner + 1e-7, bins) - equal_width_bins(inner - 1e-7, bins) == 1).all()
 
 
 @pytest.mark.parametrize(
@@ -340,3 +358,108 @@ def test_the_interval_is_reproducible_from_its_seed_and_changes_with_it():
     _, _, r3 = _sides([draws[0]], [draws[1]], seed=4)
     d1, d2, d3 = (difference(a, b, "acc", ACC, r) for r in (r1, r2, r3))
     assert (d1.low, d1.high) == (d2.low, d2.high) and (d1.low, d1.high) != (d3.low, d3.high)
+
+
+# ---------------------------------------------------------------- intervals against a plain bootstrap
+
+
+def _plain_ece(conf: np.ndarray, hit: np.ndarray, bins: int = 15) -> float:
+    """ECE by its definition, one bin (k/B, (k+1)/B] at a time (the first also takes 0): written here,
+    independently of the matrix form in vicinal.examples."""
+    total = 0.0
+    for k in range(bins):
+        lo, hi = k / bins, (k + 1) / bins
+        inside = (conf <= hi) & ((conf > lo) if k else (conf >= 0))
+        if inside.any():
+            total += inside.mean() * abs(conf[inside].mean() - hit[inside].mean())
+    return total
+
+
+def _same_draws(seed: int, space: Examples, resamples: int) -> np.ndarray:
+    """The example indices the resampler draws: seeded by (seed, example set id), _CHUNK rows at a time
+    (reproduced here so that the interval can be checked number for number)."""
+    rng = np.random.default_rng([seed, int(space.id, 16)])
+    n = len(space)
+    return np.concatenate(
+        [rng.integers(0, n, size=(min(_CHUNK, resamples - s), n)) for s in range(0, resamples, _CHUNK)]
+    )
+
+
+def test_the_ece_interval_is_the_percentile_interval_of_a_plain_numpy_bootstrap():
+    """Two seeds of A and B on one test set: the interval equals the quantiles of (mean ECE of A's runs −
+    mean ECE of B's) over explicitly resampled examples, each ECE recomputed by the plain loop above from
+    the unrounded confidences, plus se·t with se taken from scipy's two-sample t statistic."""
+    rng = np.random.default_rng(11)
+    n, resamples, seed = 300, 2 * _CHUNK, 5
+    space = _space(n)
+    labels = rng.integers(0, 10, n)
+    runs: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"A": [], "B": []}
+    files, sides = {}, {}
+    for name, boost in (("A", 1.0), ("B", 2.5)):  # B: larger logit gaps, so more overconfident
+        results = []
+        for s in range(2):
+            logits = rng.normal(0, 1.5, (n, 10))
+            logits[np.arange(n), labels] += rng.normal(1.5, 1.5, n)
+            logits *= boost
+            p = _softmax(logits)
+            conf, hit = p.max(1), p.argmax(1) == labels
+            runs[name].append((conf, hit))
+            rec = ExampleRecorder()
+            rec.record("test", space, correct=hit, confidence=conf)
+            rec.statistic("ece", "ece", ["test"], "confidence", 15)
+            files[f"{name}{s}"] = read_examples(rec.to_bytes())
+            ece = calibration_metrics(logits, labels, 15)["ece"]  # the evaluator's value (netcal)
+            results.append(Result("s", name, {"ece": ece}, seed=s, run_id=f"{name}{s}"))
+        sides[name] = Side(name, results)
+    d = difference(sides["A"], sides["B"], "ece", ECE, _Memory(files, resamples=resamples, seed=seed))
+    assert d.basis == "examples+seeds" and d.seed_df == 2
+
+    per_run = {k: [_plain_ece(c, h) for c, h in v] for k, v in runs.items()}
+    assert d.diff == pytest.approx(np.mean(per_run["A"]) - np.mean(per_run["B"]), abs=1e-9)
+    idx = _same_draws(seed, space, resamples)
+    boot = np.array(
+        [
+            np.mean([_plain_ece(c[i], h[i]) for c, h in runs["A"]])
+            - np.mean([_plain_ece(c[i], h[i]) for c, h in runs["B"]])
+            for i in idx
+        ]
+    )
+    t = stats.ttest_ind(per_run["A"], per_run["B"], equal_var=True)
+    se = (np.mean(per_run["A"]) - np.mean(per_run["B"])) / t.statistic  # pooled-variance standard error
+    boot += se * np.random.default_rng([seed, zlib.crc32(b"ece")]).standard_t(2, resamples)
+    expected = np.quantile(boot, [0.025, 0.975])
+    # Within the confidence rounding (≤ 1.6e-5 per ECE) and float32 sums.
+    assert (d.low, d.high) == pytest.approx(tuple(expected), abs=5e-5)
+    assert d.high < 0 and d.verdict("A", "B") == "A better"  # B is the overconfident one
+
+
+def test_statistics_over_shared_cells_get_the_same_resamples_whatever_is_asked_first():
+    """c_ece (4 cells) and c_ece/s2 (2 of them) share cells: each cell is computed once, and either
+    order of asking gives the same replicates, equal to the plain bootstrap of the per-cell ECEs."""
+    rng = np.random.default_rng(12)
+    n, resamples = 200, _CHUNK
+    space = _space(n)
+    rec, cells = ExampleRecorder(), []
+    for i in range(4):
+        logits, labels = _logits(rng, n)
+        p = _softmax(logits)
+        cells.append((p.max(1), p.argmax(1) == labels))
+        rec.record(f"c{i}", space, correct=cells[-1][1], confidence=cells[-1][0])
+    rec.statistic("c_ece", "ece", [f"c{i}" for i in range(4)], "confidence")
+    rec.statistic("c_ece/s2", "ece", ["c2", "c3"], "confidence")
+    rec.statistic("c_acc", "mean", [f"c{i}" for i in range(4)])
+    file = read_examples(rec.to_bytes())
+
+    first = Resampler(resamples=resamples, seed=1)
+    sub = first.replicates([(file, "c_ece/s2")])[0]
+    whole = first.replicates([(file, "c_ece")])[0]
+    assert len(first._per_set) == 4  # c2 and c3 were not computed twice
+    other = Resampler(resamples=resamples, seed=1)
+    whole2, sub2, acc = other.replicates([(file, "c_ece"), (file, "c_ece/s2"), (file, "c_acc")])
+    assert np.array_equal(whole, whole2) and np.array_equal(sub, sub2)
+
+    idx = _same_draws(1, space, resamples)
+    plain = np.array([[_plain_ece(c[i], h[i]) for c, h in cells] for i in idx])  # R × cells
+    assert np.abs(whole - plain.mean(1)).max() < 5e-5
+    assert np.abs(sub - plain[:, 2:].mean(1)).max() < 5e-5
+    assert np.allclose(acc, np.array([[h[i].mean() for _, h in cells] for i in idx]).mean(1))

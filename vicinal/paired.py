@@ -48,7 +48,15 @@ from typing import Any, Literal
 import numpy as np
 
 from vicinal.declarations import MetricInfo
-from vicinal.examples import ARTIFACT, ExampleFile, evaluate, read_examples, resample_weights
+from vicinal.examples import (
+    ARTIFACT,
+    ExampleFile,
+    ExampleSet,
+    Statistic,
+    designs,
+    read_examples,
+    resample_weights,
+)
 from vicinal.results import Result
 
 RESAMPLES = 2000
@@ -57,8 +65,8 @@ SEED = 0
 #: Resamples drawn per matrix product (bounds memory: 250 × n weights).
 _CHUNK = 250
 #: Largest gap tolerated between a result file's value and the same metric recomputed from its
-#: per-example file (the confidences are quantised to 1/65535); larger means the files do not belong
-#: together, and the per-example data is not used.
+#: per-example file (the confidences are rounded up to a step of 1/65520); larger means the files do
+#: not belong together, and the per-example data is not used.
 _TOLERANCE = 1e-3
 
 Basis = Literal["examples+seeds", "examples", "seeds", "none"]
@@ -160,7 +168,10 @@ class Resampler:
     seed: int = SEED
     level: float = LEVEL
     _files: dict[Any, ExampleFile | str] = field(default_factory=dict)
-    _replicates: dict[Any, np.ndarray] = field(default_factory=dict)
+    _per_set: dict[tuple, np.ndarray] = field(default_factory=dict)
+    #: Every file whose values are kept, by id: holding them keeps their ids from being reused by
+    #: another file (the keys of ``_per_set`` name files by id).
+    _held: dict[int, ExampleFile] = field(default_factory=dict)
 
     def examples(self, result: Result) -> ExampleFile | str:
         """The result's per-example file, or why there is none."""
@@ -181,25 +192,45 @@ class Resampler:
         return self._files[key]
 
     def replicates(self, items: Sequence[tuple[ExampleFile, str]]) -> list[np.ndarray]:
-        """The metric under each resample, per (file, metric); items on one example set share its draws."""
-        todo: dict[str, list[tuple[ExampleFile, str]]] = {}
+        """The metric under each resample, per (file, metric). Items on one example set share its draws;
+        each set's values are computed once (``c_ece`` and ``c_ece/s3`` share cells), in batches."""
+        todo: dict[str, dict[tuple, tuple[ExampleSet, Statistic]]] = {}
         for file, metric in items:
-            if self._key(file, metric) not in self._replicates:
-                todo.setdefault(file.space_of(metric).id, []).append((file, metric))
-        for space_id, group in todo.items():
-            n = len(group[0][0].space_of(group[0][1]))
+            stat = file.statistics[metric]
+            for name in stat.sets:
+                key = self._key(file, name, stat)
+                self._held[id(file)] = file
+                if key not in self._per_set:
+                    todo.setdefault(file.space_of(metric).id, {})[key] = (file.sets[name], stat)
+        for space_id, wanted in todo.items():
+            n = len(next(iter(wanted.values()))[0].space)
+            groups: dict[tuple, list[tuple]] = {}
+            for key, (_, stat) in wanted.items():
+                groups.setdefault((stat.kind, stat.column, stat.bins), []).append(key)
+            parts: dict[tuple, list[np.ndarray]] = {key: [] for key in wanted}
+            built = [
+                (keys, designs([wanted[k][0] for k in keys], kind, column, bins))
+                for (kind, column, bins), keys in groups.items()
+            ]
+            # The draws depend on the seed and the example set only, so any subset of sets computed in
+            # any call sees the same resamples.
             rng = np.random.default_rng([self.seed, int(space_id, 16)])
-            parts: list[list[np.ndarray]] = [[] for _ in group]
             for start in range(0, self.resamples, _CHUNK):
                 weights = resample_weights(n, min(_CHUNK, self.resamples - start), rng)
-                for i, (file, metric) in enumerate(group):
-                    parts[i].append(evaluate(file, file.statistics[metric], weights))
-            for (file, metric), values in zip(group, parts, strict=True):
-                self._replicates[self._key(file, metric)] = np.concatenate(values)
-        return [self._replicates[self._key(f, m)] for f, m in items]
+                for keys, chunks in built:
+                    values = np.concatenate([d.values(weights) for d in chunks], axis=1)
+                    for j, key in enumerate(keys):
+                        parts[key].append(values[:, j])
+            for key, values in parts.items():
+                self._per_set[key] = np.concatenate(values)
+        out = []
+        for file, metric in items:
+            stat = file.statistics[metric]
+            out.append(np.mean([self._per_set[self._key(file, name, stat)] for name in stat.sets], axis=0))
+        return out
 
-    def _key(self, file: ExampleFile, metric: str) -> tuple:
-        return (id(file), metric, file.space_of(metric).id, self.resamples, self.seed)
+    def _key(self, file: ExampleFile, name: str, stat: Statistic) -> tuple:
+        return (id(file), name, stat.kind, stat.column, stat.bins, self.resamples, self.seed)
 
 
 def _values(side: Side, metric: str) -> list[float]:
