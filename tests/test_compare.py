@@ -12,6 +12,7 @@ import shutil
 import numpy as np
 import pytest
 from helpers import run_cli
+from scipy import stats
 from synthetic import make_result
 
 from vicinal import api
@@ -148,6 +149,29 @@ def test_files_without_per_example_outcomes_keep_the_former_rule_and_say_so(tmp_
     assert [r.method for r in board.rows if r.cells["acc"].best] == ["mixup"]
     assert "bold in every column: the best value at the displayed precision" in FORMATS["markdown"]([board])
     assert not any(c.tied for r in board.rows for c in r.cells.values())
+
+
+def test_a_folder_of_older_result_files_renders_and_compares_with_one_message(tmp_path):
+    """Result files written before per-example outcomes existed: the leaderboard renders as before, and
+    compare gives every difference with the seed interval and says once, for both rows, why."""
+    truth = write_store(tmp_path, {"erm": [0.62, 0.63], "mixup": [0.80, 0.80]}, examples=False)
+    board = run_cli("leaderboard", "--results", str(tmp_path), "--width", "200", cwd=tmp_path)
+    assert board.returncode == 0 and "Traceback" not in board.stderr, board.stderr
+    assert "mixup" in board.stdout and "not tested for separation" in " ".join(board.stdout.split())
+    out = run_cli("compare", "mixup", "erm", "--results", str(tmp_path), "--width", "200", cwd=tmp_path)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    text = " ".join(out.stdout.split())
+    reason = "mixup and erm, every seed: no per-example file (written before vicinal stored one)"
+    assert text.count(reason) == 1 and "seeds only (2 df)" in text
+    acc = [c.mean() for c, _ in truth["mixup"]], [c.mean() for c, _ in truth["erm"]]
+    expected = stats.ttest_ind(*acc, equal_var=True).confidence_interval(0.95)
+    assert f"[{100 * expected.low:+.2f}, {100 * expected.high:+.2f}]" in text
+    one = tmp_path / "one"
+    write_store(one, {"erm": [0.62], "mixup": [0.80]}, examples=False)
+    out = run_cli("compare", "mixup", "erm", "--results", str(one), "--width", "200", cwd=tmp_path)
+    text = " ".join(out.stdout.split())
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    assert text.count("no interval: one seed each, and mixup and erm, every seed: no per-example file") == 1
 
 
 # ---------------------------------------------------------------- vicinal compare

@@ -306,7 +306,7 @@ def test_without_per_example_data_the_interval_is_the_two_sample_t_interval_of_t
     expected = stats.ttest_ind([0.72, 0.74, 0.73], [0.66, 0.67], equal_var=True).confidence_interval(0.95)
     assert d.basis == "seeds" and d.seed_df == 3
     assert (d.low, d.high) == pytest.approx((expected.low, expected.high))
-    assert "no per-example file" in d.note and d.verdict("A", "B") == "A better"
+    assert "A and B, every seed: no per-example file" in d.note and d.verdict("A", "B") == "A better"
     one_each = difference(Side("A", a.results[:1]), Side("B", b.results[:1]), "acc", ACC, Resampler())
     assert one_each.low is None and one_each.verdict() == "undetermined" and one_each.basis == "none"
 

@@ -254,19 +254,26 @@ def _seed_spread(va: list[float], vb: list[float]) -> tuple[float, int]:
 def _paired_data(a: Side, b: Side, metric: str, resampler: Resampler) -> tuple[list[ExampleFile] | None, str]:
     """The per-example files of every run of A and B for ``metric``, or why they cannot be paired."""
     files: list[ExampleFile] = []
-    for side in (a, b):
-        for r in side.results:
-            if not _finite(r.metrics.get(metric)):
-                continue
-            found = resampler.examples(r)
-            where = f"{side.label} seed {r.seed}"
-            if isinstance(found, str):
-                return None, f"{where}: {found}"
-            if metric not in found.statistics:
-                return None, "no per-example statistic is recorded for this metric"
-            if abs(found.point(metric) - float(r.metrics[metric])) > _TOLERANCE:
-                return None, f"{where}: the per-example file does not reproduce the result's value"
-            files.append(found)
+    runs = [
+        (side, r, resampler.examples(r))
+        for side in (a, b)
+        for r in side.results
+        if _finite(r.metrics.get(metric))
+    ]
+    # Result files written before vicinal stored per-example outcomes all lack them for one reason: say it
+    # for both rows at once rather than naming whichever run happened to come first.
+    reasons = {found for *_, found in runs if isinstance(found, str)}
+    if len(reasons) == 1 and all(isinstance(found, str) for *_, found in runs):
+        return None, f"{a.label} and {b.label}, every seed: {reasons.pop()}"
+    for side, r, found in runs:
+        where = f"{side.label} seed {r.seed}"
+        if isinstance(found, str):
+            return None, f"{where}: {found}"
+        if metric not in found.statistics:
+            return None, "no per-example statistic is recorded for this metric"
+        if abs(found.point(metric) - float(r.metrics[metric])) > _TOLERANCE:
+            return None, f"{where}: the per-example file does not reproduce the result's value"
+        files.append(found)
     spaces = {f.space_of(metric).id: f.space_of(metric) for f in files}
     if len(spaces) > 1:
         described = "; ".join(f"{s.describe()} [{i}]" for i, s in spaces.items())
