@@ -25,7 +25,7 @@ from vicinal.examples import (
     read_examples,
     resample_weights,
 )
-from vicinal.paired import _CHUNK, Resampler, Side, difference
+from vicinal.paired import _CHUNK, Resampler, Side, difference, t_quantile
 from vicinal.results import Result
 
 ACC = MetricInfo("acc", True, percent=True)
@@ -463,3 +463,11 @@ def test_statistics_over_shared_cells_get_the_same_resamples_whatever_is_asked_f
     assert np.abs(whole - plain.mean(1)).max() < 5e-5
     assert np.abs(sub - plain[:, 2:].mean(1)).max() < 5e-5
     assert np.allclose(acc, np.array([[h[i].mean() for _, h in cells] for i in idx]).mean(1))
+
+
+@pytest.mark.parametrize("df", [1, 2, 3, 4, 5, 8, 13, 30, 101])
+def test_the_t_quantile_without_scipy_agrees_with_scipy(df):
+    for p in (0.001, 0.025, 0.1, 0.5, 0.9, 0.975, 0.995, 0.9995):
+        assert t_quantile(p, df) == pytest.approx(stats.t.ppf(p, df), rel=1e-9, abs=1e-12), p
+    with pytest.raises(ValueError):
+        t_quantile(1.0, df)

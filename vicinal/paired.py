@@ -31,8 +31,8 @@ scored on different examples (never paired) — the interval uses the seeds alon
 (needs ≥ 3 runs); with one seed each there is no interval and the verdict is "undetermined". Every
 difference says which of these it is.
 
-This module needs numpy (and scipy for the t quantile), not torch: the leaderboard marks its best values
-with it.
+This module needs numpy only, not torch or scipy (the t quantile is computed here): the leaderboard marks
+its best values with it.
 """
 
 from __future__ import annotations
@@ -251,6 +251,43 @@ def _seed_spread(va: list[float], vb: list[float]) -> tuple[float, int]:
     return math.sqrt(pooled * (1 / len(va) + 1 / len(vb))), df
 
 
+def _t_two_sided(t: float, df: int) -> float:
+    """P(|T| < t) for Student's t with integer ``df``, in closed form (Abramowitz & Stegun 26.7.3–4)."""
+    theta = math.atan(t / math.sqrt(df))
+    sin, cos2 = math.sin(theta), math.cos(theta) ** 2
+    if df % 2:  # odd: (2/π)(θ + sin θ (cos θ + 2/3 cos³θ + … + (2·4···(df−3))/(1·3···(df−2)) cos^(df−2) θ))
+        term, total = math.cos(theta), 0.0
+        for k in range(1, (df - 1) // 2 + 1):
+            total += term
+            term *= 2 * k / (2 * k + 1) * cos2
+        return 2 / math.pi * (theta + sin * total)
+    term, total = 1.0, 0.0  # even: sin θ (1 + 1/2 cos²θ + … + (1·3···(df−3))/(2·4···(df−2)) cos^(df−2) θ)
+    for k in range(1, df // 2 + 1):
+        total += term
+        term *= (2 * k - 1) / (2 * k) * cos2
+    return sin * total
+
+
+def t_quantile(p: float, df: int) -> float:
+    """The ``p`` quantile of Student's t with integer ``df`` ≥ 1, by bisection on the closed-form CDF.
+    Computed here rather than with scipy: the leaderboard and the report go through this module and must
+    not import scipy (start-up time; tests/test_startup.py checks it)."""
+    if not 0 < p < 1 or df < 1:
+        raise ValueError("t_quantile needs 0 < p < 1 and df ≥ 1")
+    if p < 0.5:
+        return -t_quantile(1 - p, df)
+    target = 2 * p - 1
+    low, high = 0.0, 1.0
+    while _t_two_sided(high, df) < target:
+        low, high = high, 2 * high
+    for _ in range(200):  # to the last bits of a float: the bracket halves each step
+        mid = (low + high) / 2
+        if mid in (low, high):
+            break
+        low, high = (mid, high) if _t_two_sided(mid, df) < target else (low, mid)
+    return (low + high) / 2
+
+
 def _paired_data(a: Side, b: Side, metric: str, resampler: Resampler) -> tuple[list[ExampleFile] | None, str]:
     """The per-example files of every run of A and B for ``metric``, or why they cannot be paired."""
     files: list[ExampleFile] = []
@@ -328,9 +365,7 @@ def difference(
             seed_df=df,
         )
     if df:
-        from scipy.stats import t as student_t
-
-        half = float(student_t.ppf((1 + level) / 2, df)) * se
+        half = t_quantile((1 + level) / 2, df) * se
         return Difference(**common, low=diff - half, high=diff + half, basis="seeds", note=why, seed_df=df)
     return Difference(**common, low=None, high=None, basis="none", note=f"one seed each, and {why}")
 
