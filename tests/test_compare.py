@@ -209,6 +209,17 @@ def test_compare_prints_each_difference_its_interval_and_a_verdict(store_dir):
     assert doc["resamples"] == 2000 and doc["a"]["seeds"] == [0, 1]
 
 
+def test_the_compare_table_fits_80_columns_without_breaking_words(store_dir):
+    root, _ = store_dir
+    comparison = api.compare("mixup", "erm", results_dir=root, metrics=["all"], resamples=200)
+    text = comparison.to_text(80)
+    assert max(len(line) for line in text.splitlines()) <= 80
+    words = {w for d in comparison.differences for w in d.verdict("mixup", "erm").split()}
+    cells = " ".join(part.strip() for line in text.splitlines() for part in line.split("│"))
+    assert words <= set(cells.split()), "a verdict word was folded"
+    assert "examples" in cells.split() and any(w.startswith("[") for w in cells.split())
+
+
 def test_compare_from_python_returns_the_numbers(store_dir):
     root, truth = store_dir
     comparison = api.compare("mixup", "erm", results_dir=root, metrics=["acc", "ece"], resamples=500, seed=3)

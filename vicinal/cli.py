@@ -346,7 +346,7 @@ def compare_cmd(
     resampler = Resampler(resamples=resamples, seed=seed, level=level)
     comparison = compare(store, a, b, suite, _csv(metrics, "--metrics"), resampler)
     if fmt == "table" and console.is_terminal:
-        console.print(comparison.table())
+        console.print(comparison.table(console.width))
         return
     sys.stdout.write(render(comparison, fmt, width or _width(None)))
 

@@ -61,7 +61,7 @@ class Comparison:
 
     # ------------------------------------------------------------ as text
 
-    def _cells(self, d: Difference) -> list[str]:
+    def _cells(self, d: Difference, pm: str = " ± ") -> list[str]:
         board, m = self.board, d.metric
         a, b = self.a.cells[m], self.b.cells[m]
         diff = "—" if d.diff != d.diff else signed(board, m, d.diff)
@@ -72,8 +72,8 @@ class Comparison:
         )
         return [
             header(board, m),
-            format_cell(board, m, a),
-            format_cell(board, m, b),
+            format_cell(board, m, a, pm),
+            format_cell(board, m, b, pm),
             diff,
             interval,
             d.verdict(self.a.label, self.b.label),
@@ -117,20 +117,35 @@ class Comparison:
             lines.append("examples resampled: " + "; ".join(examples))
         return [*lines, self.procedure]
 
-    def table(self) -> Table:
-        table = Table(title=Text(self.title()), caption=Text("\n".join(self.notes())), caption_justify="left")
-        for i, h in enumerate(self._head()):
-            table.add_column(Text(h), justify="left" if i in (0, 5, 6) else "right", overflow="fold")
-        for d in self.differences:
+    def table(self, width: int | None = None) -> Table:
+        """The rich table; with ``width`` (the console's columns), fitted to it (see :func:`_fit`)."""
+        table = Table(
+            title=Text(self.title()),
+            caption=Text("\n".join(self.notes())),
+            caption_justify="left",
+        )
+        head = self._head()
+        rows = [self._cells(d) for d in self.differences]
+        columns = [[h, *(row[i] for row in rows)] for i, h in enumerate(head)]
+        shortest = [max(len(w) for text in col for w in text.split()) for col in columns]
+        longest = [max(len(text) for text in col) for col in columns]
+        # Borders (columns + 1) and one space of padding either side of every cell.
+        room = None if width is None else width - (len(head) + 1) - 2 * len(head)
+        widths = _fit(shortest, longest, room)
+        for i, h in enumerate(head):
+            table.add_column(
+                Text(h), justify="left" if i in (0, 5, 6) else "right", overflow="fold", width=widths[i]
+            )
+        for d, row in zip(self.differences, rows, strict=True):
             style = {1: "bold green", -1: "bold red"}.get(d.winner or 0, "")
-            cells = [Text(c) for c in self._cells(d)]
+            cells = [Text(c) for c in row]
             cells[5].stylize(style)
             table.add_row(*cells)
         return table
 
     def to_text(self, width: int = 160) -> str:
         buffer = io.StringIO()
-        Console(file=buffer, width=width).print(self.table())
+        Console(file=buffer, width=width).print(self.table(width))
         return buffer.getvalue()
 
     def to_markdown(self) -> str:
@@ -142,6 +157,22 @@ class Comparison:
         )
         notes = "\n".join(f"- {n}" for n in self.notes())
         return f"### {self.title()}\n\n{body}\n\n{notes}\n"
+
+
+def _fit(shortest: list[int], longest: list[int], room: int | None) -> list[int | None]:
+    """Column widths within ``room`` characters: every column gets its longest word, then the columns
+    with the most text left to show widen first. Rich's own shrinking narrows all columns alike and then
+    folds words mid-way ("detectabl e"), or draws past the edge when that is too narrow for a word; None
+    (rich decides) where the table fits unwrapped or where no room is given."""
+    if room is None or sum(longest) <= room:
+        return [None] * len(longest)
+    widths = list(shortest)
+    for _ in range(max(room - sum(widths), 0)):
+        i = max(range(len(widths)), key=lambda j: longest[j] - widths[j])
+        if widths[i] >= longest[i]:
+            break
+        widths[i] += 1
+    return widths
 
 
 def _basis(d: Difference) -> str:
