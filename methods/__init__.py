@@ -1,5 +1,6 @@
 """Built-in vicinal methods, installed as ``vicinal.methods``: one file per method family.
 
-Every module here is imported when the registry is first used; its ``@register_method`` decorators
-do the rest. Adding a method means adding a file, nothing else.
+The registry reads every module's ``@register_method("name")`` decorators from its source when first
+used, and imports a module when one of its methods is used (so listing them does not load torch).
+Adding a method means adding a file, nothing else.
 """

@@ -12,7 +12,7 @@ class ERM(Method):
 
     def training_step(self, model, x, y, rng):
         logits = model(x)
-        return StepOutput(F.cross_entropy(logits, y), float((logits.argmax(1) == y).sum()), len(y))
+        return StepOutput(F.cross_entropy(logits, y), (logits.argmax(1) == y).sum(), len(y))
 
     def preview(self, x, y, perm, rng):
         return Preview(

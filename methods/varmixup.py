@@ -24,7 +24,7 @@ from vicinal.method import (
     register_method,
 )
 from vicinal.rng import RunRandom
-from vicinal.vae import ConvVAE, VAESpec, load_or_train_vae
+from vicinal.vae import VAE, VAESpec, load_or_train_vae
 
 
 @dataclass
@@ -35,20 +35,36 @@ class VarMixupConfig:
     vae_epochs: int = hp(30, "VAE training epochs (Adam)")
     vae_lr: float = hp(1e-3, "VAE learning rate (Adam)")
     vae_batch_size: int = hp(128, "VAE batch size")
+    vae_arch: Literal["conv", "resnet"] = hp(
+        "conv",
+        "conv: stride-2 conv encoder/decoder; resnet: the same path with a residual block per resolution "
+        "and full-resolution stem and head (more capacity, several times the compute)",
+        choices=("conv", "resnet"),
+    )
+    vae_width: int = hp(32, "channels of the VAE's first stage (doubling per stage, at most 256)")
+    vae_likelihood: Literal["bernoulli", "gaussian"] = hp(
+        "bernoulli",
+        "bernoulli: cross-entropy on pixels in [0, 1]; gaussian: one shared variance set to the batch's "
+        "reconstruction MSE (optimal σ-VAE, Rybkin et al. 2021)",
+        choices=("bernoulli", "gaussian"),
+    )
     mix: Literal["sample", "means"] = hp(
         "sample",
         "sample: interpolate μ and σ, draw z ~ N(μ̃, σ̃²); means: decode the interpolated μ",
         choices=("sample", "means"),
     )
-    train_on: Literal["decoded", "decoded+clean"] = hp(
+    train_on: Literal["decoded", "decoded+clean", "half"] = hp(
         "decoded+clean",
-        "decoded: only the decoded mixes; decoded+clean: add plain CE on the clean batch",
-        choices=("decoded", "decoded+clean"),
+        "decoded: only the decoded mixes; decoded+clean: add plain CE on the clean batch (twice the "
+        "images per step); half: equal compute, the first ⌈n/2⌉ images of the batch replaced by decoded "
+        "mixes among themselves, the rest clean, one mean loss over the n images",
+        choices=("decoded", "decoded+clean", "half"),
     )
 
     def validate(self) -> None:
-        if self.alpha < 0 or self.beta <= 0 or self.latent_dim < 1 or self.vae_epochs < 1:
-            raise ValueError("need alpha ≥ 0, beta > 0, latent_dim ≥ 1, vae_epochs ≥ 1")
+        c = self
+        if c.alpha < 0 or c.beta <= 0 or c.latent_dim < 1 or c.vae_epochs < 1 or c.vae_width < 1:
+            raise ValueError("need alpha ≥ 0, beta > 0, latent_dim ≥ 1, vae_epochs ≥ 1, vae_width ≥ 1")
 
 
 @dataclass
@@ -61,7 +77,7 @@ class LatentMix:
 
 
 def latent_mix(
-    vae: ConvVAE, x: torch.Tensor, y: torch.Tensor, lam: float, perm: torch.Tensor, mode: str, rng: RunRandom
+    vae: VAE, x: torch.Tensor, y: torch.Tensor, lam: float, perm: torch.Tensor, mode: str, rng: RunRandom
 ) -> LatentMix:
     """Decode the mixture of the posteriors of x and x[perm] (μ and σ interpolated by λ)."""
     with torch.no_grad():
@@ -75,33 +91,64 @@ def latent_mix(
     return LatentMix(images, y, y[perm], lam, perm)
 
 
+def half_split(n: int) -> int:
+    """How many of a batch of ``n`` images ``train_on = "half"`` replaces by decoded mixes: ⌈n/2⌉."""
+    return n - n // 2
+
+
 @register_method("varmixup")
 class VarMixup(Method):
     mixes_in = "latent"
     summary = "VarMixup: mix VAE posteriors of a pair, decode, train on decoded images with λ-mixed labels."
     Config = VarMixupConfig
 
-    def prepare(self, ctx: PrepareContext) -> dict:
+    def vae_spec(
+        self, dataset: str, fingerprint: str, image_shape: tuple[int, int, int], seed: int
+    ) -> VAESpec:
+        """The VAE this configuration trains for a run (public so studies can pre-train and measure it)."""
         c = self.config
-        spec = VAESpec(
-            ctx.dataset,
-            ctx.data_fingerprint,
-            tuple(ctx.train.images.shape[1:]),
+        return VAESpec(
+            dataset,
+            fingerprint,
+            image_shape,
             c.latent_dim,
             c.beta,
             c.vae_epochs,
             c.vae_lr,
             c.vae_batch_size,
-            ctx.seed,
+            seed,
+            arch=c.vae_arch,
+            likelihood=c.vae_likelihood,
+            width=c.vae_width,
         )
+
+    def prepare(self, ctx: PrepareContext) -> dict:
+        spec = self.vae_spec(ctx.dataset, ctx.data_fingerprint, tuple(ctx.train.images.shape[1:]), ctx.seed)
         self.vae, info = load_or_train_vae(spec, ctx.train, ctx.device, ctx.cache_dir, ctx.reporter)
         return {"vae": {"key": spec.key(), "architecture": spec.architecture, **info}}
 
     def training_step(self, model, x, y, rng):
-        lam = rng.beta(self.config.alpha)
+        c = self.config
+        lam = rng.beta(c.alpha)
+        if c.train_on == "half":
+            # Equal compute: one batch of the suite's size, its first ⌈n/2⌉ images (a random half, as
+            # batches are shuffled) replaced by decoded mixes of pairs among themselves, the rest clean.
+            # Every image counts once in one mean loss, as in ERM, so the step's cost and loss scale are
+            # ERM's (plus the VAE's forward pass on half a batch).
+            m = half_split(len(x))
+            perm = rng.permutation(m, x.device)
+            mix = latent_mix(self.vae, x[:m], y[:m], lam, perm, c.mix, rng)
+            logits = model(torch.cat([mix.images, x[m:]]))
+            mixed_logits, clean_logits = logits[:m], logits[m:]
+            mixed_sum = m * mixed_cross_entropy(mixed_logits, mix.y_a, mix.y_b, lam)
+            clean_sum = F.cross_entropy(clean_logits, y[m:], reduction="sum")
+            correct = mixed_correct(mixed_logits, mix.y_a, mix.y_b, lam) + float(
+                (clean_logits.argmax(1) == y[m:]).sum()
+            )
+            return StepOutput((mixed_sum + clean_sum) / len(x), correct, len(x))
         perm = rng.permutation(len(x), x.device)
-        mix = latent_mix(self.vae, x, y, lam, perm, self.config.mix, rng)
-        if self.config.train_on == "decoded":
+        mix = latent_mix(self.vae, x, y, lam, perm, c.mix, rng)
+        if c.train_on == "decoded":
             logits = model(mix.images)
             loss = mixed_cross_entropy(logits, mix.y_a, mix.y_b, lam)
             return StepOutput(loss, mixed_correct(logits, mix.y_a, mix.y_b, lam), len(y))
@@ -112,6 +159,7 @@ class VarMixup(Method):
         correct = mixed_correct(mixed_logits, mix.y_a, mix.y_b, lam) + float(
             (clean_logits.argmax(1) == y).sum()
         )
+        # The classifier saw 2n images this step (n decoded mixes and the n clean ones).
         return StepOutput(loss, correct, 2 * len(y))
 
     def preview(self, x, y, perm, rng):
@@ -120,6 +168,11 @@ class VarMixup(Method):
         with torch.no_grad():
             recon = self.vae.reconstruct(x)
         what = "a latent drawn from the mixed posterior" if self.config.mix == "sample" else "the mixed mean"
+        beside = {
+            "decoded": "",
+            "decoded+clean": " beside the clean batch",
+            "half": " in half of each batch, clean images in the other half",
+        }[self.config.train_on]
         return Preview(
             {
                 "image A": x,
@@ -128,8 +181,8 @@ class VarMixup(Method):
                 "VAE reconstruction B": recon[perm],
                 f"decoded mix, λ = {lam:.2f}": mix.images,
             },
-            f"decodes {what} (β = {self.config.beta:g}); trained on with labels mixed by λ"
-            + (" beside the clean batch" if self.config.train_on == "decoded+clean" else ""),
+            f"decodes {what} ({self.config.vae_arch} VAE, {self.config.vae_likelihood} likelihood, "
+            f"β = {self.config.beta:g}); trained on with labels mixed by λ{beside}",
         )
 
 

@@ -1,5 +1,11 @@
 import pytest
 
+import vicinal.threads
+
+# The test process uses vicinal's thread policy, as the CLI does: set before any test module imports torch
+# (OpenMP reads it only then), so idle threads sleep instead of spinning on a shared machine.
+vicinal.threads.apply_thread_policy()
+
 
 @pytest.fixture
 def isolated(tmp_path, monkeypatch):

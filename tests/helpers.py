@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,3 +33,19 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+@contextmanager
+def ray_cluster(nodes: int = 2, cpus: int = 1) -> Iterator:
+    """A real Ray cluster of ``nodes`` nodes of ``cpus`` CPUs each, all on 127.0.0.1 (nothing on the
+    network can reach it), shut down whatever happens. Needs Ray: skip before calling this."""
+    from ray.cluster_utils import Cluster
+
+    node = {"num_cpus": cpus, "node_ip_address": "127.0.0.1", "object_store_memory": 100 * 1024 * 1024}
+    made = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
+    try:
+        for _ in range(nodes - 1):
+            made.add_node(**node)
+        yield made
+    finally:
+        made.shutdown()

@@ -2,10 +2,9 @@
 (`--benchmark-disable`); `pytest tests/test_benchmarks.py --benchmark-enable` measures them, and the
 figures go to BENCHMARKS.md with the machine they came from."""
 
-import json
-
 import pytest
 import torch
+from bench_store import write_store
 
 from vicinal.datasets import ImageSet
 from vicinal.formats import FORMATS
@@ -46,37 +45,10 @@ def test_training_step_small_cnn(benchmark, name, tmp_path):
     benchmark(step)
 
 
-#: Ten headline metrics, as a real suite shows by default.
-BENCH_METRICS = {
-    name: {"label": name, "higher_is_better": name.startswith(("acc", "pgd")), "percent": True}
-    for name in ("acc", "nll", "ece", "oe", "ece_ts", "pgd@1/255", "pgd@8/255", "gamma", "dev", "brier")
-}
-
-
 @pytest.fixture(scope="module")
 def thousand_results(tmp_path_factory):
-    """1,000 result files: 50 methods × 20 seeds, ten metrics each."""
-    root = tmp_path_factory.mktemp("store")
-    for i in range(1000):
-        method, seed = f"method-{i % 50}", i // 50
-        path = root / "suite" / method / f"abc-seed{seed}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            json.dumps(
-                {
-                    "schema": 1,
-                    "suite": "suite",
-                    "method": method,
-                    "seed": seed,
-                    "run_id": "abc",
-                    "metrics": {m: ((i + k) % 97) / 97 for k, m in enumerate(BENCH_METRICS)},
-                    "metric_info": BENCH_METRICS,
-                    "training": {"epochs": 1},
-                    "protocol": {"clean": {"split": "test"}},
-                }
-            )
-        )
-    return root
+    """1,000 result files shaped like real ones (schema 2, ~15 KB): 50 methods × 20 seeds."""
+    return write_store(tmp_path_factory.mktemp("store"), 1000)
 
 
 def test_leaderboard_over_1000_result_files(benchmark, thousand_results):

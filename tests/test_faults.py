@@ -572,3 +572,28 @@ def test_sweep_points_are_configurations_of_their_own(workspace):
     assert bad.code == 2 and "alpha = -1.0 is out of range" in bad.err
     both = cli(*args, "--sweep", "mixup.alpha=0.5", "--set", "mixup.alpha=0.3", cwd=tmp, env=env)
     assert both.code == 2 and "both swept and set" in both.err
+
+
+def test_a_diverging_loss_stops_that_run_with_advice(workspace):
+    tmp, results, env = workspace
+    plugin = tmp / "diverge.py"
+    plugin.write_text(
+        textwrap.dedent(
+            """
+            import torch.nn.functional as F
+            from vicinal import Method, StepOutput, register_method
+
+            @register_method("diverge")
+            class Diverge(Method):
+                def training_step(self, model, x, y, rng):
+                    logits = model(x)
+                    return StepOutput(F.cross_entropy(logits, y) * float("nan"), 0.0, len(y))
+            """
+        )
+    )
+    args = ["run", "--plugin", str(plugin), *TINY]
+    args[args.index("erm")] = "diverge"
+    out = subprocess_cli(*args, cwd=tmp, env=env)
+    assert out.code == 1 and "Traceback" not in out.err
+    assert "the training loss became nan at epoch 1" in out.err and "lower the learning rate" in out.err
+    assert not (results / "digits-c" / "diverge").exists()

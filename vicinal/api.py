@@ -1,9 +1,13 @@
-"""vicinal from Python: run a suite, read a leaderboard. The command line is a thin layer over these.
+"""vicinal from Python: run a suite, evaluate a model, read a leaderboard. The command line is a thin layer
+over these.
 
 ``vicinal.run(suite="cifar10-quick", methods=["erm", "mixup"], seeds=[0, 1], data_dir=…)`` trains and
 evaluates exactly as ``vicinal run`` does (same validation, same result files, same reuse rules) and
-returns the typed results; ``vicinal.leaderboard(results_dir=…)`` returns the boards the command prints,
-with ``to_markdown()``, ``to_csv()``, ``to_json()`` and ``to_dataframe()`` (pandas, when installed).
+returns the typed results; ``vicinal.evaluate(model, suite="cifar10-c", name="my-model", …)`` measures a
+model vicinal did not train (any ``nn.Module``, a checkpoint, or a RobustBench zoo entry) with the same
+evaluators and writes a result marked as evaluated; ``vicinal.leaderboard(results_dir=…)`` returns the
+boards the command prints, with ``to_markdown()``, ``to_csv()``, ``to_json()`` and ``to_dataframe()``
+(pandas, when installed).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from vicinal.reporting import Reporter, SilentReporter
 from vicinal.results import Result, default_cache_dir, default_results_dir, load_store, read_result
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from vicinal.compare import Comparison
     from vicinal.leaderboard import Board
     from vicinal.runner import RunPlan
@@ -93,13 +99,30 @@ def prepare(
     force: bool = False,
     plugins: Sequence[str] = (),
     reporter: Reporter | None = None,
+    executor: str = "local",
+    address: str | None = None,
+    gpus_per_run: float | None = None,
+    cpus_per_run: float | None = None,
+    max_retries: int | None = None,
 ) -> RunPlan:
-    """Validate a run without starting it (what :func:`run` executes)."""
+    """Validate a run without starting it (what :func:`run` executes). ``executor`` is ``"local"`` (this
+    process) or ``"ray"`` (one Ray task per run; ``address`` joins a running cluster, ``gpus_per_run``,
+    ``cpus_per_run`` and ``max_retries`` are its options): see :mod:`vicinal.executors`."""
+    from vicinal.executors import make_executor
     from vicinal.registry import load_plugin
     from vicinal.runner import plan_run
 
     for plugin in plugins:
         load_plugin(plugin)
+    runs_on = make_executor(
+        executor,
+        plugins=plugins,
+        device=device,
+        address=address,
+        gpus_per_run=gpus_per_run,
+        cpus_per_run=cpus_per_run,
+        max_retries=max_retries,
+    )
     spec = load(
         suite,
         methods=methods,
@@ -121,6 +144,7 @@ def prepare(
         download=download,
         force=force,
         reporter=reporter or SilentReporter(),
+        executor=runs_on,
     )
 
 
@@ -129,12 +153,98 @@ def run(suite: str | Suite = "digits-c", **options: Any) -> list[Result]:
     included). Options are :func:`prepare`'s: ``methods``, ``seeds``, ``epochs``, ``limit_train``,
     ``model``, ``evaluators``, ``settings`` (``{"mixup.alpha": 0.4}``), ``sweep``
     (``{"mixup.alpha": [0.2, 1.0]}``), ``device``, ``data_dir``, ``results_dir``, ``cache_dir``, ``force``,
-    ``plugins``, ``reporter``. Raises :class:`vicinal.runner.RunsFailed` (with the finished runs kept) when
-    some runs fail."""
+    ``plugins``, ``reporter``, and the executor's: ``executor="ray"``, ``address``, ``gpus_per_run``,
+    ``cpus_per_run``, ``max_retries``. Raises :class:`vicinal.runner.RunsFailed` (with the finished runs
+    kept) when some runs fail."""
     from vicinal.runner import execute
 
     plan = prepare(suite, **options)
     return [read_result(o.path) for o in execute(plan)]
+
+
+def evaluate(
+    model: nn.Module | str | Path | None = None,
+    *,
+    suite: str | Suite = "digits-c",
+    name: str | None = None,
+    architecture: str | None = None,
+    normalize: Any = None,
+    robustbench: str | None = None,
+    threat: str = "corruptions",
+    model_dir: str | Path | None = None,
+    evaluators: Sequence[str] | None = None,
+    settings: Mapping[str, Any] | Iterable[str] | None = None,
+    device: str = "auto",
+    data_dir: str | Path | None = None,
+    download: bool = False,
+    results_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    force: bool = False,
+    plugins: Sequence[str] = (),
+    reporter: Reporter | None = None,
+) -> Result:
+    """Evaluate a model that vicinal did not train under a suite's evaluation protocol and write its result
+    file (marked as evaluated, with its origin); returns the result. Reuses the file written for the same
+    weights, data, evaluators and code unless ``force``.
+
+    The model is one of: an ``nn.Module`` (``model=``; it receives images in [0, 1] and normalises inside,
+    unless ``normalize`` asks vicinal to standardise for it); a checkpoint path (``model=``) with a
+    registered ``architecture`` (a state dict, loaded with ``weights_only=True``); or a RobustBench
+    model-zoo entry (``robustbench="Standard"``, ``threat``, ``model_dir``: robustbench's folder).
+    ``normalize``: ``None``, ``"suite"`` (the suite's training-set statistics), ``"none"``,
+    ``"MEAN/STD"`` or ``(mean, std)``. ``evaluators`` runs a subset; ``settings`` resizes them
+    (``{"evaluators.corruption.severities": [1, 5]}``). A model that cannot take the suite's images or
+    gives the wrong number of classes is one :class:`VicinalError` before any evaluation."""
+    from vicinal.external import check_evaluated_name, evaluate_given, from_module, load_checkpoint
+    from vicinal.runner import load_run_data
+
+    if (model is None) == (robustbench is None):
+        raise VicinalError("evaluate: give either a model (an nn.Module or a checkpoint) or robustbench=NAME")
+    if robustbench is None and name is None:
+        raise VicinalError("evaluate: name= is required (how the model is labelled on the leaderboard)")
+    label = check_evaluated_name(name or str(robustbench))
+    parsed = _settings(settings)
+    methods_set = sorted(k for k in parsed if not k.startswith("evaluators."))
+    if methods_set:
+        raise VicinalError(
+            f"evaluate: {methods_set[0]}.… is a method's setting; an evaluated model takes only "
+            "evaluators.NAME.PARAM settings"
+        )
+    plan = prepare(
+        suite,
+        evaluators=evaluators,
+        settings=parsed,
+        device=device,
+        data_dir=data_dir,
+        download=download,
+        results_dir=results_dir,
+        cache_dir=cache_dir,
+        force=force,
+        plugins=plugins,
+        reporter=reporter,
+    )
+    if robustbench is not None and normalize is not None:
+        raise VicinalError("evaluate: RobustBench models normalise inside; drop normalize")
+    if architecture is not None and not isinstance(model, str | Path):
+        raise VicinalError("evaluate: architecture= goes with a checkpoint path, not with an nn.Module")
+    if isinstance(model, str | Path) and architecture is None:
+        raise VicinalError(f"evaluate: {model} is a checkpoint; say which registered architecture it is")
+    if robustbench is not None:
+        from vicinal.robustbench import check_threat, zoo_dataset
+
+        zoo_dataset(plan.suite.dataset)
+        check_threat(threat)
+    rd = load_run_data(plan.suite, plan.data_dir, plan.download)
+    if robustbench is not None:
+        from vicinal.robustbench import load_zoo_model
+
+        given = load_zoo_model(robustbench, plan.suite.dataset, threat, model_dir)
+    elif isinstance(model, str | Path):
+        given = load_checkpoint(model, architecture, normalize, rd)
+    else:
+        given = from_module(model, normalize, rd)
+    result, _ = evaluate_given(given, label, plan, rd)
+    return read_result(result.path) if result.path else result
 
 
 @dataclass

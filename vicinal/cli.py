@@ -6,6 +6,7 @@ read best beside the code that uses them; the work itself lives in the library m
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from collections.abc import Callable
@@ -35,6 +36,22 @@ PluginOpt = Annotated[
 ResultsOpt = Annotated[
     Path | None, typer.Option("--results", help="results folder [default: $VICINAL_RESULTS_DIR or ./results]")
 ]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="CPU threads for torch (default: $OMP_NUM_THREADS, else $VICINAL_THREADS, else one per "
+        "physical core available); idle threads sleep (OMP_WAIT_POLICY=PASSIVE) unless you set "
+        "OMP_WAIT_POLICY or GOMP_SPINCOUNT",
+    ),
+]
+
+
+def _threads(threads: int | None) -> None:
+    """Apply ``--threads`` before this command imports torch (main() applied the defaults already)."""
+    from vicinal.threads import apply_thread_policy
+
+    apply_thread_policy(threads, origin="--threads")
 
 
 def _load_plugins(plugins: list[str] | None) -> None:
@@ -82,12 +99,12 @@ def methods_cmd(
         for col in ("method", "mixes in", "description"):
             table.add_column(col, style="bold" if col == "method" else None)
         for name in names:
-            try:
-                cls = get_method(name)
+            try:  # read from the method's source where it can be: listing need not import torch
+                attrs = METHODS.attributes(name, ("mixes_in", "summary"))
             except VicinalError as exc:  # registered twice: listed with the clash, usable by neither
                 table.add_row(escape(name), "", f"[red]{escape(str(exc))}[/]")
                 continue
-            table.add_row(*map(escape, (name, str(cls.mixes_in), str(cls.summary))))
+            table.add_row(*map(escape, (name, attrs["mixes_in"], attrs["summary"])))
         console.print(table)
         return
     for name in names:
@@ -162,9 +179,29 @@ def run_cmd(
     ] = None,
     force: Annotated[bool, typer.Option(help="recompute results that already exist")] = False,
     quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
+    threads: ThreadsOpt = None,
     plugin: PluginOpt = None,
+    executor: Annotated[
+        str, typer.Option(help="local (this process, one run after another) or ray (one Ray task per run)")
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(help="with --executor ray: join this cluster, auto or HOST:PORT [default: start one]"),
+    ] = None,
+    gpus_per_run: Annotated[
+        float | None,
+        typer.Option(help="with --executor ray: GPUs per run, fractions share a GPU [default: 1 if any]"),
+    ] = None,
+    cpus_per_run: Annotated[
+        float | None, typer.Option(help="with --executor ray: CPUs (and torch threads) per run [default: 1]")
+    ] = None,
+    max_retries: Annotated[
+        int | None,
+        typer.Option(help="with --executor ray: restarts of a run whose worker or node died [default: 3]"),
+    ] = None,
 ) -> None:
     """Train each method of a suite for each seed, evaluate, write one result file each."""
+    _threads(threads)
     from vicinal.api import prepare
     from vicinal.hparams import parse_assignments, parse_sweeps
     from vicinal.results import default_results_dir
@@ -196,11 +233,17 @@ def run_cmd(
             force=force,
             plugins=plugin or [],
             reporter=rep,
+            executor=executor,
+            address=address,
+            gpus_per_run=gpus_per_run,
+            cpus_per_run=cpus_per_run,
+            max_retries=max_retries,
         )
         spec = plan.suite
+        where = str(plan.device) if plan.executor.name == "local" else plan.executor.describe()
         rep.note(
             f"suite {spec.name} · {spec.dataset} · {spec.model} · {spec.recipe.epochs} epochs · "
-            f"methods {', '.join(spec.methods)} · seeds {', '.join(map(str, spec.seeds))} · {plan.device}"
+            f"methods {', '.join(spec.methods)} · seeds {', '.join(map(str, spec.seeds))} · {where}"
         )
         try:
             outcomes = execute(plan)
@@ -224,7 +267,7 @@ def run_cmd(
     from vicinal.formats import print_boards
     from vicinal.leaderboard import build_boards
 
-    store = _load_store(results_dir)
+    store = _load_store(results_dir, cache_dir)
     if any(r.suite == spec.name for r in store.results):
         print_boards(console, build_boards(store, spec.name), _width(None))
     if failed is not None:
@@ -243,11 +286,13 @@ def _width(option: int | None) -> int:
     return console.width if console.is_terminal or os.environ.get("COLUMNS") else DEFAULT_WIDTH
 
 
-def _load_store(results_dir: Path):
+def _load_store(results_dir: Path, cache_dir: Path | None = None):
     """The result files under ``results_dir``; each unreadable one is named in a warning, never fatal."""
-    from vicinal.results import load_store
+    from vicinal.result_index import index_file
+    from vicinal.results import default_cache_dir, load_store
 
-    store = load_store(results_dir)
+    # The index in the cache folder spares decoding unchanged result files again (10,000 files: seconds).
+    store = load_store(results_dir, index=index_file(results_dir, cache_dir or default_cache_dir()))
     for path, why in store.skipped:
         err_console.print(f"[yellow]warning[/]: skipped {escape(str(path))}: {escape(why)}")
     return store
@@ -451,8 +496,10 @@ def corrupt_cmd(
     download: Annotated[bool, typer.Option(help="download the clean dataset if it is missing")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Write a corrupted test set (the released -C layout, with a manifest) from a clean dataset."""
+    _threads(threads)
     from vicinal.corrupted import default_folder, write_set
     from vicinal.corruptions import SCALES, resolve_corruptions
     from vicinal.datasets import load_dataset, resolve_data_dir
@@ -492,7 +539,144 @@ def corrupt_cmd(
     )
 
 
+@app.command("evaluate")
+def evaluate_cmd(
+    suite: Annotated[str, typer.Option(help="shipped suite name or path to a suite TOML")] = "digits-c",
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="a state dict (torch.save(model.state_dict())) of --model")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="registered architecture of --checkpoint")] = None,
+    robustbench: Annotated[
+        str | None,
+        typer.Option(help="a RobustBench model-zoo entry, e.g. Standard (needs vicinal[robustbench])"),
+    ] = None,
+    threat: Annotated[
+        str, typer.Option(help="RobustBench threat model: corruptions, Linf or L2")
+    ] = "corruptions",
+    model_dir: Annotated[
+        Path | None, typer.Option(help="RobustBench's model folder [default: ./models, as robustbench's]")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="the model's name on the leaderboard [default: the RobustBench entry]")
+    ] = None,
+    normalize: Annotated[
+        str | None,
+        typer.Option(
+            help="for a state dict without normalize.mean/std: MEAN/STD (0.49,0.48,0.45/0.25,0.24,0.26), "
+            "suite (the suite's training-set statistics) or none (inputs in [0, 1])"
+        ),
+    ] = None,
+    evaluators: Annotated[
+        str | None, typer.Option(help="comma-separated evaluators to run [default: the suite's]")
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="evaluators.NAME.PARAM=VALUE (repeatable)")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
+    data_dir: Annotated[
+        str | None, typer.Option(help="data folder [default: $VICINAL_DATA_DIR or the cache folder]")
+    ] = None,
+    download: Annotated[bool, typer.Option(help="download the dataset if it is missing")] = False,
+    results: ResultsOpt = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="cache folder [default: $VICINAL_CACHE_DIR or ~/.cache/vicinal]")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="evaluate again even if the result exists")] = False,
+    quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
+    plugin: PluginOpt = None,
+) -> None:
+    """Evaluate a model vicinal did not train (a checkpoint or a RobustBench entry) under a suite's protocol;
+    its result is marked as evaluated and sits on the leaderboard beside the trained methods."""
+    from vicinal.api import evaluate
+    from vicinal.hparams import parse_assignments
+    from vicinal.results import default_results_dir
+
+    if checkpoint is not None and robustbench is not None:
+        raise VicinalError("give either --checkpoint (with --model) or --robustbench, not both")
+    if checkpoint is None and robustbench is None:
+        raise VicinalError("nothing to evaluate: give --checkpoint FILE --model ARCH, or --robustbench NAME")
+    if checkpoint is not None and model is None:
+        raise VicinalError("--checkpoint needs --model: the registered architecture the state dict is for")
+    if checkpoint is None and model is not None:
+        raise VicinalError(
+            "--model names the architecture of a --checkpoint; RobustBench entries bring theirs"
+        )
+    if robustbench is None and (threat != "corruptions" or model_dir is not None):
+        raise VicinalError("--threat and --model-dir go with --robustbench")
+    if checkpoint is not None and name is None:
+        raise VicinalError("--name is required: how the model is labelled on the leaderboard")
+    results_dir = results or default_results_dir()
+    with console_reporter(quiet) as rep:
+        result = evaluate(
+            checkpoint,
+            suite=suite,
+            name=name,
+            architecture=model,
+            normalize=normalize,
+            robustbench=robustbench,
+            threat=threat,
+            model_dir=model_dir,
+            evaluators=_csv(evaluators, "--evaluators"),
+            settings=_flag("--set", parse_assignments, set_ or []),
+            device=device,
+            data_dir=data_dir,
+            download=download,
+            results_dir=results_dir,
+            cache_dir=cache_dir,
+            force=force,
+            plugins=plugin or [],
+            reporter=rep,
+        )
+    console.print(escape(f"{result.method}: result in {result.path}"))
+    from vicinal.formats import print_boards
+    from vicinal.leaderboard import build_boards
+
+    print_boards(console, build_boards(_load_store(results_dir), result.suite), _width(None))
+
+
+@app.command("export")
+def export_cmd(
+    robustbench: Annotated[
+        Path, typer.Option(help="a result file to export in RobustBench's submission format")
+    ],
+    out: Annotated[Path, typer.Option(help="folder to write the submission material into")],
+    threat: Annotated[str, typer.Option(help="corruptions, Linf or L2")] = "corruptions",
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="the model's state dict [default: the run's cached final checkpoint]"),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="the model's name [default: the result's method]")] = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="cache folder [default: $VICINAL_CACHE_DIR or ~/.cache/vicinal]")
+    ] = None,
+    allow_partial: Annotated[
+        bool,
+        typer.Option(help="export a result not measured under RobustBench's protocol (said in the footnote)"),
+    ] = False,
+) -> None:
+    """Write a RobustBench model-zoo submission (model-info JSON, state dict, per-cell CSV) for a result."""
+    from vicinal.robustbench import export_submission
+
+    written = export_submission(
+        robustbench,
+        out,
+        threat=threat,
+        checkpoint=checkpoint,
+        model_name=name,
+        cache_dir=cache_dir,
+        allow_partial=allow_partial,
+    )
+    for what, path in written.items():
+        console.print(escape(f"{what}: {path}"))
+
+
 def main() -> None:
+    # Before any command can import torch: libgomp reads its wait policy only when torch loads it.
+    from vicinal.threads import apply_thread_policy
+
+    # A malformed OMP_NUM_THREADS/VICINAL_THREADS is an error only for the commands that use threads.
+    with contextlib.suppress(VicinalError):
+        apply_thread_policy()
     handler = WarningHandler()
     logging.getLogger("vicinal").addHandler(handler)
     logging.getLogger("vicinal").setLevel(logging.INFO)

@@ -95,6 +95,9 @@ def reporter(quiet: bool = False) -> Iterator[Reporter]:
         TimeRemainingColumn(),
         console=console,
         transient=False,
+        # rich redraws 10 times a second by default: ~1.3 % of a core beside training, most of vicinal's
+        # overhead over a bare loop (BENCHMARKS.md); twice a second is enough for bars of epochs.
+        refresh_per_second=2,
     )
     with progress:
         yield BarReporter(progress)

@@ -23,6 +23,8 @@ def _settings(result: Result) -> dict[str, Any]:
     """What tells configurations of one method apart, flattened for display: hyperparameters, training
     settings, evaluator settings, and the code that made the numbers."""
     flat: dict[str, Any] = dict(result.method_info.get("hyperparameters", {}))
+    if result.evaluated is not None:  # an evaluated model is told apart by its weights
+        flat["weights"] = str(result.evaluated.get("weights_sha256", ""))[:8]
     spec = result.suite_spec
     for key in ("model", "limit_train", "validation", "eval_batch_size"):
         if key in spec:
@@ -71,8 +73,17 @@ def variant_labels(rows: dict[RowKey, list[Result]]) -> dict[RowKey, str]:
     return labels
 
 
-def _protocol_key(proto: dict[str, Any]) -> str:
-    return json.dumps(proto, sort_keys=True, default=str)
+_KEY_ENCODER = json.JSONEncoder(sort_keys=True, default=str)  # one encoder, not one per call (json.dumps)
+
+
+def _protocol_key(proto: dict[str, Any], cache: dict[int, str]) -> str:
+    """The protocol as a canonical string, computed once per dict: results read through the result index
+    share their protocol dicts, and encoding them is most of a 10,000-file leaderboard. ``cache`` is keyed
+    by ``id`` and lives only while the results holding those dicts do."""
+    key = cache.get(id(proto))
+    if key is None:
+        key = cache[id(proto)] = _KEY_ENCODER.encode(proto)
+    return key
 
 
 def group_rows(results: list[Result]) -> tuple[dict[RowKey, list[Result]], dict[RowKey, list[str]]]:
@@ -86,8 +97,9 @@ def group_rows(results: list[Result]) -> tuple[dict[RowKey, list[Result]], dict[
     nondeterminism). Returns the rows' merged per-seed results and, per row, every file behind it.
     """
     clusters: dict[tuple[str, str], list[tuple[dict[str, str], list[Result]]]] = defaultdict(list)
+    cache: dict[int, str] = {}
     for r in sorted(results, key=lambda r: (r.created, str(r.path))):
-        protos = {name: _protocol_key(p) for name, p in r.protocol.items()}
+        protos = {name: _protocol_key(p, cache) for name, p in r.protocol.items()}
         for seen, members in clusters[(r.method, r.training_id)]:
             if all(seen[n] == k for n, k in protos.items() if n in seen):
                 seen.update(protos)
@@ -122,8 +134,9 @@ def _merge(old: Result, new: Result) -> Result:
 
 def protocols_of(rows: dict[RowKey, list[Result]]) -> dict[str, list[dict[str, Any]]]:
     seen: dict[str, dict[str, dict]] = defaultdict(dict)
+    cache: dict[int, str] = {}
     for runs in rows.values():
         for r in runs:
             for name, proto in r.protocol.items():
-                seen[name].setdefault(_protocol_key(proto), proto)
+                seen[name].setdefault(_protocol_key(proto, cache), proto)
     return {name: list(protos.values()) for name, protos in seen.items()}

@@ -27,6 +27,7 @@ from vicinal.models import build_model
 from vicinal.reporting import Reporter
 from vicinal.results import Result, config_hash, environment
 from vicinal.rng import RunRandom, seed_everything
+from vicinal.startup import defer_dynamo, set_deterministic
 from vicinal.suite import Suite
 from vicinal.training import train
 
@@ -73,6 +74,63 @@ class JobOutput:
     artifacts: dict[str, bytes]
 
 
+@dataclass
+class Evaluated:
+    """What the evaluators of one run measured and declared (see :func:`run_evaluators`)."""
+
+    metrics: dict[str, float]
+    metric_info: dict[str, MetricInfo]
+    protocol: dict[str, dict]
+    declares: dict[str, Declarations]
+    #: The images the evaluators declare, by name (the ones written are in ``ctx.artifacts``).
+    described: dict[str, Artifact]
+    seconds: float
+
+
+def run_evaluators(
+    ctx: EvalContext,
+    evaluators: list[Evaluator],
+    evaluation: dict[str, Any],
+    label: str,
+    reporter: Reporter,
+) -> Evaluated:
+    """Run a suite's evaluators on ``ctx.model`` and collect what goes into a result file: metrics, their
+    declarations and each evaluator's protocol with its code fingerprint (from ``evaluation``, the run's
+    evaluation identity). Shared by vicinal's own runs and by models evaluated as given
+    (:mod:`vicinal.external`), so both are measured by exactly the same code."""
+    t0 = time.perf_counter()
+    metrics: dict[str, float] = {}
+    metric_info: dict[str, MetricInfo] = {}
+    protocol: dict[str, dict] = {}
+    declares: dict[str, Declarations] = {}
+    described: dict[str, Artifact] = {ARTIFACT: EXAMPLES}
+    evaluating = reporter.task(f"{label} · evaluate", total=len(evaluators))
+    for evaluator in evaluators:
+        found = evaluator.evaluate(ctx)
+        metrics.update(found)
+        evaluating.advance(1)
+        evaluating.line(evaluator.name, **_headline(evaluator, found))
+        metric_info.update(
+            {
+                k: dataclasses.replace(v, evaluator=evaluator.name)
+                for k, v in evaluator.metric_info().items()
+                if k in metrics
+            }
+        )
+        declares[evaluator.name] = evaluator.declarations()
+        described.update(evaluator.artifacts)
+        code = evaluation["evaluators"][evaluator.name]["code"]
+        protocol[evaluator.name] = {
+            **evaluator.protocol(),
+            "code": {"module": code["module"], "fingerprint": code["fingerprint"]},
+        }
+    evaluating.close()
+    # What paired comparisons resample (vicinal.examples): here, so that models evaluated as given get
+    # the same per-example file as vicinal's own runs.
+    ctx.write_examples()
+    return Evaluated(metrics, metric_info, protocol, declares, described, time.perf_counter() - t0)
+
+
 def run_job(job: RunJob, rd: RunData, reporter: Reporter) -> JobOutput:
     """Train and evaluate one run. Artifacts are drawn into a private temporary folder and returned as
     bytes, so a worker on another machine needs no access to the results folder."""
@@ -80,7 +138,9 @@ def run_job(job: RunJob, rd: RunData, reporter: Reporter) -> JobOutput:
     # Bit-reproducible on the CPU; on CUDA speed wins (cuDNN autotuning), so GPU runs agree only
     # statistically. Set per process (a worker is its own process); recorded with the environment.
     deterministic = device.type == "cpu"
-    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    # torch.use_deterministic_algorithms, and optimizers, without importing the compiler stack (2.5 s).
+    set_deterministic(deterministic, warn_only=True)
+    defer_dynamo()
     torch.backends.cudnn.benchmark = not deterministic
     with tempfile.TemporaryDirectory(prefix="vicinal-artifacts-") as staging:
         stem = Path(staging) / job.result_path.stem
@@ -120,7 +180,6 @@ def _run(job: RunJob, rd: RunData, artifact_stem: Path, reporter: Reporter) -> R
         job.label,
         job.checkpoint,
     )
-    t0 = time.perf_counter()
     ctx = EvalContext(
         model,
         data,
@@ -133,34 +192,8 @@ def _run(job: RunJob, rd: RunData, artifact_stem: Path, reporter: Reporter) -> R
         cache_dir=job.cache_dir,
         reporter=reporter,
     )
-    metrics: dict[str, float] = {}
-    metric_info: dict[str, MetricInfo] = {}
-    protocol: dict[str, dict] = {}
-    declares: dict[str, Declarations] = {}
-    described: dict[str, Artifact] = {"samples": SAMPLES, ARTIFACT: EXAMPLES}
-    evaluating = reporter.task(f"{job.label} · evaluate", total=len(job.evaluators))
-    for evaluator in job.evaluators:
-        found = evaluator.evaluate(ctx)
-        metrics.update(found)
-        evaluating.advance(1)
-        evaluating.line(evaluator.name, **_headline(evaluator, found))
-        metric_info.update(
-            {
-                k: dataclasses.replace(v, evaluator=evaluator.name)
-                for k, v in evaluator.metric_info().items()
-                if k in metrics
-            }
-        )
-        declares[evaluator.name] = evaluator.declarations()
-        described.update(evaluator.artifacts)
-        code = job.evaluation["evaluators"][evaluator.name]["code"]
-        protocol[evaluator.name] = {
-            **evaluator.protocol(),
-            "code": {"module": code["module"], "fingerprint": code["fingerprint"]},
-        }
-    evaluating.close()
-    ctx.write_examples()  # what paired comparisons resample (vicinal.examples)
-    eval_s = time.perf_counter() - t0
+    evaluated = run_evaluators(ctx, job.evaluators, job.evaluation, job.label, reporter)
+    described: dict[str, Artifact] = {"samples": SAMPLES, **evaluated.described}
     save_samples(method, data, device, ctx, reporter)
     method_code = job.training["code"]["method"]
     return Result(
@@ -171,10 +204,10 @@ def _run(job: RunJob, rd: RunData, artifact_stem: Path, reporter: Reporter) -> R
         training_id=job.training_id,
         config_hash=config_hash({"run_id": job.run_id, "seed": seed}),
         created=datetime.now(UTC).isoformat(timespec="seconds"),
-        metrics=metrics,
-        metric_info=metric_info,
-        protocol=protocol,
-        declares=declares,
+        metrics=evaluated.metrics,
+        metric_info=evaluated.metric_info,
+        protocol=evaluated.protocol,
+        declares=evaluated.declares,
         # Each image with its gallery title, so that the report needs nothing but the result file.
         artifacts={
             name: dataclasses.replace(described.get(name, Artifact(name)), file=file)
@@ -218,7 +251,7 @@ def _run(job: RunJob, rd: RunData, artifact_stem: Path, reporter: Reporter) -> R
         timing={
             "prepare_s": round(prepare_s, 2),
             "train_s": round(summary.seconds, 2),
-            "eval_s": round(eval_s, 2),
+            "eval_s": round(evaluated.seconds, 2),
             "wall_s": round(time.perf_counter() - wall, 2),
         },
     )

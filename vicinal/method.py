@@ -18,17 +18,18 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-
-from vicinal.datasets import ImageSet
 from vicinal.hparams import NoConfig
 from vicinal.registry import Registry
-from vicinal.reporting import Reporter
-from vicinal.rng import RunRandom
+
+if TYPE_CHECKING:  # torch is imported where a method runs, so listing methods does not load it
+    import torch
+    from torch import nn
+
+    from vicinal.datasets import ImageSet
+    from vicinal.reporting import Reporter
+    from vicinal.rng import RunRandom
 
 
 @dataclass
@@ -39,7 +40,8 @@ class StepOutput:
     its mixed one. Summed into the result's ``training.images_forwarded``, so compute can be compared."""
 
     loss: torch.Tensor
-    correct: float
+    #: A float or a 0-d tensor; a tensor left on the device keeps the step from waiting for the GPU.
+    correct: float | torch.Tensor
     count: int
 
 
@@ -103,7 +105,9 @@ class Method:
         }
 
 
-METHODS: Registry[type[Method]] = Registry("method", "vicinal.methods", "vicinal.methods")
+METHODS: Registry[type[Method]] = Registry(
+    "method", "vicinal.methods", "vicinal.methods", decorator="register_method"
+)
 
 
 def register_method(name: str) -> Callable[[type[Method]], type[Method]]:
@@ -126,12 +130,16 @@ def mixed_cross_entropy(
     logits: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor, lam: float
 ) -> torch.Tensor:
     """λ·CE(logits, y_a) + (1−λ)·CE(logits, y_b): the mixup loss (= CE with the mixed one-hot target)."""
+    import torch.nn.functional as F
+
     return lam * F.cross_entropy(logits, y_a) + (1.0 - lam) * F.cross_entropy(logits, y_b)
 
 
-def mixed_correct(logits: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor, lam: float) -> float:
+def mixed_correct(logits: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor, lam: float) -> torch.Tensor:
+    """Expected correct predictions under the mixed targets, λ·#(pred = y_a) + (1−λ)·#(pred = y_b), as a
+    0-d tensor on the logits' device (turning it into a float would make every step wait for the GPU)."""
     pred = logits.argmax(1)
-    return float(lam * (pred == y_a).sum() + (1.0 - lam) * (pred == y_b).sum())
+    return lam * (pred == y_a).sum() + (1.0 - lam) * (pred == y_b).sum()
 
 
 def interpolate(a: torch.Tensor, perm: torch.Tensor, lam: float) -> torch.Tensor:

@@ -75,10 +75,18 @@ def add_relative_metrics(results: list[Result]) -> list[Result]:
     result and a baseline result (the suite's ``baseline`` method) carry per-cell corruption accuracies;
     other results are returned as is."""
     out = []
-    for r in results:
-        cells = _cells(r)
+    all_cells = [_cells(r) for r in results]
+    # Once per baseline name, not per result: a 1,000-file suite made this quadratic (seconds).
+    baselines_of: dict[str, list[Result]] = {}
+    for r, cells in zip(results, all_cells, strict=True):
         baseline = baseline_of(r)
-        baselines = [b for b in results if b.method == baseline and _cells(b) and "acc" in b.metrics]
+        if baseline not in baselines_of:
+            baselines_of[baseline] = [
+                b
+                for b, bc in zip(results, all_cells, strict=True)
+                if b.method == baseline and bc and "acc" in b.metrics
+            ]
+        baselines = baselines_of[baseline]
         if not cells or "acc" not in r.metrics or not baselines:
             out.append(r)
             continue

@@ -285,6 +285,8 @@ def _recipes(rows: list[Row]) -> list[dict[str, Any]]:
     seen: dict[str, dict] = {}
     for row in rows:
         for r in row.results:
+            if r.evaluated is not None:  # not trained under a recipe: its origin is in the result file
+                continue
             spec = dict(r.suite_spec)
             spec.pop("evaluators", None)
             if spec:

@@ -82,6 +82,9 @@ class Result:
     environment: dict[str, Any] = field(default_factory=dict)
     #: The citation block of numbers copied from a paper; None for measured results.
     reported: Reported | None = None
+    #: Set for a model vicinal evaluated but did not train (``vicinal evaluate``): where it came from
+    #: (checkpoint path and SHA-256, Python class, RobustBench entry), its architecture and input convention.
+    evaluated: dict[str, Any] | None = None
     schema: int = SCHEMA_VERSION
     #: Where the result was read from (not part of the file).
     path: Path | None = field(default=None, compare=False, repr=False)
@@ -91,12 +94,17 @@ class Result:
         return self.reported is not None
 
     @property
+    def is_evaluated(self) -> bool:
+        return self.evaluated is not None
+
+    @property
     def epochs(self) -> int | None:
         return self.training.get("epochs")
 
     @property
     def n_train(self) -> int | None:
-        return self.data.get("n_train")
+        # An evaluated model was not trained on the suite's training split: no training-set size to show.
+        return None if self.evaluated is not None else self.data.get("n_train")
 
     def to_json(self) -> dict[str, Any]:
         out = {f.name: _json(getattr(self, f.name)) for f in fields(self) if f.name != "path"}
@@ -104,8 +112,12 @@ class Result:
         return {k: out[k] for k in order} | {k: v for k, v in out.items() if k not in order and v is not None}
 
     @classmethod
-    def from_json(cls, data: Any, path: Path | None = None) -> Result:
-        """A result from its JSON object; raises ValueError saying what is wrong with it."""
+    def from_json(cls, data: Any, path: Path | None = None, memo: dict[int, Any] | None = None) -> Result:
+        """A result from its JSON object; raises ValueError saying what is wrong with it.
+
+        ``memo`` (keyed by ``id``) lets documents that share their ``metric_info``/``declares`` dicts (the
+        result index hands out one dict per distinct block) share the typed versions too: converting them
+        per file is most of reading 10,000 files. The caller keeps the documents alive while it is used."""
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
         reported = "reported" in data
@@ -130,11 +142,17 @@ class Result:
             raise ValueError("metrics must map names to numbers")
         known = {f.name for f in fields(cls)} - {"path"}
         values = {k: v for k, v in data.items() if k in known}
-        for key in ("protocol", "method_info", "suite_spec", "data", "training"):
-            if not isinstance(values.get(key, {}), dict):
+        for key in ("protocol", "method_info", "suite_spec", "data", "training", "evaluated"):
+            if not isinstance(values.get(key) or {}, dict):
                 raise ValueError(f"{key} must be an object")
-        values["metric_info"] = load(dict[str, MetricInfo], values.get("metric_info", {}), "metric_info")
-        values["declares"] = load(dict[str, Declarations], values.get("declares", {}), "declares")
+        for key, kind in (("metric_info", dict[str, MetricInfo]), ("declares", dict[str, Declarations])):
+            raw = values.get(key, {})
+            typed = memo.get(id(raw)) if memo is not None else None
+            if typed is None:
+                typed = load(kind, raw, key)
+                if memo is not None:
+                    memo[id(raw)] = typed
+            values[key] = typed
         values["artifacts"] = _artifacts(values.get("artifacts", {}))
         if reported:
             _check_reported(values)
@@ -205,16 +223,33 @@ class Store:
     skipped: list[tuple[Path, str]]
 
 
-def load_store(results_dir: Path) -> Store:
+def load_store(results_dir: Path, index: Path | None = None) -> Store:
+    """Every result file under ``results_dir``. With ``index`` (a file in the cache folder, see
+    :mod:`vicinal.result_index`), unchanged files are taken from it instead of being decoded again; the
+    results are the same, but their dicts may be shared between results: treat them as read-only."""
     results, skipped = [], []
     if results_dir.is_dir():
+        reader = None
+        memo: dict[int, Any] = {}
+        docs: list[Any] = []  # kept alive while ``memo``'s ids refer to them
+        if index is not None:
+            from vicinal.result_index import ResultIndex
+
+            reader = ResultIndex(index)
         for path in sorted(results_dir.rglob("*.json")):
-            if any(part.startswith(".") for part in path.relative_to(results_dir).parts):
+            rel = path.relative_to(results_dir)
+            if any(part.startswith(".") for part in rel.parts):
                 continue
             try:
-                results.append(read_result(path))
+                if reader is None:
+                    results.append(read_result(path))
+                else:
+                    docs.append(reader.document(path, rel.as_posix()))
+                    results.append(Result.from_json(docs[-1], path, memo))
             except ValueError as exc:
                 skipped.append((path, str(exc)))
+        if reader is not None:
+            reader.save()
     return Store(results, skipped)
 
 
@@ -260,4 +295,14 @@ def environment(device: Any) -> dict[str, Any]:
     else:
         dev["name"] = platform.processor() or platform.machine()
         dev["torch_threads"] = torch.get_num_threads()
-    return {"versions": versions, "device": dev, "platform": platform.platform(), "git_commit": git_commit()}
+    from vicinal.threads import thread_environment
+
+    return {
+        "versions": versions,
+        "device": dev,
+        # Timings depend on it (BENCHMARKS.md: threads under contention), and so may the last bits of a
+        # CPU run's numbers (reduction order), though not its identity.
+        "threads": thread_environment(),
+        "platform": platform.platform(),
+        "git_commit": git_commit(),
+    }

@@ -2,7 +2,11 @@
 
 The driver's side: validate everything up front (:func:`plan_run`), decide each run's identity and
 whether its result can be reused (:func:`plan_jobs`), hand the rest to an executor as jobs
-(:mod:`vicinal.jobs`), and store what comes back (:func:`store_output`)."""
+(:mod:`vicinal.jobs`), and store what comes back (:func:`store_output`).
+
+An executor is anything with :class:`Executor`'s ``run``: :class:`LocalExecutor` runs the jobs one after
+another in this process (the default); others are named in :mod:`vicinal.executors` (the Ray executor in
+:mod:`vicinal.ray_executor`). Whatever runs them, every result is written here, by the driver."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import itertools
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -46,6 +50,41 @@ class RunOutcome:
     metrics: dict[str, float]
 
 
+class Executor(Protocol):
+    """Runs a plan's jobs and hands each outcome back to the driver: a finished run goes through
+    :func:`store_output`, a run that raised becomes a :class:`RunFailure` in ``plan.failures`` (the others go
+    on). ``KeyboardInterrupt`` and :class:`ResourceError` stop everything; finished runs stay stored."""
+
+    name: str
+
+    def describe(self) -> str:
+        """Where the runs go, for the run's summary line ("local", "ray at 10.0.0.1:6379 · 1 GPU/run")."""
+        ...
+
+    def run(self, plan: RunPlan, rd: RunData, jobs: list[RunJob]) -> None: ...
+
+
+class LocalExecutor:
+    """The jobs one after another in this process: nothing to start, nothing to ship."""
+
+    name = "local"
+
+    def describe(self) -> str:
+        return "local"
+
+    def run(self, plan: RunPlan, rd: RunData, jobs: list[RunJob]) -> None:
+        for job in jobs:
+            try:
+                output = run_job(job, rd, plan.reporter)
+            except (KeyboardInterrupt, ResourceError):
+                raise  # the user stopped everything, or the disk is full: nothing else can succeed either
+            except Exception as exc:
+                plan.failures.append(RunFailure.of(job, exc, plan.cache_dir))
+                plan.reporter.warn(f"{job.label} failed: {plan.failures[-1].message}")
+                continue
+            store_output(plan, job, output)
+
+
 @dataclass
 class RunPlan:
     """Everything validated up front, so bad input fails before any training starts."""
@@ -61,6 +100,8 @@ class RunPlan:
     download: bool = False
     force: bool = False
     reporter: Reporter = field(default_factory=SilentReporter)
+    #: What runs the jobs (:mod:`vicinal.executors`); this process, one after another, by default.
+    executor: Executor = field(default_factory=LocalExecutor)
     outcomes: list[RunOutcome] = field(default_factory=list)
     failures: list[RunFailure] = field(default_factory=list)
 
@@ -104,6 +145,7 @@ def plan_run(
     download: bool = False,
     force: bool = False,
     reporter: Reporter | None = None,
+    executor: Executor | None = None,
 ) -> RunPlan:
     """Validate everything a run needs before any work: methods and their settings (each point of a
     sweep is its own configuration), evaluators, the device, and that results can be written.
@@ -150,7 +192,17 @@ def plan_run(
     probe_writable(results_dir, "results folder")
     probe_writable(cache_dir, "cache folder")
     return RunPlan(
-        suite, methods, evaluators, resolved, results_dir, cache_dir, data_dir, download, force, reporter
+        suite,
+        methods,
+        evaluators,
+        resolved,
+        results_dir,
+        cache_dir,
+        data_dir,
+        download,
+        force,
+        reporter,
+        executor or LocalExecutor(),
     )
 
 
@@ -208,14 +260,19 @@ def run_identity(plan: RunPlan, fingerprint_of_data: str, method: Method) -> Run
         "hyperparameters": dataclasses.asdict(method.config),
         "code": code_identity(plan, method),
     }
-    evaluation = {
-        "eval_batch_size": plan.suite.eval_batch_size,
+    return RunIdentity(training, evaluation_identity(plan.suite, plan.evaluators), plan.suite.name)
+
+
+def evaluation_identity(suite: Suite, evaluators: list[Evaluator]) -> dict[str, Any]:
+    """What determines the numbers a trained model gets: each evaluator's settings and code, and the
+    evaluation batch size (shared by vicinal's runs and models evaluated as given)."""
+    return {
+        "eval_batch_size": suite.eval_batch_size,
         "evaluators": {
             e.name: {"settings": dataclasses.asdict(e.config), "code": fingerprint(type(e))}
-            for e in plan.evaluators
+            for e in evaluators
         },
     }
-    return RunIdentity(training, evaluation, plan.suite.name)
 
 
 def load_run_data(suite: Suite, data_dir: str | None, download: bool) -> RunData:
@@ -293,19 +350,13 @@ def store_output(plan: RunPlan, job: RunJob, output: JobOutput) -> RunOutcome:
 
 
 def execute(plan: RunPlan) -> list[RunOutcome]:
-    """Run the plan: load the data once, make the jobs, and run them one after another in this process.
-    A run that fails is reported and the others go on; their results are kept."""
+    """Run the plan: load the data once, make the jobs, and hand them to the plan's executor (by default
+    one after another in this process). A run that fails is reported and the others go on; their results
+    are kept."""
     rd = load_run_data(plan.suite, plan.data_dir, plan.download)
-    for job in plan_jobs(plan, rd):
-        try:
-            output = run_job(job, rd, plan.reporter)
-        except (KeyboardInterrupt, ResourceError):
-            raise  # the user stopped everything, or the disk is full: nothing else can succeed either
-        except Exception as exc:
-            plan.failures.append(RunFailure.of(job, exc, plan.cache_dir))
-            plan.reporter.warn(f"{job.label} failed: {plan.failures[-1].message}")
-            continue
-        store_output(plan, job, output)
+    jobs = plan_jobs(plan, rd)
+    if jobs:  # nothing to run (every result reused): no executor is started, no cluster contacted
+        plan.executor.run(plan, rd, jobs)
     if plan.failures:
         raise RunsFailed(plan.failures, len(plan.outcomes))
     return plan.outcomes
@@ -323,13 +374,21 @@ class RunFailure:
     def of(cls, job: RunJob, exc: BaseException, cache_dir: Path) -> RunFailure:
         if isinstance(exc, VicinalError):
             return cls(job.method.name, job.seed, str(exc))
-        details = cache_dir / "errors" / f"{job.result_path.stem}-{job.method.name}.txt"
+        return cls.of_traceback(
+            job, f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc)), cache_dir
+        )
+
+    @classmethod
+    def of_traceback(cls, job: RunJob, summary: str, trace: str, cache_dir: Path) -> RunFailure:
+        """A failure known by its text: ``summary`` ("RuntimeError: …") and its full traceback, written to
+        the driver's cache folder for a bug report (a run on another machine sends both back as text)."""
+        details: Path | None = cache_dir / "errors" / f"{job.result_path.stem}-{job.method.name}.txt"
         try:
-            atomic_write_text(details, "".join(traceback.format_exception(exc)))
+            atomic_write_text(details, trace)
         except VicinalError:
             details = None
         where = f" (traceback in {details})" if details else ""
-        return cls(job.method.name, job.seed, f"{type(exc).__name__}: {exc}{where}", details)
+        return cls(job.method.name, job.seed, f"{summary}{where}", details)
 
 
 class RunsFailed(VicinalError):

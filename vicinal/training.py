@@ -23,6 +23,20 @@ from vicinal.suite import Recipe
 
 log = logging.getLogger("vicinal")
 
+#: Seconds between progress updates (each one reads the running loss back from the device).
+PROGRESS_EVERY_S = 0.5
+
+
+def _finite_loss(loss_sum: torch.Tensor, seen: int, label: str, epoch: int) -> float:
+    """The epoch's mean loss so far; a non-finite one stops the run with advice."""
+    value = float(loss_sum) / max(seen, 1)
+    if not math.isfinite(value):
+        raise VicinalError(
+            f"{label}: the training loss became {value} at epoch {epoch + 1}; "
+            "lower the learning rate (train.lr) and run again"
+        )
+    return value
+
 
 @dataclass
 class TrainSummary:
@@ -97,6 +111,9 @@ def train(
         summary.forwarded = state.get("forwarded", 0)
         start_epoch = summary.resumed_from_epoch = state["epoch"]
 
+    # The training images live on the device for the whole run (uint8: CIFAR-10 is 150 MB), so a batch is
+    # an index into device memory, not a copy from the host.
+    images, labels = train_set.images.to(device), train_set.labels.to(device)
     n = len(train_set)
     steps = count_train_batches(n, recipe.batch_size)
     use_amp = device.type == "cuda"
@@ -107,36 +124,41 @@ def train(
             group["lr"] = lr
         model.train()
         order = rng.permutation(n)
-        t0 = time.perf_counter()
-        loss_sum = correct = count = 0.0
-        seen = 0
-        for idx in train_batches(order, recipe.batch_size):
-            x = to_unit(train_set.images[idx], device)
-            y = train_set.labels[idx].to(device, non_blocking=True)
+        task_done = 0
+        t0 = shown = time.perf_counter()
+        # Running sums stay on the device: reading a number back (.item()) makes the host wait for the
+        # GPU, so it happens only when the progress display is refreshed and at the end of the epoch.
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        correct = torch.zeros((), dtype=torch.float64, device=device)
+        count = seen = 0
+        batches = train_batches(order, recipe.batch_size)
+        for done, idx in enumerate(batches, start=1):
+            idx = idx.to(device)
+            x = to_unit(images[idx], device)
+            y = labels[idx]
             x = random_crop_flip(x, rng, recipe.crop_padding, recipe.crop_padding > 0, recipe.flip)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 out = method.training_step(model, x, y, rng)
-            loss_value = out.loss.item()
-            if not math.isfinite(loss_value):
-                raise VicinalError(
-                    f"{label}: the training loss became {loss_value} at epoch {epoch + 1}; "
-                    "lower the learning rate (train.lr) and run again"
-                )
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             optimizer.step()
-            loss_sum += loss_value * len(idx)
+            loss_sum += out.loss.detach().double() * len(idx)
             correct += out.correct
             count += out.count
             seen += len(idx)
-            elapsed = time.perf_counter() - t0
-            task.advance(
-                1,
-                loss=f"{loss_sum / seen:.3f}",
-                acc=f"{100 * correct / max(count, 1):.1f}%",
-                **{"img/s": f"{seen / max(elapsed, 1e-9):.0f}", "epoch": f"{epoch + 1}/{recipe.epochs}"},
-            )
+            now = time.perf_counter()
+            if now - shown >= PROGRESS_EVERY_S or done == len(batches):
+                shown = now
+                mean_loss = _finite_loss(loss_sum, seen, label, epoch)
+                task.advance(
+                    done - task_done,
+                    loss=f"{mean_loss:.3f}",
+                    acc=f"{100 * float(correct) / max(count, 1):.1f}%",
+                    **{"img/s": f"{seen / max(now - t0, 1e-9):.0f}", "epoch": f"{epoch + 1}/{recipe.epochs}"},
+                )
+                task_done = done
         epoch_seconds = time.perf_counter() - t0
+        loss_sum, correct = float(loss_sum), float(correct)
         summary.seconds += epoch_seconds
         summary.images += seen
         summary.forwarded += int(count)  # StepOutput.count: the images this step forwarded

@@ -38,12 +38,12 @@ class AdversarialConfig:
         "L∞ radii (numbers or fractions such as 8/255) for fgsm and pgd_linf",
     )
     l2_eps: list[str] = hp(["0.25", "0.5"], "L2 radii for pgd_l2")
-    steps: int = hp(10, "PGD iterations")
-    rel_stepsize: float = hp(0.25, "PGD step size as a fraction of ε")
+    steps: int = hp(10, "PGD iterations", ge=1)
+    rel_stepsize: float = hp(0.25, "PGD step size as a fraction of ε", gt=0)
     random_start: bool = hp(True, "PGD starts from a uniform random point in the ε-ball")
-    n_samples: int = hp(1000, "size of the seeded test subset (0 = the whole test split)")
-    seed: int = hp(0, "seed of the subset and of PGD's random starts")
-    batch_size: int = hp(256, "images per attack batch")
+    n_samples: int = hp(1000, "size of the seeded test subset (0 = the whole test split)", ge=0)
+    seed: int = hp(0, "seed of the subset and of PGD's random starts", ge=0)
+    batch_size: int = hp(256, "images per attack batch", ge=1)
     autoattack: bool = hp(False, "also run AutoAttack (pyautoattack, standard version, L∞) — slow")
     autoattack_eps: str = hp("8/255", "AutoAttack L∞ radius")
     autoattack_attacks: list[str] = hp(
@@ -54,8 +54,6 @@ class AdversarialConfig:
         unknown = [a for a in self.attacks if a not in ATTACKS]
         if unknown:
             raise ValueError(f"unknown attack(s) {', '.join(unknown)}; choose from {', '.join(ATTACKS)}")
-        if self.steps < 1 or self.rel_stepsize <= 0 or self.batch_size < 1:
-            raise ValueError("need steps ≥ 1, rel_stepsize > 0 and batch_size ≥ 1")
         try:
             [parse_eps(e) for e in [*self.linf_eps, *self.l2_eps, self.autoattack_eps]]
         except ValueError:

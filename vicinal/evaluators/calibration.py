@@ -81,7 +81,7 @@ class CalibrationEvaluator(Evaluator):
 
     @dataclass
     class Config:
-        bins: int = hp(15, "number of confidence bins (equal-width; equal-mass for adaptive ECE)")
+        bins: int = hp(15, "number of confidence bins (equal-width; equal-mass for adaptive ECE)", ge=1)
         temperature_scaling: bool = hp(True, "fit T on the validation split and report every metric after it")
         diagram: bool = hp(True, "write a reliability diagram PNG beside the result file")
 

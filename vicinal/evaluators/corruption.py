@@ -87,15 +87,15 @@ class CorruptionEvaluator(Evaluator):
     @dataclass
     class Config:
         corruptions: list[str] = hp(["all"], "corruption names or subsets (common, extra, noise, …, all)")
-        severities: list[int] = hp([1, 2, 3, 4, 5], "severities 1–5")
+        severities: list[int] = hp([1, 2, 3, 4, 5], "severities 1–5", ge=1, le=5)
         source: Literal["auto", "disk", "generate"] = hp(
             "auto", "auto: a set on disk if present, else generate on the fly; disk: require one; generate"
         )
         path: str = hp("", "folder of a -C set [default: <data dir>/<released folder>, e.g. CIFAR-10-C]")
-        seed: int = hp(0, "seed for generating on the fly")
+        seed: int = hp(0, "seed for generating on the fly", ge=0)
         table: str = hp("auto", "parameter table: cifar, tinyimagenet, imagenet, or auto (by image size)")
-        n_samples: int = hp(0, "images per corruption and severity (a seeded subset); 0 = all")
-        bins: int = hp(15, "confidence bins for ECE (equal-width)")
+        n_samples: int = hp(0, "images per corruption and severity (a seeded subset); 0 = all", ge=0)
+        bins: int = hp(15, "confidence bins for ECE (equal-width)", ge=1)
         temperature_scaling: bool = hp(True, "also report ECE after the validation-fitted temperature")
 
     def __init__(self, config=None):
@@ -272,7 +272,9 @@ class CorruptionEvaluator(Evaluator):
 
         # One pass over every cell in full batches (a cell's last partial batch is topped up from the
         # next cell), then the logits are cut back into cells.
-        logits_all = ctx.predict_batches(rebatch(stream(), ctx.batch_size)).numpy()
+        logits_all = ctx.predict_batches(
+            rebatch(stream(), ctx.batch_size), total=len(order) * len(labels)
+        ).numpy()
         # Per example, for paired comparisons: every cell holds the same images of the set, in one order.
         examples = self._examples(ctx, cset, labels_all, index)
         cells: dict[tuple[str, int], dict[str, float]] = {}

@@ -33,18 +33,14 @@ INTERP = (
 @dataclass
 class LinearityConfig:
     eps: list[str] = hp(["4/255", "8/255"], "L∞ radii for γ")
-    steps: int = hp(10, "ascent steps on δ")
-    restarts: int = hp(1, "random starts (the maximum over them is kept)")
-    rel_stepsize: float = hp(0.25, "ascent step as a fraction of ε")
-    n_samples: int = hp(256, "seeded test subset for γ (0 = whole test split)")
-    n_pairs: int = hp(128, "segments between test inputs of different classes")
-    points: int = hp(11, "points per segment, endpoints included")
-    seed: int = hp(0, "seed of the subsets, pairs and random starts")
-    batch_size: int = hp(128, "images per batch")
-
-    def validate(self) -> None:
-        if self.steps < 1 or self.restarts < 1 or self.points < 3 or self.n_pairs < 1:
-            raise ValueError("need steps ≥ 1, restarts ≥ 1, points ≥ 3 and n_pairs ≥ 1")
+    steps: int = hp(10, "ascent steps on δ", ge=1)
+    restarts: int = hp(1, "random starts (the maximum over them is kept)", ge=1)
+    rel_stepsize: float = hp(0.25, "ascent step as a fraction of ε", gt=0)
+    n_samples: int = hp(256, "seeded test subset for γ (0 = whole test split)", ge=0)
+    n_pairs: int = hp(128, "segments between test inputs of different classes", ge=1)
+    points: int = hp(11, "points per segment, endpoints included", ge=3)
+    seed: int = hp(0, "seed of the subsets, pairs and random starts", ge=0)
+    batch_size: int = hp(128, "images per batch", ge=1)
 
 
 def local_linearity(
