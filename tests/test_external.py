@@ -83,6 +83,19 @@ def test_a_trained_models_weights_evaluated_as_given_get_the_same_numbers(traine
     assert "| evaluated |" in markdown and "not trained under its recipe" in markdown
     html = board.to_html()
     assert '<tr class="evaluated"' in html and "not trained under its recipe" in html
+    # Both wrote per-example outcomes on the same test examples, so they pair: the same weights differ by
+    # exactly 0, with a zero-width interval.
+    assert "examples" in again.artifacts and "examples" in result.artifacts
+    comparison = vicinal.api.compare(
+        "erm-given",
+        "erm",
+        results_dir=root / "results",
+        suite="digits-c",
+        metrics=["acc", "ece"],
+        resamples=200,
+    )
+    for d in comparison.differences:
+        assert (d.basis, d.diff, d.low, d.high) == ("examples", 0.0, 0.0, 0.0), d.metric
 
 
 def test_identity_comes_from_the_weights(isolated):

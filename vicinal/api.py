@@ -24,6 +24,7 @@ from vicinal.results import Result, default_cache_dir, default_results_dir, load
 if TYPE_CHECKING:
     from torch import nn
 
+    from vicinal.compare import Comparison
     from vicinal.leaderboard import Board
     from vicinal.runner import RunPlan
     from vicinal.suite import Suite
@@ -315,3 +316,28 @@ def leaderboard(
             by,
         )
     )
+
+
+def compare(
+    a: str,
+    b: str,
+    *,
+    suite: str | None = None,
+    results_dir: str | Path | None = None,
+    metrics: Sequence[str] | None = None,
+    resamples: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> Comparison:
+    """A − B per metric (``vicinal compare``): a :class:`vicinal.compare.Comparison` whose
+    ``differences`` hold each metric's difference, interval, its source and ``verdict(a, b)``;
+    ``to_json()``, ``to_markdown()`` and ``to_text()`` render it. A and B are method names or row labels."""
+    from vicinal.compare import compare as compare_rows
+    from vicinal.paired import Resampler
+
+    folder = Path(results_dir) if results_dir is not None else default_results_dir()
+    store = load_store(folder)
+    if not store.results:
+        raise VicinalError(f"no result files in {folder}; run vicinal first or give results_dir")
+    resampler = Resampler(resamples=resamples, seed=seed, level=level)
+    return compare_rows(store, a, b, suite, list(metrics) if metrics else None, resampler)

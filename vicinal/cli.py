@@ -352,6 +352,50 @@ def leaderboard_cmd(
         sys.stdout.write(text)
 
 
+@app.command("compare")
+def compare_cmd(
+    a: Annotated[
+        str, typer.Argument(help="a method name or a row label, e.g. varmixup or 'mixup [alpha=0.4]'")
+    ],
+    b: Annotated[str, typer.Argument(help="the other method name or row label")],
+    suite: Annotated[
+        str | None, typer.Option(help="the suite [default: the only suite with results]")
+    ] = None,
+    metrics: Annotated[
+        str | None, typer.Option(help="comma-separated metrics, or 'all' [default: the headline metrics]")
+    ] = None,
+    resamples: Annotated[int, typer.Option(min=100, help="bootstrap resamples of the test examples")] = 2000,
+    level: Annotated[
+        float, typer.Option(min=0.5, max=0.999, help="confidence level of the intervals")
+    ] = 0.95,
+    seed: Annotated[int, typer.Option(help="seed of the resamples")] = 0,
+    fmt: Annotated[str, typer.Option("--format", help="table, markdown or json")] = "table",
+    width: Annotated[
+        int | None, typer.Option(min=60, help="columns of the table [default: the terminal's]")
+    ] = None,
+    results: ResultsOpt = None,
+    plugin: PluginOpt = None,
+) -> None:
+    """A − B per metric with its interval (paired bootstrap over test examples and seeds) and a verdict."""
+    from vicinal.compare import compare, render
+    from vicinal.paired import Resampler
+    from vicinal.results import default_results_dir
+
+    _load_plugins(plugin)  # derivations that plugins declare
+    if fmt not in ("table", "markdown", "json"):
+        raise VicinalError(f"--format {fmt!r}: choose table, markdown or json")
+    results_dir = results or default_results_dir()
+    store = _load_store(results_dir)
+    if not store.results:
+        raise VicinalError(f"no result files in {results_dir}; run `vicinal run` first or pass --results DIR")
+    resampler = Resampler(resamples=resamples, seed=seed, level=level)
+    comparison = compare(store, a, b, suite, _csv(metrics, "--metrics"), resampler)
+    if fmt == "table" and console.is_terminal:
+        console.print(comparison.table(console.width))
+        return
+    sys.stdout.write(render(comparison, fmt, width or _width(None)))
+
+
 @app.command("report")
 def report_cmd(
     out: Annotated[Path, typer.Option(help="the HTML file to write")] = Path("report.html"),

@@ -110,18 +110,27 @@ class FigureSpec(JsonData):
 
 @dataclass(frozen=True)
 class Artifact(JsonData):
-    """An image an evaluator writes beside the result (``ctx.artifact_path(name)``), shown in the report
-    as a gallery of one image per row under ``title``; ``layout`` "stack" puts them one per line."""
+    """A file an evaluator writes beside the result (``ctx.artifact_path(name)``). An ``image`` is shown in
+    the report as a gallery of one image per row under ``title`` (``layout`` "stack": one per line);
+    ``data`` (the per-example outcomes, ``vicinal.examples``) is read by ``vicinal compare`` and the
+    leaderboard, never shown."""
 
     title: str
     caption: str = ""
     layout: Literal["gallery", "stack"] = "gallery"
     file: str = ""  # the file name beside the result; set by the runner
+    kind: Literal["image", "data"] = "image"
 
     def __post_init__(self) -> None:
         # Read from beside the result file into the report: a plain file name only.
         if self.file and (Path(self.file).name != self.file or self.file.startswith(".")):
             raise ValueError(f"artifact file must be a file name beside the result, got {self.file!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        if self.kind == "image":  # the default, left out so that files written before it read back equal
+            del out["kind"]
+        return out
 
 
 @dataclass(frozen=True)

@@ -23,14 +23,17 @@ from vicinal.datasets import DataSplits, ImageSet, to_unit
 from vicinal.declarations import Artifact, Breakdown, Declarations, FigureSpec, MetricInfo, load
 from vicinal.eps import eps_label, parse_eps
 from vicinal.errors import VicinalError
+from vicinal.examples import ARTIFACT, ExampleRecorder, Examples
 from vicinal.hparams import NoConfig
 from vicinal.registry import Registry
 from vicinal.reporting import Reporter, SilentReporter
 
 __all__ = [
     "EVALUATORS",
+    "EXAMPLES",
     "EvalContext",
     "Evaluator",
+    "Examples",
     "MetricInfo",
     "eps_label",
     "parse_eps",
@@ -58,6 +61,8 @@ class EvalContext:
     cache_dir: Path | None = None
     #: Tells people where a long evaluation is (see :mod:`vicinal.reporting`); silent by default.
     reporter: Reporter = field(default_factory=SilentReporter)
+    #: Per-example outcomes for paired comparisons (:mod:`vicinal.examples`), written beside the result.
+    examples: ExampleRecorder = field(default_factory=ExampleRecorder)
 
     def artifact_path(self, name: str, suffix: str = ".png") -> Path | None:
         if self.artifact_stem is None:
@@ -131,6 +136,79 @@ class EvalContext:
         """The temperature every evaluator applies (1.0 when the fit was degenerate); None without one."""
         return None if self.temperature_fit is None else self.temperature_fit.temperature
 
+    # ------------------------------------------------------------ per-example outcomes (vicinal.examples)
+
+    @cached_property
+    def test_fingerprint(self) -> str:
+        return self.data.test.fingerprint()
+
+    def test_examples(self, index: torch.Tensor | None = None, description: str = "") -> Examples:
+        """The clean test split as an example space: all of it, or the positions ``index`` (a seeded
+        subset), in that order. Sets recorded on equal spaces are paired across runs and methods."""
+        n = len(self.data.test)
+        index = torch.arange(n) if index is None else index
+        return Examples(f"{self.data.name} test", self.test_fingerprint, n, index.cpu().numpy(), description)
+
+    def record_examples(self, name: str, examples: Examples, **columns: Any) -> None:
+        """Store per-example columns of set ``name`` (one value per example of ``examples``, in order):
+        ``correct`` (booleans), ``confidence…`` (in [0, 1]) or any other number per example."""
+        self.examples.record(name, examples, **columns)
+
+    def record_logits(
+        self,
+        name: str,
+        examples: Examples,
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        suffix: str = "",
+        nll: bool = False,
+        brier: bool = False,
+    ) -> None:
+        """Store what the logits say per example: ``correct`` and the top-1 ``confidence`` (and ``nll``,
+        ``brier`` when asked), the latter names with ``suffix`` (``"_ts"``: after temperature scaling)."""
+        z = logits.detach().double().cpu()
+        y = labels.detach().cpu()
+        log_p = z.log_softmax(1)
+        columns: dict[str, torch.Tensor] = {
+            "correct": z.argmax(1) == y,
+            f"confidence{suffix}": log_p.max(1).values.exp(),
+        }
+        if nll:
+            columns[f"nll{suffix}"] = -log_p[torch.arange(len(y)), y]
+        if brier:
+            p = log_p.exp()
+            columns[f"brier{suffix}"] = (p - torch.nn.functional.one_hot(y, p.shape[1])).pow(2).sum(1)
+        self.examples.record(name, examples, **columns)
+
+    def statistic(
+        self,
+        metric: str,
+        kind: str,
+        sets: list[str] | tuple[str, ...],
+        column: str = "correct",
+        bins: int = 15,
+    ) -> None:
+        """Declare how ``metric`` is recomputed from the recorded sets, so that comparisons can resample
+        test examples: ``kind`` "mean" of ``column`` (accuracy: ``correct``), or "ece", "oe", "mce" of the
+        confidence ``column`` against ``correct`` over ``bins`` equal-width bins; the mean over ``sets``."""
+        self.examples.statistic(metric, kind, sets, column, bins)
+
+    def write_examples(self) -> None:
+        """Write the recorded outcomes beside the result (``<stem>.examples.npz``); called by the runner
+        after every evaluator. A malformed record from a plugin costs the file, with a warning, not the
+        run."""
+        if not self.examples:
+            return
+        try:
+            blob = self.examples.to_bytes()
+        except ValueError as exc:
+            self.reporter.warn(f"no per-example file: {exc}")
+            return
+        path = self.artifact_path(ARTIFACT, ".npz")
+        if path is not None:
+            path.write_bytes(blob)
+
 
 class Evaluator:
     """Base class of evaluators. Subclasses set ``Config`` and the declarations below (class attributes,
@@ -185,6 +263,16 @@ class Evaluator:
                 f"evaluator {self.name}: {exc} (metrics and artifacts are dicts of MetricInfo and Artifact; "
                 "breakdowns, figures and derived are tuples)"
             ) from None
+
+
+#: How a result lists its per-example file (``artifacts["examples"]``).
+EXAMPLES = Artifact(
+    "Per-example outcomes",
+    "Per test example of every scored set (clean, each corruption cell, each attack radius): correct or "
+    "not and the top-1 confidence, with the examples' identity and the statistic behind each metric; read "
+    "by vicinal compare and the leaderboard's best marking (vicinal.examples).",
+    kind="data",
+)
 
 
 EVALUATORS: Registry[type[Evaluator]] = Registry("evaluator", "vicinal.evaluators", "vicinal.evaluators")

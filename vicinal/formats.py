@@ -133,7 +133,7 @@ def rich_table(board: Board, part: Part | None = None, width: int = DEFAULT_WIDT
     columns = _columns(board, part.metrics, part.meta)
     # Every string is wrapped in Text: labels such as "mixup [alpha=0.4]" and names from result files
     # must print as written, never be read as rich markup.
-    table = Table(title=Text(part.title), caption=Text(caption(board)) if part.caption else None)
+    table = Table(title=Text(part.title), caption=Text(caption(board, "table")) if part.caption else None)
     for i, (column, w) in enumerate(zip(columns, _fit(columns, width), strict=True)):
         table.add_column(
             Text(column.header),
@@ -145,8 +145,7 @@ def rich_table(board: Board, part: Part | None = None, width: int = DEFAULT_WIDT
     n_meta = len(columns) - len(part.metrics)
     for i, row in enumerate(board.rows):
         cells = [
-            Text(format_cell(board, m, row.cells[m]), style="bold green" if row.cells[m].best else "")
-            for m in part.metrics
+            Text(format_cell(board, m, row.cells[m]), style=_STYLE[row.cells[m].mark]) for m in part.metrics
         ]
         last_measured = not row.reported and i + 1 < len(board.rows) and board.rows[i + 1].reported
         table.add_row(
@@ -156,6 +155,10 @@ def rich_table(board: Board, part: Part | None = None, width: int = DEFAULT_WIDT
             end_section=last_measured,
         )
     return table
+
+
+#: A cell's terminal style by its mark (the legend says the same: ``leaderboard.STYLES``).
+_STYLE = {"best": "bold green", "tied": "green", "": ""}
 
 
 def terminal_tables(board: Board, width: int) -> list[Table]:
@@ -200,6 +203,10 @@ def _md_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("|", r"\|").replace("<", "&lt;").replace("*", r"\*")
 
 
+def _md_mark(text: str, mark: str) -> str:
+    return f"**{text}**" if mark == "best" else f"*{text}*" if mark == "tied" else text
+
+
 def render_markdown(boards: list[Board]) -> str:
     parts = []
     for b in boards:
@@ -209,8 +216,7 @@ def render_markdown(boards: list[Board]) -> str:
             meta = [_md_escape(v) for v in meta_values(b, row)]
             if row.reported:
                 meta[0] = f"*{meta[0]}*"
-            cells = [format_cell(b, m, row.cells[m]) for m in b.metrics]
-            cells = [f"**{c}**" if row.cells[m].best else c for c, m in zip(cells, b.metrics, strict=True)]
+            cells = [_md_mark(format_cell(b, m, row.cells[m]), row.cells[m].mark) for m in b.metrics]
             body.append(meta + cells)
         table = tabulate(
             body,
@@ -220,7 +226,8 @@ def render_markdown(boards: list[Board]) -> str:
             colalign=("left",) + ("right",) * (len(head) - 1),
         )
         heading = b.title.removeprefix("suite: ")
-        parts.append(f"### {_md_escape(heading)}\n\n{table}\n\n{caption(b).replace(chr(10), '; ')}\n")
+        legend = _md_escape(caption(b, "markdown")).replace("\n", "; ")
+        parts.append(f"### {_md_escape(heading)}\n\n{table}\n\n{legend}\n")
     return "\n".join(parts)
 
 
@@ -231,7 +238,7 @@ def render_csv(boards: list[Board]) -> str:
     metrics = list(dict.fromkeys(m for b in boards for m in b.metrics))
     writer.writerow(
         ["suite", "method", "label", "run_id", "training_id", "source", "citation", "n", "epochs", "n_train"]
-        + [f"{m}_{s}" for m in metrics for s in ("mean", "std", "n")]
+        + [f"{m}_{s}" for m in metrics for s in ("mean", "std", "n", "mark")]
     )
     for b in boards:
         for r in b.rows:
@@ -243,6 +250,7 @@ def render_csv(boards: list[Board]) -> str:
                     repr(cell.mean) if present else "",
                     repr(cell.std) if present and cell.std is not None else "",
                     cell.n if present else 0,
+                    _csv_mark(b, m, cell) if present else "",
                 ]
             writer.writerow(
                 [
@@ -262,8 +270,24 @@ def render_csv(boards: list[Board]) -> str:
     return out.getvalue()
 
 
-def _json_cell(cell: Cell) -> dict[str, Any]:
-    return {"mean": cell.mean if cell.n else None, "std": cell.std, "n": cell.n, "best": cell.best}
+def _csv_mark(board: Board, metric: str, cell: Cell) -> str:
+    """A cell's mark with the rule behind a best: ``best`` (separated from the runner-up), ``tied``,
+    ``best-at-precision`` (no interval for the column), ``best-only-row``, or empty."""
+    rule = board.marking[metric].rule if metric in board.marking else "precision"
+    if cell.best and rule != "interval":
+        return "best-at-precision" if rule == "precision" else "best-only-row"
+    return cell.mark
+
+
+def _json_cell(board: Board, metric: str, cell: Cell) -> dict[str, Any]:
+    return {
+        "mean": cell.mean if cell.n else None,
+        "std": cell.std,
+        "n": cell.n,
+        "best": cell.best,
+        "tied": cell.tied,
+        "mark": _csv_mark(board, metric, cell) if cell.n else "",
+    }
 
 
 def render_json(boards: list[Board]) -> str:
@@ -276,6 +300,8 @@ def render_json(boards: list[Board]) -> str:
             "columns": b.metrics,
             "titles": b.titles,
             "protocols": b.protocols,
+            "legend": caption(b),
+            "marking": {m: b.marking[m].to_json() for m in b.metrics if m in b.marking},
             "rows": [
                 {
                     "method": r.method,
@@ -288,7 +314,7 @@ def render_json(boards: list[Board]) -> str:
                     "n": r.n,
                     "epochs": r.epochs,
                     "n_train": r.n_train,
-                    "metrics": {m: _json_cell(r.cells[m]) for m in b.metrics},
+                    "metrics": {m: _json_cell(b, m, r.cells[m]) for m in b.metrics},
                 }
                 for r in b.rows
             ],
@@ -347,7 +373,7 @@ def render_latex(boards: list[Board]) -> str:
             title, unit, arrow = header_parts(b, m)
             head.append(latex_escape(" ".join(p for p in (title, f"({unit})" if unit else "", arrow) if p)))
         lines = [
-            f"% {latex_escape(b.title)}: {latex_escape(caption(b).replace(chr(10), '; '))}",
+            f"% {latex_escape(b.title)}: {latex_escape(caption(b, 'latex').replace(chr(10), '; '))}",
             r"\begin{tabular}{l" + "r" * (len(head) - 1) + "}",
             r"\toprule",
             " & ".join(head) + r" \\",
@@ -359,7 +385,10 @@ def render_latex(boards: list[Board]) -> str:
             cells = [latex_escape(v) for v in meta_values(b, row)]
             for m in b.metrics:
                 text = latex_escape(format_cell(b, m, row.cells[m]))
-                cells.append(rf"\textbf{{{text}}}" if row.cells[m].best else text)
+                mark = row.cells[m].mark
+                cells.append(
+                    rf"\textbf{{{text}}}" if mark == "best" else rf"\textit{{{text}}}" if mark else text
+                )
             if row.reported:
                 cells = [rf"\textit{{{c}}}" for c in cells]
             lines.append(" & ".join(cells) + r" \\")

@@ -11,14 +11,13 @@ from functools import cache
 from typing import Any
 
 from vicinal.leaderboard import (
-    CAPTION,
-    EVALUATED_CAPTION,
-    REPORTED_CAPTION,
     Row,
     board_id,
+    caption,
     column_note,
     format_cell,
     header,
+    marking_note,
     meta_columns,
     meta_values,
 )
@@ -66,14 +65,13 @@ def environment() -> Any:
         column_note=column_note,
         format_cell=format_cell,
         header=header,
+        marking_note=marking_note,
         meta_columns=meta_columns,
         meta_values=meta_values,
         colour=method_colour,
         reported_note=reported_note,
         http_only=http_only,
-        caption=CAPTION,
-        reported_caption=REPORTED_CAPTION,
-        evaluated_caption=EVALUATED_CAPTION,
+        legend=lambda board: caption(board, "html").replace("\n", "; "),
     )
     env.filters["pretty"] = pretty
     return env

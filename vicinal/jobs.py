@@ -20,7 +20,8 @@ import torch
 
 from vicinal.datasets import DataSplits, to_unit
 from vicinal.declarations import Artifact, Declarations, MetricInfo
-from vicinal.evaluation import EvalContext, Evaluator
+from vicinal.evaluation import EXAMPLES, EvalContext, Evaluator
+from vicinal.examples import ARTIFACT
 from vicinal.method import Method, PrepareContext
 from vicinal.models import build_model
 from vicinal.reporting import Reporter
@@ -133,7 +134,7 @@ def run_evaluators(
     metric_info: dict[str, MetricInfo] = {}
     protocol: dict[str, dict] = {}
     declares: dict[str, Declarations] = {}
-    described: dict[str, Artifact] = {}
+    described: dict[str, Artifact] = {ARTIFACT: EXAMPLES}
     evaluating = reporter.task(f"{label} · evaluate", total=len(evaluators))
     for evaluator in evaluators:
         found = evaluator.evaluate(ctx)
@@ -155,6 +156,9 @@ def run_evaluators(
             "code": {"module": code["module"], "fingerprint": code["fingerprint"]},
         }
     evaluating.close()
+    # What paired comparisons resample (vicinal.examples): here, so that models evaluated as given get
+    # the same per-example file as vicinal's own runs.
+    ctx.write_examples()
     return Evaluated(metrics, metric_info, protocol, declares, described, time.perf_counter() - t0)
 
 

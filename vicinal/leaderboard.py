@@ -8,6 +8,13 @@ construction. The best value per column is marked among the measured rows; rows 
 (result files with a ``"reported"`` block) are shown after them, marked as reported, and never marked
 best: their protocol is the paper's, not the suite's.
 
+A column's best is marked only where it is *separated* from the runner-up: the 95 % interval of their
+difference (:mod:`vicinal.paired`: paired bootstrap over the test examples, with the seed spread)
+excludes 0. Otherwise the best and every row not separated from it are marked *tied*. Where the top two
+rows lack per-example outcomes for the column (files written before vicinal stored them, metrics without
+a per-example statistic), the former rule applies — the best value at the displayed precision — and the
+legend names those columns.
+
 Its length is the board model and its build step (grouping, aggregation, breakdown columns, best marking)
 in one place; the formats, the grouping rules and the derived metrics live in their own modules.
 """
@@ -28,9 +35,10 @@ from vicinal.declarations import Breakdown, Declarations, MetricInfo, Reported
 from vicinal.derived import derive
 from vicinal.errors import VicinalError
 from vicinal.grouping import RowKey, group_rows, protocols_of, variant_labels
+from vicinal.paired import Difference, Resampler, Side, difference
 from vicinal.results import Result, Store
 
-CAPTION = "mean ± sample std over seeds; n = seeds; best measured value per column in bold"
+CAPTION = "mean ± sample std over seeds; n = seeds"
 REPORTED_CAPTION = "reported rows: numbers copied from the cited paper, under its protocol; never marked best"
 EVALUATED_CAPTION = (
     "evaluated rows: models given to vicinal evaluate (a checkpoint, a Python object or a RobustBench "
@@ -43,7 +51,41 @@ class Cell:
     mean: float
     std: float | None  # sample standard deviation (n − 1); None for a single seed
     n: int  # values averaged; 0 = the row has no such metric
+    #: The column's best, separated from the runner-up (or, where the column has no interval, the best
+    #: value at the displayed precision: see the board's ``marking``).
     best: bool = False
+    #: Not separated from the column's best value (the best itself included) when the best is not
+    #: separated from the runner-up.
+    tied: bool = False
+
+    @property
+    def mark(self) -> str:
+        return "best" if self.best else "tied" if self.tied else ""
+
+
+@dataclass
+class Marking:
+    """How a column's best was decided: ``interval`` (the best separated from the runner-up, or not:
+    ``difference`` says by how much and on what evidence), ``precision`` (no per-example outcomes for
+    the top two rows: the best value at the displayed precision, as before) or ``only`` (one row)."""
+
+    rule: str
+    runner_up: str = ""
+    difference: Difference | None = None
+    note: str = ""
+
+    @property
+    def separated(self) -> bool:
+        return self.difference is not None and self.difference.winner == 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "separated": self.separated if self.rule == "interval" else None,
+            "runner_up": self.runner_up or None,
+            "difference": self.difference.to_json() if self.difference else None,
+            "note": self.note,
+        }
 
 
 @dataclass
@@ -99,6 +141,8 @@ class Board:
     protocols: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     #: Per evaluator, what the suite's result files declare (groups, breakdowns, figures).
     declares: dict[str, Declarations] = field(default_factory=dict)
+    #: Per column, how its best value was marked.
+    marking: dict[str, Marking] = field(default_factory=dict)
 
     @property
     def by(self) -> str | None:
@@ -220,18 +264,52 @@ def _breakdown_columns(
     return family, columns, titles
 
 
-def _mark_best(board: Board) -> None:
-    """Bold the best measured value per column; ties at the displayed precision are all best."""
+def side(row: Row) -> Side:
+    """A row as one side of a comparison."""
+    return Side(row.label, row.results)
+
+
+def _mark_at_precision(board: Board, m: str, rows: list[Row]) -> None:
+    """The former rule: the best value at the displayed precision (ties there all best)."""
+    sign = 1.0 if board.info[m].higher_is_better else -1.0
+    shown = [(round(sign * r.cells[m].mean * scale(board, m), digits(board, m)), r) for r in rows]
+    top = max(v for v, _ in shown)
+    for v, r in shown:
+        r.cells[m].best = v == top
+
+
+def _mark_best(board: Board, resampler: Resampler | None) -> None:
+    """Per column: the best measured row is marked best where the interval of its difference to the
+    runner-up excludes 0, else it and every row not separated from it are marked tied; without
+    per-example outcomes for the top two rows (or with ``resampler`` None), the best at the displayed
+    precision."""
     measured = [r for r in board.rows if not r.reported]
     for m in board.metrics:
-        sign = 1.0 if board.info[m].higher_is_better else -1.0
-        shown = [(round(sign * r.cells[m].mean * scale(board, m), digits(board, m)), r) for r in measured]
-        shown = [(v, r) for v, r in shown if r.cells[m].n]
-        if not shown:
+        info = board.info[m]
+        rows = [r for r in measured if r.cells[m].n]
+        if not rows:
             continue
-        top = max(v for v, _ in shown)
-        for v, r in shown:
-            r.cells[m].best = v == top
+        sign = 1.0 if info.higher_is_better else -1.0
+        ranked = sorted(rows, key=lambda r: -sign * r.cells[m].mean)
+        if len(ranked) == 1:
+            ranked[0].cells[m].best = True
+            board.marking[m] = Marking("only", note="the only measured row with a value")
+            continue
+        top, runner = ranked[0], ranked[1]
+        found = difference(side(top), side(runner), m, info, resampler) if resampler else None
+        if found is None or found.basis not in ("examples", "examples+seeds"):
+            _mark_at_precision(board, m, rows)
+            why = found.note if found is not None else "intervals not computed"
+            board.marking[m] = Marking("precision", runner.label, found, why)
+            continue
+        board.marking[m] = Marking("interval", runner.label, found)
+        if found.winner == 1:
+            top.cells[m].best = True
+            continue
+        top.cells[m].tied = True
+        for other in ranked[1:]:
+            versus = found if other is runner else difference(side(top), side(other), m, info, resampler)
+            other.cells[m].tied = versus.winner != 1
 
 
 def _reported_row(method: str, run_id: str, runs: list[Result], info: dict[str, MetricInfo]) -> Row:
@@ -304,10 +382,15 @@ def build_boards(
     metrics: list[str] | None = None,
     sort: str | None = None,
     by: str | None = None,
+    resampler: Resampler | None = None,
+    separate: bool = True,
 ) -> list[Board]:
     """One board per suite (only ``suite`` if given): rows per (method, run_id), measured ones ranked by
     ``sort`` (default: the first shown column), reported ones after them. ``by`` makes breakdown boards
-    whose columns are one metric family along an axis the result files declare."""
+    whose columns are one metric family along an axis the result files declare. Best values are marked
+    by ``resampler``'s intervals (default settings when None); ``separate=False`` marks them at the
+    displayed precision without computing any interval."""
+    resampler = (resampler or Resampler()) if separate else None
     suites: dict[str, list[Result]] = defaultdict(list)
     for r in store.results:
         if not suite or r.suite == suite:
@@ -383,7 +466,7 @@ def build_boards(
             protocols_of(measured),
             declares,
         )
-        _mark_best(board)
+        _mark_best(board, resampler)
         boards.append(board)
     if hint and not boards:
         where = f"suite {suite}" if suite else "any suite"
@@ -447,6 +530,27 @@ def column_note(board: Board, metric: str) -> str:
     return "\n".join(parts)
 
 
+def signed(board: Board, metric: str, value: float) -> str:
+    """A difference at the metric's display precision, with its sign."""
+    return f"{value * scale(board, metric):+.{digits(board, metric)}f}"
+
+
+def marking_note(board: Board, metric: str) -> str:
+    """How a column's best was marked, in words (the HTML hover text of a marked value)."""
+    mark = board.marking[metric]
+    d = mark.difference
+    if mark.rule == "only":
+        return mark.note
+    if mark.rule == "precision" or d is None or d.low is None or d.high is None:
+        return f"best at the displayed precision; not tested for separation: {mark.note}"
+    verdict = "separated from" if mark.separated else "not separated from"
+    interval = f"[{signed(board, metric, d.low)}, {signed(board, metric, d.high)}]"
+    return (
+        f"the best is {verdict} the runner-up {mark.runner_up}: difference {signed(board, metric, d.diff)}, "
+        f"{d.level:.0%} interval {interval}; {d.source}"
+    )
+
+
 def meta_columns(board: Board) -> list[str]:
     return ["method", "n", "epochs", "train"] + (["source"] if board.shows_source else [])
 
@@ -458,12 +562,47 @@ def meta_values(board: Board, row: Row) -> list[str]:
     return values + ([row.citation or row.source] if board.shows_source else [])
 
 
-def caption(board: Board) -> str:
-    return (
-        CAPTION
-        + ("\n" + EVALUATED_CAPTION if board.has_evaluated else "")
-        + ("\n" + REPORTED_CAPTION if board.has_reported else "")
-    )
+#: How each format shows a best and a tied value, for its legend.
+STYLES = {
+    "table": ("bold green", "green"),
+    "markdown": ("bold", "italic"),
+    "latex": ("bold", "italic"),
+    "html": ("bold green", "green, underlined"),
+    "plain": ("marked best", "marked tied"),
+}
+
+
+def caption(board: Board, style: str = "plain") -> str:
+    """The board's legend: what the numbers are and how best values are marked (in ``style``'s words,
+    one of :data:`STYLES`), one line per point."""
+    best, tied = STYLES[style]
+    lines = [CAPTION]
+    by_rule: dict[str, list[str]] = {}
+    for m in board.metrics:
+        if m in board.marking:
+            by_rule.setdefault(board.marking[m].rule, []).append(header(board, m))
+    level = f"{Resampler().level:.0%}"
+    if "interval" in by_rule:
+        lines.append(
+            f"{best}: the best measured value, separated from the runner-up (the {level} interval of their "
+            "difference excludes 0: paired bootstrap over test examples with the seed spread, as `vicinal "
+            f"compare` shows); {tied}: not separated from the best (tied)"
+        )
+    if "precision" in by_rule:
+        where = "every column" if "interval" not in by_rule else ", ".join(by_rule["precision"])
+        lines.append(
+            f"{best} in {where}: the best value at the displayed precision, not tested for separation "
+            "(no per-example outcomes for the top rows: older files, or a metric without a per-example "
+            "statistic)"
+        )
+    if "only" in by_rule:
+        where = "every column" if len(by_rule) == 1 else ", ".join(by_rule["only"])
+        lines.append(f"{best} in {where}: the only measured row with a value")
+    if board.has_evaluated:
+        lines.append(EVALUATED_CAPTION)
+    if board.has_reported:
+        lines.append(REPORTED_CAPTION)
+    return "\n".join(lines)
 
 
 def board_id(board: Board) -> str:

@@ -18,11 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from vicinal.compare import BaselineComparisons, against_baseline
 from vicinal.declarations import Artifact, FigureSpec, PanelSpec
 from vicinal.errors import VicinalError
 from vicinal.html import render_template
 from vicinal.identity import short
 from vicinal.leaderboard import Board, Row, breakdowns_of, build_boards, clean_of, family_columns
+from vicinal.paired import Resampler
 from vicinal.results import Result, Store
 
 #: Called once per unit of work with (what, done, total): the CLI drives a progress bar with it.
@@ -59,6 +61,8 @@ class SuiteReport:
     runs: list[dict[str, Any]]
     recipes: list[dict[str, Any]]
     notes: list[str]
+    #: Every measured row against the suite's baseline, with intervals (None without a baseline row).
+    comparisons: BaselineComparisons | None = None
 
 
 # ---------------------------------------------------------------- figures, drawn from their declarations
@@ -216,7 +220,8 @@ def artifact_galleries(rows: list[Row]) -> list[Gallery]:
     for row in rows:
         result = _first_result(row)
         for name, artifact in (result.artifacts if result is not None else {}).items():
-            described.setdefault(name, artifact)
+            if artifact.kind == "image":  # data files (per-example outcomes) are read, not shown
+                described.setdefault(name, artifact)
     galleries = []
     for name, spec in described.items():
         gallery = Gallery(spec.title, spec.caption, spec.layout)
@@ -301,18 +306,19 @@ class _Plan:
     full: Board
     breakdowns: list[Board]
     figures: list[FigureSpec]
+    resampler: Resampler
 
 
-def _plan(store: Store, suite: str) -> _Plan:
-    board = build_boards(store, suite)[0]
-    full = build_boards(store, suite, metrics=["all"])[0]
+def _plan(store: Store, suite: str, resampler: Resampler) -> _Plan:
+    board = build_boards(store, suite, resampler=resampler)[0]
+    full = build_boards(store, suite, metrics=["all"], resampler=resampler)[0]
     breakdowns = []
     for axis in breakdowns_of(full.declares):
         try:
-            breakdowns += build_boards(store, suite, by=axis)
+            breakdowns += build_boards(store, suite, by=axis, resampler=resampler)
         except VicinalError:
             continue  # declared, but this suite holds none of its default family
-    return _Plan(suite, board, full, breakdowns, declared_figures(full))
+    return _Plan(suite, board, full, breakdowns, declared_figures(full), resampler)
 
 
 def suite_report(plan: _Plan, step: Callable[[str], None]) -> SuiteReport:
@@ -331,6 +337,8 @@ def suite_report(plan: _Plan, step: Callable[[str], None]) -> SuiteReport:
             "vicinal): re-run `vicinal run` with the same options to re-evaluate the cached models and "
             "get them."
         )
+    step(f"{plan.suite}: comparisons with the baseline")
+    comparisons = against_baseline(plan.board, plan.resampler)
     step(f"{plan.suite}: embedded images")
     return SuiteReport(
         plan.suite,
@@ -342,6 +350,7 @@ def suite_report(plan: _Plan, step: Callable[[str], None]) -> SuiteReport:
         run_metadata(rows),
         _recipes(rows),
         notes,
+        comparisons,
     )
 
 
@@ -354,8 +363,9 @@ def build_report(
 ) -> str:
     """The report's HTML for ``suites`` (default: every suite with results)."""
     names = suites or sorted({r.suite for r in store.results})
-    plans = [_plan(store, name) for name in names]
-    total = sum(len(p.figures) + 1 for p in plans)
+    resampler = Resampler()  # one, so that the boards and comparisons read each per-example file once
+    plans = [_plan(store, name, resampler) for name in names]
+    total = sum(len(p.figures) + 2 for p in plans)
     done = 0
 
     def step(what: str) -> None:

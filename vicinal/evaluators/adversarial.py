@@ -158,20 +158,32 @@ class AdversarialEvaluator(Evaluator):
         idx = seeded_subset(len(ctx.data.test), c.n_samples, c.seed)
         images = ctx.data.test.images[idx]
         labels = ctx.data.test.labels[idx]
+        # Per example, for paired comparisons: every radius on the same seeded subset, in its order.
+        examples = ctx.test_examples(idx, f"seeded subset: n_samples {c.n_samples}, seed {c.seed}")
         # The subset's clean accuracy comes from the test logits every evaluator shares.
+        ctx.record_logits("adv/clean", examples, ctx.test_logits[idx], labels)
+        ctx.statistic("adv_subset_acc", "mean", ["adv/clean"])
         out = {"adv_subset_acc": float((ctx.test_logits[idx].argmax(1) == labels).double().mean())}
         attacks = self.attack_objects()
         for attack in c.attacks:
             radii = [parse_eps(e) for e in (c.l2_eps if attack == "pgd_l2" else c.linf_eps)]
-            accs = robust_accuracy(
+            correct, confidence = robust_outcomes(
                 model, images, labels, attacks[attack], radii, c.batch_size, c.seed, ctx.device
             )
-            out.update({f"{attack}@{eps_label(e)}": a for e, a in zip(radii, accs, strict=True)})
+            for e, hit, conf in zip(radii, correct, confidence, strict=True):
+                name = f"{attack}@{eps_label(e)}"
+                out[name] = float(hit.double().mean())
+                ctx.record_examples(f"adv/{name}", examples, correct=hit, confidence=conf)
+                ctx.statistic(name, "mean", [f"adv/{name}"])
         if c.autoattack:
             eps = parse_eps(c.autoattack_eps)
-            out[f"autoattack@{eps_label(eps)}"] = autoattack_accuracy(
+            hit, conf = autoattack_outcomes(
                 model, images, labels, eps, c.seed, c.batch_size, ctx.device, c.autoattack_attacks
             )
+            name = f"autoattack@{eps_label(eps)}"
+            out[name] = float(hit.double().mean())
+            ctx.record_examples(f"adv/{name}", examples, correct=hit, confidence=conf)
+            ctx.statistic(name, "mean", [f"adv/{name}"])
         return out
 
     def protocol(self) -> dict:
@@ -226,25 +238,57 @@ def robust_accuracy(
     preprocessing: dict | None = None,
 ) -> list[float]:
     """Accuracy under ``attack`` at each radius (``attack=None``: clean accuracy). Images are uint8."""
+    correct, _ = robust_outcomes(
+        model, images, labels, attack, radii, batch_size, seed, device, preprocessing
+    )
+    return correct.double().mean(1).tolist()
+
+
+def robust_outcomes(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    attack,
+    radii: list[float],
+    batch_size: int,
+    seed: int,
+    device: torch.device,
+    preprocessing: dict | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per radius and image (radii × N, CPU): whether the image is still classified correctly under
+    ``attack`` (foolbox's success is the complement) and the model's top-1 confidence on the attacked
+    image (``attack=None``: on the clean image, for every radius)."""
     fb = import_foolbox()
     fmodel = fb.PyTorchModel(model, bounds=(0, 1), device=device, preprocessing=preprocessing)
-    robust = torch.zeros(len(radii))
+    correct, confidence = [], []
     for start in range(0, len(images), batch_size):
         x = to_unit(images[start : start + batch_size], device)
         y = labels[start : start + batch_size].to(device)
         if attack is None:
             with torch.no_grad():
-                robust += (fmodel(x).argmax(1) == y).sum().item()
+                p = fmodel(x).softmax(1)
+            correct.append((p.argmax(1) == y).cpu().expand(len(radii), -1))
+            confidence.append(p.max(1).values.cpu().expand(len(radii), -1))
             continue
         # foolbox draws PGD's random starts from torch's global generator: seed it per batch.
         torch.manual_seed(seed * 100_003 + start)
-        _, _, success = attack(fmodel, x, y, epsilons=radii)
-        robust += (~success).sum(1).float().cpu()
-    return (robust / len(images)).tolist()
+        _, clipped, success = attack(fmodel, x, y, epsilons=radii)
+        correct.append((~success).cpu())
+        with torch.no_grad():  # after the attack and its seeding: the numbers above do not change
+            confidence.append(torch.stack([fmodel(xa).softmax(1).max(1).values.cpu() for xa in clipped]))
+    return torch.cat(correct, 1), torch.cat(confidence, 1).double()
 
 
 def autoattack_accuracy(model, images, labels, eps, seed, batch_size, device, attacks=()) -> float:
     """Robust accuracy under AutoAttack (L∞): the standard version, or only the named components."""
+    correct, _ = autoattack_outcomes(model, images, labels, eps, seed, batch_size, device, attacks)
+    return float(correct.double().mean())
+
+
+def autoattack_outcomes(
+    model, images, labels, eps, seed, batch_size, device, attacks=()
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image (CPU): correct under AutoAttack (L∞) and the top-1 confidence on the attacked image."""
     try:
         from pyautoattack import AutoAttack
     except ImportError:
@@ -260,4 +304,5 @@ def autoattack_accuracy(model, images, labels, eps, seed, batch_size, device, at
     y = labels.to(device)
     x_adv, _ = aa.run_standard_evaluation(x, y, batch_size=batch_size)
     with torch.no_grad():
-        return float((model(x_adv).argmax(1) == y).float().mean())
+        p = model(x_adv).softmax(1)
+    return (p.argmax(1) == y).cpu(), p.max(1).values.double().cpu()

@@ -96,10 +96,22 @@ class CalibrationEvaluator(Evaluator):
                 {"ECE": out["ece"], "OE": out["oe"]},
             )
         ]
+        # Per example, for paired comparisons: ECE, OE and MCE are re-binned from the confidences.
+        examples = ctx.test_examples()
+        ctx.record_logits("test", examples, ctx.test_logits, ctx.test_labels)
+        for kind in ("ece", "oe", "mce"):
+            ctx.statistic(kind, kind, ["test"], "confidence", bins)
         fit = ctx.temperature_fit
         if self.config.temperature_scaling and fit is not None:
             t = fit.temperature
             scaled = logits / t
+            ctx.record_logits(
+                "test", examples, ctx.test_logits / t, ctx.test_labels, suffix="_ts", nll=True, brier=True
+            )
+            for kind in ("ece", "oe", "mce"):
+                ctx.statistic(f"{kind}_ts", kind, ["test"], "confidence_ts", bins)
+            ctx.statistic("nll_ts", "mean", ["test"], "nll_ts")
+            ctx.statistic("brier_ts", "mean", ["test"], "brier_ts")
             out.update({f"{k}_ts": v for k, v in calibration_metrics(scaled, labels, bins).items()})
             out.update(nll_ts=nll(scaled, labels), brier_ts=brier(scaled, labels), temperature=t)
             out.update(temperature_fitted=float(fit.fitted), val_errors=float(fit.val_errors))

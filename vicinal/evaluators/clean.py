@@ -17,6 +17,10 @@ class CleanEvaluator(Evaluator):
     }
 
     def evaluate(self, ctx: EvalContext) -> dict[str, float]:
+        # Per example, for paired comparisons: each metric is the mean of its column over the test split.
+        ctx.record_logits("test", ctx.test_examples(), ctx.test_logits, ctx.test_labels, nll=True, brier=True)
+        for metric, column in (("acc", "correct"), ("nll", "nll"), ("brier", "brier")):
+            ctx.statistic(metric, "mean", ["test"], column)
         logits, labels = ctx.test_logits.numpy(), ctx.test_labels.numpy()
         return {
             "acc": float((logits.argmax(1) == labels).mean()),

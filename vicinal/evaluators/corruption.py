@@ -17,6 +17,8 @@ Tiny-ImageNet have no AlexNet baseline.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import statistics
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from functools import partial
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 
 from vicinal.calibration import ece, nll
@@ -39,6 +42,7 @@ from vicinal.corrupted import (
 from vicinal.declarations import Breakdown, FigureSpec, PanelSpec
 from vicinal.errors import VicinalError
 from vicinal.evaluation import EvalContext, Evaluator, MetricInfo, register_evaluator, seeded_subset
+from vicinal.examples import Examples
 from vicinal.hparams import hp
 
 _HINT = "run the corruption evaluator (a -c suite)"
@@ -271,9 +275,12 @@ class CorruptionEvaluator(Evaluator):
         logits_all = ctx.predict_batches(
             rebatch(stream(), ctx.batch_size), total=len(order) * len(labels)
         ).numpy()
+        # Per example, for paired comparisons: every cell holds the same images of the set, in one order.
+        examples = self._examples(ctx, cset, labels_all, index)
         cells: dict[tuple[str, int], dict[str, float]] = {}
         for i, key in enumerate(order):
             logits = logits_all[i * len(labels) : (i + 1) * len(labels)]
+            ctx.record_logits(_cell(*key), examples, torch.from_numpy(logits), torch.from_numpy(labels))
             cell = {
                 "acc": float((logits.argmax(1) == labels).mean()),
                 "ece": ece(logits, labels, c.bins),
@@ -289,7 +296,59 @@ class CorruptionEvaluator(Evaluator):
 
             name = cset.table or table_for(*ctx.data.test.images.shape[-2:])
             self.source_info["table"] = f"{name} (made for {SCALES[name]} px images)"
+        self._declare_statistics(ctx)
         return self._aggregate(cells)
+
+    def _examples(
+        self, ctx: EvalContext, cset: CorruptedSet, labels: torch.Tensor, index: torch.Tensor | None
+    ) -> Examples:
+        """The corrupted set's images as an example space. Its fingerprint is the set's content where a
+        manifest records it (file MD5s), else what determines it (the release, or the generator's seed,
+        table and test images), plus the labels — not its path, so copies of one set pair."""
+        from vicinal.corruptions.core import ENGINE_VERSION
+
+        info = cset.info
+        manifest = info.get("manifest") or {}
+        if manifest.get("md5"):
+            content: object = {"md5": manifest["md5"]}
+        elif info.get("kind") == "on the fly":
+            content = {
+                "seed": info.get("seed"),
+                "table": self.config.table,
+                "engine": ENGINE_VERSION,
+                "test": ctx.test_fingerprint,
+            }
+        else:
+            content = {"kind": info.get("kind"), "n": cset.n}
+        h = hashlib.blake2b(digest_size=16)
+        h.update(json.dumps(content, sort_keys=True, default=str).encode())
+        h.update(labels.numpy().astype(np.int64).tobytes())
+        n = len(labels)
+        chosen = torch.arange(n) if index is None else index
+        what = (
+            "all"
+            if index is None
+            else f"seeded subset: n_samples {self.config.n_samples}, seed {self.config.seed}"
+        )
+        return Examples("corrupted test", h.hexdigest(), n, chosen.numpy(), f"{what}; {info.get('kind')}")
+
+    def _declare_statistics(self, ctx: EvalContext) -> None:
+        """How each metric is recomputed from the cells: the same means over cells as ``_aggregate``."""
+        common, sev = self.common, self.severities
+        groups: dict[str, tuple[list[str], list[int]]] = {}
+        if common:
+            groups[""] = (common, sev)
+            groups.update({f"/s{s}": (common, [s]) for s in sev})
+        for n in self.corruptions:
+            groups[f"/{n}"] = ([n], sev)
+            groups.update({f"/{n}/s{s}": ([n], [s]) for s in sev})
+        for family, kind, column in (("c_acc", "mean", "correct"), ("c_ece", "ece", "confidence")):
+            for suffix, (names, severities) in groups.items():
+                cells = [_cell(n, s) for n in names for s in severities]
+                ctx.statistic(family + suffix, kind, cells, column, self.config.bins)
+        if len(common) < len(self.corruptions):
+            cells = [_cell(n, s) for n in self.corruptions for s in sev]
+            ctx.statistic("c_acc_all", "mean", cells)
 
     def _aggregate(self, cells: dict[tuple[str, int], dict[str, float]]) -> dict[str, float]:
         def mean(key: str, names: list[str], severities: list[int]) -> float:
@@ -339,6 +398,11 @@ class CorruptionEvaluator(Evaluator):
             "where the baseline's error is near zero); per-corruption ratios as ce/<c>. CIFAR and "
             "Tiny-ImageNet have no AlexNet baseline",
         }
+
+
+def _cell(corruption: str, severity: int) -> str:
+    """The name of a cell's per-example set."""
+    return f"c/{corruption}/s{severity}"
 
 
 def rebatch(batches: Iterable[torch.Tensor], size: int) -> Iterator[torch.Tensor]:
