@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 import vicinal
+from vicinal.reporting import LineReporter
 from vicinal.robustbench import checkpoint_path, import_robustbench, zoo_entries
 
 HERE = Path(__file__).resolve().parent
@@ -42,7 +43,12 @@ def main() -> None:
     parser.add_argument("--plain-epochs", type=int, default=10)
     args = parser.parse_args()
     out = args.out.resolve()
-    common = {"data_dir": args.data_dir, "results_dir": out / "results", "cache_dir": out / "cache"}
+    common = {
+        "data_dir": args.data_dir,
+        "results_dir": out / "results",
+        "cache_dir": out / "cache",
+        "reporter": LineReporter(),  # one line per epoch and per evaluator
+    }
 
     vicinal.run(str(SUITE), methods=args.methods.split(","), **common)
 
