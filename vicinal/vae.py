@@ -252,11 +252,14 @@ def train_vae(spec: VAESpec, train: ImageSet, device: torch.device, reporter: Re
     steps = count_train_batches(n, spec.batch_size)
     task = reporter.task(f"VAE {spec.arch} β={spec.beta:g}", total=spec.epochs * steps)
     history = []
+    every = -(-spec.epochs // 20)  # at most ~20 progress lines, however short the epochs
     start = time.perf_counter()
     for epoch in range(spec.epochs):
         vae.train()
         order = torch.randperm(n, generator=gen)
-        tot = rec = kld = sq = 0.0
+        # Sums kept on the device and read once per epoch: a .item() per step would make every step
+        # wait for the GPU.
+        sums = torch.zeros(4, dtype=torch.float64, device=device)
         seen = 0
         for idx in train_batches(order, spec.batch_size):
             x = to_unit(train.images[idx], device)
@@ -265,23 +268,13 @@ def train_vae(spec: VAESpec, train: ImageSet, device: torch.device, reporter: Re
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            tot += loss.item() * len(idx)
-            rec += recon.item() * len(idx)
-            kld += kl.item() * len(idx)
-            sq += mse.item() * len(idx)
+            sums += torch.stack([loss, recon, kl, mse]).detach().double() * len(idx)
             seen += len(idx)
-            task.advance(
-                1, recon=f"{rec / seen:.1f}", KL=f"{kld / seen:.1f}", epoch=f"{epoch + 1}/{spec.epochs}"
-            )
-        history.append(
-            {
-                "epoch": epoch + 1,
-                "neg_elbo": tot / seen,
-                "recon_nll": rec / seen,
-                "kl": kld / seen,
-                "sampled_mse": sq / seen,
-            }
-        )
+            task.advance(1)
+        tot, rec, kld, sq = (v / max(seen, 1) for v in sums.tolist())
+        history.append({"epoch": epoch + 1, "neg_elbo": tot, "recon_nll": rec, "kl": kld, "sampled_mse": sq})
+        if (epoch + 1) % every == 0 or epoch + 1 == spec.epochs:
+            task.line(f"epoch {epoch + 1}/{spec.epochs}", recon=f"{rec:.1f}", KL=f"{kld:.1f}")
     vae.eval()
     mse = reconstruction_mse(vae, train.images[: min(n, 2048)], device)
     info = {
