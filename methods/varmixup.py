@@ -142,9 +142,9 @@ class VarMixup(Method):
             mixed_logits, clean_logits = logits[:m], logits[m:]
             mixed_sum = m * mixed_cross_entropy(mixed_logits, mix.y_a, mix.y_b, lam)
             clean_sum = F.cross_entropy(clean_logits, y[m:], reduction="sum")
-            correct = mixed_correct(mixed_logits, mix.y_a, mix.y_b, lam) + float(
-                (clean_logits.argmax(1) == y[m:]).sum()
-            )
+            # Correct counts stay tensors on the device: float() here would make every step wait.
+            clean_correct = (clean_logits.argmax(1) == y[m:]).sum()
+            correct = mixed_correct(mixed_logits, mix.y_a, mix.y_b, lam) + clean_correct
             return StepOutput((mixed_sum + clean_sum) / len(x), correct, len(x))
         perm = rng.permutation(len(x), x.device)
         mix = latent_mix(self.vae, x, y, lam, perm, c.mix, rng)
@@ -156,9 +156,7 @@ class VarMixup(Method):
         logits = model(torch.cat([mix.images, x]))
         mixed_logits, clean_logits = logits[: len(x)], logits[len(x) :]
         loss = mixed_cross_entropy(mixed_logits, mix.y_a, mix.y_b, lam) + F.cross_entropy(clean_logits, y)
-        correct = mixed_correct(mixed_logits, mix.y_a, mix.y_b, lam) + float(
-            (clean_logits.argmax(1) == y).sum()
-        )
+        correct = mixed_correct(mixed_logits, mix.y_a, mix.y_b, lam) + (clean_logits.argmax(1) == y).sum()
         # The classifier saw 2n images this step (n decoded mixes and the n clean ones).
         return StepOutput(loss, correct, 2 * len(y))
 
