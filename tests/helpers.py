@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,6 +19,13 @@ needs_cifar = pytest.mark.skipif(
     not (CIFAR_DIR / "cifar-10-batches-py" / "test_batch").is_file(),
     reason=f"real CIFAR-10 subset not found in {CIFAR_DIR}/cifar-10-batches-py (set VICINAL_TEST_CIFAR)",
 )
+
+
+def interruptible() -> None:
+    """``preexec_fn`` for a child that a test interrupts with SIGINT: a shell that starts jobs in the
+    background (``cmd &``, nohup, some CI runners) makes them ignore SIGINT, and the child would inherit it
+    and never see the interrupt the test sends. Restores the default, so Python installs its handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_cli(

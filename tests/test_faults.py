@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import run_cli
+from helpers import interruptible, run_cli
 from synthetic import write_suite
 
 TINY = ["--methods", "erm", "--epochs", "1", "--limit-train", "64", "--evaluators", "clean", "--quiet"]
@@ -476,6 +476,7 @@ def _popen(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=interruptible,
     )
 
 

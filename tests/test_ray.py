@@ -21,7 +21,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
-from helpers import ray_cluster, run_cli
+from helpers import interruptible, ray_cluster, run_cli
 
 needs_ray = pytest.mark.skipif(
     find_spec("ray") is None, reason="ray is not installed (pip install 'vicinal[ray]')"
@@ -78,6 +78,7 @@ def _popen(cluster, tmp: Path, *args: str) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=interruptible,
     )
 
 
