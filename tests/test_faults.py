@@ -559,6 +559,7 @@ def test_sweep_points_are_configurations_of_their_own(workspace):
     suite = suite_file(
         tmp,
         BASE_SUITE.replace('methods = ["erm"]', 'methods = ["mixup"]')
+        .replace('dataset = "digits"', 'dataset = "digits"\n    validation = 0.2')
         + "[evaluators.clean]\n[sweep.mixup]\nalpha = [0.2, 1.0]\n",
     )
     args = ["run", "--suite", suite, "--epochs", "1", "--limit-train", "64", "--quiet"]
@@ -568,6 +569,17 @@ def test_sweep_points_are_configurations_of_their_own(workspace):
     assert sorted(d["method_info"]["hyperparameters"]["alpha"] for d in docs) == [0.2, 1.0]
     assert len({d["run_id"] for d in docs}) == 2
     assert "mixup [alpha=0.2]" in out.out and "mixup [alpha=1.0]" in out.out
+    # --best-of keeps the point with the better validation accuracy (ties: the first label), never asking
+    # the test split; the legend says which and over what.
+    val = {d["method_info"]["hyperparameters"]["alpha"]: d["metrics"]["val_acc"] for d in docs}
+    chosen = max(sorted(val), key=lambda a: val[a])
+    board = cli("leaderboard", "--suite", "s", "--best-of", "alpha", "--format", "json", cwd=tmp, env=env)
+    assert board.code == 0, board.err
+    (shown,) = json.loads(board.out)
+    assert [r["label"] for r in shown["rows"]] == ["mixup"]
+    assert shown["selection"][0].startswith(f"mixup: alpha={chosen} chosen by val_acc {val[chosen]:.4g}")
+    refused = cli("leaderboard", "--best-of", "alpha", "--select", "acc", cwd=tmp, env=env)
+    assert refused.code == 2 and "validation split" in refused.err and "Traceback" not in refused.err
     # The command line's sweep replaces the file's values for that setting; each value is validated.
     bad = cli(*args, "--sweep", "mixup.alpha=0.5,-1", cwd=tmp, env=env)
     assert bad.code == 2 and "alpha = -1.0 is out of range" in bad.err

@@ -1,6 +1,7 @@
 """Leaderboard aggregation and labelling from result dicts (the store's contents)."""
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -478,3 +479,60 @@ def test_a_pipe_gets_the_default_width_and_width_chooses_another(five_methods, t
     assert max(cell_len(line) for line in narrow.stdout.splitlines()) <= 80
     assert "…" not in default.stdout + narrow.stdout and "\x1b[" not in default.stdout
     assert default.stdout.count("suite: digits-c") < narrow.stdout.count("suite: digits-c")
+
+
+def _swept(method, seed, acc, val_acc, run_id, **hyper):
+    r = _result(method, seed, acc, 0.05, run_id, **hyper)
+    return dataclasses.replace(
+        r,
+        metrics={**r.metrics, "val_acc": val_acc},
+        metric_info={**INFO, "val_acc": MetricInfo("val acc", True, percent=True, headline=False)},
+    )
+
+
+def test_best_of_chooses_on_the_validation_split_never_on_test():
+    """alpha=0.2 has the better test accuracy, alpha=1.0 the better validation accuracy (seed means): the
+    validation metric chooses, the other point disappears, and the legend says what was chosen over what.
+    erm, never swept, stays as it is."""
+    store = Store(
+        [
+            _swept("mixup", 0, 0.90, 0.70, "aaa", alpha=0.2),
+            _swept("mixup", 1, 0.88, 0.74, "aaa", alpha=0.2),
+            _swept("mixup", 0, 0.80, 0.80, "bbb", alpha=1.0),
+            _swept("mixup", 1, 0.82, 0.76, "bbb", alpha=1.0),
+            _swept("erm", 0, 0.85, 0.75, "ccc"),
+        ],
+        [],
+    )
+    (board,) = build_boards(store, best_of_params=["alpha"])
+    assert sorted(r.label for r in board.rows) == ["erm", "mixup"]
+    (mixup,) = [r for r in board.rows if r.method == "mixup"]
+    assert mixup.cells["acc"].mean == pytest.approx(0.81)  # the alpha=1.0 row's test accuracy
+    (line,) = board.selection
+    assert line == "mixup: alpha=1.0 chosen by val_acc 0.78 (mean over 2 seed(s)) over alpha=0.2: 0.72"
+    assert "best-of" in render_markdown([board]) and json.loads(render_json([board]))[0]["selection"]
+    # Lower is better for an NLL: the direction comes from the metric's declaration.
+    nll_store = Store(
+        [
+            dataclasses.replace(
+                r,
+                metrics={"acc": r.metrics["acc"], "val_nll": 1 - r.metrics["val_acc"]},
+                metric_info={**INFO, "val_nll": MetricInfo("val NLL", False)},
+            )
+            for r in store.results
+        ],
+        [],
+    )
+    (by_nll,) = build_boards(nll_store, best_of_params=["alpha"], select="val_nll")
+    assert by_nll.selection[0].startswith("mixup: alpha=1.0 chosen by val_nll 0.22")
+
+
+def test_best_of_refuses_test_metrics_unknown_settings_and_missing_validation():
+    rows = [_swept("mixup", 0, 0.9, 0.7, "aaa", alpha=0.2), _result("mixup", 0, 0.8, 0.1, "b", alpha=1)]
+    store = Store(rows, [])
+    with pytest.raises(VicinalError, match="validation split"):
+        build_boards(store, best_of_params=["alpha"], select="acc")
+    with pytest.raises(VicinalError, match="no row has such a setting; settings of these rows: alpha"):
+        build_boards(store, best_of_params=["beta"])
+    with pytest.raises(VicinalError, match=r"mixup \[alpha=1\] has no val_acc"):
+        build_boards(store, best_of_params=["alpha"])

@@ -297,9 +297,12 @@ def leaderboard(
     metrics: Sequence[str] | None = None,
     sort: str | None = None,
     by: str | None = None,
+    best_of: Sequence[str] | None = None,
+    select: str = "val_acc",
 ) -> Leaderboard:
     """The leaderboard of the result files under ``results_dir`` (default: ``$VICINAL_RESULTS_DIR`` or
-    ``./results``); unreadable files are skipped (``load_store`` says which)."""
+    ``./results``); unreadable files are skipped (``load_store`` says which). ``best_of`` keeps each
+    method at its best value of those swept settings, chosen by the validation metric ``select``."""
     from vicinal.leaderboard import build_boards
 
     folder = Path(results_dir) if results_dir is not None else default_results_dir()
@@ -314,6 +317,8 @@ def leaderboard(
             list(metrics) if metrics else None,
             sort,
             by,
+            best_of_params=list(best_of) if best_of else None,
+            select=select,
         )
     )
 

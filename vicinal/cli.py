@@ -315,6 +315,16 @@ def leaderboard_cmd(
             "severity, eps, … (columns per key)"
         ),
     ] = None,
+    best_of: Annotated[
+        str | None,
+        typer.Option(
+            help="comma-separated swept settings (e.g. alpha): show each method only at its best value of "
+            "them, chosen by --select"
+        ),
+    ] = None,
+    select: Annotated[
+        str, typer.Option(help="the validation metric --best-of chooses by (val_acc or val_nll)")
+    ] = "val_acc",
     out: Annotated[Path | None, typer.Option(help="write to this file instead of printing")] = None,
     width: Annotated[
         int | None,
@@ -340,7 +350,16 @@ def leaderboard_cmd(
     store = _load_store(results_dir)
     if not store.results:
         raise VicinalError(f"no result files in {results_dir}; run `vicinal run` first or pass --results DIR")
-    boards = build_boards(store, suite, _csv(methods, "--methods"), _csv(metrics, "--metrics"), sort, by)
+    boards = build_boards(
+        store,
+        suite,
+        _csv(methods, "--methods"),
+        _csv(metrics, "--metrics"),
+        sort,
+        by,
+        best_of_params=_csv(best_of, "--best-of"),
+        select=select,
+    )
     if fmt == "table" and out is None:  # rich's colours and bold on a terminal, plain text in a pipe
         print_boards(console, boards, _width(width))
         return

@@ -301,6 +301,7 @@ def render_json(boards: list[Board]) -> str:
             "titles": b.titles,
             "protocols": b.protocols,
             "legend": caption(b),
+            "selection": b.selection,
             "marking": {m: b.marking[m].to_json() for m in b.metrics if m in b.marking},
             "rows": [
                 {

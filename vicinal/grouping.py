@@ -12,6 +12,7 @@ import json
 from collections import defaultdict
 from typing import Any
 
+from vicinal.errors import VicinalError
 from vicinal.identity import short
 from vicinal.results import Result
 
@@ -140,3 +141,59 @@ def protocols_of(rows: dict[RowKey, list[Result]]) -> dict[str, list[dict[str, A
             for name, proto in r.protocol.items():
                 seen[name].setdefault(_protocol_key(proto, cache), proto)
     return {name: list(protos.values()) for name, protos in seen.items()}
+
+
+def best_of(
+    rows: dict[RowKey, list[Result]], params: list[str], select: str
+) -> tuple[dict[RowKey, list[Result]], list[str]]:
+    """Each method at its best setting of ``params``: rows of one method that differ only in those settings
+    (a sweep over them) are one group, and the row with the best seed-mean of ``select`` stays. ``select``
+    must be a validation metric (``val_*``): choosing on the test split would report the winner's luck as
+    its skill. Returns the kept rows and one line per group saying what was chosen over what (rows where
+    none of ``params`` varies come back as they are)."""
+    if not select.startswith("val_"):
+        raise VicinalError(
+            f"--select {select}: choose a metric measured on the validation split (val_acc, val_nll); "
+            "selecting on test metrics would overstate the chosen setting"
+        )
+    settings = {key: _settings(runs[-1]) for key, runs in rows.items()}
+    groups: dict[tuple[str, str], list[RowKey]] = defaultdict(list)
+    for key, flat in settings.items():
+        rest = {k: v for k, v in flat.items() if k not in params}
+        groups[(key[0], _KEY_ENCODER.encode(rest))].append(key)
+    kept: dict[RowKey, list[Result]] = {}
+    notes: list[str] = []
+    for (method, _), keys in sorted(groups.items(), key=lambda item: item[0][0]):
+        if len(keys) == 1:
+            kept[keys[0]] = rows[keys[0]]
+            continue
+        scores: dict[RowKey, float] = {}
+        for key in keys:
+            values = [r.metrics[select] for r in rows[key] if select in r.metrics]
+            if len(values) != len(rows[key]):
+                raise VicinalError(
+                    f"--best-of: {method} [{_shown(settings[key], params)}] has no {select} in every seed "
+                    "(results written without a validation split or by an older vicinal); run them again, "
+                    "or choose another --select"
+                )
+            scores[key] = sum(values) / len(values)
+        info = rows[keys[0]][0].metric_info.get(select)
+        sign = -1.0 if info is None or info.higher_is_better else 1.0
+        ranked = sorted(keys, key=lambda k: (sign * scores[k], _shown(settings[k], params)))
+        best = ranked[0]
+        kept[best] = rows[best]
+        others = "; ".join(f"{_shown(settings[k], params)}: {scores[k]:.4g}" for k in ranked[1:])
+        notes.append(
+            f"{method}: {_shown(settings[best], params)} chosen by {select} {scores[best]:.4g} "
+            f"(mean over {len(rows[best])} seed(s)) over {others}"
+        )
+    return kept, notes
+
+
+def _shown(flat: dict[str, Any], params: list[str]) -> str:
+    return ", ".join(f"{p}={flat[p]}" for p in params if p in flat) or "default"
+
+
+def settings_of(rows: dict[RowKey, list[Result]]) -> set[str]:
+    """Every setting name that tells rows apart (hyperparameters, training and evaluator settings)."""
+    return {k for runs in rows.values() for k in _settings(runs[-1]) if " code" not in k}

@@ -34,7 +34,7 @@ from typing import Any
 from vicinal.declarations import Breakdown, Declarations, MetricInfo, Reported
 from vicinal.derived import derive
 from vicinal.errors import VicinalError
-from vicinal.grouping import RowKey, group_rows, protocols_of, variant_labels
+from vicinal.grouping import RowKey, best_of, group_rows, protocols_of, settings_of, variant_labels
 from vicinal.paired import Difference, Resampler, Side, difference
 from vicinal.results import Result, Store
 
@@ -143,6 +143,8 @@ class Board:
     declares: dict[str, Declarations] = field(default_factory=dict)
     #: Per column, how its best value was marked.
     marking: dict[str, Marking] = field(default_factory=dict)
+    #: ``--best-of``: per method, which setting was kept and over what (empty otherwise).
+    selection: list[str] = field(default_factory=list)
 
     @property
     def by(self) -> str | None:
@@ -384,12 +386,15 @@ def build_boards(
     by: str | None = None,
     resampler: Resampler | None = None,
     separate: bool = True,
+    best_of_params: list[str] | None = None,
+    select: str = "val_acc",
 ) -> list[Board]:
     """One board per suite (only ``suite`` if given): rows per (method, run_id), measured ones ranked by
     ``sort`` (default: the first shown column), reported ones after them. ``by`` makes breakdown boards
     whose columns are one metric family along an axis the result files declare. Best values are marked
     by ``resampler``'s intervals (default settings when None); ``separate=False`` marks them at the
-    displayed precision without computing any interval."""
+    displayed precision without computing any interval. ``best_of_params`` keeps each method at its best
+    setting of those parameters by the validation metric ``select`` (:func:`vicinal.grouping.best_of`)."""
     resampler = (resampler or Resampler()) if separate else None
     suites: dict[str, list[Result]] = defaultdict(list)
     for r in store.results:
@@ -403,6 +408,7 @@ def build_boards(
         )
     hint = _axis(store, by) if by else None
     boards = []
+    settings_seen: set[str] = set()
     for suite_name in sorted(suites):
         reported: dict[tuple[str, str], list[Result]] = defaultdict(list)
         for r in suites[suite_name]:
@@ -415,6 +421,10 @@ def build_boards(
         if methods:
             measured = {k: v for k, v in measured.items() if k[0] in methods}
             reported = {k: v for k, v in reported.items() if k[0] in methods}
+        selection: list[str] = []
+        if best_of_params:
+            settings_seen |= settings_of(measured)
+            measured, selection = best_of(measured, best_of_params, select)
         if not measured and not reported:
             continue
         results = [r for group in (measured, reported) for runs in group.values() for r in runs]
@@ -465,9 +475,15 @@ def build_boards(
             family,
             protocols_of(measured),
             declares,
+            selection=selection,
         )
         _mark_best(board, resampler)
         boards.append(board)
+    if best_of_params and not set(best_of_params) & settings_seen:
+        raise VicinalError(
+            f"--best-of {', '.join(best_of_params)}: no row has such a setting; settings of these rows: "
+            + ", ".join(sorted(settings_seen))
+        )
     if hint and not boards:
         where = f"suite {suite}" if suite else "any suite"
         raise VicinalError(f"no per-{hint.axis} metrics in {where}" + (f"; {hint.hint}" if hint.hint else ""))
@@ -598,6 +614,11 @@ def caption(board: Board, style: str = "plain") -> str:
     if "only" in by_rule:
         where = "every column" if len(by_rule) == 1 else ", ".join(by_rule["only"])
         lines.append(f"{best} in {where}: the only measured row with a value")
+    if board.selection:
+        lines.append(
+            "best-of: each method at its best swept setting by a validation metric (the test split never "
+            "chooses): " + "; ".join(board.selection)
+        )
     if board.has_evaluated:
         lines.append(EVALUATED_CAPTION)
     if board.has_reported:
