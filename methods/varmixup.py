@@ -39,26 +39,22 @@ class VarMixupConfig:
         "conv",
         "conv: stride-2 conv encoder/decoder; resnet: the same path with a residual block per resolution "
         "and full-resolution stem and head (more capacity, several times the compute)",
-        choices=("conv", "resnet"),
     )
     vae_width: int = hp(32, "channels of the VAE's first stage (doubling per stage, at most 256)")
     vae_likelihood: Literal["bernoulli", "gaussian"] = hp(
         "bernoulli",
         "bernoulli: cross-entropy on pixels in [0, 1]; gaussian: one shared variance set to the batch's "
         "reconstruction MSE (optimal σ-VAE, Rybkin et al. 2021)",
-        choices=("bernoulli", "gaussian"),
     )
     mix: Literal["sample", "means"] = hp(
         "sample",
         "sample: interpolate μ and σ, draw z ~ N(μ̃, σ̃²); means: decode the interpolated μ",
-        choices=("sample", "means"),
     )
     train_on: Literal["decoded", "decoded+clean", "half"] = hp(
         "decoded+clean",
         "decoded: only the decoded mixes; decoded+clean: add plain CE on the clean batch (twice the "
         "images per step); half: equal compute, the first ⌈n/2⌉ images of the batch replaced by decoded "
         "mixes among themselves, the rest clean, one mean loss over the n images",
-        choices=("decoded", "decoded+clean", "half"),
     )
 
     def validate(self) -> None:

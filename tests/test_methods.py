@@ -387,3 +387,23 @@ def test_cutmix_labels_follow_the_pasted_area():
     receiver = int((perm == 1).nonzero())
     area = float(captured["x"][receiver, 0].mean())
     assert 0 < area < 1
+
+
+def test_allowed_values_from_a_literal_or_from_hp_choices():
+    import dataclasses
+
+    import pytest
+
+    from vicinal.errors import VicinalError
+    from vicinal.hparams import hp
+
+    with pytest.raises(VicinalError, match="'blurry' is not one of 'conv', 'resnet'"):
+        build_config(get_method("varmixup").Config, {"vae_arch": "blurry"}, "varmixup")
+
+    @dataclasses.dataclass
+    class Plain:
+        kind: str = hp("a", "a plain str setting with its values listed", choices=("a", "b"))
+
+    assert build_config(Plain, {"kind": "b"}, "plain").kind == "b"
+    with pytest.raises(VicinalError, match="'c' is not one of 'a', 'b'"):
+        build_config(Plain, {"kind": "c"}, "plain")

@@ -112,6 +112,10 @@ def _coerce(value: Any, annotation: Any, where: str, strict: bool) -> Any:
 
 
 def _check_range(value: Any, f: dataclasses.Field, where: str) -> None:
+    # ``hp(choices=…)`` on a plain ``str`` field (a ``Literal[...]`` annotation is checked by _coerce).
+    choices = f.metadata.get("choices")
+    if choices and value not in choices:
+        raise VicinalError(f"{where}: {value!r} is not one of {', '.join(map(repr, choices))}")
     bounds = {k: f.metadata[k] for k in _BOUNDS if k in f.metadata}
     if not bounds:
         return
