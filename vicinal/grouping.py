@@ -145,12 +145,12 @@ def protocols_of(rows: dict[RowKey, list[Result]]) -> dict[str, list[dict[str, A
 
 def best_of(
     rows: dict[RowKey, list[Result]], params: list[str], select: str
-) -> tuple[dict[RowKey, list[Result]], list[str]]:
+) -> tuple[dict[RowKey, list[Result]], list[str], set[str]]:
     """Each method at its best setting of ``params``: rows of one method that differ only in those settings
     (a sweep over them) are one group, and the row with the best seed-mean of ``select`` stays. ``select``
     must be a validation metric (``val_*``): choosing on the test split would report the winner's luck as
-    its skill. Returns the kept rows and one line per group saying what was chosen over what (rows where
-    none of ``params`` varies come back as they are)."""
+    its skill. Returns the kept rows, one line per group saying what was chosen over what (rows where
+    none of ``params`` varies come back as they are), and the names of the settings the rows have."""
     if not select.startswith("val_"):
         raise VicinalError(
             f"--select {select}: choose a metric measured on the validation split (val_acc, val_nll); "
@@ -187,13 +187,10 @@ def best_of(
             f"{method}: {_shown(settings[best], params)} chosen by {select} {scores[best]:.4g} "
             f"(mean over {len(rows[best])} seed(s)) over {others}"
         )
-    return kept, notes
+    known = {k for flat in settings.values() for k in flat if " code" not in k}
+    return kept, notes, known
 
 
 def _shown(flat: dict[str, Any], params: list[str]) -> str:
     return ", ".join(f"{p}={flat[p]}" for p in params if p in flat) or "default"
 
-
-def settings_of(rows: dict[RowKey, list[Result]]) -> set[str]:
-    """Every setting name that tells rows apart (hyperparameters, training and evaluator settings)."""
-    return {k for runs in rows.values() for k in _settings(runs[-1]) if " code" not in k}

@@ -34,7 +34,7 @@ from typing import Any
 from vicinal.declarations import Breakdown, Declarations, MetricInfo, Reported
 from vicinal.derived import derive
 from vicinal.errors import VicinalError
-from vicinal.grouping import RowKey, best_of, group_rows, protocols_of, settings_of, variant_labels
+from vicinal.grouping import RowKey, best_of, group_rows, protocols_of, variant_labels
 from vicinal.paired import Difference, Resampler, Side, difference
 from vicinal.results import Result, Store
 
@@ -423,8 +423,8 @@ def build_boards(
             reported = {k: v for k, v in reported.items() if k[0] in methods}
         selection: list[str] = []
         if best_of_params:
-            settings_seen |= settings_of(measured)
-            measured, selection = best_of(measured, best_of_params, select)
+            measured, selection, known = best_of(measured, best_of_params, select)
+            settings_seen |= known
         if not measured and not reported:
             continue
         results = [r for group in (measured, reported) for runs in group.values() for r in runs]
