@@ -116,3 +116,35 @@ def test_readers_leave_shared_results_alone(folder):
 def test_the_index_is_per_results_folder(tmp_path):
     assert index_file(tmp_path / "a", tmp_path / "c") != index_file(tmp_path / "b", tmp_path / "c")
     assert index_file(tmp_path / "a", tmp_path / "c").parent == tmp_path / "c" / "result-index"
+
+
+def test_non_finite_numbers_survive_the_index(folder):
+    """orjson reads strict JSON only and would write a NaN back as null: a file holding NaN or Infinity
+    (the standard library writes them) is read by the standard library, and the index keeps the NaN."""
+    results, index = folder
+    first = sorted((results / "toy").rglob("*-seed0.json"))[0]
+    doc = json.loads(first.read_text())
+    doc["metrics"].update(acc=float("nan"), nll=float("inf"))
+    first.write_text(json.dumps(doc))  # NaN, Infinity: as vicinal's writer would
+    load_store(results, index=index)
+    assert "NaN" in index.read_text() and "Infinity" in index.read_text()
+    _age(index)
+    (result,) = [r for r in load_store(results, index=index).results if r.path == first]
+    assert result.metrics["acc"] != result.metrics["acc"] and result.metrics["nll"] == float("inf")
+    assert json.dumps(_snapshot(load_store(results, index=index))) == json.dumps(_snapshot(load_store(results)))
+
+
+def test_equal_blocks_are_one_object_on_the_first_read_too(folder):
+    """Every seed's metric descriptions and declarations are converted once, on a first read (no index
+    yet) as on later ones: the results share the typed objects, and the index stores each block once."""
+    results, index = folder
+    for attempt in ("first read", "from the index"):
+        store = load_store(results, index=index)
+        toy = [r for r in store.results if r.suite == "toy"]
+        assert len(toy) > 2, attempt
+        assert len({id(r.metric_info) for r in toy}) == 1, attempt
+        assert len({id(r.declares) for r in toy}) == 1, attempt
+        _age(index)
+    data = json.loads(index.read_text())
+    texts = [json.dumps(b, sort_keys=True) for b in data["blocks"]]
+    assert len(texts) == len(set(texts))  # no block stored twice

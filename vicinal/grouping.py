@@ -193,4 +193,3 @@ def best_of(
 
 def _shown(flat: dict[str, Any], params: list[str]) -> str:
     return ", ".join(f"{p}={flat[p]}" for p in params if p in flat) or "default"
-

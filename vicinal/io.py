@@ -9,9 +9,11 @@ alone.
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +155,39 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+# ---------------------------------------------------------------- reading JSON fast
+
+
+def decode_json(data: bytes) -> tuple[Any, bool]:
+    """JSON ``data`` decoded, and whether the standard library had to decode it.
+
+    orjson decodes result files about 2.5× faster than the standard library, but only strict JSON; the
+    standard library writes (and reads) non-finite numbers as ``NaN``/``Infinity`` (and reads integers
+    beyond 64 bits), so such data is decoded by it instead, and the caller learns it: orjson would
+    write a NaN back as ``null``. Raises ValueError (both libraries' errors are one) for data that is
+    not JSON or not UTF-8.
+    """
+    import json
+
+    import orjson
+
+    try:
+        return orjson.loads(data), False
+    except orjson.JSONDecodeError:
+        return json.loads(data.decode("utf-8")), True
+
+
+@contextmanager
+def bulk_allocation() -> Iterator[None]:
+    """Pause the cyclic garbage collector while many acyclic objects are made (decoding thousands of
+    JSON files): each collection would traverse everything decoded so far, which made a first read of
+    10,000 result files take twice as long. Reference counting still frees what is dropped."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

@@ -29,6 +29,7 @@ import sys
 import types
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from vicinal.declarations import Breakdown, Declarations, MetricInfo, Reported
@@ -105,7 +106,7 @@ class Row:
     results: list[Result] = field(default_factory=list)
     training_id: str = ""
 
-    @property
+    @cached_property  # asked per row and column when a board is drawn; a row's results are fixed
     def evaluated(self) -> dict[str, Any] | None:
         """Where an evaluated model came from (``vicinal evaluate``); None for rows vicinal trained."""
         return next((r.evaluated for r in self.results if r.evaluated is not None), None)
@@ -158,7 +159,7 @@ class Board:
     def has_evaluated(self) -> bool:
         return any(r.evaluated is not None for r in self.rows)
 
-    @property
+    @cached_property  # asked for every row drawn; a board's rows are fixed once it is built
     def shows_source(self) -> bool:
         """Whether the board has a ``source`` column: rows that vicinal did not train are among them."""
         return self.has_reported or self.has_evaluated

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vicinal.declarations import Artifact, Declarations, MetricInfo, Reported, load
-from vicinal.io import atomic_write_text
+from vicinal.io import atomic_write_text, bulk_allocation, decode_json
 from vicinal.names import check_name
 
 #: 2: run identity (``training_id``) and code fingerprints. Files of schema 1 had neither, so they cannot be
@@ -195,8 +195,8 @@ def write_result(path: Path, result: Result) -> None:
 def read_result(path: Path) -> Result:
     """Load and check one result file; raises ValueError with the reason when unusable."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data, _ = decode_json(path.read_bytes())
+    except (OSError, ValueError) as exc:
         raise ValueError(f"not readable JSON ({exc})") from None
     return Result.from_json(data, path)
 
@@ -227,15 +227,18 @@ def load_store(results_dir: Path, index: Path | None = None) -> Store:
     """Every result file under ``results_dir``. With ``index`` (a file in the cache folder, see
     :mod:`vicinal.result_index`), unchanged files are taken from it instead of being decoded again; the
     results are the same, but their dicts may be shared between results: treat them as read-only."""
-    results, skipped = [], []
-    if results_dir.is_dir():
-        reader = None
-        memo: dict[int, Any] = {}
-        docs: list[Any] = []  # kept alive while ``memo``'s ids refer to them
-        if index is not None:
-            from vicinal.result_index import ResultIndex
+    results: list[Result] = []
+    skipped: list[tuple[Path, str]] = []
+    if not results_dir.is_dir():
+        return Store(results, skipped)
+    reader = None
+    if index is not None:
+        from vicinal.result_index import ResultIndex
 
-            reader = ResultIndex(index)
+        reader = ResultIndex(index)
+    memo: dict[int, Any] = {}
+    docs: list[Any] = []  # kept alive while ``memo``'s ids refer to them
+    with bulk_allocation():
         for path in sorted(results_dir.rglob("*.json")):
             rel = path.relative_to(results_dir)
             if any(part.startswith(".") for part in rel.parts):
@@ -248,8 +251,8 @@ def load_store(results_dir: Path, index: Path | None = None) -> Store:
                     results.append(Result.from_json(docs[-1], path, memo))
             except ValueError as exc:
                 skipped.append((path, str(exc)))
-        if reader is not None:
-            reader.save()
+    if reader is not None:
+        reader.save()
     return Store(results, skipped)
 
 
