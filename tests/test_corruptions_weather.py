@@ -225,21 +225,19 @@ def test_distance_transform_handles_no_edges_and_borders():
         assert np.allclose(mine, np.minimum(ref, 20.0), rtol=0, atol=1e-5)
 
 
-def test_distance_transform_passes_agree_across_backends():
-    """The CPU runs the chamfer passes in numpy, other devices in torch: the same numbers, bit for bit."""
-    gen = torch.Generator().manual_seed(4)
-    zero = torch.rand(6, 37, 29, generator=gen) < 0.02
-    zero[0] = False  # no zero pixel at all: everything stays "far"
-    d = np.full((6, 37, 33), 28.0)
-    d[:, :, 2:-2][zero.numpy()] = 0.0
-    t = torch.from_numpy(d.copy())
-    W._chamfer_pass_numpy(d)
-    W._chamfer_pass_numpy(d[:, ::-1, ::-1])
-    W._chamfer_pass_torch(t)
-    turned = t.flip(1, 2)
-    W._chamfer_pass_torch(turned)
-    assert torch.equal(torch.from_numpy(d), turned.flip(1, 2))
-    assert (d[1:] < 28).any() and (d[0] == 28).all()
+@pytest.mark.parametrize(("size", "table"), [(32, "cifar"), (224, "imagenet")])
+def test_water_masks_agree_across_backends(size, table):
+    """The CPU makes the reference's OpenCV calls image by image, other devices the batched torch steps:
+    the same masks, bit for bit, on every water severity's real liquid layers (a float32 batch, as
+    spatter draws it)."""
+    for severity, param in enumerate(TABLES[table]["spatter"], start=1):
+        if param[5]:
+            continue  # mud: no water mask
+        layers = _liquid_layers(size, param, 16 if size == 32 else 2, seed=severity)
+        liquid = torch.from_numpy(np.stack(layers)).float()[:, None]
+        opencv, batched = W._water_opencv(liquid), W._water(liquid)
+        assert batched.abs().sum() > 0, severity  # layers with water in them
+        assert torch.equal(opencv, batched), severity
 
 
 # --------------------------------------------------------------------------------------------------------
