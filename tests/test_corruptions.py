@@ -639,3 +639,23 @@ def test_gaussian_filter_matches_scipy(mode, size):
         ours = gaussian_filter(x, sigma, mode=mode, truncate=truncate)
         theirs = scipy_gaussian(x.numpy(), sigma=(0, sigma, sigma), mode=mode, truncate=truncate)
         assert np.allclose(ours.numpy(), theirs, atol=1e-10), (sigma, mode)
+
+
+@pytest.mark.parametrize("mode", ["nearest", "reflect", "mirror"])
+def test_gaussian_filter_on_float32_cpu_batches_matches_scipy(mode):
+    """Float32 CPU batches beyond 32×32 go through OpenCV's separable filter (kernels shorter than the
+    image; longer ones keep the matrix path): scipy's numbers up to float32 rounding either way, and a
+    batch that needs gradients stays in torch."""
+    from scipy.ndimage import gaussian_filter as scipy_gaussian
+
+    x = torch.rand(2, 3, 64, 80, generator=torch.Generator().manual_seed(2))
+    for sigma in (0.7, 1.5, 6.0, 30.0):
+        ours = gaussian_filter(x, sigma, mode=mode)
+        theirs = scipy_gaussian(x.double().numpy(), sigma=(0, 0, sigma, sigma), mode=mode, truncate=4.0)
+        assert ours.dtype == torch.float32 and ours.shape == x.shape
+        assert np.allclose(ours.numpy(), theirs, rtol=0, atol=2e-6), (sigma, mode)
+    leaf, leaf64 = x.clone().requires_grad_(True), x.double().requires_grad_(True)
+    weight = torch.rand(x.shape, generator=torch.Generator().manual_seed(3))
+    (gaussian_filter(leaf, 1.5, mode=mode) * weight).sum().backward()
+    (gaussian_filter(leaf64, 1.5, mode=mode) * weight.double()).sum().backward()
+    assert torch.allclose(leaf.grad.double(), leaf64.grad, atol=1e-5)

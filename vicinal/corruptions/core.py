@@ -35,8 +35,9 @@ SEVERITIES = (1, 2, 3, 4, 5)
 SUBSETS = ("common", "extra", "noise", "blur", "weather", "digital", "all")
 #: Bumped whenever a corruption's output changes, so cached generated sets are made again.
 #: 2: shot noise samples its Poisson draws from per-level tables (see noise.py).
-#: 3: spatter's water mask by OpenCV itself on the CPU (equal on every tested layer; its distances are
-#: OpenCV's float32 sums, which the torch steps matched only to the last bit).
+#: 3: on the CPU, spatter's water mask by OpenCV itself (equal on every tested layer; its distances are
+#: OpenCV's float32 sums, which the torch steps matched only to the last bit) and Gaussian blurs of
+#: images beyond 32×32 by OpenCV's separable filter (other float32 rounding).
 ENGINE_VERSION = 3
 
 #: Pixels per slice of a CPU batch (256 images at 32 px; 5 at 224 px), unless a corruption asks for

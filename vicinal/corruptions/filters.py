@@ -26,6 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vicinal.corruptions.opencv import serial_opencv
+
 # --------------------------------------------------------------------------------------------------------
 # Boundary handling and separable filters as matrices
 
@@ -116,6 +118,9 @@ def gaussian_filter(
     r = (weights.numel() - 1) // 2
     if r == 0:
         return x  # a single tap of weight 1 (σ < 1/8 with truncate 4): scipy returns the input too
+    on_cpu = x.device.type == "cpu" and x.dtype == torch.float32 and not x.requires_grad
+    if on_cpu and h * w > 1024 and r < min(h, w) and mode in _BORDER:
+        return _gaussian_opencv(x, weights, mode)
     if h * w > 1024 and 6 * (2 * r + 1) <= min(h, w) and mode in ("nearest", "mirror", "reflect"):
         # Large images and short kernels: 2·(2r+1) taps per pixel beat two products whose cost grows
         # with the side (measured at 224 px: the products win from about 25 taps on).
@@ -123,6 +128,23 @@ def gaussian_filter(
     rows = _gaussian_matrix_cpu(h, float(sigma), mode, float(truncate)).to(x.device)
     cols = rows if w == h else _gaussian_matrix_cpu(w, float(sigma), mode, float(truncate)).to(x.device)
     return apply_rows_cols(x, rows, cols)
+
+
+#: OpenCV's border for each scipy edge mode (one fold: for kernels shorter than the image).
+_BORDER = {"nearest": 1, "mirror": 4, "reflect": 2}  # BORDER_REPLICATE, BORDER_REFLECT_101, BORDER_REFLECT
+
+
+def _gaussian_opencv(x: torch.Tensor, weights: torch.Tensor, mode: str) -> torch.Tensor:
+    """``gaussian_filter`` of a float32 CPU batch beyond 32×32 px: OpenCV's separable filter, one plane at a
+    time, 3.5–4× faster than depthwise convolutions (which need the planes transposed to channels-last
+    and back) and equal to them up to float32 rounding (≤ 4e-7: tested)."""
+    planes = x.contiguous().reshape(-1, x.shape[-2], x.shape[-1]).numpy()
+    out = np.empty_like(planes)
+    k = weights.numpy()
+    with serial_opencv() as cv2:
+        for src, dst in zip(planes, out, strict=True):
+            cv2.sepFilter2D(src, -1, k, k, dst=dst, borderType=_BORDER[mode])
+    return torch.from_numpy(out).view(x.shape)
 
 
 def pad_fold(x: torch.Tensor, pad: int, mode: str) -> torch.Tensor:

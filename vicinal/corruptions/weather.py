@@ -59,6 +59,7 @@ import torch.nn.functional as F
 from vicinal.corruptions import draws
 from vicinal.corruptions.core import CHUNK_PIXELS, register
 from vicinal.corruptions.filters import apply_motion_blur, clipped_zoom, gaussian_filter
+from vicinal.corruptions.opencv import serial_opencv
 
 # --------------------------------------------------------------------------------------------------
 # Shared helpers
@@ -457,15 +458,14 @@ def _water_opencv(liquid: torch.Tensor) -> torch.Tensor:
     """``_water`` on a CPU batch by the reference's own OpenCV calls, image by image (the same numbers:
     tested). Batched torch needs a Python step per row for the distance transform and a dozen passes for
     Canny's hysteresis; OpenCV's C does each image in one call."""
-    import cv2
-
     level = torch.floor(liquid * 255.0).remainder_(256.0)  # numpy's uint8 wrap-around (see _water_edges)
     levels = level[:, 0].numpy().astype(np.uint8)
     dist = np.empty(levels.shape, dtype=np.float32)
-    for i, layer in enumerate(levels):
-        d = cv2.distanceTransform(255 - cv2.Canny(layer, 50, 150), cv2.DIST_L2, 5)
-        d8 = cv2.blur(np.minimum(d, 20.0, out=d), (3, 3)).astype(np.uint8)
-        dist[i] = cv2.blur(cv2.filter2D(cv2.equalizeHist(d8), cv2.CV_8U, _EMBOSS_CV), (3, 3))
+    with serial_opencv() as cv2:
+        for i, layer in enumerate(levels):
+            d = cv2.distanceTransform(255 - cv2.Canny(layer, 50, 150), cv2.DIST_L2, 5)
+            d8 = cv2.blur(np.minimum(d, 20.0, out=d), (3, 3)).astype(np.uint8)
+            dist[i] = cv2.blur(cv2.filter2D(cv2.equalizeHist(d8), cv2.CV_8U, _EMBOSS_CV), (3, 3))
     return level * torch.from_numpy(dist).unsqueeze(1).to(level.dtype)
 
 
