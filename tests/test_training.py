@@ -102,3 +102,22 @@ def test_atomic_writes_replace_whole_files_with_the_usual_permissions(tmp_path):
         assert target.stat().st_mode & 0o777 == 0o644  # not mkstemp's private 0600
     finally:
         os.umask(mask)
+
+
+def test_a_log_gets_epoch_lines_at_a_readable_rate(monkeypatch):
+    """Not on a terminal, short epochs print the first and the last epoch and one line per interval between,
+    not one per epoch; with a zero interval every epoch has its line."""
+    import io
+
+    import vicinal.training as training
+    from vicinal.reporting import LineReporter
+
+    def lines(every: float) -> list[str]:
+        monkeypatch.setattr(training, "EPOCH_LINE_EVERY_S", every)
+        data, model, recipe = _setup(4)
+        out = io.StringIO()
+        train(model, get_method("erm")(), data.train, recipe, torch.device("cpu"), 0, LineReporter(out), "t")
+        return [line for line in out.getvalue().splitlines() if ": epoch " in line]
+
+    assert [line.split(": ")[1].split(" ·")[0] for line in lines(3600.0)] == ["epoch 1/4", "epoch 4/4"]
+    assert len(lines(0.0)) == 4
