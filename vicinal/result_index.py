@@ -149,13 +149,9 @@ class ResultIndex:
             else:
                 own = {k: v for k, v in doc.items() if k not in SHARED}
             files[rel] = {"stat": stamp, "own": own, "shared": shared}
-        # Only the blocks some file of this read refers to (a deleted file's blocks go with it).
-        used = sorted({i for f in files.values() for i in f["shared"].values()})
-        renumber = {old: new for new, old in enumerate(used)}
-        for f in files.values():
-            f["shared"] = {key: renumber[i] for key, i in f["shared"].items()}
-        blocks = [self._out[i] for i in used]
-        index = {"version": VERSION, "written_ns": time.time_ns(), "blocks": blocks, "files": files}
+        # Every block in _out belongs to a file of this read (a fresh file's, or one carried just above),
+        # so a deleted file's blocks are not written.
+        index = {"version": VERSION, "written_ns": time.time_ns(), "blocks": self._out, "files": files}
         if self._lenient:  # a NaN read must be written as NaN, which orjson cannot do
             data = json.dumps(index, separators=(",", ":")).encode("utf-8")
         else:  # 15× faster: tens of MB at 10,000 files
