@@ -109,11 +109,11 @@ def test_a_log_gets_epoch_lines_at_a_readable_rate(monkeypatch):
     not one per epoch; with a zero interval every epoch has its line."""
     import io
 
-    import vicinal.training as training
+    import vicinal.reporting as reporting
     from vicinal.reporting import LineReporter
 
     def lines(every: float) -> list[str]:
-        monkeypatch.setattr(training, "EPOCH_LINE_EVERY_S", every)
+        monkeypatch.setattr(reporting, "LINE_EVERY_S", every)
         data, model, recipe = _setup(4)
         out = io.StringIO()
         train(model, get_method("erm")(), data.train, recipe, torch.device("cpu"), 0, LineReporter(out), "t")

@@ -37,6 +37,27 @@ class Reporter(Protocol):
         """Something went wrong but the work goes on (a damaged cache entry retrained)."""
 
 
+#: Seconds between two periodic lines (an epoch ended) in a log: an epoch of minutes gets its line, but
+#: 0.2-second epochs do not fill the log with one line each.
+LINE_EVERY_S = 10.0
+
+
+class Pacer:
+    """When a periodic line (an epoch ended) is due: the first, the last, and one per
+    :data:`LINE_EVERY_S` between. For the moments a log could otherwise have thousands of; the lines that
+    carry results (an evaluator's figures) are never paced."""
+
+    def __init__(self) -> None:
+        self.last: float | None = None
+
+    def due(self, last: bool) -> bool:
+        now = time.perf_counter()
+        if self.last is None or last or now - self.last >= LINE_EVERY_S:
+            self.last = now
+            return True
+        return False
+
+
 def format_fields(fields: dict[str, Any]) -> str:
     """``loss 0.512 · acc 83.1%`` from ``{"loss": "0.512", "acc": "83.1%"}``: names and values as given."""
     return " · ".join(f"{k} {v}" for k, v in fields.items() if v not in (None, ""))

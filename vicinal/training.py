@@ -17,7 +17,7 @@ from vicinal.datasets import ImageSet, count_train_batches, to_unit, train_batch
 from vicinal.errors import VicinalError
 from vicinal.io import atomic_torch_save
 from vicinal.method import Method
-from vicinal.reporting import Reporter
+from vicinal.reporting import Pacer, Reporter
 from vicinal.rng import RunRandom
 from vicinal.suite import Recipe
 
@@ -25,9 +25,6 @@ log = logging.getLogger("vicinal")
 
 #: Seconds between progress updates (each one reads the running loss back from the device).
 PROGRESS_EVERY_S = 0.5
-#: Seconds between two epoch lines in a log (not on a terminal): an epoch of minutes gets its line, but
-#: the default suite's 0.2-second epochs do not fill the log with 120 lines per method.
-EPOCH_LINE_EVERY_S = 10.0
 
 
 def _finite_loss(loss_sum: torch.Tensor, seen: int, label: str, epoch: int) -> float:
@@ -121,7 +118,7 @@ def train(
     steps = count_train_batches(n, recipe.batch_size)
     use_amp = device.type == "cuda"
     task = reporter.task(label, total=recipe.epochs * steps, done=start_epoch * steps)
-    last_line = time.perf_counter()
+    pacer = Pacer()
     for epoch in range(start_epoch, recipe.epochs):
         lr = lr_at(recipe, epoch)
         for group in optimizer.param_groups:
@@ -175,9 +172,7 @@ def train(
                 "seconds": round(epoch_seconds, 3),
             }
         )
-        now = time.perf_counter()
-        if epoch == start_epoch or epoch + 1 == recipe.epochs or now - last_line >= EPOCH_LINE_EVERY_S:
-            last_line = now
+        if pacer.due(last=epoch + 1 == recipe.epochs):
             task.line(
                 f"epoch {epoch + 1}/{recipe.epochs}",
                 loss=f"{loss_sum / max(seen, 1):.3f}",

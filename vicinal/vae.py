@@ -32,7 +32,7 @@ from torch import nn
 from vicinal.datasets import ImageSet, count_train_batches, to_unit, train_batches
 from vicinal.errors import VicinalError
 from vicinal.io import atomic_torch_save, atomic_write_text
-from vicinal.reporting import Reporter
+from vicinal.reporting import Pacer, Reporter
 
 #: Architecture name → version; bump a version when that network changes: it is part of the cache key.
 ARCHITECTURES = {"conv": "convvae-v1", "resnet": "resvae-v1"}
@@ -252,7 +252,7 @@ def train_vae(spec: VAESpec, train: ImageSet, device: torch.device, reporter: Re
     steps = count_train_batches(n, spec.batch_size)
     task = reporter.task(f"VAE {spec.arch} β={spec.beta:g}", total=spec.epochs * steps)
     history = []
-    every = -(-spec.epochs // 20)  # at most ~20 progress lines, however short the epochs
+    pacer = Pacer()
     start = time.perf_counter()
     for epoch in range(spec.epochs):
         vae.train()
@@ -273,7 +273,7 @@ def train_vae(spec: VAESpec, train: ImageSet, device: torch.device, reporter: Re
             task.advance(1)
         tot, rec, kld, sq = (v / max(seen, 1) for v in sums.tolist())
         history.append({"epoch": epoch + 1, "neg_elbo": tot, "recon_nll": rec, "kl": kld, "sampled_mse": sq})
-        if (epoch + 1) % every == 0 or epoch + 1 == spec.epochs:
+        if pacer.due(last=epoch + 1 == spec.epochs):
             task.line(f"epoch {epoch + 1}/{spec.epochs}", recon=f"{rec:.1f}", KL=f"{kld:.1f}")
     vae.eval()
     mse = reconstruction_mse(vae, train.images[: min(n, 2048)], device)
