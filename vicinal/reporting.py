@@ -4,8 +4,8 @@ The library never prints. Code that does long work (training, a VAE, an evaluato
 :class:`Reporter`, starts a task with a total, advances it with named figures, and marks the moments that
 deserve a line of their own in a log (the end of an epoch, of an evaluator). The command line implements
 the protocol with rich's live bars on a terminal and with :class:`LineReporter` elsewhere (CI logs,
-``nohup``, a file), so a non-interactive run prints one line per epoch and per evaluator instead of
-nothing. Messages are plain text; the caller decides how to colour them.
+``nohup``, a file), so a non-interactive run prints lines for its epochs (paced: :class:`Pacer`) and one
+per evaluator instead of nothing. Messages are plain text; the caller decides how to colour them.
 """
 
 from __future__ import annotations

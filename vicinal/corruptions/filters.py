@@ -118,8 +118,8 @@ def gaussian_filter(
     r = (weights.numel() - 1) // 2
     if r == 0:
         return x  # a single tap of weight 1 (σ < 1/8 with truncate 4): scipy returns the input too
-    on_cpu = x.device.type == "cpu" and x.dtype == torch.float32 and not x.requires_grad
-    if on_cpu and h * w > 1024 and r < min(h, w) and mode in _BORDER:
+    opencv_can = x.device.type == "cpu" and x.dtype == torch.float32 and not x.requires_grad
+    if opencv_can and h * w > 1024 and r < min(h, w) and mode in _BORDER:
         return _gaussian_opencv(x, weights, mode)
     if h * w > 1024 and 6 * (2 * r + 1) <= min(h, w) and mode in ("nearest", "mirror", "reflect"):
         # Large images and short kernels: 2·(2r+1) taps per pixel beat two products whose cost grows
