@@ -3,7 +3,8 @@
 The public names below are imported on first use (PEP 562 module ``__getattr__``), so ``import vicinal``
 and the commands that never train (``vicinal leaderboard``, ``report``, ``--help``) do not pay for torch
 (2–3 s and ~600 MB). A program that trains should choose its thread policy before anything imports torch:
-``import vicinal.threads; vicinal.threads.apply_thread_policy()`` (the CLI does this itself).
+``import vicinal.threads; vicinal.threads.apply_thread_policy()``, and may fix malloc's thresholds at any
+time: ``vicinal.allocator.apply_allocator_policy()`` (the CLI does both itself).
 
 The Python API is ``vicinal.run``, ``vicinal.evaluate`` and ``vicinal.leaderboard`` (:mod:`vicinal.api`).
 ``vicinal.leaderboard`` is the module of that name, made callable as the API's function: importing a

@@ -124,6 +124,7 @@ def run_attempt(
     reporting to ``hub``. Returns the output, or the failure as text; only a lost worker makes Ray retry."""
     import ray
 
+    from vicinal.allocator import apply_allocator_policy
     from vicinal.registry import load_plugin
     from vicinal.threads import apply_thread_policy
 
@@ -154,6 +155,7 @@ def run_attempt(
         # that the result file records it (torch is loaded by now: Ray unpickled the data's tensors, so
         # only the count can still be chosen, and the record says so).
         apply_thread_policy(threads, origin="--cpus-per-run")
+        apply_allocator_policy()
         try:
             return run_job(job, rd, reporter)
         except Exception as exc:

@@ -298,6 +298,7 @@ def environment(device: Any) -> dict[str, Any]:
     else:
         dev["name"] = platform.processor() or platform.machine()
         dev["torch_threads"] = torch.get_num_threads()
+    from vicinal.allocator import allocator_environment
     from vicinal.threads import thread_environment
 
     return {
@@ -306,6 +307,7 @@ def environment(device: Any) -> dict[str, Any]:
         # Timings depend on it (BENCHMARKS.md: threads under contention), and so may the last bits of a
         # CPU run's numbers (reduction order), though not its identity.
         "threads": thread_environment(),
+        "allocator": allocator_environment(),  # timings only (BENCHMARKS.md: the allocator)
         "platform": platform.platform(),
         "git_commit": git_commit(),
     }
