@@ -260,6 +260,12 @@ def _full_corrupted(tmp: Path) -> list[str]:
 CASES = [
     # Names and settings
     Case("misspelt method", lambda t: ["run", "--methods", "mixpu"], 2, "Did you mean: mixup"),
+    Case(
+        "--methods blamed on the run, not the file",
+        lambda t: ["run", "--methods", "erm,nope"],
+        2,
+        "this run's [run] methods (in place of ",
+    ),
     Case("unknown suite", lambda t: ["run", "--suite", "nope"], 2, "unknown suite 'nope'"),
     Case("bad --set key", lambda t: ["run", "--set", "mixup.alfa=1"], 2, "Did you mean 'alpha'"),
     Case("bad --set value", lambda t: ["run", "--set", "mixup.alpha=abc"], 2, "expected a number"),
@@ -558,8 +564,9 @@ def test_sweep_points_are_configurations_of_their_own(workspace):
     tmp, results, env = workspace
     suite = suite_file(
         tmp,
-        BASE_SUITE.replace('methods = ["erm"]', 'methods = ["mixup"]')
-        .replace('dataset = "digits"', 'dataset = "digits"\n    validation = 0.2')
+        BASE_SUITE.replace('methods = ["erm"]', 'methods = ["mixup"]').replace(
+            'dataset = "digits"', 'dataset = "digits"\n    validation = 0.2'
+        )
         + "[evaluators.clean]\n[sweep.mixup]\nalpha = [0.2, 1.0]\n",
     )
     args = ["run", "--suite", suite, "--epochs", "1", "--limit-train", "64", "--quiet"]

@@ -104,6 +104,8 @@ class Suite:
     #: ``[sweep.METHOD] PARAM = [v1, v2]``: the grid of every combination, each point its own configuration.
     sweep: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     path: str = ""
+    #: The settings a run replaced (``override``), as ``[section] key``: errors name them as the run's own.
+    overridden: set[str] = field(default_factory=set, compare=False, repr=False)
 
     # The settings most code reads, by their plain names.
     @property
@@ -143,6 +145,7 @@ class Suite:
             {"train": "recipe", "model": "model_settings"}.get(section, section),
             build_config(type(current), merged, section),
         )
+        self.overridden.update(f"[{section}] {key}" for key in values)
 
     def training_spec(self) -> dict[str, Any]:
         """What of the suite determines the trained weights (with the method, seed and code): not its name,
@@ -173,10 +176,12 @@ def builtin_suites() -> dict[str, Path]:
     return {p.name[:-5]: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".toml")}
 
 
-def load_suite(name_or_path: str) -> Suite:
-    """A suite by built-in name (``cifar10``) or by path to a TOML file."""
+def load_suite(name_or_path: str, *, check_components: bool = True) -> Suite:
+    """A suite by built-in name (``cifar10``) or by path to a TOML file. ``check_components=False``
+    skips checking its methods, evaluators, model and dataset against their registries, which imports
+    them (and torch): for listings of the suite's own settings."""
     raw, path = _load_raw(name_or_path, [])
-    return parse_suite(raw, str(path))
+    return parse_suite(raw, str(path), check_components=check_components)
 
 
 def _merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
@@ -234,9 +239,10 @@ def _tables(raw: Any, where: str, section: str) -> dict[str, dict[str, Any]]:
     return raw
 
 
-def parse_suite(raw: dict[str, Any], where: str = "<suite>") -> Suite:
+def parse_suite(raw: dict[str, Any], where: str = "<suite>", *, check_components: bool = True) -> Suite:
     """A validated suite: every key known (or an error naming the closest valid one), every value typed
-    and in range, every method and evaluator registered with settings it has."""
+    and in range, every method and evaluator registered with settings it has (unless
+    ``check_components`` is false)."""
     from vicinal.hparams import unknown_key
 
     for key in raw:
@@ -275,7 +281,8 @@ def parse_suite(raw: dict[str, Any], where: str = "<suite>") -> Suite:
         sweep={k: dict(v) for k, v in sweep.items()},
         path=where,
     )
-    validate_components(suite)
+    if check_components:
+        validate_components(suite)
     return suite
 
 
@@ -292,6 +299,8 @@ def validate_components(suite: Suite) -> None:
         try:
             return lookup(name)
         except VicinalError as exc:
+            if context in suite.overridden:  # the value came from this run, not from the file
+                raise VicinalError(f"this run's {context} (in place of {where}'s): {exc}") from None
             raise VicinalError(f"{where}: {context}: {exc}") from None
 
     named("[data] dataset", DATASETS.get, suite.dataset)
