@@ -196,6 +196,17 @@ def test_bad_suite_file(tmp_path):
     assert "Traceback" not in out.stderr
 
 
+def test_every_shipped_suite_is_valid_and_listed(tmp_path):
+    """`vicinal suites` lists without checking components (it need not import torch): checked here."""
+    from vicinal.suite import builtin_suites, load_suite
+
+    out = run_cli("suites", cwd=tmp_path, env={"COLUMNS": "200"})
+    assert out.returncode == 0, out.stderr
+    for name in builtin_suites():
+        suite = load_suite(name)  # every method, evaluator, model and dataset registered and set validly
+        assert name in out.stdout and suite.dataset in out.stdout
+
+
 @needs_cifar
 @pytest.mark.slow
 def test_cifar_subset_end_to_end(tmp_path):
