@@ -94,6 +94,15 @@ def test_report_renders_in_a_real_browser(report, tmp_path):
         assert browser.evaluate("getComputedStyle(document.querySelector('td.best')).fontWeight") == "700"
         hover = browser.evaluate("document.querySelector('th[data-metric=\"acc\"]').title")
         assert "top-1 accuracy" in hover and "evaluator clean" in hover
+        # Each board's legend is read with its table and wraps at the page's width, however wide the table
+        # (which scrolls on its own).
+        legends = browser.evaluate(
+            "[...document.querySelectorAll('table.board')].map(t => {"
+            " const l = document.getElementById(t.getAttribute('aria-describedby'));"
+            " return l && [l.textContent.includes('mean ± sample std'),"
+            " l.scrollWidth <= window.innerWidth, !l.textContent.includes('`')]; })"
+        )
+        assert legends and all(legend == [True, True, True] for legend in legends), legends
         assert browser.errors == []
         assert all(u.startswith(("data:", "file:")) for u in browser.requests), browser.requests
         shot = tmp_path / "report.png"
@@ -133,4 +142,13 @@ def test_the_browser_check_sees_errors(tmp_path):
         errors = browser.errors
     assert any("boom" in e for e in errors) and any(
         "missing.png" in e or "FILE_NOT_FOUND" in e for e in errors
+    )
+
+
+def test_legends_quote_commands_as_code_and_escape_the_rest():
+    from vicinal.html import inline_code
+
+    got = str(inline_code("as `vicinal compare` shows; <script>x</script> & `a<b>`"))
+    assert got == (
+        "as <code>vicinal compare</code> shows; &lt;script&gt;x&lt;/script&gt; &amp; <code>a&lt;b&gt;</code>"
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vicinal.leaderboard import (
     Row,
@@ -22,6 +22,9 @@ from vicinal.leaderboard import (
     meta_values,
 )
 from vicinal.plots import method_colour
+
+if TYPE_CHECKING:
+    from markupsafe import Markup
 
 
 def http_only(url: str | None) -> str | None:
@@ -71,10 +74,19 @@ def environment() -> Any:
         colour=method_colour,
         reported_note=reported_note,
         http_only=http_only,
-        legend=lambda board: caption(board, "html").replace("\n", "; "),
+        legend=lambda board: inline_code(caption(board, "html").replace("\n", "; ")),
     )
     env.filters["pretty"] = pretty
     return env
+
+
+def inline_code(text: str) -> Markup:
+    """``text`` escaped, with its `backticked` spans (the legend's quoting of commands, shared with the
+    terminal and Markdown) shown as code; safe markup for the templates."""
+    from markupsafe import Markup, escape  # Jinja2's own markup type
+
+    parts = str(escape(text)).split("`")
+    return Markup("".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts)))
 
 
 def render_template(name: str, **context: Any) -> str:
