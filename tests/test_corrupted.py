@@ -327,9 +327,7 @@ def test_mce_and_relative_mce_against_a_hand_computation():
     assert other.metrics["c_mce"] == pytest.approx((0.5 + 0.8) / (0.6 + 0.8))
     # relative: (0.2−0.2 + 0.3−0.2 + 0.4−0.2 + 0.4−0.2) / (0.2−0.1 + 0.4−0.1 + 0.3−0.1 + 0.5−0.1)
     assert other.metrics["c_rel_mce"] == pytest.approx(0.5 / 1.0)
-    assert base.metrics["c_mce"] == pytest.approx(1.0) and base.metrics["c_rel_mce"] == pytest.approx(
-        1.0
-    )
+    assert base.metrics["c_mce"] == pytest.approx(1.0) and base.metrics["c_rel_mce"] == pytest.approx(1.0)
     assert other.metrics["mce"] == 0.25  # calibration's MCE is a different metric, left alone
     assert "c_mce" not in mix.metrics  # the inputs are not modified
     alone = add_relative_metrics([mix])  # no erm baseline: nothing derived

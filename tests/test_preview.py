@@ -18,9 +18,7 @@ def _method(name, tmp_path):
     values = {"latent_dim": 8, "vae_epochs": 1} if name.startswith("varmixup") else {}
     method = cls(build_config(cls.Config, values, name))
     train = ImageSet((torch.rand(64, 3, 32, 32) * 255).to(torch.uint8), torch.arange(64) % 10)
-    method.prepare(
-        PrepareContext(train, 10, "t", "fp", 0, torch.device("cpu"), tmp_path, SilentReporter())
-    )
+    method.prepare(PrepareContext(train, 10, "t", "fp", 0, torch.device("cpu"), tmp_path, SilentReporter()))
     return method, train
 
 

@@ -106,6 +106,10 @@ def _separable_conv(x: torch.Tensor, weights: torch.Tensor, mode: str) -> torch.
     return y.contiguous().reshape(x.shape)
 
 
+#: OpenCV's border for each scipy edge mode (one fold: for kernels shorter than the image).
+_BORDER = {"nearest": 1, "mirror": 4, "reflect": 2}  # BORDER_REPLICATE, BORDER_REFLECT_101, BORDER_REFLECT
+
+
 def gaussian_filter(
     x: torch.Tensor, sigma: float, mode: str = "nearest", truncate: float = 4.0
 ) -> torch.Tensor:
@@ -128,10 +132,6 @@ def gaussian_filter(
     rows = _gaussian_matrix_cpu(h, float(sigma), mode, float(truncate)).to(x.device)
     cols = rows if w == h else _gaussian_matrix_cpu(w, float(sigma), mode, float(truncate)).to(x.device)
     return apply_rows_cols(x, rows, cols)
-
-
-#: OpenCV's border for each scipy edge mode (one fold: for kernels shorter than the image).
-_BORDER = {"nearest": 1, "mirror": 4, "reflect": 2}  # BORDER_REPLICATE, BORDER_REFLECT_101, BORDER_REFLECT
 
 
 def _gaussian_opencv(x: torch.Tensor, weights: torch.Tensor, mode: str) -> torch.Tensor:

@@ -427,11 +427,16 @@ def _equalize_hist(img: torch.Tensor) -> torch.Tensor:
     return torch.where((base == total).view(n, 1, 1, 1), img, out)
 
 
-def _water_edges(liquid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The water mode's uint8 liquid level and its Canny edges, N×1×H×W."""
+def _liquid_level(liquid: torch.Tensor) -> torch.Tensor:
+    """The water mode's uint8 liquid level (as floats), N×1×H×W."""
     # astype(np.uint8) wraps values past 255 around (numpy casts through a wider integer), which punches
     # dark holes, and so Canny edges, into the brightest liquid; kept because CIFAR-10-C has them.
-    level = torch.floor(liquid * 255.0).remainder_(256.0)
+    return torch.floor(liquid * 255.0).remainder_(256.0)
+
+
+def _water_edges(liquid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The water mode's liquid level and its Canny edges, N×1×H×W."""
+    level = _liquid_level(liquid)
     return level, _canny(level, 50, 150)
 
 
@@ -458,7 +463,7 @@ def _water_opencv(liquid: torch.Tensor) -> torch.Tensor:
     """``_water`` on a CPU batch by the reference's own OpenCV calls, image by image (the same numbers:
     tested). Batched torch needs a Python step per row for the distance transform and a dozen passes for
     Canny's hysteresis; OpenCV's C does each image in one call."""
-    level = torch.floor(liquid * 255.0).remainder_(256.0)  # numpy's uint8 wrap-around (see _water_edges)
+    level = _liquid_level(liquid)
     levels = level[:, 0].numpy().astype(np.uint8)
     dist = np.empty(levels.shape, dtype=np.float32)
     with serial_opencv() as cv2:
