@@ -230,10 +230,9 @@ def evaluate(
     if isinstance(model, str | Path) and architecture is None:
         raise VicinalError(f"evaluate: {model} is a checkpoint; say which registered architecture it is")
     if robustbench is not None:
-        from vicinal.robustbench import check_threat, zoo_dataset
+        from vicinal.robustbench import check_threat, check_zoo_name
 
-        zoo_dataset(plan.suite.dataset)
-        check_threat(threat)
+        check_zoo_name(robustbench, plan.suite.dataset, check_threat(threat))  # before the data is loaded
     rd = load_run_data(plan.suite, plan.data_dir, plan.download)
     if robustbench is not None:
         from vicinal.robustbench import load_zoo_model
