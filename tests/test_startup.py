@@ -71,6 +71,22 @@ def test_help_and_listings_do_not_import_torch(args, tmp_path):
     assert got == {"code": 0, "heavy": []}
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["evaluate", "--checkpoint", "missing.pt", "--model", "small-cnn-16", "--name", "x"],
+        ["evaluate", "--checkpoint", "missing.pt", "--name", "x"],
+        ["evaluate", "--robustbench", "Standard", "--normalize", "suite"],
+    ],
+    ids=" ".join,
+)
+def test_evaluate_argument_mistakes_are_reported_before_torch_loads(args, tmp_path):
+    """A typo in `vicinal evaluate`'s arguments is one error at once, not after torch, the suite and the
+    data have loaded (seconds)."""
+    got = _run(CLI, json.dumps([*args, "--quiet"]), cwd=tmp_path)
+    assert got == {"code": 2, "heavy": []}
+
+
 @pytest.mark.parametrize("fmt", ["table", "json", "html"])
 def test_leaderboard_does_not_import_torch(results, fmt, tmp_path):
     got = _run(CLI, json.dumps(["leaderboard", "--results", str(results), "--format", fmt]), cwd=tmp_path)

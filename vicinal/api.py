@@ -195,14 +195,10 @@ def evaluate(
     ``"MEAN/STD"`` or ``(mean, std)``. ``evaluators`` runs a subset; ``settings`` resizes them
     (``{"evaluators.corruption.severities": [1, 5]}``). A model that cannot take the suite's images or
     gives the wrong number of classes is one :class:`VicinalError` before any evaluation."""
-    from vicinal.external import check_evaluated_name, evaluate_given, from_module, load_checkpoint
-    from vicinal.runner import load_run_data
-
     if (model is None) == (robustbench is None):
         raise VicinalError("evaluate: give either a model (an nn.Module or a checkpoint) or robustbench=NAME")
     if robustbench is None and name is None:
         raise VicinalError("evaluate: name= is required (how the model is labelled on the leaderboard)")
-    label = check_evaluated_name(name or str(robustbench))
     parsed = _settings(settings)
     methods_set = sorted(k for k in parsed if not k.startswith("evaluators."))
     if methods_set:
@@ -210,6 +206,20 @@ def evaluate(
             f"evaluate: {methods_set[0]}.… is a method's setting; an evaluated model takes only "
             "evaluators.NAME.PARAM settings"
         )
+    # The arguments' own consistency first: a typo should not wait for torch, the suite or the data.
+    if robustbench is not None and normalize is not None:
+        raise VicinalError("evaluate: RobustBench models normalise inside; drop normalize")
+    if architecture is not None and not isinstance(model, str | Path):
+        raise VicinalError("evaluate: architecture= goes with a checkpoint path, not with an nn.Module")
+    if isinstance(model, str | Path):
+        if architecture is None:
+            raise VicinalError(f"evaluate: {model} is a checkpoint; say which registered architecture it is")
+        if not Path(model).expanduser().is_file():
+            raise VicinalError(f"--checkpoint {model}: no such file")
+    from vicinal.external import check_evaluated_name, evaluate_given, from_module, load_checkpoint
+    from vicinal.runner import load_run_data
+
+    label = check_evaluated_name(name or str(robustbench))
     plan = prepare(
         suite,
         evaluators=evaluators,
@@ -223,12 +233,6 @@ def evaluate(
         plugins=plugins,
         reporter=reporter,
     )
-    if robustbench is not None and normalize is not None:
-        raise VicinalError("evaluate: RobustBench models normalise inside; drop normalize")
-    if architecture is not None and not isinstance(model, str | Path):
-        raise VicinalError("evaluate: architecture= goes with a checkpoint path, not with an nn.Module")
-    if isinstance(model, str | Path) and architecture is None:
-        raise VicinalError(f"evaluate: {model} is a checkpoint; say which registered architecture it is")
     if robustbench is not None:
         from vicinal.robustbench import check_threat, check_zoo_name
 
