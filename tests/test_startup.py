@@ -77,12 +77,14 @@ def test_help_and_listings_do_not_import_torch(args, tmp_path):
         ["evaluate", "--checkpoint", "missing.pt", "--model", "small-cnn-16", "--name", "x"],
         ["evaluate", "--checkpoint", "missing.pt", "--name", "x"],
         ["evaluate", "--robustbench", "Standard", "--normalize", "suite"],
+        ["run", "--suite", "nope"],
+        ["run", "--seeds", "x"],
     ],
     ids=" ".join,
 )
-def test_evaluate_argument_mistakes_are_reported_before_torch_loads(args, tmp_path):
-    """A typo in `vicinal evaluate`'s arguments is one error at once, not after torch, the suite and the
-    data have loaded (seconds)."""
+def test_argument_mistakes_are_reported_before_torch_loads(args, tmp_path):
+    """A typo in a command's arguments is one error at once, not after torch, the suite and the data
+    have loaded (seconds)."""
     got = _run(CLI, json.dumps([*args, "--quiet"]), cwd=tmp_path)
     assert got == {"code": 2, "heavy": []}
 

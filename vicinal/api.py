@@ -108,21 +108,10 @@ def prepare(
     """Validate a run without starting it (what :func:`run` executes). ``executor`` is ``"local"`` (this
     process) or ``"ray"`` (one Ray task per run; ``address`` joins a running cluster, ``gpus_per_run``,
     ``cpus_per_run`` and ``max_retries`` are its options): see :mod:`vicinal.executors`."""
-    from vicinal.executors import make_executor
     from vicinal.registry import load_plugin
-    from vicinal.runner import plan_run
 
     for plugin in plugins:
         load_plugin(plugin)
-    runs_on = make_executor(
-        executor,
-        plugins=plugins,
-        device=device,
-        address=address,
-        gpus_per_run=gpus_per_run,
-        cpus_per_run=cpus_per_run,
-        max_retries=max_retries,
-    )
     spec = load(
         suite,
         methods=methods,
@@ -131,6 +120,19 @@ def prepare(
         limit_train=limit_train,
         model=model,
         evaluators=evaluators,
+    )
+    # The suite first: a misnamed one is an error before the runner (and torch) is imported.
+    from vicinal.executors import make_executor
+    from vicinal.runner import plan_run
+
+    runs_on = make_executor(
+        executor,
+        plugins=plugins,
+        device=device,
+        address=address,
+        gpus_per_run=gpus_per_run,
+        cpus_per_run=cpus_per_run,
+        max_retries=max_retries,
     )
     sweeps = {owner: {k: list(v) for k, v in params.items()} for owner, params in _settings(sweep).items()}
     return plan_run(

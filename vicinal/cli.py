@@ -206,7 +206,6 @@ def run_cmd(
     from vicinal.api import prepare
     from vicinal.hparams import parse_assignments, parse_sweeps
     from vicinal.results import default_results_dir
-    from vicinal.runner import RunsFailed, execute
 
     if seeds is not None:
         try:
@@ -240,6 +239,8 @@ def run_cmd(
             cpus_per_run=cpus_per_run,
             max_retries=max_retries,
         )
+        from vicinal.runner import RunsFailed, execute  # after the checks: it imports torch
+
         spec = plan.suite
         where = str(plan.device) if plan.executor.name == "local" else plan.executor.describe()
         rep.note(
