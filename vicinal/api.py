@@ -236,17 +236,14 @@ def evaluate(
         reporter=reporter,
     )
     if robustbench is not None:
-        from vicinal.robustbench import check_threat, check_zoo_name
-
-        check_zoo_name(robustbench, plan.suite.dataset, check_threat(threat))  # before the data is loaded
-    rd = load_run_data(plan.suite, plan.data_dir, plan.download)
-    if robustbench is not None:
         from vicinal.robustbench import load_zoo_model
 
+        # A zoo model needs no data: loaded first, a misnamed entry is an error before the data loads.
         given = load_zoo_model(robustbench, plan.suite.dataset, threat, model_dir)
-    elif isinstance(model, str | Path):
+    rd = load_run_data(plan.suite, plan.data_dir, plan.download)
+    if isinstance(model, str | Path):
         given = load_checkpoint(model, architecture, normalize, rd)
-    else:
+    elif model is not None:
         given = from_module(model, normalize, rd)
     result, _ = evaluate_given(given, label, plan, rd)
     return read_result(result.path) if result.path else result

@@ -240,9 +240,7 @@ def load_checkpoint(path: str | Path, architecture: str, normalize: Any, rd: Run
     buffers). A checkpoint saved from a vicinal model carries them; a plain (torchvision-style) state dict
     does not, and then ``normalize`` must say how the model's inputs were standardised in training —
     there is no silent default, since a wrong guess changes every number."""
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise VicinalError(f"--checkpoint {path}: no such file")
+    file = Path(path).expanduser()  # its existence is checked by vicinal.evaluate, before any loading
     factory = MODELS.get(architecture)  # an unknown name is one error listing the registered ones
     try:
         obj = torch.load(file, map_location="cpu", weights_only=True)

@@ -122,20 +122,6 @@ def zoo_entries(dataset: str, threat: str) -> dict[str, Any]:
     return dict(model_dicts[BenchmarkDataset(zoo_dataset(dataset))][ThreatModel(check_threat(threat))])
 
 
-def check_zoo_name(name: str, dataset: str, threat: str) -> dict[str, Any]:
-    """The zoo's entries for ``dataset`` and ``threat``, after checking that ``name`` is one of them (the
-    closest names suggested): cheap, so callers check it before loading any data."""
-    entries = zoo_entries(dataset, threat)
-    if name not in entries:
-        close = difflib.get_close_matches(name, list(entries), n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise VicinalError(
-            f"--robustbench {name}: not a RobustBench {zoo_dataset(dataset)} {threat} model{hint} "
-            f"({len(entries)} entries, e.g. {', '.join(list(entries)[:3])})"
-        )
-    return entries
-
-
 def checkpoint_path(model_dir: Path, dataset: str, threat: str, name: str) -> Path:
     """Where robustbench's ``load_model`` keeps (and, offline, expects) an entry's checkpoint."""
     return Path(model_dir) / zoo_dataset(dataset) / threat / f"{name}.pt"
@@ -147,7 +133,14 @@ def load_zoo_model(name: str, dataset: str, threat: str = "corruptions", model_d
     :class:`vicinal.external.GivenModel` with its origin."""
     from vicinal.external import GivenModel, _code_of, file_sha256
 
-    entries = check_zoo_name(name, dataset, threat)
+    entries = zoo_entries(dataset, threat)
+    if name not in entries:
+        close = difflib.get_close_matches(name, list(entries), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise VicinalError(
+            f"--robustbench {name}: not a RobustBench {zoo_dataset(dataset)} {threat} model{hint} "
+            f"({len(entries)} entries, e.g. {', '.join(list(entries)[:3])})"
+        )
     folder = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
     checkpoint = checkpoint_path(folder, dataset, threat, name)
     ensemble = isinstance(entries[name].get("gdrive_id"), list)
