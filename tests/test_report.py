@@ -100,9 +100,12 @@ def test_report_renders_in_a_real_browser(report, tmp_path):
             "[...document.querySelectorAll('table.board')].map(t => {"
             " const l = document.getElementById(t.getAttribute('aria-describedby'));"
             " return l && [l.textContent.includes('mean ± sample std'),"
-            " l.scrollWidth <= window.innerWidth, !l.textContent.includes('`')]; })"
+            " l.scrollWidth <= window.innerWidth, !l.textContent.includes('`'),"
+            " !t.checkVisibility()"  # in a closed <details>: nothing drawn to overlap
+            " || l.getBoundingClientRect().top >= t.parentElement.getBoundingClientRect().bottom]; })"
         )
-        assert legends and all(legend == [True, True, True] for legend in legends), legends
+        # (the last: drawn below the table's scroll box and its scroll bar, not over them)
+        assert legends and all(legend == [True, True, True, True] for legend in legends), legends
         assert browser.errors == []
         assert all(u.startswith(("data:", "file:")) for u in browser.requests), browser.requests
         shot = tmp_path / "report.png"
