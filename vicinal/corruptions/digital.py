@@ -10,9 +10,9 @@ How each relates to the reference generators (hendrycks/robustness ``make_*_c.py
   values, in float32 instead of float64, so a value within ~1e-6 of an integer level can truncate to the
   level below.
 * ``jpeg_compression`` — the reference saves a PIL image with ``quality=c`` and reads it back. Here
-  torchvision's libjpeg-turbo encode/decode ops (the same quality scaling, 4:2:0 chroma subsampling,
-  islow DCT and fancy upsampling as PIL's defaults: bit-identical to PIL in the tests), per image on
-  the CPU in threads, with PIL itself as the fallback; float input is rounded to 8 bits first (the
+  libjpeg-turbo with PIL's defaults (the same quality scaling, 4:2:0 chroma subsampling, islow DCT and
+  fancy upsampling), a batch coded as one strip of images with the seams redone (``jpeg.py``): bit for
+  bit what PIL gives image by image, in the tests. Float input is rounded to 8 bits first (the
   reference's input is 8-bit). The only corruption not computed on the images' device.
 * ``pixelate`` — PIL's ``resize(BOX)`` down to ``int(size·c)`` then back up, reproduced exactly: Pillow's
   box coefficients in its 22-bit fixed point, horizontal pass first with an 8-bit intermediate, rounding
@@ -35,18 +35,13 @@ How each relates to the reference generators (hendrycks/robustness ``make_*_c.py
 
 from __future__ import annotations
 
-import io
-import math
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
-from vicinal.corruptions import draws
+from vicinal.corruptions import draws, jpeg
 from vicinal.corruptions.core import register
 from vicinal.corruptions.filters import gaussian_filter
 
@@ -310,46 +305,15 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
     return (x * 255).round_().clamp_(0, 255).to(torch.uint8)
 
 
-def _pil_jpeg(image: torch.Tensor, quality: int) -> torch.Tensor:
-    """The reference's own round trip: PIL ``save(format="JPEG", quality=q)`` and read back (3×H×W)."""
-    buf = io.BytesIO()
-    Image.fromarray(image.permute(1, 2, 0).numpy()).save(buf, "JPEG", quality=quality)
-    buf.seek(0)
-    with Image.open(buf) as im:
-        return torch.from_numpy(np.asarray(im.convert("RGB")).copy()).permute(2, 0, 1)
-
-
-@lru_cache(maxsize=1)
-def _jpeg_codec() -> Callable[[torch.Tensor, int], torch.Tensor]:
-    """One image's JPEG round trip. torchvision's libjpeg-turbo ops give PIL's bytes exactly (same
-    quality scaling, 4:2:0 subsampling, islow DCT, fancy upsampling) at a third of PIL's per-image Python
-    cost, so they are used while they exist; their Python wrappers are deprecated (0.29), so the ops are
-    called directly, and PIL takes over if they go."""
-    try:
-        from torchvision.io import ImageReadMode
-
-        encode, decode = torch.ops.image.encode_jpeg, torch.ops.image.decode_jpeg
-        rgb = ImageReadMode.RGB.value
-    except (ImportError, AttributeError, RuntimeError):
-        return _pil_jpeg
-    return lambda image, quality: decode(encode(image, quality), rgb, False)
-
-
 @register("jpeg_compression", "digital", common=True, random=False, uint8_input=True)
 def jpeg_compression(x: torch.Tensor, param: int, gen: torch.Generator) -> torch.Tensor:
-    codec, quality = _jpeg_codec(), int(param)
-    images = list((x if x.dtype == torch.uint8 else to_uint8(x)).cpu().unbind(0))
+    images, quality = (x if x.dtype == torch.uint8 else to_uint8(x)).cpu(), int(param)
     # The codecs release the GIL, so threads share the cores (deterministic: no random numbers here).
     workers = max(1, min(torch.get_num_threads(), 8, len(images)))
-    step = math.ceil(len(images) / workers)
-    parts = [images[i : i + step] for i in range(0, len(images), step)]
-
-    def run(part: list[torch.Tensor]) -> list[torch.Tensor]:
-        return [codec(image, quality) for image in part]
-
     if workers == 1:
-        out = run(images)
+        out = jpeg.round_trip(images, quality)
     else:
+        parts = images.tensor_split(workers)
         with ThreadPoolExecutor(workers) as pool:
-            out = [image for part in pool.map(run, parts) for image in part]
-    return torch.stack(out).to(x.device).float().div_(255.0)
+            out = torch.cat(list(pool.map(lambda part: jpeg.round_trip(part, quality), parts)))
+    return out.to(x.device).float().div_(255.0)
