@@ -2,7 +2,8 @@
 
 Every corruption is a batched torch function ``fn(x, param, gen) -> y`` on float32 images in [0, 1]
 (N×3×H×W, any device) that returns float images in [0, 1] (corruptions registered with
-``uint8_input=True`` are handed uint8 batches as they are, and must take float ones too); its
+``uint8_input=True`` are handed uint8 batches as they are, and must take float ones too; one whose result
+is exactly 8-bit, like a codec's, may return it as uint8, stored as it is); its
 per-severity parameters live in ``tables.py`` (one table per image scale, from the hendrycks/robustness
 generators). ``corrupt`` picks the table, converts, and quantises as the reference does (``np.uint8``
 truncation of the 0–255 result), so generated sets match released ones statistically.
@@ -179,6 +180,9 @@ def corrupt(
         elif not c.uint8_input:
             part = part.float().div_(255.0)
         y = c.fn(part, param, generator)
+        if y.dtype == torch.uint8:  # an 8-bit result: nothing to clamp or quantise
+            out[start : start + step] = y if as_uint8 else y.float().div_(255.0)
+            continue
         if y.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
             y = y.clone()  # an identity on float input: never clamp the caller's images in place
         y = y.clamp_(0.0, 1.0)

@@ -278,22 +278,14 @@ def enlarge_index(in_size: int, out_size: int) -> torch.Tensor:
     return torch.floor((o + 0.5) * (in_size / out_size)).long().clamp_(max=in_size - 1)
 
 
-@lru_cache(maxsize=64)
-def enlarge_matrix(in_size: int, out_size: int) -> torch.Tensor:
-    """``enlarge_index`` as a 0/1 matrix (out×in): as a product it is exact on 8-bit values and cheaper
-    than indexing the last dim."""
-    m = torch.zeros(out_size, in_size)
-    m[torch.arange(out_size), enlarge_index(in_size, out_size)] = 1.0
-    return m
-
-
 @register("pixelate", "digital", common=True, random=False, uint8_input=True)
 def pixelate(x: torch.Tensor, param: float, gen: torch.Generator) -> torch.Tensor:
     h, w = x.shape[-2], x.shape[-1]
     small = pil_box_downscale(x if x.dtype == torch.uint8 else to_uint8(x), int(h * param), int(w * param))
     sh, sw = small.shape[-2], small.shape[-1]
-    wide = torch.matmul(small, enlarge_matrix(sw, w).to(x.device).T)
-    return wide.index_select(-2, enlarge_index(sh, h).to(x.device)).div_(255.0)
+    small = small.to(torch.uint8)  # 8-bit values already: enlarged by picking pixels, returned as they are
+    wide = small.index_select(-1, enlarge_index(sw, w).to(x.device))
+    return wide.index_select(-2, enlarge_index(sh, h).to(x.device))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -316,4 +308,4 @@ def jpeg_compression(x: torch.Tensor, param: int, gen: torch.Generator) -> torch
         parts = images.tensor_split(workers)
         with ThreadPoolExecutor(workers) as pool:
             out = torch.cat(list(pool.map(lambda part: jpeg.round_trip(part, quality), parts)))
-    return out.to(x.device).float().div_(255.0)
+    return out.to(x.device)
