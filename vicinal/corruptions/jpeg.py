@@ -63,8 +63,9 @@ def _pil_round_trip(image: torch.Tensor, quality: int) -> torch.Tensor:
 
 
 @lru_cache(maxsize=1)
-def _decoder() -> Callable[[bytes], torch.Tensor] | None:
-    """torchvision's libjpeg-turbo decode op (JPEG bytes → 3×H×W uint8), or None where it is missing.
+def _decoder() -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """torchvision's libjpeg-turbo decode op (JPEG bytes as a uint8 tensor → 3×H×W uint8), or None where
+    it is missing.
     It has a third of PIL's per-call Python cost; its Python wrapper is deprecated (0.29), so the op is
     called directly."""
     try:
@@ -73,7 +74,7 @@ def _decoder() -> Callable[[bytes], torch.Tensor] | None:
         decode, rgb = torch.ops.image.decode_jpeg, ImageReadMode.RGB.value
     except (ImportError, AttributeError, RuntimeError):
         return None
-    return lambda data: decode(torch.frombuffer(bytearray(data), dtype=torch.uint8), rgb, False)
+    return lambda data: decode(data, rgb, False)
 
 
 @lru_cache(maxsize=1)
@@ -86,7 +87,7 @@ def _image_codec() -> Callable[[torch.Tensor, int], torch.Tensor]:
         return _pil_round_trip
     if decode is None:
         return _pil_round_trip
-    return lambda image, quality: decode(encode(image.contiguous(), quality).numpy().tobytes())
+    return lambda image, quality: decode(encode(image.contiguous(), quality))
 
 
 def round_trip_each(images: torch.Tensor, quality: int) -> torch.Tensor:
@@ -152,7 +153,7 @@ def strip_round_trip(images: torch.Tensor, quality: int) -> tuple[torch.Tensor, 
         with Image.open(io.BytesIO(data)) as im:
             out = torch.from_numpy(np.asarray(im.convert("RGB")).transpose(2, 0, 1).copy())
     else:
-        out = decode(data)
+        out = decode(torch.frombuffer(bytearray(data), dtype=torch.uint8))
     with Image.open(io.BytesIO(data)) as im:
         im.draft("YCbCr", (w // 2, n * h // 2))
         if im.mode != "YCbCr" or im.size != (w // 2, n * h // 2):
