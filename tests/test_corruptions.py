@@ -357,8 +357,9 @@ def test_jpeg_strip_codes_alone_the_images_whose_seam_luma_it_cannot_recover():
 
 
 def test_jpeg_codes_image_by_image_where_the_strip_would_not_be_exact(monkeypatch):
-    """A libjpeg build whose seam rows the repair gets wrong (here: a wrong colour table) is caught by
-    the once-per-process probe, and the batch is coded image by image instead."""
+    """A libjpeg build whose seam rows the repair gets wrong (here: a wrong colour table), or a Pillow
+    that cannot decode at half scale, is caught by the once-per-process probe, and the batch is coded
+    image by image instead."""
     x = torch.randint(0, 256, (6, 3, 32, 32), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
     each = jpeg.round_trip_each(x, 30)
     monkeypatch.setattr(jpeg, "_CR_R", jpeg._CR_R + 3)
@@ -366,6 +367,18 @@ def test_jpeg_codes_image_by_image_where_the_strip_would_not_be_exact(monkeypatc
     try:
         assert not torch.equal(jpeg.strip_round_trip(x, 30)[0], each)  # the repair is broken…
         assert torch.equal(jpeg.round_trip(x, 30), each)  # …and not used
+    finally:
+        jpeg._strip_is_exact.cache_clear()
+    monkeypatch.undo()
+    # A Pillow that cannot decode at half scale (draft does nothing): the strip is refused, not misused.
+    from PIL import JpegImagePlugin
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", lambda self, mode, size: None)
+    jpeg._strip_is_exact.cache_clear()
+    try:
+        with pytest.raises(jpeg._NoHalfScaleDecode):
+            jpeg.strip_round_trip(x, 30)
+        assert torch.equal(jpeg.round_trip(x, 30), each)
     finally:
         jpeg._strip_is_exact.cache_clear()
     monkeypatch.undo()

@@ -42,6 +42,10 @@ _MAX_ROWS = 65_535
 _STRIP_MAX_PIXELS = 64 * 64
 
 
+class _NoHalfScaleDecode(RuntimeError):
+    """This Pillow does not decode at half scale in YCbCr (DCT scaling), which the seam repair needs."""
+
+
 def _fix(x: float) -> int:
     return int(x * (1 << 16) + 0.5)
 
@@ -54,39 +58,39 @@ _CR_G = -_fix(0.71414) * _C
 _CB_G = -_fix(0.34414) * _C + (1 << 15)
 
 
+def _pil_decode(data: bytes) -> torch.Tensor:
+    with Image.open(io.BytesIO(data)) as im:
+        return torch.from_numpy(np.asarray(im.convert("RGB")).transpose(2, 0, 1).copy())
+
+
 def _pil_round_trip(image: torch.Tensor, quality: int) -> torch.Tensor:
     buf = io.BytesIO()
     Image.fromarray(image.permute(1, 2, 0).numpy()).save(buf, "JPEG", quality=quality)
-    buf.seek(0)
-    with Image.open(buf) as im:
-        return torch.from_numpy(np.asarray(im.convert("RGB")).copy()).permute(2, 0, 1)
+    return _pil_decode(buf.getvalue())
 
 
 @lru_cache(maxsize=1)
-def _decoder() -> Callable[[torch.Tensor], torch.Tensor] | None:
-    """torchvision's libjpeg-turbo decode op (JPEG bytes as a uint8 tensor → 3×H×W uint8), or None where
-    it is missing.
-    It has a third of PIL's per-call Python cost; its Python wrapper is deprecated (0.29), so the op is
-    called directly."""
+def _torchvision_ops() -> tuple[Callable[..., torch.Tensor], Callable[[torch.Tensor], torch.Tensor]] | None:
+    """torchvision's libjpeg-turbo ops, encode (3×H×W uint8, quality → JPEG bytes as a uint8 tensor) and
+    decode (such bytes → 3×H×W uint8 RGB), or None where they are missing. They have a third of PIL's
+    per-call Python cost; their Python wrappers are deprecated (0.29), so the ops are called directly."""
     try:
         from torchvision.io import ImageReadMode
 
-        decode, rgb = torch.ops.image.decode_jpeg, ImageReadMode.RGB.value
+        encode, decode = torch.ops.image.encode_jpeg, torch.ops.image.decode_jpeg
+        rgb = ImageReadMode.RGB.value
     except (ImportError, AttributeError, RuntimeError):
         return None
-    return lambda data: decode(data, rgb, False)
+    return encode, lambda data: decode(data, rgb, False)
 
 
 @lru_cache(maxsize=1)
 def _image_codec() -> Callable[[torch.Tensor, int], torch.Tensor]:
-    """One 3×H×W image's round trip: torchvision's encode and decode ops, PIL where they are missing."""
-    decode = _decoder()
-    try:
-        encode = torch.ops.image.encode_jpeg
-    except (AttributeError, RuntimeError):
+    """One 3×H×W image's round trip: torchvision's ops, PIL where they are missing."""
+    ops = _torchvision_ops()
+    if ops is None:
         return _pil_round_trip
-    if decode is None:
-        return _pil_round_trip
+    encode, decode = ops
     return lambda image, quality: decode(encode(image.contiguous(), quality))
 
 
@@ -110,7 +114,8 @@ def round_trip(images: torch.Tensor, quality: int) -> torch.Tensor:
 def _strip_is_exact() -> bool:
     """Whether this process's Pillow and libjpeg code a strip bit for bit as image by image, checked
     once on a small probe (blocky and saturated colours, a high and a low quality): the seam repair
-    relies on how libjpeg decodes at half scale, which another build could do differently."""
+    relies on how libjpeg decodes at half scale, which another build could do differently or not at
+    all."""
     gen = torch.Generator().manual_seed(0)
     levels = torch.cat(
         [
@@ -119,7 +124,10 @@ def _strip_is_exact() -> bool:
         ]
     )
     probe = levels.repeat_interleave(4, 2).repeat_interleave(4, 3).to(torch.uint8)
-    return all(torch.equal(strip_round_trip(probe, q)[0], round_trip_each(probe, q)) for q in (95, 10))
+    try:
+        return all(torch.equal(strip_round_trip(probe, q)[0], round_trip_each(probe, q)) for q in (95, 10))
+    except _NoHalfScaleDecode:
+        return False
 
 
 def _fancy_upsample_rows(colsums: np.ndarray) -> np.ndarray:
@@ -140,7 +148,8 @@ def _chroma_offsets(cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
 
 def strip_round_trip(images: torch.Tensor, quality: int) -> tuple[torch.Tensor, list[int]]:
     """The round trip of N ≥ 2 images (heights and widths multiples of 16) coded as one strip; also
-    which images had to be coded alone (their edge rows' luma undetermined)."""
+    which images had to be coded alone (their edge rows' luma undetermined). Raises
+    ``_NoHalfScaleDecode`` where Pillow cannot decode at half scale in YCbCr."""
     n, _, h, w = images.shape
     # Built from the three colour planes: an 8× cheaper copy than interleaving the channels first.
     planes = images.transpose(0, 1).contiguous().numpy()
@@ -148,16 +157,12 @@ def strip_round_trip(images: torch.Tensor, quality: int) -> tuple[torch.Tensor, 
     buf = io.BytesIO()
     Image.merge("RGB", bands).save(buf, "JPEG", quality=quality)
     data = buf.getvalue()
-    decode = _decoder()
-    if decode is None:
-        with Image.open(io.BytesIO(data)) as im:
-            out = torch.from_numpy(np.asarray(im.convert("RGB")).transpose(2, 0, 1).copy())
-    else:
-        out = decode(torch.frombuffer(bytearray(data), dtype=torch.uint8))
+    ops = _torchvision_ops()
+    out = _pil_decode(data) if ops is None else ops[1](torch.frombuffer(bytearray(data), dtype=torch.uint8))
     with Image.open(io.BytesIO(data)) as im:
         im.draft("YCbCr", (w // 2, n * h // 2))
         if im.mode != "YCbCr" or im.size != (w // 2, n * h // 2):
-            return round_trip_each(images, quality), list(range(n))  # a Pillow without DCT scaling
+            raise _NoHalfScaleDecode(f"Pillow decoded {im.mode} {im.size} at half scale")
         chroma = np.asarray(im)[..., 1:].reshape(n, h // 2, w // 2, 2)
     rgb = out.numpy().reshape(3, n, h, w)
 
