@@ -217,7 +217,7 @@ def evaluate(
         if architecture is None:
             raise VicinalError(f"evaluate: {model} is a checkpoint; say which registered architecture it is")
         if not Path(model).expanduser().is_file():
-            raise VicinalError(f"--checkpoint {model}: no such file")
+            raise VicinalError(f"evaluate: checkpoint {model}: no such file")
     from vicinal.external import check_evaluated_name, evaluate_given, from_module, load_checkpoint
     from vicinal.runner import load_run_data
 
