@@ -12,6 +12,7 @@ from helpers import run_cli
 from torch import nn
 
 import vicinal
+import vicinal.models  # used as vicinal.models below; not imported by the package itself (lazy)
 from vicinal.errors import VicinalError
 from vicinal.results import load_store
 
