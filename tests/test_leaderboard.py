@@ -468,6 +468,21 @@ def test_the_table_fits_its_width_with_every_label_and_number_whole(five_methods
         ]
 
 
+def test_the_legend_wraps_at_the_page_width_not_the_last_tables(five_methods):
+    """The legend follows the board's last table as a paragraph of the page's width: as that table's
+    caption it wrapped at the table's width (39 columns under a narrow one)."""
+    from rich.cells import cell_len
+
+    from vicinal.formats import render_text
+
+    boards = build_boards(load_store(five_methods), metrics=["acc"])
+    lines = render_text(boards, 120).splitlines()
+    table_width = max(cell_len(line) for line in lines if line.startswith("└"))
+    legend = lines[next(i for i, line in enumerate(lines) if line.startswith("└")) + 1 :]
+    assert legend and legend[0].startswith("mean ± sample std over seeds")
+    assert max(cell_len(line) for line in legend) > table_width + 20
+
+
 def test_a_pipe_gets_the_default_width_and_width_chooses_another(five_methods, tmp_path):
     from rich.cells import cell_len
 

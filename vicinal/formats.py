@@ -47,7 +47,6 @@ class Part:
     title: str
     metrics: list[str]
     meta: bool  # with the n / epochs / train (/ source) columns
-    caption: bool
 
 
 @dataclass
@@ -105,7 +104,7 @@ def layout(board: Board, width: int) -> list[Part]:
     group of columns, a group too wide for one table cut into numbered pieces. The n / epochs / train
     columns appear in the first table only; the method label in each, whole."""
     if _columns_width(board, board.metrics, True) <= width:
-        return [Part(board.title, list(board.metrics), True, True)]
+        return [Part(board.title, list(board.metrics), True)]
     groups: dict[str, list[str]] = {}
     for m in board.metrics:
         groups.setdefault(board.group(m), []).append(m)
@@ -121,19 +120,18 @@ def layout(board: Board, width: int) -> list[Part]:
         for i, piece in enumerate(pieces):
             count = f" ({i + 1}/{len(pieces)})" if len(pieces) > 1 else ""
             title = board.title + (f" · {group}" if len(groups) > 1 else "")
-            parts.append(Part(title + count, piece, not parts, False))
-    parts[-1].caption = True
+            parts.append(Part(title + count, piece, not parts))
     return parts
 
 
 def rich_table(board: Board, part: Part | None = None, width: int = DEFAULT_WIDTH) -> Table:
     """One terminal table within ``width``: best values bold green, reported rows italic and dim after a
     rule."""
-    part = part or Part(board.title, list(board.metrics), True, True)
+    part = part or Part(board.title, list(board.metrics), True)
     columns = _columns(board, part.metrics, part.meta)
     # Every string is wrapped in Text: labels such as "mixup [alpha=0.4]" and names from result files
     # must print as written, never be read as rich markup.
-    table = Table(title=Text(part.title), caption=Text(caption(board, "table")) if part.caption else None)
+    table = Table(title=Text(part.title))
     for i, (column, w) in enumerate(zip(columns, _fit(columns, width), strict=True)):
         table.add_column(
             Text(column.header),
@@ -179,6 +177,9 @@ def print_boards(console: Console, boards: list[Board], width: int | None = None
     for board in boards:
         for table in terminal_tables(board, width):
             out.print(table)
+        # After the board's last table, at the page's width: as that table's caption it wrapped at the
+        # table's width, down to 39 columns under a narrow one.
+        out.print(Text(caption(board, "table")))
 
 
 def render_text(boards: list[Board], width: int = DEFAULT_WIDTH) -> str:
