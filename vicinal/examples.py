@@ -34,12 +34,14 @@ import io
 import json
 import math
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
+from vicinal import detection_metrics, selective_metrics
 
 FORMAT = "vicinal-examples"
 VERSION = 1
@@ -48,8 +50,12 @@ ARTIFACT = "examples"
 #: Steps of a ``unit`` column: divisible by every bin count up to 10 and by 12–16, 18, 20, 24, 30, ….
 UNIT_STEPS = 65520
 Encoding = Literal["bits", "unit", "real"]
+#: Ranking statistics (areas and rates over a sorted score), by kind: a function (scores, booleans,
+#: R × n weights, level) → R values. Detection kinds score an OOD group against the in-distribution one.
+DETECTION: dict[str, Callable[..., Any]] = dict(detection_metrics.METRICS)
+SELECTIVE: dict[str, Callable[..., Any]] = dict(selective_metrics.METRICS)
 #: Statistics that can be recomputed from per-example columns (see :class:`Statistic`).
-KINDS = ("mean", "ece", "oe", "mce")
+KINDS = ("mean", "ece", "oe", "mce", *DETECTION, *SELECTIVE)
 
 
 def _array(values: Any) -> np.ndarray:
@@ -106,20 +112,32 @@ class Examples:
 
 @dataclass(frozen=True)
 class Statistic:
-    """How a metric is recomputed from per-example columns: the mean over ``sets`` of a per-set value.
+    """How a metric is recomputed from per-example columns: the mean over ``sets`` (and ``groups``) of a
+    per-set value.
 
     - ``mean``: the mean of ``column`` (``correct`` gives accuracy; a ``real`` column such as ``nll``);
     - ``ece``, ``oe``, ``mce``: expected / overconfidence / maximum calibration error of ``column`` (a
       confidence) against ``correct``, over ``bins`` equal-width bins (k/B, (k+1)/B] (the first also
-      holds 0), as :mod:`vicinal.calibration` and netcal bin them.
+      holds 0), as :mod:`vicinal.calibration` and netcal bin them;
+    - selective prediction (:mod:`vicinal.selective_metrics`): ``aurc``, ``eaurc``, ``augrc``,
+      ``risk_at_coverage`` (at coverage ``level``) and ``coverage_at_risk`` (at risk ``level``) of the
+      confidence ``column`` against the boolean column ``target`` (``correct``);
+    - OOD detection (:mod:`vicinal.detection_metrics`): ``auroc``, ``aupr_in``, ``aupr_out`` and
+      ``fpr_at_tpr`` (at TPR ``level``) of the in-distribution score ``column``, where ``target`` is a
+      column of group codes (0: an in-distribution example, k: one of OOD set k): each of ``groups``
+      against group 0, the statistic being the mean over them.
 
     All sets of one statistic must share one :class:`Examples` space: resampling an example then moves
-    its value in every set at once (the same image under every corruption)."""
+    its value in every set at once (the same image under every corruption; the in-distribution images
+    shared by every OOD set)."""
 
     kind: str
     sets: tuple[str, ...]
     column: str = "correct"
     bins: int = 15
+    target: str = "correct"
+    groups: tuple[int, ...] = ()
+    level: float = 0.0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -128,10 +146,32 @@ class Statistic:
             raise ValueError("a statistic needs at least one set")
         if self.bins < 1:
             raise ValueError("bins must be at least 1")
+        if (self.kind in DETECTION) != bool(self.groups) or 0 in self.groups:
+            raise ValueError(
+                f"statistic {self.kind!r}: OOD detection statistics, and only they, name the OOD groups "
+                "(codes other than 0, the in-distribution group) of their target column"
+            )
+
+    @property
+    def ranking(self) -> bool:
+        return self.kind in DETECTION or self.kind in SELECTIVE
+
+    def parts(self) -> list[tuple[str, int | None]]:
+        """(set, group) pairs whose values the statistic averages."""
+        return [(s, g) for s in self.sets for g in (self.groups or (None,))]
+
+    @property
+    def how(self) -> tuple:
+        """Everything but the sets and groups: parts with equal ``how`` are computed alike."""
+        return (self.kind, self.column, self.bins, self.target, self.level)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "sets": list(self.sets), "column": self.column}
-        if self.kind != "mean":
+        if self.ranking:
+            out.update(target=self.target, level=self.level)
+            if self.groups:
+                out["groups"] = list(self.groups)
+        elif self.kind != "mean":
             out["bins"] = self.bins
         return out
 
@@ -142,6 +182,9 @@ class Statistic:
             tuple(data["sets"]),
             str(data.get("column", "correct")),
             int(data.get("bins", 15)),
+            str(data.get("target", "correct")),
+            tuple(int(g) for g in data.get("groups", ())),
+            float(data.get("level", 0.0)),
         )
 
 
@@ -191,11 +234,20 @@ class ExampleRecorder:
             entry.columns[column] = (_encoding(column, array), array)
 
     def statistic(
-        self, metric: str, kind: str, sets: Iterable[str], column: str = "correct", bins: int = 15
+        self,
+        metric: str,
+        kind: str,
+        sets: Iterable[str],
+        column: str = "correct",
+        bins: int = 15,
+        *,
+        target: str = "correct",
+        groups: Iterable[int] = (),
+        level: float = 0.0,
     ) -> None:
         """Declare that ``metric`` is recomputed as ``kind`` of ``column`` over ``sets`` (see
         :class:`Statistic`); checked when the file is written."""
-        self.statistics[metric] = Statistic(kind, tuple(sets), column, bins)
+        self.statistics[metric] = Statistic(kind, tuple(sets), column, bins, target, tuple(groups), level)
 
     def _check(self) -> None:
         for metric, stat in self.statistics.items():
@@ -207,7 +259,8 @@ class ExampleRecorder:
             spaces = {self.sets[s].space.id for s in stat.sets}
             if len(spaces) > 1:
                 raise ValueError(f"statistic {metric!r}: its sets lie on different examples")
-            needed = {stat.column} | ({"correct"} if stat.kind != "mean" else set())
+            needed = {stat.column} | ({stat.target} if stat.ranking else set())
+            needed |= {"correct"} if stat.kind in ("ece", "oe", "mce") else set()
             for s in stat.sets:
                 lacking = needed - set(self.sets[s].columns)
                 if lacking:
@@ -404,27 +457,52 @@ class Design:
         return np.abs(gap).max(-1)  # mce: max over non-empty bins of |conf_b − acc_b|
 
 
-def designs(sets: list[ExampleSet], kind: str, column: str, bins: int) -> list[Design]:
-    """The sets' design matrices, in chunks of :data:`_SET_CHUNK` sets (one chunk for means)."""
-    size = len(sets) if kind == "mean" else _SET_CHUNK
-    return [Design(sets[i : i + size], kind, column, bins) for i in range(0, len(sets), size)]
+class RankingDesign:
+    """A ranking statistic (:data:`DETECTION`, :data:`SELECTIVE`) of one set (and OOD group): its scores
+    and booleans kept, recomputed from one sort per block of resampling weights."""
+
+    def __init__(self, part: ExampleSet, group: int | None, stat: Statistic):
+        scores, target = part.columns[stat.column], part.columns[stat.target]
+        self.rows: np.ndarray | None = None
+        if group is None:
+            self.scores, self.labels = scores, target.astype(np.bool_)
+        else:  # the in-distribution group 0 against OOD group ``group``; the other sets' rows left out
+            self.rows = np.flatnonzero((target == 0) | (target == group))
+            self.scores, self.labels = scores[self.rows], target[self.rows] == group
+        self.function = DETECTION.get(stat.kind) or SELECTIVE[stat.kind]
+        self.level = stat.level
+
+    def values(self, weights: np.ndarray) -> np.ndarray:
+        """R × 1: the statistic under each row of ``weights``."""
+        w = weights if self.rows is None else weights[:, self.rows]
+        return np.asarray(self.function(self.scores, self.labels, w, self.level))[:, None]
+
+
+def designs(parts: list[tuple[ExampleSet, int | None]], stat: Statistic) -> list[Design | RankingDesign]:
+    """The design of statistic ``stat`` (its ``how``) for each (set, group) of ``parts``: one per part
+    for ranking statistics, else design matrices in chunks of :data:`_SET_CHUNK` sets (one for means)."""
+    if stat.ranking:
+        return [RankingDesign(part, group, stat) for part, group in parts]
+    sets = [part for part, _ in parts]
+    size = len(sets) if stat.kind == "mean" else _SET_CHUNK
+    return [Design(sets[i : i + size], stat.kind, stat.column, stat.bins) for i in range(0, len(sets), size)]
 
 
 def set_values(
-    sets: list[ExampleSet], kind: str, column: str, bins: int, weights: np.ndarray | None
+    parts: list[tuple[ExampleSet, int | None]], stat: Statistic, weights: np.ndarray | None
 ) -> np.ndarray:
-    """Statistic ``kind`` of ``column`` per set (columns) under each row of ``weights`` (R × n: how
-    often each example is drawn, rows summing to n — a bootstrap resample), or once on the data as
-    stored (``weights`` None)."""
-    w = np.ones((1, len(sets[0].space))) if weights is None else weights
-    return np.concatenate([d.values(w) for d in designs(sets, kind, column, bins)], axis=1)
+    """Statistic ``stat`` (its ``how``) per (set, group) of ``parts`` (columns) under each row of
+    ``weights`` (R × n: how often each example is drawn, rows summing to n — a bootstrap resample), or
+    once on the data as stored (``weights`` None)."""
+    w = np.ones((1, len(parts[0][0].space))) if weights is None else weights
+    return np.concatenate([d.values(w) for d in designs(parts, stat)], axis=1)
 
 
 def evaluate(file: ExampleFile, stat: Statistic, weights: np.ndarray | None) -> np.ndarray:
     """The statistic under each row of ``weights`` (see :func:`set_values`), or once on the data as
-    stored (``weights`` None): the mean over its sets of the per-set values."""
-    sets = [file.sets[s] for s in stat.sets]
-    return set_values(sets, stat.kind, stat.column, stat.bins, weights).mean(axis=1)
+    stored (``weights`` None): the mean over its sets (and groups) of the per-part values."""
+    parts = [(file.sets[s], g) for s, g in stat.parts()]
+    return set_values(parts, stat, weights).mean(axis=1)
 
 
 def resample_weights(n: int, resamples: int, rng: np.random.Generator) -> np.ndarray:

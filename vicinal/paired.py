@@ -194,23 +194,22 @@ class Resampler:
     def replicates(self, items: Sequence[tuple[ExampleFile, str]]) -> list[np.ndarray]:
         """The metric under each resample, per (file, metric). Items on one example set share its draws;
         each set's values are computed once (``c_ece`` and ``c_ece/s3`` share cells), in batches."""
-        todo: dict[str, dict[tuple, tuple[ExampleSet, Statistic]]] = {}
+        todo: dict[str, dict[tuple, tuple[tuple[ExampleSet, int | None], Statistic]]] = {}
         for file, metric in items:
             stat = file.statistics[metric]
-            for name in stat.sets:
-                key = self._key(file, name, stat)
+            for name, group in stat.parts():
+                key = self._key(file, name, group, stat)
                 self._held[id(file)] = file
                 if key not in self._per_set:
-                    todo.setdefault(file.space_of(metric).id, {})[key] = (file.sets[name], stat)
+                    todo.setdefault(file.space_of(metric).id, {})[key] = ((file.sets[name], group), stat)
         for space_id, wanted in todo.items():
-            n = len(next(iter(wanted.values()))[0].space)
+            n = len(next(iter(wanted.values()))[0][0].space)
             groups: dict[tuple, list[tuple]] = {}
             for key, (_, stat) in wanted.items():
-                groups.setdefault((stat.kind, stat.column, stat.bins), []).append(key)
+                groups.setdefault(stat.how, []).append(key)
             parts: dict[tuple, list[np.ndarray]] = {key: [] for key in wanted}
             built = [
-                (keys, designs([wanted[k][0] for k in keys], kind, column, bins))
-                for (kind, column, bins), keys in groups.items()
+                (keys, designs([wanted[k][0] for k in keys], wanted[keys[0]][1])) for keys in groups.values()
             ]
             # The draws depend on the seed and the example set only, so any subset of sets computed in
             # any call sees the same resamples.
@@ -226,11 +225,12 @@ class Resampler:
         out = []
         for file, metric in items:
             stat = file.statistics[metric]
-            out.append(np.mean([self._per_set[self._key(file, name, stat)] for name in stat.sets], axis=0))
+            keys = [self._key(file, name, group, stat) for name, group in stat.parts()]
+            out.append(np.mean([self._per_set[k] for k in keys], axis=0))
         return out
 
-    def _key(self, file: ExampleFile, name: str, stat: Statistic) -> tuple:
-        return (id(file), name, stat.kind, stat.column, stat.bins, self.resamples, self.seed)
+    def _key(self, file: ExampleFile, name: str, group: int | None, stat: Statistic) -> tuple:
+        return (id(file), name, group, *stat.how, self.resamples, self.seed)
 
 
 def _values(side: Side, metric: str) -> list[float]:
