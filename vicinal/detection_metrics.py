@@ -75,7 +75,7 @@ def ood_scores(logits: np.ndarray, temperature: float | None = None) -> dict[str
 # ---------------------------------------------------------------- metrics (optionally under weights)
 
 
-def _check(scores: np.ndarray, is_ood: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, ...]:
+def _check(scores: np.ndarray, is_ood: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     s = np.asarray(scores, dtype=np.float64)
     y = np.asarray(is_ood)
     if s.ndim != 1 or y.shape != s.shape:
@@ -84,29 +84,21 @@ def _check(scores: np.ndarray, is_ood: np.ndarray, weights: np.ndarray | None) -
         raise ValueError(f"is_ood must be booleans (True: out-of-distribution), got {y.dtype}")
     if not np.isfinite(s).all():
         raise ValueError("scores must be finite")
-    w = np.ones((1, len(s))) if weights is None else np.asarray(weights, dtype=np.float64)
-    if w.ndim != 2 or w.shape[1] != len(s):
-        raise ValueError(f"weights must be R × {len(s)}, got shape {w.shape}")
-    return s, y, w
+    return s, y
 
 
-def _tie_groups(scores: np.ndarray, weights: np.ndarray, *values: np.ndarray) -> list[np.ndarray]:
-    """Per group of tied scores, from the highest score down: the sums of weight × each of ``values``
-    (R × G arrays). A tie group is one threshold."""
-    order = np.argsort(-scores, kind="stable")
-    ordered = scores[order]
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-    w = weights[:, order]
-    return [np.add.reduceat(w * v[order], starts, axis=1) for v in values]
+def _cumulative(w: np.ndarray) -> np.ndarray:
+    """Cumulative sums along the rows with a leading 0 column (written in place: no copy)."""
+    out = np.empty((len(w), w.shape[1] + 1), w.dtype)
+    out[:, 0] = 0
+    np.cumsum(w, axis=1, out=out[:, 1:])
+    return out
 
 
-def _in_out(scores: np.ndarray, is_ood: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, ...]:
-    s, y, w = _check(scores, is_ood, weights)
-    return tuple(_tie_groups(s, w, (~y).astype(np.float64), y.astype(np.float64)))
-
-
-def _out(values: np.ndarray, weights: np.ndarray | None) -> float | np.ndarray:
-    return float(values[0]) if weights is None else values
+def _precision(tp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    """tp / (tp + fp), 0 where nothing is kept (only at examples drawn 0 times, whose weight is 0)."""
+    kept = tp + fp
+    return np.divide(tp, kept, out=np.zeros_like(kept), where=kept > 0)
 
 
 def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -115,32 +107,107 @@ def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(b > 0, a / np.where(b > 0, b, 1.0), np.nan)
 
 
+class Ranking:
+    """Scores of in-distribution and OOD examples sorted once; every metric under any block of weights.
+
+    Each metric needs, per example, the weight of each class scored above it (strictly, or at least as
+    high: a tie group is one threshold), which are cumulative sums over the classes' examples in
+    decreasing score, read at positions found once by binary search. So a block of R resamples costs two
+    cumulative sums over R × n, not a sort per resample. Counts are summed in float32, exact below 2²⁴."""
+
+    def __init__(self, scores: np.ndarray, is_ood: np.ndarray):
+        s, y = _check(scores, is_ood)
+        self.n = len(s)
+        inside, outside = np.flatnonzero(~y), np.flatnonzero(y)
+        # Each class in decreasing score (stable: equal scores keep their order; it does not matter).
+        self.inside = inside[np.argsort(-s[inside], kind="stable")]
+        self.outside = outside[np.argsort(-s[outside], kind="stable")]
+        si, so = -s[self.inside], -s[self.outside]  # increasing, for searchsorted
+        # For each in-distribution example: OOD scored strictly above / at least as high; in-distribution
+        # scored at least as high (its tie group's end). Likewise for each OOD example.
+        self.out_above_in = np.searchsorted(so, si, side="left")
+        self.out_atleast_in = np.searchsorted(so, si, side="right")
+        self.in_atleast_in = np.searchsorted(si, si, side="right")
+        self.in_above_out = np.searchsorted(si, so, side="left")
+        self.out_above_out = np.searchsorted(so, so, side="left")
+        self._block: np.ndarray | None = None  # the last block of weights, and its sums
+        self._block_sums: tuple[np.ndarray, ...] = ()
+
+    def _sums(self, weights: np.ndarray | None) -> tuple[np.ndarray, ...]:
+        """(in-distribution weights in score order, cumulative in, cumulative OOD) with a leading 0
+        column; the last block's are kept, so the four metrics of one block share them."""
+        if weights is not None and weights is self._block:
+            return self._block_sums
+        w = np.ones((1, self.n), np.float32) if weights is None else np.asarray(weights)
+        if w.ndim != 2 or w.shape[1] != self.n:
+            raise ValueError(f"weights must be R × {self.n}, got shape {w.shape}")
+        w = w.astype(np.float32, copy=False)
+        w_in = np.take(w, self.inside, axis=1)
+        cum_in = _cumulative(w_in)
+        cum_out = _cumulative(np.take(w, self.outside, axis=1))
+        out = (w_in, cum_in, cum_out)
+        if weights is not None:
+            self._block, self._block_sums = weights, out
+        return out
+
+    @staticmethod
+    def _result(values: np.ndarray, weights: np.ndarray | None) -> float | np.ndarray:
+        return float(values[0]) if weights is None else values
+
+    def auroc(self, weights: np.ndarray | None = None) -> float | np.ndarray:
+        w_in, cum_in, cum_out = self._sums(weights)
+        n_in, n_out = cum_in[:, -1].astype(np.float64), cum_out[:, -1].astype(np.float64)
+        # OOD weight strictly below an in-distribution example, plus half of the tied OOD weight.
+        above = np.take(cum_out, self.out_above_in, axis=1).astype(np.float64)
+        atleast = np.take(cum_out, self.out_atleast_in, axis=1).astype(np.float64)
+        below = n_out[:, None] - (above + atleast) / 2
+        return self._result(_ratio((w_in * below).sum(1), n_in * n_out), weights)
+
+    def aupr_in(self, weights: np.ndarray | None = None) -> float | np.ndarray:
+        w_in, cum_in, cum_out = self._sums(weights)
+        tp = np.take(cum_in, self.in_atleast_in, axis=1).astype(np.float64)
+        fp = np.take(cum_out, self.out_atleast_in, axis=1)
+        total = (w_in * _precision(tp, fp)).sum(1)
+        return self._result(_ratio(total, cum_in[:, -1].astype(np.float64)), weights)
+
+    def aupr_out(self, weights: np.ndarray | None = None) -> float | np.ndarray:
+        _, cum_in, cum_out = self._sums(weights)
+        n_in, n_out = cum_in[:, -1].astype(np.float64), cum_out[:, -1].astype(np.float64)
+        w_out = np.diff(cum_out, axis=1)
+        # Ranked by the negated score: an OOD example's threshold keeps everything scored at most as high.
+        tp = n_out[:, None] - np.take(cum_out, self.out_above_out, axis=1)
+        fp = n_in[:, None] - np.take(cum_in, self.in_above_out, axis=1)
+        return self._result(_ratio((w_out * _precision(tp, fp)).sum(1), n_out), weights)
+
+    def fpr_at_tpr(self, level: float = 0.95, weights: np.ndarray | None = None) -> float | np.ndarray:
+        if not 0 < level <= 1:
+            raise ValueError(f"level must lie in (0, 1], got {level}")
+        w_in, cum_in, cum_out = self._sums(weights)
+        n_in, n_out = cum_in[:, -1].astype(np.float64), cum_out[:, -1].astype(np.float64)
+        # Thresholds at the in-distribution examples' tie-group ends, from the top: the first whose TPR
+        # reaches the level (the in-distribution ones are sorted, so TPR does not fall along them).
+        tpr = _ratio(np.take(cum_in, self.in_atleast_in, axis=1).astype(np.float64), n_in[:, None])
+        if not len(self.inside):
+            return self._result(np.full(len(w_in), np.nan), weights)
+        first = np.argmax(tpr >= level, axis=1)
+        fp = cum_out[np.arange(len(first)), self.out_atleast_in[first]].astype(np.float64)
+        return self._result(np.where(n_in > 0, _ratio(fp, n_out), np.nan), weights)
+
+
 def auroc(scores: np.ndarray, is_ood: np.ndarray, weights: np.ndarray | None = None) -> float | np.ndarray:
     """Area under the ROC: the probability that an in-distribution image scores above an OOD one, a tie
     counting half. ``is_ood``: booleans; ``weights``: R × n resampling counts (then R values)."""
-    inside, outside = _in_out(scores, is_ood, weights)
-    n_out = outside.sum(1, keepdims=True)
-    below = n_out - np.cumsum(outside, 1)  # OOD weight scored strictly lower than each group
-    return _out(_ratio((inside * (below + outside / 2)).sum(1), inside.sum(1) * n_out[:, 0]), weights)
-
-
-def _average_precision(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
-    """Σ_k (R_k − R_{k−1}) P_k over tie groups ordered from the most to the least positive."""
-    tp, fp = np.cumsum(pos, 1), np.cumsum(neg, 1)
-    precision = _ratio(tp, tp + fp)
-    return _ratio(np.nansum(pos * precision, 1), pos.sum(1))
+    return Ranking(scores, is_ood).auroc(weights)
 
 
 def aupr_in(scores: np.ndarray, is_ood: np.ndarray, weights: np.ndarray | None = None) -> float | np.ndarray:
     """Average precision with the in-distribution images as positives, ranked by the score."""
-    inside, outside = _in_out(scores, is_ood, weights)
-    return _out(_average_precision(inside, outside), weights)
+    return Ranking(scores, is_ood).aupr_in(weights)
 
 
 def aupr_out(scores: np.ndarray, is_ood: np.ndarray, weights: np.ndarray | None = None) -> float | np.ndarray:
     """Average precision with the OOD images as positives, ranked by the negated score."""
-    inside, outside = _in_out(scores, is_ood, weights)
-    return _out(_average_precision(outside[:, ::-1], inside[:, ::-1]), weights)
+    return Ranking(scores, is_ood).aupr_out(weights)
 
 
 def fpr_at_tpr(
@@ -148,19 +215,14 @@ def fpr_at_tpr(
 ) -> float | np.ndarray:
     """The share of OOD images scored at or above the highest threshold that keeps at least ``level`` of
     the in-distribution images (the first threshold from the top with TPR ≥ level)."""
-    if not 0 < level <= 1:
-        raise ValueError(f"level must lie in (0, 1], got {level}")
-    inside, outside = _in_out(scores, is_ood, weights)
-    tpr = _ratio(np.cumsum(inside, 1), inside.sum(1, keepdims=True))
-    first = np.argmax(tpr >= level, axis=1)
-    fpr = _ratio(np.cumsum(outside, 1)[np.arange(len(first)), first], outside.sum(1))
-    return _out(np.where(inside.sum(1) > 0, fpr, np.nan), weights)
+    return Ranking(scores, is_ood).fpr_at_tpr(level, weights)
 
 
-#: Detection metrics by name: how :mod:`vicinal.examples` recomputes them (``level``: FPR's TPR).
+#: Detection metrics by name, over a :class:`Ranking`: how :mod:`vicinal.examples` recomputes them
+#: (``level``: the TPR of FPR at a TPR).
 METRICS = {
-    "auroc": lambda s, y, w, level: auroc(s, y, w),
-    "aupr_in": lambda s, y, w, level: aupr_in(s, y, w),
-    "aupr_out": lambda s, y, w, level: aupr_out(s, y, w),
-    "fpr_at_tpr": lambda s, y, w, level: fpr_at_tpr(s, y, level, w),
+    "auroc": lambda r, w, level: r.auroc(w),
+    "aupr_in": lambda r, w, level: r.aupr_in(w),
+    "aupr_out": lambda r, w, level: r.aupr_out(w),
+    "fpr_at_tpr": lambda r, w, level: r.fpr_at_tpr(level, w),
 }

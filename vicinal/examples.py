@@ -457,32 +457,60 @@ class Design:
         return np.abs(gap).max(-1)  # mce: max over non-empty bins of |conf_b − acc_b|
 
 
-class RankingDesign:
-    """A ranking statistic (:data:`DETECTION`, :data:`SELECTIVE`) of one set (and OOD group): its scores
-    and booleans kept, recomputed from one sort per block of resampling weights."""
+@dataclass
+class _Ranked:
+    """A set's scores sorted once (a ``Ranking`` of :mod:`vicinal.detection_metrics` or
+    :mod:`vicinal.selective_metrics`), and for an OOD group the rows it keeps, taken from each block of
+    weights once."""
 
-    def __init__(self, part: ExampleSet, group: int | None, stat: Statistic):
-        scores, target = part.columns[stat.column], part.columns[stat.target]
-        self.rows: np.ndarray | None = None
-        if group is None:
-            self.scores, self.labels = scores, target.astype(np.bool_)
-        else:  # the in-distribution group 0 against OOD group ``group``; the other sets' rows left out
-            self.rows = np.flatnonzero((target == 0) | (target == group))
-            self.scores, self.labels = scores[self.rows], target[self.rows] == group
+    ranking: Any
+    rows: np.ndarray | None
+    block: np.ndarray | None = None
+    taken: np.ndarray | None = None
+
+    def weights_of(self, weights: np.ndarray) -> np.ndarray:
+        if self.rows is None:
+            return weights
+        if self.block is not weights:
+            self.block, self.taken = weights, np.take(weights, self.rows, axis=1)
+        return self.taken
+
+
+class RankingDesign:
+    """A ranking statistic (:data:`DETECTION`, :data:`SELECTIVE`) of one set (and OOD group). Statistics
+    of one set, column and group share its sorted ranking through ``rankings``, and so the cumulative
+    sums of each block of weights too (pass the same array to every design of a block)."""
+
+    def __init__(self, part: ExampleSet, group: int | None, stat: Statistic, rankings: dict | None = None):
+        key = (id(part), stat.column, stat.target, group)
+        found = None if rankings is None else rankings.get(key)
+        if found is None:
+            scores, target = part.columns[stat.column], part.columns[stat.target]
+            if group is None:
+                found = _Ranked(selective_metrics.Ranking(scores, target.astype(np.bool_)), None)
+            else:  # the in-distribution group 0 against OOD group ``group``; the other sets' rows left out
+                rows = np.flatnonzero((target == 0) | (target == group))
+                found = _Ranked(detection_metrics.Ranking(scores[rows], target[rows] == group), rows)
+            if rankings is not None:
+                rankings[key] = found
+        self.ranked = found
         self.function = DETECTION.get(stat.kind) or SELECTIVE[stat.kind]
         self.level = stat.level
 
     def values(self, weights: np.ndarray) -> np.ndarray:
         """R × 1: the statistic under each row of ``weights``."""
-        w = weights if self.rows is None else weights[:, self.rows]
-        return np.asarray(self.function(self.scores, self.labels, w, self.level))[:, None]
+        w = self.ranked.weights_of(weights)
+        return np.asarray(self.function(self.ranked.ranking, w, self.level), dtype=np.float64).reshape(-1, 1)
 
 
-def designs(parts: list[tuple[ExampleSet, int | None]], stat: Statistic) -> list[Design | RankingDesign]:
+def designs(
+    parts: list[tuple[ExampleSet, int | None]], stat: Statistic, rankings: dict | None = None
+) -> list[Design | RankingDesign]:
     """The design of statistic ``stat`` (its ``how``) for each (set, group) of ``parts``: one per part
-    for ranking statistics, else design matrices in chunks of :data:`_SET_CHUNK` sets (one for means)."""
+    for ranking statistics (sharing sorted rankings through ``rankings``), else design matrices in chunks
+    of :data:`_SET_CHUNK` sets (one for means)."""
     if stat.ranking:
-        return [RankingDesign(part, group, stat) for part, group in parts]
+        return [RankingDesign(part, group, stat, rankings) for part, group in parts]
     sets = [part for part, _ in parts]
     size = len(sets) if stat.kind == "mean" else _SET_CHUNK
     return [Design(sets[i : i + size], stat.kind, stat.column, stat.bins) for i in range(0, len(sets), size)]

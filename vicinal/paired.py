@@ -208,8 +208,10 @@ class Resampler:
             for key, (_, stat) in wanted.items():
                 groups.setdefault(stat.how, []).append(key)
             parts: dict[tuple, list[np.ndarray]] = {key: [] for key in wanted}
+            rankings: dict = {}  # sorted once per set, column and group, shared by their statistics
             built = [
-                (keys, designs([wanted[k][0] for k in keys], wanted[keys[0]][1])) for keys in groups.values()
+                (keys, designs([wanted[k][0] for k in keys], wanted[keys[0]][1], rankings))
+                for keys in groups.values()
             ]
             # The draws depend on the seed and the example set only, so any subset of sets computed in
             # any call sees the same resamples.

@@ -188,6 +188,7 @@ def plan_run(
         values = {**params, **eval_overrides.get(name, {})}
         evaluators.append(cls(build_config(cls.Config, values, f"evaluators.{name}", what="setting")))
         evaluators[-1].check_declarations()
+        evaluators[-1].check_data(resolve_data_dir(data_dir), suite.dataset)
     resolved = resolve_device(device)
     probe_writable(results_dir, "results folder")
     probe_writable(cache_dir, "cache folder")
