@@ -235,6 +235,14 @@ def risk_coverage_curve(confidence: np.ndarray, correct: np.ndarray) -> tuple[np
     return Ranking(confidence, correct).risk_coverage_curve()
 
 
+def dense_ranks(scores: np.ndarray) -> np.ndarray:
+    """Each score's rank among the distinct scores (0: the lowest; equal scores share one), as int64: all
+    that ranking metrics read, stored losslessly in 16 bits for up to 65,536 examples."""
+    return (
+        np.unique(np.asarray(scores, dtype=np.float64), return_inverse=True)[1].astype(np.int64).reshape(-1)
+    )
+
+
 #: Selective metrics by name, over a :class:`Ranking`: how :mod:`vicinal.examples` recomputes them
 #: (``level``: the coverage of risk at a coverage, the risk of coverage at a risk).
 METRICS = {

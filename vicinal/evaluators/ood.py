@@ -25,6 +25,7 @@ from vicinal.errors import VicinalError
 from vicinal.evaluation import EvalContext, Evaluator, MetricInfo, register_evaluator
 from vicinal.examples import Examples
 from vicinal.hparams import hp
+from vicinal.selective_metrics import dense_ranks
 
 #: The measures: (label, higher is better, statistic kind, description).
 MEASURES = {
@@ -58,6 +59,8 @@ SCORES = {
     "_energy": ("energy", "·E", "energy score logsumexp(z), temperature 1"),
     "_ts": ("msp_ts", "·TS", "maximum softmax probability after temperature scaling"),
 }
+#: How figures name the scores.
+_DISPLAY = {"msp": "MSP", "maxlogit": "max logit", "energy": "energy logsumexp(z)", "msp_ts": "MSP·TS"}
 _HINT = "run the ood evaluator (the digits and CIFAR suites have it)"
 #: The per-example set: the test split followed by every OOD set.
 _SET = "ood"
@@ -234,9 +237,14 @@ class OODEvaluator(Evaluator):
         total = n_id + sum(i.n for i in opened)
         source = f"{ctx.data.name} test + OOD " + ", ".join(i.name for i in opened)
         space = Examples.all_of(source, fingerprint, total, "the test split, then each OOD set in order")
-        groups = np.concatenate([np.zeros(n_id)] + [np.full(i.n, k + 1.0) for k, i in enumerate(opened)])
+        groups = np.concatenate(
+            [np.zeros(n_id, np.int64)] + [np.full(i.n, k + 1) for k, i in enumerate(opened)]
+        )
+        # The ranks of each score over the whole space: all the metrics read, exactly.
         columns = {
-            f"score_{score}": np.concatenate([id_scores[score]] + [per_set[i.name][score] for i in opened])
+            f"rank_{score}": dense_ranks(
+                np.concatenate([id_scores[score]] + [per_set[i.name][score] for i in opened])
+            )
             for score, _, _ in self._scores().values()
         }
         ctx.record_examples(_SET, space, **{_GROUP: groups}, **columns)
@@ -246,9 +254,9 @@ class OODEvaluator(Evaluator):
                 family = f"ood_{measure}{sfx}"
                 level = 0.95 if kind == "fpr_at_tpr" else 0.0
                 common = dict(target=_GROUP, level=level)
-                ctx.statistic(family, kind, [_SET], f"score_{score}", groups=list(codes.values()), **common)
+                ctx.statistic(family, kind, [_SET], f"rank_{score}", groups=list(codes.values()), **common)
                 for name, code in codes.items():
-                    ctx.statistic(f"{family}/{name}", kind, [_SET], f"score_{score}", groups=[code], **common)
+                    ctx.statistic(f"{family}/{name}", kind, [_SET], f"rank_{score}", groups=[code], **common)
 
     def _draw(
         self,
@@ -260,7 +268,7 @@ class OODEvaluator(Evaluator):
         hist, roc = ctx.artifact_path("ood-scores"), ctx.artifact_path("ood-roc")
         if hist is None or roc is None:
             return
-        score_names = {score: label for score, label, _ in self._scores().values()}
+        score_names = {score: _DISPLAY[score] for score, _, _ in self._scores().values()}
         _histograms(id_scores, per_set, out, score_names, ctx.title, hist)
         _roc_curves(id_scores, per_set, out, score_names, ctx.title, roc)
 
@@ -323,7 +331,9 @@ def _histograms(id_scores, per_set, out, score_names, title, path) -> None:
             ax.hist(b, bins=edges, density=True, alpha=0.6, color="#C44E52", label=f"{name} (OOD)")
             auroc = out[f"ood_auroc{suffix[score]}/{name}"]
             ax.set_title(f"{name} · AUROC {100 * auroc:.1f}%", fontsize=9)
-            ax.set_xlabel(score_names[score] if score != "msp" else "max softmax probability", fontsize=8)
+            ax.set_xlabel(
+                score_names[score] if score != "msp" else "max softmax probability (MSP)", fontsize=8
+            )
             ax.tick_params(labelsize=7)
             if j == 0:
                 ax.set_ylabel("density", fontsize=8)

@@ -25,8 +25,8 @@ from vicinal.hparams import hp
 _HINT = "run the selective evaluator (every built-in suite has it)"
 #: Metric-name suffix → (per-example column, label suffix, what ranks the predictions).
 RANKINGS = {
-    "": ("score_msp", "", "the maximum softmax probability"),
-    "_ts": ("score_msp_ts", "·TS", "the maximum softmax probability after temperature scaling"),
+    "": ("rank_msp", "", "the maximum softmax probability"),
+    "_ts": ("rank_msp_ts", "·TS", "the maximum softmax probability after temperature scaling"),
 }
 
 
@@ -147,12 +147,14 @@ class SelectiveEvaluator(Evaluator):
         temperature = ctx.temperature if c.temperature_scaling else None
         if c.temperature_scaling and temperature is None:
             temperature = 1.0  # no validation split: T = 1
-        columns = {"score_msp": log_msp(logits)}
+        columns = {"rank_msp": log_msp(logits)}
         if temperature is not None:
-            columns["score_msp_ts"] = log_msp(logits / temperature)
+            columns["rank_msp_ts"] = log_msp(logits / temperature)
         self.applied = {"temperature": "not used" if temperature is None else temperature}
-        # Per example, for paired comparisons: the ranking scores beside the test split's correctness.
-        ctx.record_examples("test", ctx.test_examples(), correct=correct, **columns)
+        # Per example, for paired comparisons: the ranks of the scores (all the metrics read; exact in 16
+        # bits) beside the test split's correctness.
+        ranks = {k: sm.dense_ranks(v) for k, v in columns.items()}
+        ctx.record_examples("test", ctx.test_examples(), correct=correct, **ranks)
         out: dict[str, float] = {}
         for sfx, (column, _, _) in self._rankings().items():
             s = columns[column]
@@ -211,9 +213,9 @@ def _curves(
     from vicinal.plots import save_figure
 
     fig, ax = plt.subplots(figsize=(5.2, 3.8))
-    lines = [("MSP", columns["score_msp"], out["aurc"])]
-    if "score_msp_ts" in columns:
-        lines.append(("MSP·TS", columns["score_msp_ts"], out["aurc_ts"]))
+    lines = [("MSP", columns["rank_msp"], out["aurc"])]
+    if "rank_msp_ts" in columns:
+        lines.append(("MSP·TS", columns["rank_msp_ts"], out["aurc_ts"]))
     oracle = correct.astype(np.float64)
     lines.append(("oracle", oracle, sm.aurc(oracle, correct)))
     for label, scores, area in lines:
