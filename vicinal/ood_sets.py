@@ -171,10 +171,10 @@ class SVHNTest(_FileSet):
         file = self._located(data_dir, path)
         seen = VerifiedFiles(file.parent)
         if not seen.fresh(file):
-            digest = md5_of(file)
-            if digest != self.download.md5:
+            found = md5_of(file)
+            if found != self.download.md5:
                 raise VicinalError(
-                    f"{file}: MD5 {digest} is not the published {self.download.md5} of SVHN's "
+                    f"{file}: MD5 {found} is not the published {self.download.md5} of SVHN's "
                     f"test_32x32.mat; the file is damaged or another one. Delete it and run `vicinal "
                     f"download svhn`"
                 )
@@ -229,7 +229,7 @@ class CifarTest(_FileSet):
 
         file = self._located(data_dir, path)
         images = read_cifar_batch(file, self.label_key, self.classes).images
-        digest = md5_of(file)
+        file_md5 = md5_of(file)
         index = _subset(len(images), n, seed, self.name)
 
         def batches(size: int) -> Iterator[torch.Tensor]:
@@ -238,14 +238,14 @@ class CifarTest(_FileSet):
 
         info = {
             "path": str(file),
-            "md5": digest,
+            "md5": file_md5,
             "verified": "the published test batch"
-            if digest == self.md5
+            if file_md5 == self.md5
             else f"not the published test batch (MD5 {self.md5}): a subset or another copy",
             "images": f"{len(index)} of {len(images)}" + (f" (seeded subset, seed {seed})" if n else ""),
             **_resized(images.shape[-2:], shape),
         }
-        return OODImages(self.name, len(index), digest(digest, index.tobytes(), shape), info, batches)
+        return OODImages(self.name, len(index), digest(file_md5, index.tobytes(), shape), info, batches)
 
 
 # ---------------------------------------------------------------- sets made here
