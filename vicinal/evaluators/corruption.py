@@ -289,14 +289,16 @@ class CorruptionEvaluator(Evaluator):
         ).numpy()
         # Per example, for paired comparisons: every cell holds the same images of the set, in one order.
         examples = self._examples(ctx, cset, labels_all, index)
+        common = set(self.common)
         cells: dict[tuple[str, int], dict[str, float]] = {}
         for i, key in enumerate(order):
             logits = logits_all[i * len(labels) : (i + 1) * len(labels)]
             ctx.record_logits(_cell(*key), examples, torch.from_numpy(logits), torch.from_numpy(labels))
-            # The ranks of the MSP, for AURC-C's intervals (confidences stored in 1/65,520 steps would tie
-            # the most confident predictions, where a broken cell's errors are).
+            # The ranks of the MSP in the cells AURC-C averages, for its intervals (confidences stored in
+            # 1/65,520 steps would tie the most confident predictions, where a broken cell's errors are).
             score, correct = log_msp(logits), logits.argmax(1) == labels
-            ctx.record_examples(_cell(*key), examples, rank_msp=dense_ranks(score))
+            if key[0] in common:
+                ctx.record_examples(_cell(*key), examples, rank_msp=dense_ranks(score))
             cell = {
                 "acc": float(correct.mean()),
                 "ece": ece(logits, labels, c.bins),

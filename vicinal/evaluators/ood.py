@@ -89,7 +89,8 @@ class OODEvaluator(Evaluator):
             "bars",
             "OOD detection per score",
             tuple(
-                PanelSpec(f"AUROC{label}", metric=f"ood_auroc{sfx}") for sfx, (_, label, _) in SCORES.items()
+                PanelSpec(f"AUROC, {_DISPLAY[score]}", metric=f"ood_auroc{sfx}")
+                for sfx, (score, _, _) in SCORES.items()
             ),
             caption="AUROC averaged over the OOD sets, for the MSP, the maximum logit (ML), the energy (E) "
             "and the MSP after temperature scaling (TS); bars are seed means, whiskers ± one std.",
