@@ -57,8 +57,9 @@ ARTIFACT = "examples"
 #: Steps of a ``unit`` column: divisible by every bin count up to 10 and by 12–16, 18, 20, 24, 30, ….
 UNIT_STEPS = 65520
 Encoding = Literal["bits", "unit", "int", "real"]
-#: Ranking statistics (areas and rates over a sorted score), by kind: a function (scores, booleans,
-#: R × n weights, level) → R values. Detection kinds score an OOD group against the in-distribution one.
+#: Ranking statistics (areas and rates over a sorted score), by kind: a function (a ``Ranking`` of the
+#: scores, R × n weights, level) → R values. Detection kinds score an OOD group against the
+#: in-distribution one; selective kinds the predictions against their correctness.
 DETECTION: dict[str, Callable[..., Any]] = dict(detection_metrics.METRICS)
 SELECTIVE: dict[str, Callable[..., Any]] = dict(selective_metrics.METRICS)
 #: Statistics that can be recomputed from per-example columns (see :class:`Statistic`).

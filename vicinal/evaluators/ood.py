@@ -98,14 +98,12 @@ class OODEvaluator(Evaluator):
         ),
     )
     artifacts = {
-        "ood-scores": Artifact(
-            "OOD score histograms",
-            "Each score on the test split (in-distribution) against each OOD set (lowest seed per row).",
+        "ood": Artifact(
+            "OOD score histograms and ROC curves",
+            "Per OOD set: the maximum softmax probability on the test split (in-distribution) against the "
+            "set's, and the ROC of every score with the in-distribution images positive (lowest seed per "
+            "row).",
             layout="stack",
-        ),
-        "ood-roc": Artifact(
-            "OOD ROC curves",
-            "ROC per OOD set (in-distribution images positive), one curve per score (lowest seed per row).",
         ),
     }
 
@@ -266,12 +264,10 @@ class OODEvaluator(Evaluator):
         per_set: dict[str, dict[str, np.ndarray]],
         out: dict[str, float],
     ) -> None:
-        hist, roc = ctx.artifact_path("ood-scores"), ctx.artifact_path("ood-roc")
-        if hist is None or roc is None:
-            return
-        score_names = {score: _DISPLAY[score] for score, _, _ in self._scores().values()}
-        _histograms(id_scores, per_set, out, score_names, ctx.title, hist)
-        _roc_curves(id_scores, per_set, out, score_names, ctx.title, roc)
+        path = ctx.artifact_path("ood")
+        if path is not None:
+            scores = [score for score, _, _ in self._scores().values()]
+            _figure(id_scores, per_set, out, scores, ctx.title, path)
 
     def protocol(self) -> dict:
         c = self.config
@@ -310,68 +306,41 @@ def _pyplot():
     return plt
 
 
-def _histograms(id_scores, per_set, out, score_names, title, path) -> None:
-    """Rows: scores (the MSP drawn as a probability); columns: OOD sets; test split against the set."""
-    from vicinal.plots import save_figure
-
-    plt = _pyplot()
-    scores = [s for s in score_names if s != "msp_ts"]
-    sets = list(per_set)
-    fig, axes = plt.subplots(
-        len(scores), len(sets), figsize=(3.2 * len(sets), 2.4 * len(scores)), squeeze=False
-    )
-    suffix = {v[0]: k for k, v in SCORES.items()}
-    for i, score in enumerate(scores):
-        for j, name in enumerate(sets):
-            ax = axes[i, j]
-            a, b = id_scores[score], per_set[name][score]
-            if score == "msp":
-                a, b = np.exp(a), np.exp(b)
-            edges = np.histogram_bin_edges(np.concatenate([a, b]), bins=40)
-            ax.hist(a, bins=edges, density=True, alpha=0.6, color="#4C72B0", label="test (in-dist.)")
-            ax.hist(b, bins=edges, density=True, alpha=0.6, color="#C44E52", label=f"{name} (OOD)")
-            auroc = out[f"ood_auroc{suffix[score]}/{name}"]
-            ax.set_title(f"{name} · AUROC {100 * auroc:.1f}%", fontsize=9)
-            ax.set_xlabel(
-                score_names[score] if score != "msp" else "max softmax probability (MSP)", fontsize=8
-            )
-            ax.tick_params(labelsize=7)
-            if j == 0:
-                ax.set_ylabel("density", fontsize=8)
-            if i == 0:
-                ax.legend(fontsize=7, loc="upper left")
-    fig.suptitle(f"{title}: in-distribution vs OOD scores", fontsize=10)
-    fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
-
-
-def _roc_curves(id_scores, per_set, out, score_names, title, path) -> None:
-    """One panel per OOD set, one ROC curve per score (in-distribution images positive)."""
+def _figure(id_scores, per_set, out, scores, title, path) -> None:
+    """One column per OOD set: the MSP histogram of the test split against the set's (top), the ROC of
+    every score (bottom). One figure, laid out by hand: drawing is the evaluator's largest cost on the
+    digits (tight layouts draw a figure twice)."""
     from sklearn.metrics import roc_curve
 
     from vicinal.plots import save_figure
 
     plt = _pyplot()
     sets = list(per_set)
-    fig, axes = plt.subplots(1, len(sets), figsize=(3.4 * len(sets), 3.4), squeeze=False)
+    fig, axes = plt.subplots(2, len(sets), figsize=(3.3 * len(sets), 6.2), squeeze=False)
+    fig.subplots_adjust(left=0.08, right=0.98, top=0.9, bottom=0.08, hspace=0.35, wspace=0.25)
     suffix = {v[0]: k for k, v in SCORES.items()}
     for j, name in enumerate(sets):
         ax = axes[0, j]
+        a, b = np.exp(id_scores["msp"]), np.exp(per_set[name]["msp"])
+        edges = np.linspace(min(a.min(), b.min()), 1.0, 31)
+        ax.hist(a, bins=edges, density=True, alpha=0.6, color="#4C72B0", label="test (in-dist.)")
+        ax.hist(b, bins=edges, density=True, alpha=0.6, color="#C44E52", label=f"{name} (OOD)")
+        ax.set_title(f"{name} · AUROC {100 * out[f'ood_auroc/{name}']:.1f}%", fontsize=9)
+        ax.set_xlabel("max softmax probability", fontsize=8)
+        ax.legend(fontsize=7, loc="upper left")
+        ax = axes[1, j]
         ax.plot([0, 1], [0, 1], ls="--", color="0.6", lw=1)
-        for score, label in score_names.items():
-            s = np.concatenate([id_scores[score], per_set[name][score]])
-            inside = np.r_[np.ones(len(id_scores[score]), bool), np.zeros(len(per_set[name][score]), bool)]
-            fpr, tpr, _ = roc_curve(inside, s)
+        inside = np.r_[np.ones(len(id_scores["msp"]), bool), np.zeros(len(per_set[name]["msp"]), bool)]
+        for score in scores:
+            fpr, tpr, _ = roc_curve(inside, np.concatenate([id_scores[score], per_set[name][score]]))
             auroc = out[f"ood_auroc{suffix[score]}/{name}"]
-            ax.plot(fpr, tpr, lw=1.2, label=f"{label} {100 * auroc:.1f}%")
-        ax.set_title(name, fontsize=9)
+            ax.plot(fpr, tpr, lw=1.2, label=f"{_DISPLAY[score]} {100 * auroc:.1f}%")
         ax.set_xlabel("FPR (OOD accepted)", fontsize=8)
-        if j == 0:
-            ax.set_ylabel("TPR (in-distribution kept)", fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.legend(fontsize=7, loc="lower right", title="score · AUROC", title_fontsize=7)
-    fig.suptitle(f"{title}: ROC, test split vs each OOD set", fontsize=10)
-    fig.tight_layout()
+        ax.legend(fontsize=6.5, loc="lower right", title="score · AUROC", title_fontsize=7)
+        for ax in axes[:, j]:
+            ax.tick_params(labelsize=7)
+    axes[0, 0].set_ylabel("density", fontsize=8)
+    axes[1, 0].set_ylabel("TPR (in-distribution kept)", fontsize=8)
+    fig.suptitle(f"{title}: in-distribution vs OOD", fontsize=10)
     save_figure(fig, path)
     plt.close(fig)

@@ -213,6 +213,7 @@ def _curves(
     from vicinal.plots import save_figure
 
     fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    fig.subplots_adjust(left=0.12, right=0.97, top=0.9, bottom=0.14)  # by hand: a tight layout draws twice
     lines = [("MSP", columns["rank_msp"], out["aurc"])]
     if "rank_msp_ts" in columns:
         lines.append(("MSP·TS", columns["rank_msp_ts"], out["aurc_ts"]))
@@ -229,6 +230,5 @@ def _curves(
     ax.grid(True, ls=":", alpha=0.6)
     ax.legend(fontsize=8)
     ax.set_title(f"{title}: risk–coverage", fontsize=10)
-    fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)
