@@ -6,15 +6,15 @@ import pytest
 import torch
 from bench_store import write_store
 
-from vicinal.datasets import ImageSet
-from vicinal.formats import FORMATS
-from vicinal.hparams import build_config
-from vicinal.leaderboard import build_boards
-from vicinal.method import PrepareContext, get_method
-from vicinal.models import build_model
-from vicinal.reporting import SilentReporter
-from vicinal.results import load_store
-from vicinal.rng import RunRandom
+from vicinal.board.boards import build_boards
+from vicinal.board.formats import FORMATS
+from vicinal.core.hparams import build_config
+from vicinal.core.reporting import SilentReporter
+from vicinal.data.datasets import ImageSet
+from vicinal.store.results import load_store
+from vicinal.training.method import PrepareContext, get_method
+from vicinal.training.models import build_model
+from vicinal.training.rng import RunRandom
 
 BATCH = 128
 

@@ -6,8 +6,8 @@ import pytest
 from helpers import ROOT, run_cli
 
 from vicinal import Method, VicinalError, register_method
-from vicinal.method import METHODS, get_method, list_methods
-from vicinal.registry import Registry
+from vicinal.core.registry import Registry
+from vicinal.training.method import METHODS, get_method, list_methods
 
 SEED_METHODS = {"erm", "mixup", "manifold-mixup", "varmixup", "varmixup-beta", "cutmix"}
 

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import torch
 
-from vicinal.errors import VicinalError
+from vicinal.core.errors import VicinalError
 
 Group = Literal["noise", "blur", "weather", "digital"]
 CorruptionFn = Callable[[torch.Tensor, Any, torch.Generator], torch.Tensor]

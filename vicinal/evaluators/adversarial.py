@@ -12,11 +12,18 @@ from dataclasses import dataclass
 
 import torch
 
-from vicinal.datasets import to_unit
-from vicinal.declarations import Breakdown, Declarations, FigureSpec, MetricInfo, PanelSpec
-from vicinal.errors import VicinalError
-from vicinal.evaluation import EvalContext, Evaluator, eps_label, parse_eps, register_evaluator, seeded_subset
-from vicinal.hparams import hp
+from vicinal.core.errors import VicinalError
+from vicinal.core.hparams import hp
+from vicinal.data.datasets import to_unit
+from vicinal.evaluation.evaluator import (
+    EvalContext,
+    Evaluator,
+    eps_label,
+    parse_eps,
+    register_evaluator,
+    seeded_subset,
+)
+from vicinal.store.declarations import Breakdown, Declarations, FigureSpec, MetricInfo, PanelSpec
 
 ATTACKS = ("fgsm", "pgd_linf", "pgd_l2")
 
