@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from vicinal import allocator
+from vicinal.host import allocator
 
 GLIBC = os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc") if hasattr(os, "confstr") else False
 

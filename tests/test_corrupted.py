@@ -182,7 +182,7 @@ def _tar_of_set() -> bytes:
 
 
 def test_download_resumes_a_partial_file_verifies_and_extracts(tmp_path, server, monkeypatch):
-    from vicinal import corrupted, download
+    from vicinal.data import corrupted, download
 
     handler, url = server
     handler.payload = _tar_of_set()
@@ -424,7 +424,7 @@ def test_released_tiny_imagenet_c_folders_are_read_in_place(tmp_path):
 
 
 def test_download_unpacks_a_set_wrapped_in_a_second_archive(tmp_path, server, monkeypatch):
-    from vicinal import corrupted, download
+    from vicinal.data import corrupted, download
 
     handler, url = server
     inner = _tar_of_set()

@@ -45,9 +45,17 @@ def _settings(result: Result) -> dict[str, Any]:
     return flat
 
 
+def _is_code(setting: str) -> bool:
+    return setting.endswith(" code") or setting == "vicinal"
+
+
 def variant_labels(rows: dict[RowKey, list[Result]]) -> dict[RowKey, str]:
     """Row labels: the method's name, plus the settings that differ where it ran in several configurations.
-    A setting only some rows have (an evaluator that others did not run) does not tell rows apart."""
+    A setting only some rows have (an evaluator that others did not run) does not tell rows apart.
+
+    Rows that differ in the code that made them are told apart by age, not by hash: the rows of the newest
+    code carry no code label, older ones say ``earlier code (vicinal 0.1.0, 2026-12-02)`` — the version
+    and the date of their newest file (plus the differing fingerprints where that is not enough)."""
     by_method: dict[str, list[RowKey]] = defaultdict(list)
     for key in rows:
         by_method[key[0]].append(key)
@@ -64,14 +72,46 @@ def variant_labels(rows: dict[RowKey, list[Result]]) -> dict[RowKey, str]:
             if k not in ("epochs", "n_train")
             and len({json.dumps(s[k], sort_keys=True, default=str) for s in settings.values() if k in s}) > 1
         ]
+        code = [k for k in differing if _is_code(k)]
+        earlier = _earlier_code(keys, rows, settings, code)
+        shown = {
+            key: [f"{k}={settings[key][k]}" for k in differing if not _is_code(k) and k in settings[key]]
+            + ([earlier[key]] if key in earlier else [])
+            for key in keys
+        }
+        mine = {key: ", ".join(parts) for key, parts in shown.items()}
         for key in keys:
-            shown = ", ".join(
-                (f"{k} {settings[key][k]}" if k.endswith(" code") else f"{k}={settings[key][k]}")
-                for k in differing
-                if k in settings[key]
-            )
-            labels[key] = f"{method} [{shown or 'run ' + key[1][:6]}]"
+            if list(mine.values()).count(mine[key]) > 1:  # nothing shown tells it apart: its run id does
+                mine[key] = ", ".join([*shown[key], f"run {key[1][:6]}"])
+            labels[key] = f"{method} [{mine[key]}]" if mine[key] else method
     return labels
+
+
+def _earlier_code(
+    keys: list[RowKey], rows: dict[RowKey, list[Result]], settings: dict[RowKey, dict], code: list[str]
+) -> dict[RowKey, str]:
+    """``earlier code (…)`` for each row whose code is not the newest among ``keys`` (by its newest file)."""
+    if not code:
+        return {}
+    signature = {key: tuple(str(settings[key].get(k)) for k in code) for key in keys}
+    newest = {key: max(r.created for r in rows[key]) for key in keys}
+    latest = signature[max(keys, key=lambda k: newest[k])]
+    out = {}
+    for key in keys:
+        if signature[key] == latest:
+            continue
+        version = settings[key].get("vicinal", "?")
+        out[key] = f"earlier code (vicinal {version}, {newest[key][:10]})"
+    # Two earlier generations with the same version and day: add what tells them apart.
+    for label in set(out.values()):
+        same = [k for k, v in out.items() if v == label]
+        if len({signature[k] for k in same}) > 1:
+            for k in same:
+                hashes = ", ".join(
+                    f"{c} {settings[k].get(c)}" for c in code if c != "vicinal" and c in settings[k]
+                )
+                out[k] = f"{label[:-1]}, {hashes})"
+    return out
 
 
 _KEY_ENCODER = json.JSONEncoder(sort_keys=True, default=str)  # one encoder, not one per call (json.dumps)

@@ -10,6 +10,8 @@ import typer
 from vicinal.cli.console import console
 from vicinal.cli.console import reporter as console_reporter
 from vicinal.cli.options import (
+    DeviceOpt,
+    QuietOpt,
     ThreadsOpt,
     apply_threads,
     csv_list,
@@ -31,8 +33,8 @@ def corrupt_cmd(
         str | None, typer.Option(help="clean data folder [default: $VICINAL_DATA_DIR or the cache folder]")
     ] = None,
     download: Annotated[bool, typer.Option(help="download the clean dataset if it is missing")] = False,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
-    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    device: DeviceOpt = "auto",
+    quiet: QuietOpt = False,
     threads: ThreadsOpt = None,
 ) -> None:
     """Write a corrupted test set (the released -C layout, with a manifest) from a clean dataset."""

@@ -11,8 +11,15 @@ from rich.markup import escape
 from vicinal.cli.console import console
 from vicinal.cli.console import reporter as console_reporter
 from vicinal.cli.options import (
+    CacheDirOpt,
+    DataDirOpt,
+    DeviceOpt,
+    DownloadOpt,
+    EvaluatorsOpt,
     PluginOpt,
+    QuietOpt,
     ResultsOpt,
+    SuiteOpt,
     csv_list,
     load_results,
     parse_flag,
@@ -22,7 +29,7 @@ from vicinal.core.errors import VicinalError
 
 
 def evaluate_cmd(
-    suite: Annotated[str, typer.Option(help="shipped suite name or path to a suite TOML")] = "digits-c",
+    suite: SuiteOpt = "digits-c",
     checkpoint: Annotated[
         Path | None, typer.Option(help="a state dict (torch.save(model.state_dict())) of --model")
     ] = None,
@@ -47,23 +54,17 @@ def evaluate_cmd(
             "suite (the suite's training-set statistics) or none (inputs in [0, 1])"
         ),
     ] = None,
-    evaluators: Annotated[
-        str | None, typer.Option(help="comma-separated evaluators to run [default: the suite's]")
-    ] = None,
+    evaluators: EvaluatorsOpt = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="evaluators.NAME.PARAM=VALUE (repeatable)")
     ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
-    data_dir: Annotated[
-        str | None, typer.Option(help="data folder [default: $VICINAL_DATA_DIR or the cache folder]")
-    ] = None,
-    download: Annotated[bool, typer.Option(help="download the dataset if it is missing")] = False,
+    device: DeviceOpt = "auto",
+    data_dir: DataDirOpt = None,
+    download: DownloadOpt = False,
     results: ResultsOpt = None,
-    cache_dir: Annotated[
-        Path | None, typer.Option(help="cache folder [default: $VICINAL_CACHE_DIR or ~/.cache/vicinal]")
-    ] = None,
+    cache_dir: CacheDirOpt = None,
     force: Annotated[bool, typer.Option(help="evaluate again even if the result exists")] = False,
-    quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
+    quiet: QuietOpt = False,
     plugin: PluginOpt = None,
 ) -> None:
     """Evaluate a model vicinal did not train (a checkpoint or a RobustBench entry) under a suite's protocol;

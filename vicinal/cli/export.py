@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from vicinal.cli.console import console
+from vicinal.cli.options import CacheDirOpt
 
 
 def export_cmd(
@@ -22,9 +23,7 @@ def export_cmd(
         typer.Option(help="the model's state dict [default: the run's cached final checkpoint]"),
     ] = None,
     name: Annotated[str | None, typer.Option(help="the model's name [default: the result's method]")] = None,
-    cache_dir: Annotated[
-        Path | None, typer.Option(help="cache folder [default: $VICINAL_CACHE_DIR or ~/.cache/vicinal]")
-    ] = None,
+    cache_dir: CacheDirOpt = None,
     allow_partial: Annotated[
         bool,
         typer.Option(help="export a result not measured under RobustBench's protocol (said in the footnote)"),

@@ -22,6 +22,22 @@ ResultsOpt = Annotated[
 ]
 
 
+SuiteOpt = Annotated[str, typer.Option(help="shipped suite name or path to a suite TOML")]
+EvaluatorsOpt = Annotated[
+    str | None, typer.Option(help="comma-separated evaluators to run [default: the suite's]")
+]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")]
+DataDirOpt = Annotated[
+    str | None, typer.Option(help="data folder [default: $VICINAL_DATA_DIR or the cache folder]")
+]
+DownloadOpt = Annotated[bool, typer.Option(help="download the dataset if it is missing")]
+CacheDirOpt = Annotated[
+    Path | None,
+    typer.Option(help="VAE, checkpoint and -C set cache [default: $VICINAL_CACHE_DIR or ~/.cache/vicinal]"),
+]
+QuietOpt = Annotated[bool, typer.Option(help="no progress bars")]
+
+
 ThreadsOpt = Annotated[
     int | None,
     typer.Option(

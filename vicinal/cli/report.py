@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from vicinal.cli.console import console, err_console
 from vicinal.cli.options import (
     PluginOpt,
+    QuietOpt,
     ResultsOpt,
     csv_list,
     load_plugins,
@@ -26,7 +27,7 @@ def report_cmd(
         str | None, typer.Option(help="comma-separated suites [default: every suite with results]")
     ] = None,
     results: ResultsOpt = None,
-    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    quiet: QuietOpt = False,
     plugin: PluginOpt = None,
 ) -> None:
     """Write one self-contained HTML report: leaderboards, protocols, figures, run metadata."""

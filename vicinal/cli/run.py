@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,8 +10,15 @@ from rich.markup import escape
 from vicinal.cli.console import console, err_console
 from vicinal.cli.console import reporter as console_reporter
 from vicinal.cli.options import (
+    CacheDirOpt,
+    DataDirOpt,
+    DeviceOpt,
+    DownloadOpt,
+    EvaluatorsOpt,
     PluginOpt,
+    QuietOpt,
     ResultsOpt,
+    SuiteOpt,
     ThreadsOpt,
     apply_threads,
     csv_list,
@@ -24,7 +30,7 @@ from vicinal.core.errors import VicinalError
 
 
 def run_cmd(
-    suite: Annotated[str, typer.Option(help="shipped suite name or path to a suite TOML")] = "digits-c",
+    suite: SuiteOpt = "digits-c",
     methods: Annotated[
         str | None, typer.Option(help="comma-separated methods [default: the suite's]")
     ] = None,
@@ -34,14 +40,10 @@ def run_cmd(
         int | None, typer.Option(min=0, help="use only N training images (0 = all)")
     ] = None,
     model: Annotated[str | None, typer.Option(help="override the suite's model")] = None,
-    evaluators: Annotated[
-        str | None, typer.Option(help="comma-separated evaluators to run [default: the suite's]")
-    ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
-    data_dir: Annotated[
-        str | None, typer.Option(help="data folder [default: $VICINAL_DATA_DIR or the cache folder]")
-    ] = None,
-    download: Annotated[bool, typer.Option(help="download the dataset if it is missing")] = False,
+    evaluators: EvaluatorsOpt = None,
+    device: DeviceOpt = "auto",
+    data_dir: DataDirOpt = None,
+    download: DownloadOpt = False,
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="METHOD.PARAM=VALUE or evaluators.NAME.PARAM=VALUE (repeatable)"),
@@ -54,12 +56,9 @@ def run_cmd(
         ),
     ] = None,
     results: ResultsOpt = None,
-    cache_dir: Annotated[
-        Path | None,
-        typer.Option(help="VAE and checkpoint cache [default: $VICINAL_CACHE_DIR or ~/.cache/vicinal]"),
-    ] = None,
+    cache_dir: CacheDirOpt = None,
     force: Annotated[bool, typer.Option(help="recompute results that already exist")] = False,
-    quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
+    quiet: QuietOpt = False,
     threads: ThreadsOpt = None,
     plugin: PluginOpt = None,
     executor: Annotated[
