@@ -197,20 +197,26 @@ class Resampler:
         todo: dict[str, dict[tuple, tuple[ExampleSet, Statistic]]] = {}
         for file, metric in items:
             stat = file.statistics[metric]
-            for name in stat.sets:
+            self._held[id(file)] = file
+            if all(self._key(file, name, stat) in self._per_set for name in stat.sets):
+                continue
+            # A set is computed with its whole family — every set of its file on the same examples with
+            # the statistic's column, in the file's order — never with whatever else was asked: BLAS sums
+            # a product in an order that depends on the matrix's width, so a set's replicates would
+            # otherwise change in their last bits with the company it was computed in.
+            for name in _family(file, file.sets[stat.sets[0]], stat):
                 key = self._key(file, name, stat)
-                self._held[id(file)] = file
                 if key not in self._per_set:
                     todo.setdefault(file.space_of(metric).id, {})[key] = (file.sets[name], stat)
         for space_id, wanted in todo.items():
             n = len(next(iter(wanted.values()))[0].space)
             groups: dict[tuple, list[tuple]] = {}
-            for key, (_, stat) in wanted.items():
-                groups.setdefault((stat.kind, stat.column, stat.bins), []).append(key)
+            for key, (_, stat) in wanted.items():  # key[0]: the file (by id), one design per file
+                groups.setdefault((key[0], stat.kind, stat.column, stat.bins), []).append(key)
             parts: dict[tuple, list[np.ndarray]] = {key: [] for key in wanted}
             built = [
                 (keys, designs([wanted[k][0] for k in keys], kind, column, bins))
-                for (kind, column, bins), keys in groups.items()
+                for (_, kind, column, bins), keys in groups.items()
             ]
             # The draws depend on the seed and the example set only, so any subset of sets computed in
             # any call sees the same resamples.
@@ -231,6 +237,15 @@ class Resampler:
 
     def _key(self, file: ExampleFile, name: str, stat: Statistic) -> tuple:
         return (id(file), name, stat.kind, stat.column, stat.bins, self.resamples, self.seed)
+
+
+def _family(file: ExampleFile, first: ExampleSet, stat: Statistic) -> list[str]:
+    """The sets of ``file`` computed together for ``stat``: those on ``first``'s examples that hold its
+    column (and the correctness a calibration statistic needs), in the file's order."""
+    needed = {stat.column} if stat.kind == "mean" else {stat.column, "correct"}
+    return [
+        name for name, s in file.sets.items() if s.space.id == first.space.id and needed <= set(s.columns)
+    ]
 
 
 def _values(side: Side, metric: str) -> list[float]:
