@@ -40,7 +40,12 @@ def test_the_warning_comes_once_and_points_at_the_importing_line():
 
 
 @pytest.mark.parametrize(
-    ("package", "name"), [("vicinal.training", "train"), ("vicinal.evaluation", "register_evaluator")]
+    ("package", "name"),
+    [
+        ("vicinal.training", "train"),
+        ("vicinal.evaluation", "register_evaluator"),
+        ("vicinal.external", "probe"),
+    ],
 )
 def test_names_of_old_modules_that_became_packages(package, name):
     _compat._warned.discard(f"{package}.{name}")

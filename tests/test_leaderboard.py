@@ -75,18 +75,34 @@ def test_mean_std_sorting_and_variant_labels():
 
 
 def test_rows_from_different_code_are_different_configurations_never_averaged():
-    # Same settings, but the method's code changed between the runs: its training identity differs.
+    # Same settings, but the method's code changed between the runs: its training identity differs. The
+    # newest code's row carries no code label; the older one says it is earlier code, and from when.
     store = Store(
         [
-            _result("mixup", 0, 0.80, 0.05, "aaa", code="11111111aaaa", alpha=1.0),
-            _result("mixup", 0, 0.60, 0.05, "bbb", code="22222222bbbb", alpha=1.0),
+            _result("mixup", 0, 0.80, 0.05, "aaa", code="11111111aaaa", created="2026-03-01", alpha=1.0),
+            _result("mixup", 0, 0.60, 0.05, "bbb", code="22222222bbbb", created="2026-01-05", alpha=1.0),
         ],
         [],
     )
     (board,) = build_boards(store)
-    labels = sorted(r.label for r in board.rows)
-    assert labels == ["mixup [method code 11111111]", "mixup [method code 22222222]"]
+    labels = {r.label: r.cells["acc"].mean for r in board.rows}
+    assert labels == {"mixup": 0.80, "mixup [earlier code (vicinal 0.1.0, 2026-01-05)]": 0.60}
     assert all(r.cells["acc"].n == 1 for r in board.rows)
+
+
+def test_results_of_an_earlier_vicinal_are_labelled_as_such():
+    """Moving modules (0.1 → 0.2) changes every fingerprint: the old rows say which version made them, and
+    two earlier generations of the same day are told apart by their fingerprints."""
+    old = _result("erm", 0, 0.80, 0.05, "aaa", code="11111111aaaa", created="2026-01-05T10:00", lr=0.1)
+    older = _result("erm", 0, 0.79, 0.05, "bbb", code="33333333cccc", created="2026-01-05T09:00", lr=0.1)
+    new = _result("erm", 0, 0.81, 0.05, "ccc", code="22222222bbbb", created="2026-02-01", lr=0.1)
+    new.environment["code"]["vicinal"] = "0.2.0"
+    (board,) = build_boards(Store([old, older, new], []))
+    assert sorted(r.label for r in board.rows) == [
+        "erm",
+        "erm [earlier code (vicinal 0.1.0, 2026-01-05, method code 11111111)]",
+        "erm [earlier code (vicinal 0.1.0, 2026-01-05, method code 33333333)]",
+    ]
 
 
 def test_an_evaluator_added_later_joins_the_row_instead_of_splitting_it():

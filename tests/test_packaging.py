@@ -41,8 +41,8 @@ def test_wheel_layout(wheel):
         "vicinal/suites/digits.toml",
         "vicinal/suites/cifar10.toml",
         "vicinal/evaluators/clean.py",
-        "vicinal/templates/report.html.j2",
-        "vicinal/templates/_board.html.j2",
+        "vicinal/board/templates/report.html.j2",
+        "vicinal/board/templates/_board.html.j2",
     ):
         assert expected in names
 

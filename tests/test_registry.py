@@ -197,4 +197,6 @@ def test_editing_a_plugin_method_retrains_and_keeps_the_rows_apart(tmp_path):
     board = json.loads(run_cli("leaderboard", "--format", "json", cwd=tmp_path, env=env).stdout)
     rows = board[0]["rows"]
     assert len(rows) == 2 and all(r["metrics"]["acc"]["n"] == 1 for r in rows)
-    assert all(r["label"].startswith("noisy [method code ") for r in rows)
+    # The edited plugin's row is the method's; the first one is labelled as earlier code, with its date.
+    labels = sorted(r["label"] for r in rows)
+    assert labels[0] == "noisy" and labels[1].startswith("noisy [earlier code (vicinal "), labels

@@ -6,11 +6,12 @@ same module object, so registries and ``isinstance`` checks are shared — and w
 a :class:`FutureWarning` naming the new one (shown to users by default, unlike a DeprecationWarning raised
 from a plugin's module).
 
-Two old modules became packages of the same name, ``vicinal.training`` (the training loop) and
-``vicinal.evaluation`` (the evaluator interface): their old names are served by the packages'
-``__getattr__`` from :data:`MOVED_NAMES`. ``vicinal.leaderboard`` and ``vicinal.compare`` are the Python
-API's functions now (their modules are :mod:`vicinal.board.boards` and :mod:`vicinal.board.compare`), so
-those two old module paths are not served: importing a module would replace the function.
+Three old modules became packages of the same name, ``vicinal.training`` (the training loop),
+``vicinal.evaluation`` (the evaluator interface) and ``vicinal.external`` (evaluating given models): their
+old names are served by the packages' ``__getattr__`` from :data:`MOVED_NAMES`. ``vicinal.leaderboard``
+and ``vicinal.compare`` are the Python API's functions now (their modules are :mod:`vicinal.board.boards`
+and :mod:`vicinal.board.compare`), so those two old module paths are not served: importing a module would
+replace the function.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ MOVED: dict[str, str] = {
     "vicinal.errors": "vicinal.core.errors",
     "vicinal.examples": "vicinal.store.outcomes",
     "vicinal.executors": "vicinal.execution.executors",
-    "vicinal.external": "vicinal.external.given",
     "vicinal.formats": "vicinal.board.formats",
     "vicinal.forwarding": "vicinal.execution.forwarding",
     "vicinal.grouping": "vicinal.board.grouping",
@@ -92,21 +92,47 @@ MOVED_NAMES: dict[str, dict[str, str]] = {
             "seeded_subset",
         )
     },
+    "vicinal.external": {
+        name: "vicinal.external.given"
+        for name in (
+            "GivenModel",
+            "check_evaluated_name",
+            "evaluate_given",
+            "file_sha256",
+            "from_module",
+            "load_checkpoint",
+            "parse_normalize",
+            "probe",
+            "weights_sha256",
+        )
+    },
 }
 
 _warned: set[str] = set()
+
+
+def _internal(frame: Any) -> bool:
+    name = frame.f_code.co_filename
+    return "importlib" in name and "_bootstrap" in name
+
+
+def _served(frame: Any) -> bool:
+    """A package's ``__getattr__`` serving an old name (``vicinal/training/__init__.py``, …)."""
+    return frame.f_code.co_name == "__getattr__" and frame.f_globals.get("__name__") in MOVED_NAMES
 
 
 def _warn(old: str, new: str) -> None:
     if old in _warned:
         return
     _warned.add(old)
-    # The first frame outside the import machinery and this file is the line that imported the old path.
-    level, frame = 1, sys._getframe(1)
-    while frame is not None and (
-        frame.f_code.co_filename.startswith("<frozen importlib") or frame.f_code.co_filename == __file__
-    ):
-        level, frame = level + 1, frame.f_back
+    # The warning points at the line that used the old path: the first frame outside this file, the
+    # import machinery and a package's __getattr__. warnings itself passes over importlib's frames when it
+    # counts ``stacklevel``, so only the others are counted.
+    level, frame = 1, sys._getframe(0)
+    while frame is not None and (_internal(frame) or frame.f_code.co_filename == __file__ or _served(frame)):
+        if not _internal(frame):
+            level += 1
+        frame = frame.f_back
     warnings.warn(
         f"{old} moved to {new} in vicinal 0.2; the old path works until 0.3 (see CHANGELOG.md)",
         FutureWarning,

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vicinal.core.errors import VicinalError
-from vicinal.core.reporting import Reporter
+from vicinal.core.reporting import Reporter, SilentReporter
 from vicinal.store.results import Result, default_results_dir, load_store, read_result
 
 if TYPE_CHECKING:
@@ -159,13 +159,13 @@ def run(
     )
     options = RunOptions(
         device=device,
-        data_dir=None if data_dir is None else str(data_dir),
+        data_dir=data_dir,
         download=download,
-        results_dir=None if results_dir is None else Path(results_dir),
-        cache_dir=None if cache_dir is None else Path(cache_dir),
+        results_dir=results_dir,
+        cache_dir=cache_dir,
         force=force,
         plugins=tuple(plugins),
-        reporter=reporter or _silent(),
+        reporter=reporter or SilentReporter(),
         threads=threads,
         executor=ExecutorOptions(executor, address, gpus_per_run, cpus_per_run, max_retries),
     )
@@ -241,13 +241,13 @@ def evaluate(
     apply_threads(threads)
     options = RunOptions(
         device=device,
-        data_dir=None if data_dir is None else str(data_dir),
+        data_dir=data_dir,
         download=download,
-        results_dir=None if results_dir is None else Path(results_dir),
-        cache_dir=None if cache_dir is None else Path(cache_dir),
+        results_dir=results_dir,
+        cache_dir=cache_dir,
         force=force,
         plugins=tuple(plugins),
-        reporter=reporter or _silent(),
+        reporter=reporter or SilentReporter(),
         threads=threads,
     )
     return evaluate_source(source, suite, Overrides(evaluators=evaluators, settings=parsed), options)
@@ -274,12 +274,6 @@ def evaluate_source(
     given = zoo or source.load(rd)
     result, _ = evaluate_given(given, label, plan, rd)
     return read_result(result.path) if result.path else result
-
-
-def _silent() -> Reporter:
-    from vicinal.core.reporting import SilentReporter
-
-    return SilentReporter()
 
 
 @dataclass

@@ -79,11 +79,12 @@ def variant_labels(rows: dict[RowKey, list[Result]]) -> dict[RowKey, str]:
             + ([earlier[key]] if key in earlier else [])
             for key in keys
         }
-        mine = {key: ", ".join(parts) for key, parts in shown.items()}
+        joined = {key: ", ".join(parts) for key, parts in shown.items()}
         for key in keys:
-            if list(mine.values()).count(mine[key]) > 1:  # nothing shown tells it apart: its run id does
-                mine[key] = ", ".join([*shown[key], f"run {key[1][:6]}"])
-            labels[key] = f"{method} [{mine[key]}]" if mine[key] else method
+            text = joined[key]
+            if list(joined.values()).count(text) > 1:  # nothing shown tells it apart: its run id does
+                text = ", ".join([*shown[key], f"run {key[1][:6]}"])
+            labels[key] = f"{method} [{text}]" if text else method
     return labels
 
 

@@ -13,7 +13,7 @@ from vicinal.cli.options import (
     ResultsOpt,
     csv_list,
     load_plugins,
-    load_results,
+    require_results,
     table_width,
 )
 from vicinal.core.errors import VicinalError
@@ -45,15 +45,11 @@ def compare_cmd(
     """A − B per metric with its interval (paired bootstrap over test examples and seeds) and a verdict."""
     from vicinal.board.compare import compare, render
     from vicinal.board.paired import Resampler
-    from vicinal.store.results import default_results_dir
 
     load_plugins(plugin)  # derivations that plugins declare
     if fmt not in ("table", "markdown", "json"):
         raise VicinalError(f"--format {fmt!r}: choose table, markdown or json")
-    results_dir = results or default_results_dir()
-    store = load_results(results_dir)
-    if not store.results:
-        raise VicinalError(f"no result files in {results_dir}; run `vicinal run` first or pass --results DIR")
+    _, store = require_results(results)
     resampler = Resampler(resamples=resamples, seed=seed, level=level)
     comparison = compare(store, a, b, suite, csv_list(metrics, "--metrics"), resampler)
     if fmt == "table" and console.is_terminal:

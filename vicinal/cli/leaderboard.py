@@ -15,7 +15,7 @@ from vicinal.cli.options import (
     ResultsOpt,
     csv_list,
     load_plugins,
-    load_results,
+    require_results,
     table_width,
 )
 from vicinal.core.errors import VicinalError
@@ -61,17 +61,13 @@ def leaderboard_cmd(
     from vicinal.board.boards import build_boards
     from vicinal.board.formats import DEFAULT_WIDTH, FORMATS, print_boards, render_text
     from vicinal.core.io import atomic_write_text, probe_output_file
-    from vicinal.store.results import default_results_dir
 
     load_plugins(plugin)  # derivations that plugins declare
     if fmt not in FORMATS:
         raise VicinalError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
     if out is not None:
         probe_output_file(out)
-    results_dir = results or default_results_dir()
-    store = load_results(results_dir)
-    if not store.results:
-        raise VicinalError(f"no result files in {results_dir}; run `vicinal run` first or pass --results DIR")
+    _, store = require_results(results)
     boards = build_boards(
         store,
         suite,

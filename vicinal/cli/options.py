@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
 from vicinal.cli.console import console, err_console
 from vicinal.core.errors import VicinalError
+
+if TYPE_CHECKING:
+    from vicinal.store.results import Store
 
 PluginOpt = Annotated[
     list[str] | None, typer.Option("--plugin", help="extra method/evaluator module or .py file (repeatable)")
@@ -92,7 +95,7 @@ def table_width(option: int | None) -> int:
     return console.width if console.is_terminal or os.environ.get("COLUMNS") else DEFAULT_WIDTH
 
 
-def load_results(results_dir: Path, cache_dir: Path | None = None):
+def load_results(results_dir: Path, cache_dir: Path | None = None) -> Store:
     """The result files under ``results_dir``; each unreadable one is named in a warning, never fatal."""
     from vicinal.store.index import index_file
     from vicinal.store.results import default_cache_dir, load_store
@@ -102,3 +105,15 @@ def load_results(results_dir: Path, cache_dir: Path | None = None):
     for path, why in store.skipped:
         err_console.print(f"[yellow]warning[/]: skipped {escape(str(path))}: {escape(why)}")
     return store
+
+
+def require_results(results: Path | None) -> tuple[Path, Store]:
+    """The results folder (``--results``, else the default) and its result files; an error naming the
+    folder when it holds none (for the commands that only read results)."""
+    from vicinal.store.results import default_results_dir
+
+    results_dir = results or default_results_dir()
+    store = load_results(results_dir)
+    if not store.results:
+        raise VicinalError(f"no result files in {results_dir}; run `vicinal run` first or pass --results DIR")
+    return results_dir, store

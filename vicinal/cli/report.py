@@ -16,7 +16,7 @@ from vicinal.cli.options import (
     ResultsOpt,
     csv_list,
     load_plugins,
-    load_results,
+    require_results,
 )
 from vicinal.core.errors import VicinalError
 
@@ -35,14 +35,10 @@ def report_cmd(
 
     from vicinal.board.report import build_report
     from vicinal.core.io import atomic_write_text, probe_output_file
-    from vicinal.store.results import default_results_dir
 
     load_plugins(plugin)  # derivations that plugins declare
     probe_output_file(out)
-    results_dir = results or default_results_dir()
-    store = load_results(results_dir)
-    if not store.results:
-        raise VicinalError(f"no result files in {results_dir}; run `vicinal run` first or pass --results DIR")
+    results_dir, store = require_results(results)
     suites = csv_list(suite, "--suite")
     known = sorted({r.suite for r in store.results})
     unknown = [s for s in suites or [] if s not in known]

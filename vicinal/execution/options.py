@@ -47,10 +47,10 @@ class RunOptions:
     ``$VICINAL_CACHE_DIR`` or ``~/.cache/vicinal``), resolved when the options are made."""
 
     device: str = "auto"
-    data_dir: str | None = None
+    data_dir: str | Path | None = None
     download: bool = False
-    results_dir: Path | None = None
-    cache_dir: Path | None = None
+    results_dir: str | Path | None = None
+    cache_dir: str | Path | None = None
     force: bool = False
     plugins: tuple[str, ...] = ()
     reporter: Reporter = field(default_factory=SilentReporter)
