@@ -207,7 +207,7 @@ def digits_pair():
     hands over."""
     import copy
 
-    from vicinal.datasets import ImageSet, load_dataset
+    from vicinal.data.datasets import ImageSet, load_dataset
 
     data = load_dataset("digits").hold_out(0.1)
     data.test = data.test.subset(torch.arange(150))
@@ -221,8 +221,8 @@ def digits_pair():
 def test_vicinal_corrupt_writes_the_same_set_from_a_channels_last_dataset(tmp_path, digits_pair):
     from typer.testing import CliRunner
 
-    from vicinal.cli import app
-    from vicinal.datasets import DATASETS
+    from vicinal.cli.app import build_app
+    from vicinal.data.datasets import DATASETS
 
     names = ("digits-contiguous", "digits-nhwc")
     for name, data in zip(names, digits_pair, strict=True):
@@ -230,7 +230,7 @@ def test_vicinal_corrupt_writes_the_same_set_from_a_channels_last_dataset(tmp_pa
     try:
         for name in names:
             args = ["corrupt", "--dataset", name, "--out", str(tmp_path / name), "--severities", "1,5"]
-            result = CliRunner().invoke(app, [*args, "--quiet", "--device", "cpu"])
+            result = CliRunner().invoke(build_app(), [*args, "--quiet", "--device", "cpu"])
             assert result.exit_code == 0, result.output
     finally:
         for name in names:
@@ -255,7 +255,7 @@ class _PooledLinear(torch.nn.Module):
 def test_corruption_evaluator_gives_equal_metrics_for_a_channels_last_test_split(
     tmp_path, digits_pair, cached
 ):
-    from vicinal.evaluation import EvalContext
+    from vicinal.evaluation.evaluator import EvalContext
     from vicinal.evaluators.corruption import CorruptionEvaluator
 
     torch.manual_seed(0)

@@ -15,11 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vicinal.datasets import DataSplits, ImageSet
-from vicinal.evaluation import EVALUATORS, EvalContext
+from vicinal.core.hparams import build_config
+from vicinal.data.datasets import DataSplits, ImageSet
+from vicinal.evaluation.evaluator import EVALUATORS, EvalContext
 from vicinal.evaluators.adversarial import import_foolbox, robust_accuracy, robust_outcomes
-from vicinal.examples import read_examples
-from vicinal.hparams import build_config
+from vicinal.store.outcomes import read_examples
 
 CPU = torch.device("cpu")
 #: Classes whose clean images the model gets wrong.
