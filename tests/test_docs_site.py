@@ -65,6 +65,15 @@ def test_the_site_builds_strict_with_every_page(site):
     assert "training_step" in method and "register_method" in method and ":class:`" not in method
 
 
+def test_every_public_name_is_in_the_api_reference(site):
+    import vicinal
+
+    html = "\n".join(p.read_text(encoding="utf-8") for p in (site / "api").rglob("*.html"))
+    documented = set(re.findall(r'id="vicinal\.[\w.]*?\.(\w+)"', html))
+    missing = sorted(set(vicinal.__all__) - {"__version__"} - documented)
+    assert not missing, f"add to a page under docs/api/: {missing}"
+
+
 def test_the_site_asks_for_nothing_outside_itself(site):
     for page in site.rglob("*.html"):
         html = page.read_text(encoding="utf-8")
