@@ -103,7 +103,8 @@ def test_every_marker_stands_before_a_block():
         for i, line in enumerate(lines):
             if MARKER.fullmatch(line.strip()):
                 after = next((x for x in lines[i + 1 :] if x.strip()), "")
-                assert FENCE.match(after), f"{page.relative_to(ROOT)}:{i + 1}: a marker without a block after it"
+                where = f"{page.relative_to(ROOT)}:{i + 1}"
+                assert FENCE.match(after), f"{where}: a marker without a block after it"
 
 
 def test_the_convention_is_in_use():
