@@ -40,3 +40,9 @@ def pattern_batch(n: int, channels: int = 3, size: int = 8) -> np.ndarray:
     """Deterministic float32 activations or images (n, channels, size, size) in [0, 1]."""
     b, c, y, x = np.mgrid[0:n, 0:channels, 0:size, 0:size].astype(np.float64)
     return (0.5 + 0.5 * np.sin(0.37 * x + 0.23 * y * (c + 1) + 1.7 * b)).astype(np.float32)
+
+
+def pattern_weights(in_features: int, classes: int) -> np.ndarray:
+    """Deterministic float32 weights (in_features, classes) of a linear classifier for the loss tests."""
+    k, c = np.mgrid[0:in_features, 0:classes].astype(np.float64)
+    return (0.05 * np.sin(0.013 * k * (c + 1) + 0.3 * c)).astype(np.float32)
