@@ -63,7 +63,9 @@ class GaussianVRM(Method):
         return Preview(
             {
                 "training image": x,
-                f"x + N(0, {sigma:g}²) (trained on)": gaussian_vicinity(x, sigma, rng.generator_on(x.device)),
+                f"x + N(0, {sigma:g}²) (trained on)": gaussian_vicinity(
+                    x, sigma, rng.generator_on(x.device)
+                ).clamp(0, 1),
             },
             "fresh Gaussian noise per image and pixel, label kept; trained on unclipped "
             "(shown clipped to [0, 1])",
