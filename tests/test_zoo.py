@@ -42,8 +42,12 @@ def _prepared(name, train_set):
     return method
 
 
-def _train(name):
-    data = load_dataset("digits").limit_train(64)
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits").limit_train(64)
+
+
+def _train(name, data):
     seed_everything(0)
     model = build_model("small-cnn-16", 10, [0.1] * 3, [0.3] * 3)
     recipe = Recipe(epochs=1, batch_size=32, lr=0.05, schedule="cosine", crop_padding=2, flip=False)
@@ -53,11 +57,11 @@ def _train(name):
 
 
 @pytest.mark.parametrize("name", list(ZOO))
-def test_each_trains_records_what_it_forwards_and_repeats_from_its_seed(name):
-    model, summary = _train(name)
+def test_each_trains_records_what_it_forwards_and_repeats_from_its_seed(name, digits):
+    model, summary = _train(name, digits)
     assert summary.images == 64 and summary.forwarded == 64 * ZOO[name][1]
     assert all(torch.isfinite(p).all() for p in model.parameters())
-    again, _ = _train(name)
+    again, _ = _train(name, digits)
     for p, q in zip(model.state_dict().values(), again.state_dict().values(), strict=True):
         assert torch.equal(p, q), name
 
