@@ -57,30 +57,34 @@ def _checksum(t: torch.Tensor) -> float:
     return float((t.double() * position).sum())
 
 
-def test_the_step_feeds_the_references_images_and_its_loss_is_twice_the_references():
-    """The reference's single mean over 2n logits is ½·(CE + mixup CE); the paper's L (η = 1) is the sum."""
+def test_the_step_feeds_the_references_images_and_its_loss_is_the_references():
+    """The reference's single mean over 2n logits is ½·(CE + mixup CE), vicinal's default reduction; the
+    paper's L as written (``reduction = "sum"``) is twice it."""
     x, y = torch.from_numpy(pattern_batch(6, 3, 8)), torch.tensor(TARGETS)
-    method = get_method("regmixup")()
-    for seed, lam, perm, loss, checksum, shape in STEPS:
-        model = _Linear()
-        out = method.training_step(model, x, y, _Replay(lam, perm))
-        fed = model.seen[0]
-        assert tuple(fed.shape) == shape and out.count == 12, seed
-        assert abs(_checksum(fed) - checksum) < 1e-6 * abs(checksum), seed
-        assert abs(float(out.loss.detach()) - 2 * loss) < 1e-5, seed
+    cls = get_method("regmixup")
+    for reduction, factor in (("mean", 1), ("sum", 2)):
+        method = cls(build_config(cls.Config, {"reduction": reduction}, "regmixup"))
+        for seed, lam, perm, loss, checksum, shape in STEPS:
+            model = _Linear()
+            out = method.training_step(model, x, y, _Replay(lam, perm))
+            fed = model.seen[0]
+            assert tuple(fed.shape) == shape and out.count == 12, seed
+            assert abs(_checksum(fed) - checksum) < 1e-6 * abs(checksum), seed
+            assert abs(float(out.loss.detach()) - factor * loss) < 1e-5, (reduction, seed)
 
 
 def test_eta_weighs_the_mixup_term():
     x, y = torch.from_numpy(pattern_batch(6, 3, 8)), torch.tensor(TARGETS)
     cls = get_method("regmixup")
-    method = cls(build_config(cls.Config, {"eta": 0.3}, "regmixup"))
     _, lam, perm, *_ = STEPS[0]
-    model = _Linear()
-    out = method.training_step(model, x, y, _Replay(lam, perm))
-    logits = model.seen[0].flatten(1) @ model.weight
     p = torch.tensor(perm)
-    mixed = lam * F.cross_entropy(logits[6:], y) + (1 - lam) * F.cross_entropy(logits[6:], y[p])
-    torch.testing.assert_close(out.loss, F.cross_entropy(logits[:6], y) + 0.3 * mixed)
+    for reduction, scale in (("mean", 0.5), ("sum", 1.0)):
+        method = cls(build_config(cls.Config, {"eta": 0.3, "reduction": reduction}, "regmixup"))
+        model = _Linear()
+        out = method.training_step(model, x, y, _Replay(lam, perm))
+        logits = model.seen[0].flatten(1) @ model.weight
+        mixed = lam * F.cross_entropy(logits[6:], y) + (1 - lam) * F.cross_entropy(logits[6:], y[p])
+        torch.testing.assert_close(out.loss, scale * (F.cross_entropy(logits[:6], y) + 0.3 * mixed))
 
 
 def test_lambda_statistics_match_the_references():
@@ -95,28 +99,37 @@ def test_lambda_statistics_match_the_references():
 
 def test_half_is_equal_compute_with_the_same_objective():
     cls = get_method("regmixup")
-    method = cls(build_config(cls.Config, {"train_on": "half"}, "regmixup"))
     g = torch.Generator().manual_seed(0)
     x, y = torch.rand(7, 3, 8, 8, generator=g), torch.tensor([0, 1, 2, 3, 4, 5, 6])
-    model = _Linear()
-    out = method.training_step(model, x, y, RunRandom(4))
-    ref = RunRandom(4)
-    lam, perm = ref.beta(20.0), ref.permutation(4)  # ⌈7/2⌉ = 4 mixed, 3 clean
-    fed = model.seen[0]
-    assert out.count == 7 and len(fed) == 7
-    torch.testing.assert_close(fed[:4], lam * x[:4] + (1 - lam) * x[:4][perm])
-    assert torch.equal(fed[4:], x[4:])
-    logits = fed.flatten(1) @ model.weight
-    mixed = lam * F.cross_entropy(logits[:4], y[:4]) + (1 - lam) * F.cross_entropy(logits[:4], y[:4][perm])
-    torch.testing.assert_close(out.loss, F.cross_entropy(logits[4:], y[4:]) + mixed)
+    for reduction in ("mean", "sum"):
+        method = cls(build_config(cls.Config, {"train_on": "half", "reduction": reduction}, "regmixup"))
+        model = _Linear()
+        out = method.training_step(model, x, y, RunRandom(4))
+        ref = RunRandom(4)
+        lam, perm = ref.beta(20.0), ref.permutation(4)  # ⌈7/2⌉ = 4 mixed, 3 clean
+        fed = model.seen[0]
+        assert out.count == 7 and len(fed) == 7
+        torch.testing.assert_close(fed[:4], lam * x[:4] + (1 - lam) * x[:4][perm])
+        assert torch.equal(fed[4:], x[4:])
+        logits = fed.flatten(1) @ model.weight
+        per_image = torch.cat(
+            [
+                lam * F.cross_entropy(logits[:4], y[:4], reduction="none")
+                + (1 - lam) * F.cross_entropy(logits[:4], y[:4][perm], reduction="none"),
+                F.cross_entropy(logits[4:], y[4:], reduction="none"),
+            ]
+        )
+        expected = per_image.mean() if reduction == "mean" else per_image[4:].mean() + per_image[:4].mean()
+        torch.testing.assert_close(out.loss, expected)
 
 
 def test_defaults_are_the_papers():
-    """RegMixup's CIFAR-10 setting (the reference's commands.sh: --mixup_alpha 20 --mixup_beta 20) and η = 1,
-    the paper's clean batch plus mixes; the CIFAR-100 suites set the paper's α = 10."""
+    """RegMixup's CIFAR-10 setting (the reference's commands.sh: --mixup_alpha 20 --mixup_beta 20), η = 1, the
+    paper's clean batch plus mixes and the code's loss scale (which made the paper's results); the CIFAR-100
+    suites set the paper's α = 10."""
     from vicinal.suite import load_suite
 
     c = get_method("regmixup").Config()
-    assert (c.alpha, c.eta, c.train_on) == (20.0, 1.0, "clean+mixed")
+    assert (c.alpha, c.eta, c.train_on, c.reduction) == (20.0, 1.0, "clean+mixed", "mean")
     for name in ("cifar100", "cifar100-c"):
         assert load_suite(name).method_params["regmixup"] == {"alpha": 10.0}, name
