@@ -4,7 +4,7 @@ trains on. Each method's fidelity to its reference implementation is in its own 
 
 import pytest
 import torch
-from helpers import run_cli
+from helpers import CIFAR_DIR, needs_cifar, run_cli
 
 from vicinal.datasets import ImageSet, load_dataset
 from vicinal.hparams import build_config
@@ -85,6 +85,22 @@ def test_each_previews_what_it_trains_on(name):
             assert not torch.equal(images, x) or label == "image B", (name, label)
     if "image B" in preview.rows:
         assert torch.equal(preview.rows["image B"], x[perm])
+
+
+@needs_cifar
+@pytest.mark.slow
+def test_each_trains_on_the_real_cifar_subset():
+    """One epoch of 256 real CIFAR-10 images (two steps of 128) with the small CNN, the cifar10-quick recipe's
+    crop and flip: every method's step runs on real 32-px colour images and leaves finite weights."""
+    data = load_dataset("cifar10", CIFAR_DIR).limit_train(256)
+    recipe = Recipe(epochs=1, batch_size=128, lr=0.1, nesterov=True, weight_decay=5e-4, schedule="cosine")
+    for name, (_, per_image) in ZOO.items():
+        seed_everything(0)
+        model = build_model("small-cnn", 10, [0.5] * 3, [0.25] * 3)
+        method = _prepared(name, data.train)
+        summary = train(model, method, data.train, recipe, torch.device("cpu"), 0, SilentReporter(), name)
+        assert summary.forwarded == 256 * per_image, name
+        assert all(torch.isfinite(p).all() for p in model.parameters()), name
 
 
 def test_equal_compute_variants_forward_one_image_per_training_image():
