@@ -6,8 +6,15 @@ A box of area 1−λ from a partner image is pasted in; the labels are mixed by 
 import math
 from dataclasses import dataclass
 
-from vicinal.hparams import hp
-from vicinal.method import Method, Preview, StepOutput, mixed_correct, mixed_cross_entropy, register_method
+from vicinal.core.hparams import hp
+from vicinal.training.method import (
+    Method,
+    Preview,
+    StepOutput,
+    mixed_correct,
+    mixed_cross_entropy,
+    register_method,
+)
 
 
 @register_method("cutmix")

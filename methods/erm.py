@@ -2,7 +2,7 @@
 
 import torch.nn.functional as F
 
-from vicinal.method import Method, Preview, StepOutput, register_method
+from vicinal.training.method import Method, Preview, StepOutput, register_method
 
 
 @register_method("erm")

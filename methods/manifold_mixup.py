@@ -2,9 +2,9 @@
 
 from dataclasses import dataclass
 
-from vicinal.errors import VicinalError
-from vicinal.hparams import hp
-from vicinal.method import (
+from vicinal.core.errors import VicinalError
+from vicinal.core.hparams import hp
+from vicinal.training.method import (
     Method,
     Preview,
     StepOutput,

@@ -14,7 +14,7 @@ from vicinal import (
     mixed_cross_entropy,
     register_method,
 )
-from vicinal.rng import RunRandom
+from vicinal.training.rng import RunRandom
 
 
 @dataclass

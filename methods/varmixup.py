@@ -11,9 +11,10 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from vicinal.methods.vae import VAE, VAESpec, load_or_train_vae
 
-from vicinal.hparams import hp
-from vicinal.method import (
+from vicinal.core.hparams import hp
+from vicinal.training.method import (
     Method,
     PrepareContext,
     Preview,
@@ -23,8 +24,7 @@ from vicinal.method import (
     mixed_cross_entropy,
     register_method,
 )
-from vicinal.rng import RunRandom
-from vicinal.vae import VAE, VAESpec, load_or_train_vae
+from vicinal.training.rng import RunRandom
 
 
 @dataclass

@@ -27,8 +27,8 @@ from pathlib import Path
 import torch
 
 import vicinal
-from vicinal.reporting import LineReporter
-from vicinal.robustbench import checkpoint_path, import_robustbench, zoo_entries
+from vicinal.core.reporting import LineReporter
+from vicinal.external.robustbench import checkpoint_path, import_robustbench, zoo_entries
 
 HERE = Path(__file__).resolve().parent
 SUITE = HERE / "cifar10-quick-c.toml"

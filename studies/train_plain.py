@@ -4,6 +4,7 @@ small CNN on images in [0, 1] (standardised inside, RobustBench's convention) an
 Used by tests/test_robustbench.py and studies/side_by_side.py as "a model trained outside vicinal".
 Usage: python studies/train_plain.py CIFAR_BATCHES_FOLDER OUT.pt EPOCHS
 """
+
 import pickle
 import sys
 from pathlib import Path
@@ -17,8 +18,10 @@ from torch import nn
 class PlainCNN(nn.Module):
     def __init__(self):
         super().__init__()
+
         def block(cin, cout):
             return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2)]
+
         self.features = nn.Sequential(*block(3, 16), *block(16, 32), *block(32, 64), nn.Flatten())
         self.head = nn.Linear(64 * 4 * 4, 10)
 

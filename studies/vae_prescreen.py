@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from vicinal.methods.vae import VAE, VAESpec, load_or_train_vae, reconstruction_mse
 
-from vicinal.console import reporter as console_reporter
-from vicinal.hparams import build_config
-from vicinal.io import atomic_write_text
-from vicinal.method import get_method
-from vicinal.runner import RunData, load_run_data
-from vicinal.suite import load_suite
-from vicinal.vae import VAE, VAESpec, load_or_train_vae, reconstruction_mse
+from vicinal.cli.console import reporter as console_reporter
+from vicinal.core.hparams import build_config
+from vicinal.core.io import atomic_write_text
+from vicinal.execution.plan import RunData, load_run_data
+from vicinal.execution.suite import load_suite
+from vicinal.training.method import get_method
 
 STUDY_SUITE = Path(__file__).with_name("cifar10-quick-c.toml")
 

@@ -25,12 +25,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
+from vicinal.methods.vae import VAESpec, read_cached_vae, reconstruction_mse
 
-from vicinal.relative import add_relative_metrics
-from vicinal.results import SCHEMA_VERSION, Result
-from vicinal.runner import load_run_data
-from vicinal.suite import load_suite
-from vicinal.vae import VAESpec, read_cached_vae, reconstruction_mse
+from vicinal.board.relative import add_relative_metrics
+from vicinal.execution.plan import load_run_data
+from vicinal.execution.suite import load_suite
+from vicinal.store.results import SCHEMA_VERSION, Result
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITE = "cifar10-quick-c"

@@ -32,9 +32,9 @@ def _template() -> dict[str, Any]:
         }
         for name, module in (
             ("method", "vicinal.methods.erm"),
-            ("model", "vicinal.models"),
-            ("dataset", "vicinal.datasets"),
-            ("training", "vicinal.training"),
+            ("model", "vicinal.training.models"),
+            ("dataset", "vicinal.data.datasets"),
+            ("training", "vicinal.training.loop"),
         )
     }
     doc["environment"].update(

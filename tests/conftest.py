@@ -1,12 +1,12 @@
 import pytest
 
-import vicinal.allocator
-import vicinal.threads
+import vicinal.host.allocator
+import vicinal.host.threads
 
 # The test process uses vicinal's thread policy, as the CLI does: set before any test module imports torch
 # (OpenMP reads it only then), so idle threads sleep instead of spinning on a shared machine.
-vicinal.threads.apply_thread_policy()
-vicinal.allocator.apply_allocator_policy()  # and its allocator policy (timings in the benchmarks)
+vicinal.host.threads.apply_thread_policy()
+vicinal.host.allocator.apply_allocator_policy()  # and its allocator policy (timings in the benchmarks)
 
 
 @pytest.fixture

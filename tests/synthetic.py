@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from vicinal.evaluation import MetricInfo
+from vicinal.evaluation.evaluator import MetricInfo
 
 EVIL = "<script>document.title='pwned';console.error('xss')</script>"
 CORRUPTIONS = ("gaussian_noise", "fog", "jpeg_compression")
@@ -106,7 +106,7 @@ def write_suite(
     """Result files (method → (skill, seeds)) with reliability and samples PNGs beside each; returns them."""
     methods = methods or {"erm": (0.80, 3), "mixup": (0.85, 3), "varmixup": (0.83, 2), EVIL: (0.5, 1)}
     from vicinal.evaluators.calibration import CalibrationEvaluator
-    from vicinal.jobs import SAMPLES
+    from vicinal.execution.jobs import SAMPLES
 
     described = {"reliability": CalibrationEvaluator.artifacts["reliability"], "samples": SAMPLES}
     evaluators = _evaluators()

@@ -1,4 +1,4 @@
-"""The allocator policy (vicinal.allocator): freed arrays are reused instead of faulted in afresh, the
+"""The allocator policy (vicinal.host.allocator): freed arrays are reused instead of faulted in afresh, the
 user's own malloc settings win, and results record what was in force."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from vicinal import allocator
+from vicinal.host import allocator
 
 GLIBC = os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc") if hasattr(os, "confstr") else False
 
@@ -21,7 +21,7 @@ _FAULTS = """
 import resource, sys
 import numpy as np
 if sys.argv[1] == "policy":
-    from vicinal.allocator import apply_allocator_policy
+    from vicinal.host.allocator import apply_allocator_policy
     print(apply_allocator_policy().source, file=sys.stderr)
 x = np.ones((200, 3, 32, 32), dtype=np.float32)
 def round_():
@@ -79,7 +79,7 @@ def test_results_record_the_policy():
 
     import torch
 
-    from vicinal.results import environment
+    from vicinal.host.environment import environment
 
     recorded = environment(torch.device("cpu"))["allocator"]
     assert recorded == dataclasses.asdict(allocator.apply_allocator_policy())

@@ -198,12 +198,13 @@ def test_bad_suite_file(tmp_path):
 
 def test_every_shipped_suite_is_valid_and_listed(tmp_path):
     """`vicinal suites` lists without checking components (it need not import torch): checked here."""
-    from vicinal.suite import builtin_suites, load_suite
+    from vicinal.execution.suite import builtin_suites, load_suite, validate_components
 
     out = run_cli("suites", cwd=tmp_path, env={"COLUMNS": "200"})
     assert out.returncode == 0, out.stderr
     for name in builtin_suites():
-        suite = load_suite(name)  # every method, evaluator, model and dataset registered and set validly
+        suite = load_suite(name)
+        validate_components(suite)  # every method, evaluator, model and dataset registered and set validly
         assert name in out.stdout and suite.dataset in out.stdout
 
 

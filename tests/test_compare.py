@@ -16,13 +16,14 @@ from scipy import stats
 from synthetic import make_result
 
 from vicinal import api
-from vicinal.calibration import _netcal
-from vicinal.evaluation import EXAMPLES
-from vicinal.examples import ExampleRecorder, Examples
-from vicinal.formats import FORMATS, latex_escape
-from vicinal.leaderboard import build_boards, format_cell
-from vicinal.report import build_report
-from vicinal.results import load_store
+from vicinal.board.boards import build_boards
+from vicinal.board.formats import FORMATS, latex_escape
+from vicinal.board.report import build_report
+from vicinal.board.text import format_cell
+from vicinal.evaluation.calibration_metrics import _netcal
+from vicinal.evaluation.evaluator import EXAMPLES
+from vicinal.store.outcomes import ExampleRecorder, Examples
+from vicinal.store.results import load_store
 
 N = 1000
 

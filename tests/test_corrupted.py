@@ -17,16 +17,16 @@ import pytest
 import torch
 from helpers import run_cli
 
-from vicinal.calibration import calibration_metrics
-from vicinal.corrupted import NpySet, Release, cell_generator, find_set, write_set
+from vicinal.board.relative import add_relative_metrics
+from vicinal.core.errors import VicinalError
 from vicinal.corruptions import corrupt
-from vicinal.datasets import ImageSet, load_dataset
-from vicinal.errors import VicinalError
-from vicinal.evaluation import EvalContext, MetricInfo
+from vicinal.data.corrupted import NpySet, Release, cell_generator, find_set, write_set
+from vicinal.data.datasets import ImageSet, load_dataset
+from vicinal.evaluation.calibration_metrics import calibration_metrics
+from vicinal.evaluation.evaluator import EvalContext, MetricInfo
 from vicinal.evaluators.corruption import CorruptionEvaluator, rebatch
-from vicinal.models import build_model
-from vicinal.relative import add_relative_metrics
-from vicinal.results import Result
+from vicinal.store.results import Result
+from vicinal.training.models import build_model
 
 CPU = torch.device("cpu")
 PICK = ["gaussian_noise", "brightness", "speckle_noise"]  # two common corruptions and one extra
@@ -182,7 +182,7 @@ def _tar_of_set() -> bytes:
 
 
 def test_download_resumes_a_partial_file_verifies_and_extracts(tmp_path, server, monkeypatch):
-    from vicinal import corrupted, download
+    from vicinal.data import corrupted, download
 
     handler, url = server
     handler.payload = _tar_of_set()
@@ -197,7 +197,7 @@ def test_download_resumes_a_partial_file_verifies_and_extracts(tmp_path, server,
 
 
 def test_download_refuses_html_and_wrong_checksums(tmp_path, server):
-    from vicinal.download import download_file
+    from vicinal.data.download import download_file
 
     handler, url = server
     handler.html = True
@@ -368,7 +368,7 @@ def test_mce_cannot_rank_against_corrupted_accuracy():
 
 
 def test_c_suites_extend_their_clean_suite():
-    from vicinal.suite import load_suite
+    from vicinal.execution.suite import load_suite
 
     clean, c = load_suite("cifar10"), load_suite("cifar10-c")
     assert c.recipe == clean.recipe and c.model == clean.model and c.name == "cifar10-c"
@@ -377,7 +377,7 @@ def test_c_suites_extend_their_clean_suite():
 
 
 def test_suite_extends_loops_are_errors(tmp_path):
-    from vicinal.suite import load_suite
+    from vicinal.execution.suite import load_suite
 
     (tmp_path / "a.toml").write_text('extends = "b.toml"\nname = "a"\n[data]\ndataset = "digits"\n')
     (tmp_path / "b.toml").write_text('extends = "a.toml"\nname = "b"\n')
@@ -403,7 +403,7 @@ def test_corrupt_command_writes_a_set_and_rejects_bad_input(tmp_path):
 def test_released_tiny_imagenet_c_folders_are_read_in_place(tmp_path):
     from PIL import Image
 
-    from vicinal.corrupted import RELEASES
+    from vicinal.data.corrupted import RELEASES
 
     wnids = ["n02", "n01"]  # the clean dataset's class order (wnids.txt), not sorted
     rng = np.random.default_rng(0)
@@ -424,7 +424,7 @@ def test_released_tiny_imagenet_c_folders_are_read_in_place(tmp_path):
 
 
 def test_download_unpacks_a_set_wrapped_in_a_second_archive(tmp_path, server, monkeypatch):
-    from vicinal import corrupted, download
+    from vicinal.data import corrupted, download
 
     handler, url = server
     inner = _tar_of_set()

@@ -43,7 +43,7 @@ NAMES = corruption_names("all")
 def _cifar(n: int) -> torch.Tensor:
     """n CIFAR-10 test images (repeated past the subset's size); smooth random images without it."""
     if (CIFAR_DIR / "cifar-10-batches-py" / "test_batch").is_file():
-        from vicinal.datasets import load_dataset
+        from vicinal.data.datasets import load_dataset
 
         images = load_dataset("cifar10", CIFAR_DIR).test.images
         return images.repeat((n + len(images) - 1) // len(images), 1, 1, 1)[:n].contiguous()

@@ -24,8 +24,8 @@ CHILD = textwrap.dedent(
     from pathlib import Path
     import torch
     from torch import nn
-    from vicinal.datasets import DataSplits, ImageSet
-    from vicinal.evaluation import EvalContext
+    from vicinal.data.datasets import DataSplits, ImageSet
+    from vicinal.evaluation.evaluator import EvalContext
     from vicinal.evaluators.corruption import CorruptionEvaluator
 
     folder = Path(sys.argv[1])

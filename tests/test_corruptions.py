@@ -32,6 +32,7 @@ from helpers import CIFAR_DIR, needs_cifar
 from PIL import Image
 
 import vicinal.corruptions
+from vicinal.core.errors import VicinalError
 from vicinal.corruptions import (
     SEVERITIES,
     core,
@@ -59,7 +60,6 @@ from vicinal.corruptions.filters import (
 )
 from vicinal.corruptions.noise import _poisson_tables_cpu, inverse_cdf, poisson_of_levels
 from vicinal.corruptions.tables import TABLES
-from vicinal.errors import VicinalError
 
 REGISTERED = set(corruption_names("all"))
 # hendrycks/robustness' listing of the 19 (make_cifar_c.py), which the derived order must reproduce.
@@ -95,7 +95,7 @@ def to_unit(x: torch.Tensor) -> torch.Tensor:
 def cifar() -> torch.Tensor:
     if not (CIFAR_DIR / "cifar-10-batches-py" / "test_batch").is_file():
         pytest.skip("real CIFAR-10 subset not found")
-    from vicinal.datasets import load_dataset
+    from vicinal.data.datasets import load_dataset
 
     return load_dataset("cifar10", CIFAR_DIR).test.images[:64]
 
@@ -324,7 +324,7 @@ JPEG_QUALITIES = sorted({q for table in TABLES.values() for q in table["jpeg_com
 def test_jpeg_strip_is_bit_identical_to_coding_each_image_alone():
     """All 1,017 real test images at every quality of the three tables: the strip's output, seam rows
     redone, equals libjpeg-turbo's per-image round trip, which equals PIL's (the reference's path)."""
-    from vicinal.datasets import load_dataset
+    from vicinal.data.datasets import load_dataset
 
     images = load_dataset("cifar10", CIFAR_DIR).test.images
     for quality in JPEG_QUALITIES:

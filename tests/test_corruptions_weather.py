@@ -49,7 +49,7 @@ def _imagecorruptions(monkeypatch):
 
 @pytest.fixture(scope="module")
 def cifar_test():
-    from vicinal.datasets import load_dataset
+    from vicinal.data.datasets import load_dataset
 
     return load_dataset("cifar10", CIFAR_DIR).test.images
 

@@ -4,10 +4,10 @@ import torch
 from helpers import CIFAR_DIR, needs_cifar
 from PIL import Image
 
-from vicinal.augment import random_crop_flip
-from vicinal.datasets import load_dataset, resolve_data_dir
-from vicinal.errors import VicinalError
-from vicinal.rng import RunRandom
+from vicinal.core.errors import VicinalError
+from vicinal.data.datasets import load_dataset, resolve_data_dir
+from vicinal.training.augment import random_crop_flip
+from vicinal.training.rng import RunRandom
 
 
 @needs_cifar

@@ -7,18 +7,18 @@ import pytest
 import torch
 from torch import nn
 
-from vicinal.calibration import fit_temperature, nll
-from vicinal.datasets import DataSplits, ImageSet, load_dataset
-from vicinal.evaluation import EVALUATORS, EvalContext, eps_label, parse_eps, seeded_subset
+from vicinal.core.hparams import build_config
+from vicinal.core.reporting import SilentReporter
+from vicinal.data.datasets import DataSplits, ImageSet, load_dataset
+from vicinal.evaluation.calibration_metrics import fit_temperature, nll
+from vicinal.evaluation.evaluator import EVALUATORS, EvalContext, eps_label, parse_eps, seeded_subset
 from vicinal.evaluators.adversarial import import_foolbox, robust_accuracy
 from vicinal.evaluators.linearity import local_linearity, segment_deviation
-from vicinal.hparams import build_config
-from vicinal.method import get_method
-from vicinal.models import build_model
-from vicinal.reporting import SilentReporter
-from vicinal.rng import seed_everything
-from vicinal.suite import Recipe
-from vicinal.training import train
+from vicinal.training.loop import train
+from vicinal.training.method import get_method
+from vicinal.training.models import build_model
+from vicinal.training.recipe import Recipe
+from vicinal.training.rng import seed_everything
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ from helpers import run_cli
 from torch import nn
 
 import vicinal
-import vicinal.models  # used as vicinal.models below; not imported by the package itself (lazy)
-from vicinal.errors import VicinalError
-from vicinal.results import load_store
+import vicinal.training.models  # used below as vicinal.training.models (the package imports it lazily)
+from vicinal.core.errors import VicinalError
+from vicinal.store.results import load_store
 
 TINY = {"suite": "digits-c", "evaluators": ["clean", "calibration"]}
 
@@ -151,7 +151,7 @@ def test_wrong_classes_input_size_or_output_is_one_error_before_evaluation(isola
 def test_cli_checkpoint_without_normalisation_buffers(isolated):
     """A torchvision-style state dict (no normalize.mean/std) of a registered architecture: refused until
     --normalize says how its inputs were standardised; then loaded and evaluated."""
-    model = vicinal.models.build_model("small-cnn-16", 10, [0.5] * 3, [0.5] * 3)
+    model = vicinal.training.models.build_model("small-cnn-16", 10, [0.5] * 3, [0.5] * 3)
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("normalize.")}
     torch.save(state, isolated / "plain.pt")
     args = ["evaluate", "--checkpoint", "plain.pt", "--model", "small-cnn-16", "--name", "plain"]
@@ -169,7 +169,7 @@ def test_cli_checkpoint_without_normalisation_buffers(isolated):
     # The wrong architecture for the weights, a state dict for 100 classes, pickled objects: one error each.
     out = run_cli(*args[:4], "small-cnn", *args[5:], "--normalize", "none", cwd=isolated)
     assert out.returncode == 2 and "does not fit small-cnn" in out.stderr and "Traceback" not in out.stderr
-    wide = vicinal.models.build_model("small-cnn-16", 100, [0.5] * 3, [0.5] * 3)
+    wide = vicinal.training.models.build_model("small-cnn-16", 100, [0.5] * 3, [0.5] * 3)
     torch.save(wide.state_dict(), isolated / "wide.pt")
     out = run_cli("evaluate", "--checkpoint", "wide.pt", *args[3:], cwd=isolated)
     assert out.returncode == 2 and "linear.weight is (100, 64)" in out.stderr

@@ -14,9 +14,8 @@ import pytest
 from helpers import run_cli
 from synthetic import EVIL, write_reported, write_suite
 
-from vicinal.declarations import MetricInfo
-from vicinal.errors import VicinalError
-from vicinal.formats import (
+from vicinal.board.boards import build_boards
+from vicinal.board.formats import (
     FORMATS,
     latex_escape,
     render_csv,
@@ -24,8 +23,10 @@ from vicinal.formats import (
     render_latex,
     render_markdown,
 )
-from vicinal.leaderboard import build_boards, format_cell
-from vicinal.results import Result, Store, load_store, read_result
+from vicinal.board.text import format_cell
+from vicinal.core.errors import VicinalError
+from vicinal.store.declarations import MetricInfo
+from vicinal.store.results import Result, Store, load_store, read_result
 
 INFO = {
     "acc": MetricInfo("acc", True, percent=True),
@@ -74,18 +75,34 @@ def test_mean_std_sorting_and_variant_labels():
 
 
 def test_rows_from_different_code_are_different_configurations_never_averaged():
-    # Same settings, but the method's code changed between the runs: its training identity differs.
+    # Same settings, but the method's code changed between the runs: its training identity differs. The
+    # newest code's row carries no code label; the older one says it is earlier code, and from when.
     store = Store(
         [
-            _result("mixup", 0, 0.80, 0.05, "aaa", code="11111111aaaa", alpha=1.0),
-            _result("mixup", 0, 0.60, 0.05, "bbb", code="22222222bbbb", alpha=1.0),
+            _result("mixup", 0, 0.80, 0.05, "aaa", code="11111111aaaa", created="2026-03-01", alpha=1.0),
+            _result("mixup", 0, 0.60, 0.05, "bbb", code="22222222bbbb", created="2026-01-05", alpha=1.0),
         ],
         [],
     )
     (board,) = build_boards(store)
-    labels = sorted(r.label for r in board.rows)
-    assert labels == ["mixup [method code 11111111]", "mixup [method code 22222222]"]
+    labels = {r.label: r.cells["acc"].mean for r in board.rows}
+    assert labels == {"mixup": 0.80, "mixup [earlier code (vicinal 0.1.0, 2026-01-05)]": 0.60}
     assert all(r.cells["acc"].n == 1 for r in board.rows)
+
+
+def test_results_of_an_earlier_vicinal_are_labelled_as_such():
+    """Moving modules (0.1 → 0.2) changes every fingerprint: the old rows say which version made them, and
+    two earlier generations of the same day are told apart by their fingerprints."""
+    old = _result("erm", 0, 0.80, 0.05, "aaa", code="11111111aaaa", created="2026-01-05T10:00", lr=0.1)
+    older = _result("erm", 0, 0.79, 0.05, "bbb", code="33333333cccc", created="2026-01-05T09:00", lr=0.1)
+    new = _result("erm", 0, 0.81, 0.05, "ccc", code="22222222bbbb", created="2026-02-01", lr=0.1)
+    new.environment["code"]["vicinal"] = "0.2.0"
+    (board,) = build_boards(Store([old, older, new], []))
+    assert sorted(r.label for r in board.rows) == [
+        "erm",
+        "erm [earlier code (vicinal 0.1.0, 2026-01-05, method code 11111111)]",
+        "erm [earlier code (vicinal 0.1.0, 2026-01-05, method code 33333333)]",
+    ]
 
 
 def test_an_evaluator_added_later_joins_the_row_instead_of_splitting_it():
@@ -140,7 +157,7 @@ def _expected(docs, method, metric):
 def test_csv_and_json_give_back_the_numbers_of_the_result_files(toy):
     root, docs = toy
     boards = build_boards(load_store(root), metrics=["all"])
-    # Metrics derived at render time (vicinal.relative) are not in the files; the rest must match them.
+    # Metrics derived at render time (vicinal.board.relative) are not in the files; the rest must match them.
     stored = docs[0]["metric_info"]
     metrics = [m for m in boards[0].metrics if m in stored and boards[0].info[m].to_json() == stored[m]]
     assert len(metrics) > 70 and "c_acc/fog/s3" in metrics
@@ -225,7 +242,7 @@ def test_latex_output_compiles(toy, tmp_path):
 
 
 def test_result_files_load_typed_and_write_back_unchanged(toy):
-    from vicinal.declarations import Artifact, Declarations
+    from vicinal.store.declarations import Artifact, Declarations
 
     root, _ = toy
     path = next(p for p in sorted(root.rglob("*.json")) if "m0" in p.parts)
@@ -388,7 +405,7 @@ def test_cli_writes_every_format_to_a_file(toy, tmp_path):
 def test_terminal_table_prints_labels_and_names_as_written_not_as_markup():
     from rich.console import Console
 
-    from vicinal.formats import rich_table
+    from vicinal.board.formats import rich_table
 
     store = Store(
         [
@@ -444,7 +461,7 @@ LABELS = [
 def test_the_table_fits_its_width_with_every_label_and_number_whole(five_methods, width, options):
     from rich.cells import cell_len
 
-    from vicinal.formats import render_text
+    from vicinal.board.formats import render_text
 
     boards = build_boards(load_store(five_methods), **options)
     text = render_text(boards, width)
@@ -473,7 +490,7 @@ def test_the_legend_wraps_at_the_page_width_not_the_last_tables(five_methods):
     caption it wrapped at the table's width (39 columns under a narrow one)."""
     from rich.cells import cell_len
 
-    from vicinal.formats import render_text
+    from vicinal.board.formats import render_text
 
     boards = build_boards(load_store(five_methods), metrics=["acc"])
     lines = render_text(boards, 120).splitlines()

@@ -4,14 +4,14 @@ import json
 
 import torch
 import torch.nn.functional as F
+from vicinal.methods.vae import ConvVAE, ResVAE, VAESpec, build_vae, cache_paths, load_or_train_vae, vae_loss
 
-from vicinal.datasets import ImageSet
-from vicinal.hparams import build_config
-from vicinal.method import PrepareContext, get_method, mixed_cross_entropy
-from vicinal.models import build_model
-from vicinal.reporting import SilentReporter
-from vicinal.rng import RunRandom
-from vicinal.vae import ConvVAE, ResVAE, VAESpec, build_vae, cache_paths, load_or_train_vae, vae_loss
+from vicinal.core.hparams import build_config
+from vicinal.core.reporting import SilentReporter
+from vicinal.data.datasets import ImageSet
+from vicinal.training.method import PrepareContext, get_method, mixed_cross_entropy
+from vicinal.training.models import build_model
+from vicinal.training.rng import RunRandom
 
 
 def _batch(n=8, classes=10, seed=0):
@@ -170,7 +170,7 @@ def test_resnet_vae_shapes_and_capacity():
 
 
 def test_vae_cache_key_covers_architecture_likelihood_width_and_version(monkeypatch):
-    import vicinal.vae as vae_module
+    import vicinal.methods.vae as vae_module
 
     base = VAESpec("tiny", "fp", (3, 32, 32), 8, 1.0, 1, 1e-3, 32, 0)
     variants = [
@@ -394,8 +394,8 @@ def test_allowed_values_from_a_literal_or_from_hp_choices():
 
     import pytest
 
-    from vicinal.errors import VicinalError
-    from vicinal.hparams import hp
+    from vicinal.core.errors import VicinalError
+    from vicinal.core.hparams import hp
 
     with pytest.raises(VicinalError, match="'blurry' is not one of 'conv', 'resnet'"):
         build_config(get_method("varmixup").Config, {"vae_arch": "blurry"}, "varmixup")

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from vicinal.calibration import (
+from vicinal.evaluation.calibration_metrics import (
     adaptive_ece,
     brier,
     calibration_metrics,

@@ -19,12 +19,12 @@ from scipy.special import logsumexp, softmax
 from sklearn.metrics import average_precision_score, roc_auc_score
 from trained import context
 
-from vicinal import detection_metrics as dm
-from vicinal.errors import VicinalError
-from vicinal.evaluation import EVALUATORS
-from vicinal.examples import read_examples, resample_weights
-from vicinal.hparams import build_config
-from vicinal.ood_sets import OOD_SETS, fetch
+from vicinal.core.errors import VicinalError
+from vicinal.core.hparams import build_config
+from vicinal.data.ood_sets import OOD_SETS, fetch
+from vicinal.evaluation.evaluator import EVALUATORS
+from vicinal.store import detection_metrics as dm
+from vicinal.store.outcomes import read_examples, resample_weights
 
 # A fixed case with ties inside each class and across them (in-distribution: False).
 TIED_SCORES = np.array([0.9, 0.9, 0.8, 0.8, 0.8, 0.7, 0.5, 0.5, 0.3, 0.3, 0.3, 0.1, 0.9, 0.2, 0.7, 0.5])
@@ -371,7 +371,7 @@ def test_ood_evaluator_metrics_per_example_statistics_and_figures(tmp_path):
 def test_pairs_of_sets_keep_their_own_groups_under_resampling():
     """ood_auroc (the mean over sets) is the mean of the per-set values under every resample: the sets
     share the in-distribution draws of one space."""
-    from vicinal.paired import Resampler
+    from vicinal.board.paired import Resampler
 
     ood = EVALUATORS.get("ood")
     evaluator = ood(build_config(ood.Config, {"n_generated": 60, "figures": False}, "evaluators.ood"))

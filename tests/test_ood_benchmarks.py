@@ -27,16 +27,16 @@ import numpy as np
 import pytest
 import torch
 
-from vicinal import detection_metrics as dm
-from vicinal import selective_metrics as sm
-from vicinal.calibration import brier, nll
-from vicinal.datasets import DataSplits, ImageSet
-from vicinal.evaluation import EVALUATORS, EvalContext
-from vicinal.examples import read_examples
-from vicinal.hparams import build_config
-from vicinal.models import build_model
-from vicinal.ood_sets import OOD_SETS
-from vicinal.paired import Resampler
+from vicinal.board.paired import Resampler
+from vicinal.core.hparams import build_config
+from vicinal.data.datasets import DataSplits, ImageSet
+from vicinal.data.ood_sets import OOD_SETS
+from vicinal.evaluation.calibration_metrics import brier, nll
+from vicinal.evaluation.evaluator import EVALUATORS, EvalContext
+from vicinal.store import detection_metrics as dm
+from vicinal.store import selective_metrics as sm
+from vicinal.store.outcomes import read_examples
+from vicinal.training.models import build_model
 
 CASES = {"digits": ("small-cnn-16", 300, 450), "cifar": ("small-cnn", 2000, 10000)}
 

@@ -1,10 +1,10 @@
 """Framework overhead (pytest-benchmark): vicinal's ERM training against a bare PyTorch loop doing the same
-work — the same small CNN from ``vicinal.models``, the same images (the real CIFAR-10 subset when present,
-else random ones), batch size, SGD (momentum, Nesterov, weight decay), cosine schedule, random crop and
-flip, loss and accuracy tracked per batch — in the same process, under the same thread count and the
+work — the same small CNN from ``vicinal.training.models``, the same images (the real CIFAR-10 subset when
+present, else random ones), batch size, SGD (momentum, Nesterov, weight decay), cosine schedule, random crop
+and flip, loss and accuracy tracked per batch — in the same process, under the same thread count and the
 same deterministic-algorithms flag.
 
-vicinal's side is :func:`vicinal.training.train` as ``vicinal run`` calls it: the ERM method, a live rich
+vicinal's side is :func:`vicinal.training.loop.train` as ``vicinal run`` calls it: the ERM method, a live rich
 progress bar (rendered into memory, refreshed as on a terminal), a checkpoint written after every epoch.
 Each round trains both from the same initial weights, alternating which goes first (ABBA), so drifting
 background load hits both alike; ``extra_info`` has the median ratio (vicinal / bare) of CPU and wall
@@ -29,12 +29,12 @@ import torch.nn.functional as F
 from helpers import CIFAR_DIR
 from rich.console import Console
 
-from vicinal.datasets import ImageSet
-from vicinal.method import get_method
-from vicinal.models import build_model
-from vicinal.startup import set_deterministic
-from vicinal.suite import Recipe
-from vicinal.training import train
+from vicinal.data.datasets import ImageSet
+from vicinal.host.startup import set_deterministic
+from vicinal.training.loop import train
+from vicinal.training.method import get_method
+from vicinal.training.models import build_model
+from vicinal.training.recipe import Recipe
 
 N = int(os.environ.get("VICINAL_BENCH_N", "1024"))
 EPOCHS = int(os.environ.get("VICINAL_BENCH_EPOCHS", "2"))
@@ -43,7 +43,7 @@ ROUNDS = int(os.environ.get("VICINAL_BENCH_ROUNDS", "6"))
 
 def _images(n: int) -> ImageSet:
     if (CIFAR_DIR / "cifar-10-batches-py" / "data_batch_1").is_file():
-        from vicinal.datasets import load_dataset
+        from vicinal.data.datasets import load_dataset
 
         data = load_dataset("cifar10", CIFAR_DIR).train
         return ImageSet(data.images[:n].clone(), data.labels[:n].clone())
@@ -105,15 +105,15 @@ def bare_loop(model: torch.nn.Module, data: ImageSet, recipe: Recipe, seed: int)
 def _progress():
     """The progress bars ``vicinal run`` shows (its reporter), drawing into memory as on a 120-column
     terminal."""
-    import vicinal.console
+    import vicinal.cli.console
 
-    saved = vicinal.console.console
-    vicinal.console.console = Console(file=io.StringIO(), force_terminal=True, width=120)
+    saved = vicinal.cli.console.console
+    vicinal.cli.console.console = Console(file=io.StringIO(), force_terminal=True, width=120)
     try:
-        with vicinal.console.reporter(quiet=False) as rep:
+        with vicinal.cli.console.reporter(quiet=False) as rep:
             yield rep
     finally:
-        vicinal.console.console = saved
+        vicinal.cli.console.console = saved
 
 
 def _measure(fn) -> tuple[float, float]:

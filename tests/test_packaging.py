@@ -41,8 +41,8 @@ def test_wheel_layout(wheel):
         "vicinal/suites/digits.toml",
         "vicinal/suites/cifar10.toml",
         "vicinal/evaluators/clean.py",
-        "vicinal/templates/report.html.j2",
-        "vicinal/templates/_board.html.j2",
+        "vicinal/board/templates/report.html.j2",
+        "vicinal/board/templates/_board.html.j2",
     ):
         assert expected in names
 
@@ -55,9 +55,10 @@ def test_installed_wheel_works_from_any_directory(wheel, tmp_path):
         capture_output=True,
     )
     code = (
-        "import vicinal, vicinal.method as m, vicinal.suite as s; print(vicinal.__file__); "
-        "print(','.join(m.list_methods())); print(','.join(sorted(s.builtin_suites()))); "
-        "import vicinal.html as h; print(len(h.render_template('leaderboard.html.j2', boards=[])))"
+        "import vicinal, vicinal.training.method as m, vicinal.execution.suite as s; "
+        "print(vicinal.__file__); print(','.join(m.list_methods())); "
+        "print(','.join(sorted(s.builtin_suites()))); "
+        "import vicinal.board.html as h; print(len(h.render_template('leaderboard.html.j2', boards=[])))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code],

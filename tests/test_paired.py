@@ -1,6 +1,6 @@
-"""Per-example outcomes (vicinal.examples) and the paired intervals built on them (vicinal.paired):
-the stored format round-trips, the statistics agree with the calibration module, the intervals cover a
-known difference at their nominal rate, and runs on different examples are never paired."""
+"""Per-example outcomes (vicinal.store.outcomes) and the paired intervals built on them
+(vicinal.board.paired): the stored format round-trips, the statistics agree with the calibration module, the
+intervals cover a known difference at their nominal rate, and runs on different examples are never paired."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from vicinal.calibration import calibration_metrics
-from vicinal.declarations import MetricInfo
-from vicinal.examples import (
+from vicinal.board.paired import _CHUNK, Resampler, Side, difference, t_quantile
+from vicinal.evaluation.calibration_metrics import calibration_metrics
+from vicinal.store.declarations import MetricInfo
+from vicinal.store.outcomes import (
     ExampleFile,
     ExampleRecorder,
     Examples,
@@ -25,8 +26,7 @@ from vicinal.examples import (
     read_examples,
     resample_weights,
 )
-from vicinal.paired import _CHUNK, Resampler, Side, difference, t_quantile
-from vicinal.results import Result
+from vicinal.store.results import Result
 
 ACC = MetricInfo("acc", True, percent=True)
 ECE = MetricInfo("ECE", False, percent=True)
@@ -365,7 +365,7 @@ def test_the_interval_is_reproducible_from_its_seed_and_changes_with_it():
 
 def _plain_ece(conf: np.ndarray, hit: np.ndarray, bins: int = 15) -> float:
     """ECE by its definition, one bin (k/B, (k+1)/B] at a time (the first also takes 0): written here,
-    independently of the matrix form in vicinal.examples."""
+    independently of the matrix form in vicinal.store.outcomes."""
     total = 0.0
     for k in range(bins):
         lo, hi = k / bins, (k + 1) / bins
@@ -477,7 +477,7 @@ def test_the_t_quantile_without_scipy_agrees_with_scipy(df):
 
 
 def test_integer_columns_round_trip_exactly_in_the_smallest_dtype():
-    from vicinal.examples import decode, encode
+    from vicinal.store.outcomes import decode, encode
 
     for values, dtype in (
         (np.array([0, 5, 65535]), np.uint16),

@@ -33,11 +33,11 @@ def test_the_helper_signatures_run_as_documented():
 
 
 def test_the_documented_entry_point_groups_are_the_registries():
-    from vicinal.datasets import DATASETS
-    from vicinal.derived import DERIVATIONS
-    from vicinal.evaluation import EVALUATORS
-    from vicinal.method import METHODS
-    from vicinal.models import MODELS
+    from vicinal.board.derived import DERIVATIONS
+    from vicinal.data.datasets import DATASETS
+    from vicinal.evaluation.evaluator import EVALUATORS
+    from vicinal.training.method import METHODS
+    from vicinal.training.models import MODELS
 
     (block,) = re.findall(r"```toml\n(.*?)```", GUIDE, flags=re.S)
     documented = set(tomllib.loads(block)["project"]["entry-points"])
@@ -46,7 +46,7 @@ def test_the_documented_entry_point_groups_are_the_registries():
 
 
 def test_methods_pattern_is_a_glob_and_a_plain_word_a_substring():
-    from vicinal.method import list_methods
+    from vicinal.training.method import list_methods
 
     assert {"mixup", "manifold-mixup", "varmixup"} <= set(list_methods("mix"))
     assert list_methods("mix*") == ["mixup"]

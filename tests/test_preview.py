@@ -4,13 +4,13 @@ import io
 
 import torch
 
-from vicinal.datasets import DataSplits, ImageSet
-from vicinal.evaluation import EvalContext
-from vicinal.hparams import build_config
-from vicinal.jobs import save_samples
-from vicinal.method import Method, PrepareContext, get_method
-from vicinal.reporting import SilentReporter
-from vicinal.rng import RunRandom
+from vicinal.core.hparams import build_config
+from vicinal.core.reporting import SilentReporter
+from vicinal.data.datasets import DataSplits, ImageSet
+from vicinal.evaluation.evaluator import EvalContext
+from vicinal.execution.jobs import save_samples
+from vicinal.training.method import Method, PrepareContext, get_method
+from vicinal.training.rng import RunRandom
 
 
 def _method(name, tmp_path):

@@ -272,8 +272,8 @@ def test_without_ray_the_ray_executor_says_how_to_install_it(tmp_path):
     ],
 )
 def test_bad_ray_options_are_refused_before_any_work(options, message):
-    from vicinal.errors import VicinalError
-    from vicinal.executors import make_executor
+    from vicinal.core.errors import VicinalError
+    from vicinal.execution.executors import make_executor
 
     with pytest.raises(VicinalError, match=re.escape(message)):
         make_executor("ray", **options)
@@ -322,8 +322,8 @@ class _Nodes:
     ],
 )
 def test_each_run_asks_for_what_one_node_can_hold(options, nodes, expected):
-    from vicinal.errors import VicinalError
-    from vicinal.ray_executor import RayExecutor
+    from vicinal.core.errors import VicinalError
+    from vicinal.execution.ray import RayExecutor
 
     executor = RayExecutor(**options)
     if isinstance(expected, dict):

@@ -6,8 +6,8 @@ import pytest
 from helpers import ROOT, run_cli
 
 from vicinal import Method, VicinalError, register_method
-from vicinal.method import METHODS, get_method, list_methods
-from vicinal.registry import Registry
+from vicinal.core.registry import Registry
+from vicinal.training.method import METHODS, get_method, list_methods
 
 SEED_METHODS = {"erm", "mixup", "manifold-mixup", "varmixup", "varmixup-beta", "cutmix"}
 
@@ -197,4 +197,6 @@ def test_editing_a_plugin_method_retrains_and_keeps_the_rows_apart(tmp_path):
     board = json.loads(run_cli("leaderboard", "--format", "json", cwd=tmp_path, env=env).stdout)
     rows = board[0]["rows"]
     assert len(rows) == 2 and all(r["metrics"]["acc"]["n"] == 1 for r in rows)
-    assert all(r["label"].startswith("noisy [method code ") for r in rows)
+    # The edited plugin's row is the method's; the first one is labelled as earlier code, with its date.
+    labels = sorted(r["label"] for r in rows)
+    assert labels[0] == "noisy" and labels[1].startswith("noisy [earlier code (vicinal "), labels

@@ -10,8 +10,8 @@ from browser import Browser, find_chromium
 from helpers import ROOT, run_cli
 from synthetic import EVIL, write_reported, write_suite
 
-from vicinal.report import build_report
-from vicinal.results import load_store
+from vicinal.board.report import build_report
+from vicinal.store.results import load_store
 
 CHROMIUM = find_chromium()
 needs_chromium = pytest.mark.skipif(
@@ -149,7 +149,7 @@ def test_the_browser_check_sees_errors(tmp_path):
 
 
 def test_legends_quote_commands_as_code_and_escape_the_rest():
-    from vicinal.html import inline_code
+    from vicinal.board.html import inline_code
 
     got = str(inline_code("as `vicinal compare` shows; <script>x</script> & `a<b>`"))
     assert got == (

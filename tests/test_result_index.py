@@ -1,4 +1,4 @@
-"""The result index (vicinal.result_index): reading a results folder through it gives exactly the results
+"""The result index (vicinal.store.index): reading a results folder through it gives exactly the results
 the files hold — after changes, deletions and same-size rewrites too — and the readers that share its
 blocks between results (leaderboard, report) do not modify them."""
 
@@ -10,11 +10,11 @@ import os
 import pytest
 from synthetic import write_suite
 
-from vicinal.formats import FORMATS
-from vicinal.leaderboard import build_boards
-from vicinal.report import build_report
-from vicinal.result_index import index_file
-from vicinal.results import load_store
+from vicinal.board.boards import build_boards
+from vicinal.board.formats import FORMATS
+from vicinal.board.report import build_report
+from vicinal.store.index import index_file
+from vicinal.store.results import load_store
 
 
 def _snapshot(store) -> list:

@@ -17,8 +17,8 @@ import torch
 from helpers import CIFAR_DIR, ROOT, needs_cifar, run_cli
 
 import vicinal
-from vicinal.errors import VicinalError
-from vicinal.external import weights_sha256
+from vicinal.core.errors import VicinalError
+from vicinal.external.given import weights_sha256
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("robustbench") is None,
@@ -38,7 +38,7 @@ PLAIN_SCRIPT = ROOT / "studies" / "train_plain.py"
 def _robustbench():
     """robustbench imported as vicinal imports it (autoattack from pyautoattack, import-time warnings
     silenced), before a test reaches into its modules."""
-    from vicinal.robustbench import import_robustbench
+    from vicinal.external.robustbench import import_robustbench
 
     import_robustbench()
 
@@ -66,9 +66,9 @@ def plain(tmp_path_factory):
 @pytest.fixture(scope="module")
 def plain_on_c(plain, tmp_path_factory):
     """The plain model evaluated by vicinal on a CIFAR-10-C folder in the released layout, written with
-    vicinal.corrupted.write_set from the real CIFAR subset (3 corruptions × 5 severities)."""
-    from vicinal.corrupted import write_set
-    from vicinal.datasets import load_dataset
+    vicinal.data.corrupted.write_set from the real CIFAR subset (3 corruptions × 5 severities)."""
+    from vicinal.data.corrupted import write_set
+    from vicinal.data.datasets import load_dataset
 
     root, model, _ = plain
     test = load_dataset("cifar10", CIFAR_DIR).test
@@ -102,7 +102,7 @@ def plain_on_c(plain, tmp_path_factory):
 
 
 def test_autoattack_alias_only_where_missing():
-    from vicinal.robustbench import import_robustbench
+    from vicinal.external.robustbench import import_robustbench
 
     import_robustbench()
     autoattack = sys.modules["autoattack"]
@@ -114,7 +114,7 @@ def test_autoattack_alias_only_where_missing():
 
 
 def test_zoo_names_and_datasets_are_checked():
-    from vicinal.robustbench import zoo_entries
+    from vicinal.external.robustbench import zoo_entries
 
     assert ZOO in zoo_entries("cifar10", "corruptions") and "Standard" in zoo_entries("cifar10", "Linf")
     with pytest.raises(VicinalError, match="did you mean Kireev2021Effectiveness_RLATAugMix"):
@@ -133,7 +133,7 @@ def test_zoo_model_offline_from_robustbenchs_model_folder(isolated):
     """A zoo entry's checkpoint placed where robustbench.utils.load_model looks for it
     (<model_dir>/<dataset>/<threat>/<name>.pt; random weights: the mechanics, not the numbers) is loaded by
     robustbench's own code without a network and evaluated like any model."""
-    from vicinal.robustbench import checkpoint_path, zoo_entries
+    from vicinal.external.robustbench import checkpoint_path, zoo_entries
 
     net = zoo_entries("cifar10", "corruptions")[ZOO]["model"]()
     path = checkpoint_path(isolated / "models", "cifar10", "corruptions", ZOO)
@@ -220,7 +220,7 @@ def test_export_for_a_robustbench_submission(plain, plain_on_c, tmp_path):
     assert no_weights.returncode == 2 and "pass --checkpoint" in no_weights.stderr
     done = run_cli(*args, "--allow-partial", "--checkpoint", str(weights), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    result = vicinal.results.read_result(result_file)
+    result = vicinal.store.results.read_result(result_file)
     info = json.loads((out / "model_info" / "cifar10" / "corruptions" / "plain-cnn.json").read_text())
     assert set(info) <= {f.name for f in dataclasses.fields(ModelInfo)}
     assert info["clean_acc"] == str(round(result.metrics["acc"] * 100, 2))
@@ -266,7 +266,7 @@ def test_export_takes_a_vicinal_runs_cached_final_checkpoint(tmp_path):
         results_dir=tmp_path / "results",
         cache_dir=tmp_path / "cache",
     )
-    from vicinal.robustbench import export_submission
+    from vicinal.external.robustbench import export_submission
 
     with pytest.raises(VicinalError, match=r"corrupted set '(on the fly|generated)'"):
         export_submission(result.path, tmp_path / "x", cache_dir=tmp_path / "cache")

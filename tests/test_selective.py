@@ -13,11 +13,11 @@ import torch
 from scipy.special import softmax
 from trained import context
 
-from vicinal import selective_metrics as sm
-from vicinal.detection_metrics import log_msp
-from vicinal.evaluation import EVALUATORS
-from vicinal.examples import read_examples, resample_weights
-from vicinal.hparams import build_config
+from vicinal.core.hparams import build_config
+from vicinal.evaluation.evaluator import EVALUATORS
+from vicinal.store import selective_metrics as sm
+from vicinal.store.detection_metrics import log_msp
+from vicinal.store.outcomes import read_examples, resample_weights
 
 
 def _peer(metric, confidence: np.ndarray, correct: np.ndarray) -> float:
@@ -206,7 +206,7 @@ def test_selective_evaluator_metrics_statistics_and_figure(tmp_path):
 
 
 def test_aurc_under_corruptions_is_the_mean_of_the_cells_with_intervals(tmp_path):
-    from vicinal.corrupted import GeneratedSet
+    from vicinal.data.corrupted import GeneratedSet
 
     corruption = EVALUATORS.get("corruption")
     config = {"corruptions": ["fog", "gaussian_noise"], "severities": [1, 5], "source": "generate"}

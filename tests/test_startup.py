@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from synthetic import write_suite
 
-from vicinal.registry import index_module
+from vicinal.core.registry import index_module
 
 HEAVY = ("torch", "scipy", "foolbox", "sklearn")
 
@@ -108,9 +108,9 @@ from pathlib import Path
 import vicinal
 assert vicinal.__version__ and set(vicinal.__all__) <= set(dir(vicinal))
 from vicinal import Method, VicinalError, hp, list_methods, register_method
-from vicinal.formats import FORMATS
-from vicinal.leaderboard import build_boards
-from vicinal.results import load_store
+from vicinal.board.formats import FORMATS
+from vicinal.board.boards import build_boards
+from vicinal.store.results import load_store
 boards = build_boards(load_store(Path(sys.argv[1])))
 texts = [FORMATS[f](boards) for f in FORMATS]
 names = list_methods()
@@ -125,7 +125,7 @@ def test_the_library_reads_results_without_torch(results, tmp_path):
 
 LISTED_VS_IMPORTED = """
 import json, sys
-from vicinal.method import METHODS, get_method
+from vicinal.training.method import METHODS, get_method
 names = METHODS.names()
 listed = {n: METHODS.attributes(n, ("mixes_in", "summary")) for n in names}
 before = "torch" in sys.modules
@@ -144,7 +144,7 @@ def test_methods_are_listed_from_source_as_they_are_when_imported(tmp_path):
 def test_the_index_reads_decorators_and_literal_attributes():
     source = textwrap.dedent(
         """
-        from vicinal.method import Method, register_method
+        from vicinal.training.method import Method, register_method
 
         @register_method("a")
         class A(Method):

@@ -2,7 +2,7 @@
 
 * ``test_command``: ``vicinal --help``, ``vicinal methods``, ``vicinal leaderboard`` over 1,000 and 10,000
   result files (tests/bench_store.py: files shaped like real ones, ~15 KB), without and with the result
-  index in the cache folder (vicinal.result_index) — each a fresh process, as the user runs it.
+  index in the cache folder (vicinal.store.index) — each a fresh process, as the user runs it.
   ``extra_info`` has the command's CPU seconds and peak RSS (``os.wait4``) and the load.
 * ``test_run_startup``: ``vicinal run --suite digits --methods erm`` from spawn to its second training step
   (the first batch done, optimizer step included; tests/startup_probe.py), and a re-evaluation (the
@@ -178,7 +178,7 @@ def test_run_startup(benchmark, launcher, tmp_path, mode):
             lambda: runs.append(_spawn(launcher, cli, tmp_path, env)), setup=drop_results, rounds=rounds
         )
         # No optimizer step: nothing needs the compiler stack (torch.use_deterministic_algorithms and the
-        # optimizer's state loading would import it; vicinal.startup keeps them from doing so).
+        # optimizer's state loading would import it; vicinal.host.startup keeps them from doing so).
         assert (tmp_path / "imported.json").read_text() == "[]"
     _record(benchmark, runs, load)
 

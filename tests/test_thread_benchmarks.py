@@ -8,7 +8,7 @@ once, when torch loads it; a child stays warm and does one unit of work per roun
 * ``corrupt-batch``: all 19 corruptions at severity 3 on 64 images of 32 px.
 
 ``policy``: ``default`` is OpenMP's own waiting (libgomp spins ~300,000 rounds before sleeping),
-``vicinal`` is :func:`vicinal.threads.apply_thread_policy` (``OMP_WAIT_POLICY=PASSIVE``). ``compete``: a
+``vicinal`` is :func:`vicinal.host.threads.apply_thread_policy` (``OMP_WAIT_POLICY=PASSIVE``). ``compete``: a
 single-threaded busy loop runs during the measurement. The timed call includes a pipe round trip
 (microseconds); ``extra_info`` has the child's own wall and CPU seconds per unit (CPU time shows the
 spinning directly). ``test_two_threads_against_one`` alternates a 1-thread and a 2-thread child under

@@ -1,4 +1,4 @@
-"""The CPU thread policy (vicinal.threads): who decides the thread count and the OpenMP waiting, that the
+"""The CPU thread policy (vicinal.host.threads): who decides the thread count and the OpenMP waiting, that the
 CLI applies it before torch loads OpenMP (libgomp itself reports what it read), and that results record it.
 Speed under contention is measured in test_thread_benchmarks.py, never asserted."""
 
@@ -11,8 +11,8 @@ import sys
 import pytest
 from helpers import ROOT
 
-from vicinal.errors import VicinalError
-from vicinal.threads import cgroup_cpu_limit, default_threads, physical_cores, resolve
+from vicinal.core.errors import VicinalError
+from vicinal.host.threads import cgroup_cpu_limit, default_threads, physical_cores, resolve
 
 
 def test_default_is_one_thread_per_available_core_and_passive_waiting(monkeypatch):
@@ -112,7 +112,7 @@ def test_the_cli_leaves_the_users_waiting_alone():
 def test_results_record_the_policy():
     import torch
 
-    from vicinal.results import environment
+    from vicinal.host.environment import environment
 
     threads = environment(torch.device("cpu"))["threads"]
     assert threads["intra_op_threads"] == torch.get_num_threads()
@@ -124,7 +124,7 @@ def test_results_record_the_policy():
 def test_the_option_after_the_defaults_still_sets_the_count_before_torch():
     """main() applies the defaults, then ``--threads`` re-applies the count before torch is imported."""
     code = (
-        "from vicinal.threads import apply_thread_policy as apply\n"
+        "from vicinal.host.threads import apply_thread_policy as apply\n"
         "apply(); p = apply(1, origin='--threads')\n"
         "import torch; print(torch.get_num_threads(), p.source, p.omp_wait_policy)\n"
     )

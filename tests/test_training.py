@@ -3,13 +3,13 @@
 import pytest
 import torch
 
-from vicinal.datasets import load_dataset
-from vicinal.method import get_method
-from vicinal.models import build_model
-from vicinal.reporting import SilentReporter
-from vicinal.rng import seed_everything
-from vicinal.suite import Recipe
-from vicinal.training import lr_at, train
+from vicinal.core.reporting import SilentReporter
+from vicinal.data.datasets import load_dataset
+from vicinal.training.loop import lr_at, train
+from vicinal.training.method import get_method
+from vicinal.training.models import build_model
+from vicinal.training.recipe import Recipe
+from vicinal.training.rng import seed_everything
 
 
 def _setup(epochs):
@@ -41,7 +41,7 @@ def test_resume_from_checkpoint_reproduces_the_uninterrupted_run(tmp_path, monke
     ckpt = tmp_path / "run.pt"
 
     # Interrupt the run during epoch 2: Ctrl-C arrives as KeyboardInterrupt inside the loop.
-    import vicinal.training as training
+    import vicinal.training.loop as training
 
     calls = {"n": 0}
     real_crop = training.random_crop_flip
@@ -90,7 +90,7 @@ def test_damaged_checkpoint_means_a_fresh_start(tmp_path):
 def test_atomic_writes_replace_whole_files_with_the_usual_permissions(tmp_path):
     import os
 
-    from vicinal.io import atomic_write_text
+    from vicinal.core.io import atomic_write_text
 
     target = tmp_path / "sub" / "r.json"
     atomic_write_text(target, "old")
@@ -109,8 +109,8 @@ def test_a_log_gets_epoch_lines_at_a_readable_rate(monkeypatch):
     not one per epoch; with a zero interval every epoch has its line."""
     import io
 
-    import vicinal.reporting as reporting
-    from vicinal.reporting import LineReporter
+    import vicinal.core.reporting as reporting
+    from vicinal.core.reporting import LineReporter
 
     def lines(every: float) -> list[str]:
         monkeypatch.setattr(reporting, "LINE_EVERY_S", every)

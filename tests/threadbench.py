@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKLOADS = ("train-step", "corrupt-batch")
 #: What each policy name sets before torch loads: "default" is OpenMP's own behaviour (libgomp spins
 #: 300,000 rounds before sleeping), "spin:N" a bounded spin, "passive" sleeps at once; "vicinal" is
-#: whatever vicinal's thread policy chooses (``vicinal.threads``).
+#: whatever vicinal's thread policy chooses (``vicinal.host.threads``).
 POLICIES = ("default", "passive", "vicinal")
 
 
@@ -91,7 +91,7 @@ def _configure() -> str:
     policy = os.environ["VICINAL_BENCH_POLICY"]
     if policy == "vicinal":
         os.environ["VICINAL_THREADS"] = str(threads)
-        from vicinal.threads import apply_thread_policy
+        from vicinal.host.threads import apply_thread_policy
 
         apply_thread_policy()
     else:
@@ -116,7 +116,7 @@ def _train_step():
     import torch
     import torch.nn.functional as F
 
-    from vicinal.models import build_model
+    from vicinal.training.models import build_model
 
     torch.manual_seed(0)
     model = build_model("small-cnn", 10, [0.5] * 3, [0.25] * 3)

@@ -7,14 +7,14 @@ import functools
 
 import torch
 
-from vicinal.datasets import DataSplits, load_dataset
-from vicinal.evaluation import EvalContext
-from vicinal.method import get_method
-from vicinal.models import build_model
-from vicinal.reporting import SilentReporter
-from vicinal.rng import seed_everything
-from vicinal.suite import Recipe
-from vicinal.training import train
+from vicinal.core.reporting import SilentReporter
+from vicinal.data.datasets import DataSplits, load_dataset
+from vicinal.evaluation.evaluator import EvalContext
+from vicinal.execution.suite import Recipe
+from vicinal.training.loop import train
+from vicinal.training.method import get_method
+from vicinal.training.models import build_model
+from vicinal.training.rng import seed_everything
 
 
 @functools.cache

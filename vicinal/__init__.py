@@ -3,12 +3,13 @@
 The public names below are imported on first use (PEP 562 module ``__getattr__``), so ``import vicinal``
 and the commands that never train (``vicinal leaderboard``, ``report``, ``--help``) do not pay for torch
 (2–3 s and ~600 MB). A program that trains should choose its thread policy before anything imports torch:
-``import vicinal.threads; vicinal.threads.apply_thread_policy()``, and may fix malloc's thresholds at any
-time: ``vicinal.allocator.apply_allocator_policy()`` (the CLI does both itself).
+``import vicinal.host.threads; vicinal.host.threads.apply_thread_policy()``, and may fix malloc's thresholds
+at any time: ``vicinal.host.allocator.apply_allocator_policy()`` (the CLI does both itself).
 
-The Python API is ``vicinal.run``, ``vicinal.evaluate`` and ``vicinal.leaderboard`` (:mod:`vicinal.api`).
-``vicinal.leaderboard`` is the module of that name, made callable as the API's function: importing a
-submodule sets the package attribute of its name, which would silently replace an exported function.
+The Python API is ``vicinal.run``, ``vicinal.evaluate``, ``vicinal.leaderboard`` and ``vicinal.compare``
+(:mod:`vicinal.api`); the names a plugin needs are exported here too. How the package is laid out, and what
+may import what: ``docs/architecture.md``. Modules that moved in 0.2 are still importable under their old
+names for one version (:mod:`vicinal._compat`, with a warning).
 """
 
 from __future__ import annotations
@@ -16,40 +17,41 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from vicinal._compat import install as _install_compat
+from vicinal._version import __version__
 
 #: Exported name → the module that defines it.
 _EXPORTS = {
-    "Artifact": "vicinal.declarations",
-    "Breakdown": "vicinal.declarations",
-    "Declarations": "vicinal.declarations",
-    "EvalContext": "vicinal.evaluation",
-    "Evaluator": "vicinal.evaluation",
-    "FigureSpec": "vicinal.declarations",
-    "Method": "vicinal.method",
-    "MetricInfo": "vicinal.declarations",
-    "PanelSpec": "vicinal.declarations",
-    "Preview": "vicinal.method",
-    "StepOutput": "vicinal.method",
-    "VicinalError": "vicinal.errors",
+    "Artifact": "vicinal.store.declarations",
+    "Breakdown": "vicinal.store.declarations",
+    "Declarations": "vicinal.store.declarations",
+    "EvalContext": "vicinal.evaluation.evaluator",
+    "Evaluator": "vicinal.evaluation.evaluator",
+    "FigureSpec": "vicinal.store.declarations",
+    "Method": "vicinal.training.method",
+    "MetricInfo": "vicinal.store.declarations",
+    "PanelSpec": "vicinal.store.declarations",
+    "Preview": "vicinal.training.method",
+    "StepOutput": "vicinal.training.method",
+    "VicinalError": "vicinal.core.errors",
+    "compare": "vicinal.api",
     "evaluate": "vicinal.api",
-    "get_method": "vicinal.method",
-    "hp": "vicinal.hparams",
-    "interpolate": "vicinal.method",
-    "list_methods": "vicinal.method",
-    "mix_output_of": "vicinal.method",
-    "mixed_correct": "vicinal.method",
-    "mixed_cross_entropy": "vicinal.method",
-    "register_dataset": "vicinal.datasets",
-    "register_derivation": "vicinal.derived",
-    "register_evaluator": "vicinal.evaluation",
-    "register_method": "vicinal.method",
-    "register_model": "vicinal.models",
+    "get_method": "vicinal.training.method",
+    "hp": "vicinal.core.hparams",
+    "interpolate": "vicinal.training.method",
+    "leaderboard": "vicinal.api",
+    "list_methods": "vicinal.training.method",
+    "mix_output_of": "vicinal.training.method",
+    "mixed_correct": "vicinal.training.method",
+    "mixed_cross_entropy": "vicinal.training.method",
+    "register_dataset": "vicinal.data.datasets",
+    "register_derivation": "vicinal.board.derived",
+    "register_evaluator": "vicinal.evaluation.evaluator",
+    "register_method": "vicinal.training.method",
+    "register_model": "vicinal.training.models",
     "run": "vicinal.api",
-    "seeded_subset": "vicinal.evaluation",
+    "seeded_subset": "vicinal.evaluation.evaluator",
 }
-#: Exported names that are submodules (callable ones: see above).
-_MODULES = {"leaderboard"}
 __all__ = [  # literal for static tools; the same names as _EXPORTS, plus __version__
     "Artifact",
     "Breakdown",
@@ -64,6 +66,7 @@ __all__ = [  # literal for static tools; the same names as _EXPORTS, plus __vers
     "StepOutput",
     "VicinalError",
     "__version__",
+    "compare",
     "evaluate",
     "get_method",
     "hp",
@@ -83,10 +86,13 @@ __all__ = [  # literal for static tools; the same names as _EXPORTS, plus __vers
 ]
 
 if TYPE_CHECKING:
-    from vicinal import leaderboard
-    from vicinal.api import evaluate, run
-    from vicinal.datasets import register_dataset
-    from vicinal.declarations import (
+    from vicinal.api import compare, evaluate, leaderboard, run
+    from vicinal.board.derived import register_derivation
+    from vicinal.core.errors import VicinalError
+    from vicinal.core.hparams import hp
+    from vicinal.data.datasets import register_dataset
+    from vicinal.evaluation.evaluator import EvalContext, Evaluator, register_evaluator, seeded_subset
+    from vicinal.store.declarations import (
         Artifact,
         Breakdown,
         Declarations,
@@ -94,11 +100,7 @@ if TYPE_CHECKING:
         MetricInfo,
         PanelSpec,
     )
-    from vicinal.derived import register_derivation
-    from vicinal.errors import VicinalError
-    from vicinal.evaluation import EvalContext, Evaluator, register_evaluator, seeded_subset
-    from vicinal.hparams import hp
-    from vicinal.method import (
+    from vicinal.training.method import (
         Method,
         Preview,
         StepOutput,
@@ -110,12 +112,13 @@ if TYPE_CHECKING:
         mixed_cross_entropy,
         register_method,
     )
-    from vicinal.models import register_model
+    from vicinal.training.models import register_model
+
+
+_install_compat()
 
 
 def __getattr__(name: str) -> Any:
-    if name in _MODULES:
-        return importlib.import_module(f"vicinal.{name}")  # also sets the package attribute
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'vicinal' has no attribute {name!r}")
@@ -125,4 +128,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS, *_MODULES})
+    return sorted({*globals(), *_EXPORTS})

@@ -194,7 +194,7 @@ def glass_copy(x: torch.Tensor, max_delta: int, dy: torch.Tensor, dx: torch.Tens
         index = torch.arange(h * w, device=dev).view(1, h, w).repeat(n, 1, 1)
         inner = index[:, 2:, 2:].clone()
         for it in range(dy.shape[0]):
-            step = (dy[it].to(dev) * w + dx[it].to(dev)).view(nh, nw, n).permute(2, 0, 1).flip(1, 2)
+            step = (dy[it].to(dev) * w + dx[it].to(dev)).reshape(nh, nw, n).permute(2, 0, 1).flip(1, 2)
             index[:, 2:, 2:] = inner + step
             x = x.reshape(n, c, h * w).gather(2, index.view(n, 1, h * w).expand(n, c, h * w)).view(n, c, h, w)
         return x

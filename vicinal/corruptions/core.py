@@ -1,7 +1,8 @@
 """The corruption registry, name resolution and the one-call API, ``corrupt(images, name, severity, seed)``.
 
 Every corruption is a batched torch function ``fn(x, param, gen) -> y`` on float32 images in [0, 1]
-(N×3×H×W, any device) that returns float images in [0, 1] (corruptions registered with
+(N×3×H×W, any device, always contiguous: ``register`` wraps ``fn`` so, whoever calls it) that returns
+float images in [0, 1] (corruptions registered with
 ``uint8_input=True`` are handed uint8 batches as they are, and must take float ones too; one whose result
 is exactly 8-bit, like a codec's, may return it as uint8, stored as it is); its
 per-severity parameters live in ``tables.py`` (one table per image scale, from the hendrycks/robustness
@@ -16,6 +17,7 @@ holds one group and registers in the benchmark's order, which reproduces hendryc
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -23,7 +25,7 @@ from typing import Any, Literal
 
 import torch
 
-from vicinal.errors import VicinalError
+from vicinal.core.errors import VicinalError
 
 Group = Literal["noise", "blur", "weather", "digital"]
 CorruptionFn = Callable[[torch.Tensor, Any, torch.Generator], torch.Tensor]
@@ -39,7 +41,10 @@ SUBSETS = ("common", "extra", "noise", "blur", "weather", "digital", "all")
 #: 3: on the CPU, spatter's water mask by OpenCV itself (equal on every tested layer; its distances are
 #: OpenCV's float32 sums, which the torch steps matched only to the last bit) and Gaussian blurs of
 #: images beyond 32×32 by OpenCV's separable filter (other float32 rounding).
-ENGINE_VERSION = 3
+#: 4: inputs in any memory layout give the contiguous input's output (before, a channels-last batch got
+#: a garbage motion blur, other Gaussian noise draws and contrast rounding, and failed shot noise); the
+#: output of contiguous inputs did not change, but a set cached from a channels-last dataset did.
+ENGINE_VERSION = 4
 
 #: Pixels per slice of a CPU batch (256 images at 32 px; 5 at 224 px), unless a corruption asks for
 #: another size when it registers. Tensors beyond glibc's largest heap-reuse size (32 MB) are mmapped
@@ -81,10 +86,27 @@ def register(
     def decorator(fn: CorruptionFn) -> CorruptionFn:
         if name in _REGISTRY or name in SUBSETS:
             raise ValueError(f"corruption {name!r} registered twice or named like a subset")
-        _REGISTRY[name] = Corruption(name, group, common, random, fn, int(chunk_pixels), uint8_input)
-        return fn
+        contiguous = _on_contiguous_input(fn)
+        _REGISTRY[name] = Corruption(name, group, common, random, contiguous, int(chunk_pixels), uint8_input)
+        return contiguous
 
     return decorator
+
+
+def _on_contiguous_input(fn: CorruptionFn) -> CorruptionFn:
+    """``fn`` handed its batch as contiguous N×C×H×W memory, whatever the caller's layout.
+
+    The corruptions read raw memory (strided windows, flat views, numpy arrays for OpenCV) and draw
+    random numbers in memory order, so any other layout would give other numbers or garbage; normalising
+    here, once per call, makes that impossible for every corruption, built-in or registered later. A
+    contiguous batch goes through as it is (no copy).
+    """
+
+    @functools.wraps(fn)
+    def on_contiguous(x: torch.Tensor, param: Any, gen: torch.Generator) -> torch.Tensor:
+        return fn(x.contiguous(), param, gen)
+
+    return on_contiguous
 
 
 def _ordered() -> list[Corruption]:
@@ -154,10 +176,23 @@ def corrupt(
     """Corrupt a batch (N×3×H×W or one 3×H×W image) with one corruption at severity 1–5.
 
     uint8 in → uint8 out, quantised like the reference (truncation); float in [0, 1] in → float out,
-    unquantised. Randomness comes only from ``generator`` or a fresh one seeded with ``seed`` (default 0)
-    on the images' device, never from global state, so equal seeds give equal outputs on one device.
-    ``table`` chooses the parameter table (``cifar``, ``tinyimagenet``, ``imagenet``); by default the one
-    made for the nearest image size.
+    unquantised; either way a new contiguous tensor, the input left as it was. Randomness comes only from
+    ``generator`` or a fresh one seeded with ``seed`` (default 0) on the images' device, never from global
+    state, so equal seeds give equal outputs on one device. ``table`` chooses the parameter table
+    (``cifar``, ``tinyimagenet``, ``imagenet``); by default the one made for the nearest image size.
+
+    The contract on layouts and batches (tested in ``tests/test_corruption_layouts.py``):
+
+    * The memory layout does not matter: for the same values, seed (or generator state), table and
+      device, a batch gives the same bits whether it is contiguous, channels-last, permuted, sliced,
+      strided or broadcast, and a 3×H×W image gives what the same image as a batch of one gives.
+    * A deterministic corruption computes each image from that image alone: an image gives the same
+      output alone as inside a batch, up to float32 rounding (a matrix product over the batch picks its
+      kernel by size; after uint8 truncation at most one level).
+    * A random corruption draws its numbers for the whole batch, in order, slice after slice (on the CPU
+      in slices of a fixed size): an image's draws depend on its place in the batch and the batch's size
+      (and for shot noise on other images' values too), so a batch of one is a batch of its own, not the
+      image as it would come out of a larger one. Seed a batch of one separately to get independent draws.
     """
     c = get_corruption(name)
     single = images.dim() == 3
@@ -173,12 +208,14 @@ def corrupt(
         step = max(1, c.chunk_pixels // (x.shape[-2] * x.shape[-1]))
     out = torch.empty(x.shape, dtype=images.dtype, device=x.device)
     # Conversion, corruption and quantisation slice by slice: the whole batch never exists in float.
+    # The conversion writes contiguous memory, which ``c.fn`` needs (see ``_on_contiguous_input``): one
+    # copy of a slice in another layout, not two. Contiguous float32 input is used as it is.
     for start in range(0, x.shape[0], step):
         part = x[start : start + step]
-        if not as_uint8:
-            part = part.float()
-        elif not c.uint8_input:
-            part = part.float().div_(255.0)
+        if not as_uint8 or not c.uint8_input:
+            part = part.to(torch.float32, memory_format=torch.contiguous_format)
+            if as_uint8:
+                part = part.div_(255.0)
         y = c.fn(part, param, generator)
         if y.dtype == torch.uint8:  # an 8-bit result: nothing to clamp or quantise
             out[start : start + step] = y if as_uint8 else y.float().div_(255.0)

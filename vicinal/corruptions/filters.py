@@ -232,7 +232,7 @@ def apply_motion_blur(
         shift = (dy + p) * wp + (dx + p)
         windows = xp.as_strided((n, 2 * p * wp + 2 * p + 1, c, h, w), (c * hp * wp, 1, hp * wp, wp, 1))
         images = torch.arange(n, device=x.device)
-        out = torch.zeros_like(x)
+        out = torch.zeros(x.shape, dtype=x.dtype, device=x.device)
         for i, wt in taps:
             out.add_(windows[images, shift[:, i]], alpha=wt)
         return out
@@ -244,16 +244,18 @@ def apply_motion_blur(
     dx, dy = dx[order].numpy(), dy[order].numpy()
     left, top = max(0, -int(dx.min())), max(0, -int(dy.min()))
     xp = F.pad(x[order], (left, max(0, int(dx.max())), top, max(0, int(dy.max()))), mode="replicate")
-    sn, sc, wp = xp.stride(0), xp.stride(1), xp.shape[-1]
+    # The windows are views with xp's own strides and offset, so they are right in any memory layout
+    # (F.pad keeps a channels-last input channels-last).
+    sn, sc, sh, sw = xp.stride()
     starts_of = np.ones((n, dx.shape[1]), dtype=bool)
     starts_of[1:] = (dx[1:] != dx[:-1]) | (dy[1:] != dy[:-1])  # run starts of every tap at once
-    shift = (dy + top) * wp + (dx + left)  # flat offset of each image's window per tap
-    out = torch.zeros_like(x)
+    shift = (dy + top) * sh + (dx + left) * sw + xp.storage_offset()  # each image's window per tap
+    out = torch.zeros(x.shape, dtype=x.dtype, device=x.device)
     for i, wt in taps:
         starts = np.flatnonzero(starts_of[:, i])
         ends = [*starts[1:].tolist(), n]
         windows = [
-            xp.as_strided((b - a, c, h, w), (sn, sc, wp, 1), a * sn + int(s))
+            xp.as_strided((b - a, c, h, w), (sn, sc, sh, sw), a * sn + int(s))
             for a, b, s in zip(starts.tolist(), ends, shift[starts, i].tolist(), strict=True)
         ]
         torch._foreach_add_(list(out.tensor_split(starts[1:].tolist())), windows, alpha=wt)

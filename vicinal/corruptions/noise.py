@@ -129,6 +129,9 @@ def _inverse_cdf(
 ) -> torch.Tensor:
     """Draws at the 31-bit uniforms r; ``more_bits(searched)`` gives the next 22 bits of the uniforms at
     the flat positions ``searched``, where the table cannot tell."""
+    # Flat positions index the values in row-major order, and the searched draws are written back
+    # through a flat view: both need contiguous memory (a view of anything else fails or writes nowhere).
+    levels, r = levels.contiguous(), r.contiguous()
     cells, keys = _poisson_tables(c, levels.device)
     width = keys.numel() // 256
     index = (levels.to(torch.int32) << _CELL_BITS) | (r >> (31 - _CELL_BITS))

@@ -12,11 +12,18 @@ from dataclasses import dataclass
 
 import torch
 
-from vicinal.datasets import to_unit
-from vicinal.declarations import Breakdown, Declarations, FigureSpec, MetricInfo, PanelSpec
-from vicinal.errors import VicinalError
-from vicinal.evaluation import EvalContext, Evaluator, eps_label, parse_eps, register_evaluator, seeded_subset
-from vicinal.hparams import hp
+from vicinal.core.errors import VicinalError
+from vicinal.core.hparams import hp
+from vicinal.data.datasets import to_unit
+from vicinal.evaluation.evaluator import (
+    EvalContext,
+    Evaluator,
+    eps_label,
+    parse_eps,
+    register_evaluator,
+    seeded_subset,
+)
+from vicinal.store.declarations import Breakdown, Declarations, FigureSpec, MetricInfo, PanelSpec
 
 ATTACKS = ("fgsm", "pgd_linf", "pgd_l2")
 
@@ -163,12 +170,14 @@ class AdversarialEvaluator(Evaluator):
         # The subset's clean accuracy comes from the test logits every evaluator shares.
         ctx.record_logits("adv/clean", examples, ctx.test_logits[idx], labels)
         ctx.statistic("adv_subset_acc", "mean", ["adv/clean"])
-        out = {"adv_subset_acc": float((ctx.test_logits[idx].argmax(1) == labels).double().mean())}
+        clean = ctx.test_logits[idx].argmax(1) == labels
+        out = {"adv_subset_acc": float(clean.double().mean())}
         attacks = self.attack_objects()
         for attack in c.attacks:
             radii = [parse_eps(e) for e in (c.l2_eps if attack == "pgd_l2" else c.linf_eps)]
+            # The clean outcome is the one adv_subset_acc counts, so robust ⊆ clean image by image.
             correct, confidence = robust_outcomes(
-                model, images, labels, attacks[attack], radii, c.batch_size, c.seed, ctx.device
+                model, images, labels, attacks[attack], radii, c.batch_size, c.seed, ctx.device, None, clean
             )
             for e, hit, conf in zip(radii, correct, confidence, strict=True):
                 name = f"{attack}@{eps_label(e)}"
@@ -178,7 +187,7 @@ class AdversarialEvaluator(Evaluator):
         if c.autoattack:
             eps = parse_eps(c.autoattack_eps)
             hit, conf = autoattack_outcomes(
-                model, images, labels, eps, c.seed, c.batch_size, ctx.device, c.autoattack_attacks
+                model, images, labels, eps, c.seed, c.batch_size, ctx.device, c.autoattack_attacks, clean
             )
             name = f"autoattack@{eps_label(eps)}"
             out[name] = float(hit.double().mean())
@@ -210,7 +219,8 @@ class AdversarialEvaluator(Evaluator):
                 for a in c.attacks
             },
             "subset": {"n": c.n_samples, "seed": c.seed, "split": "test"},
-            "success": "misclassification (already misclassified clean images count as broken)",
+            "success": "misclassification; robust = correct on the clean image and still correct after "
+            "the attack (an image misclassified before the attack counts as broken at every ε)",
             "autoattack": (
                 {
                     "eps": c.autoattack_eps,
@@ -254,10 +264,12 @@ def robust_outcomes(
     seed: int,
     device: torch.device,
     preprocessing: dict | None = None,
+    clean_correct: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per radius and image (radii × N, CPU): whether the image is still classified correctly under
-    ``attack`` (foolbox's success is the complement) and the model's top-1 confidence on the attacked
-    image (``attack=None``: on the clean image, for every radius)."""
+    """Per radius and image (radii × N, CPU): whether the image is robust under ``attack`` — classified
+    correctly before the attack and still after it — and the model's top-1 confidence on the attacked
+    image (``attack=None``: on the clean image, for every radius). ``clean_correct`` (N booleans) says
+    which images count as correctly classified before the attack; by default the model's answer here."""
     fb = import_foolbox()
     fmodel = fb.PyTorchModel(model, bounds=(0, 1), device=device, preprocessing=preprocessing)
     correct, confidence = [], []
@@ -270,10 +282,18 @@ def robust_outcomes(
             correct.append((p.argmax(1) == y).cpu().expand(len(radii), -1))
             confidence.append(p.max(1).values.cpu().expand(len(radii), -1))
             continue
+        if clean_correct is None:
+            with torch.no_grad():
+                clean = (fmodel(x).argmax(1) == y).cpu()
+        else:
+            clean = clean_correct[start : start + batch_size].cpu()
         # foolbox draws PGD's random starts from torch's global generator: seed it per batch.
         torch.manual_seed(seed * 100_003 + start)
         _, clipped, success = attack(fmodel, x, y, epsilons=radii)
-        correct.append((~success).cpu())
+        # foolbox judges success on the attack's last iterate alone: an image misclassified before the
+        # attack that the iterate happens to classify correctly (PGD's random start can land it there)
+        # would count as robust.
+        correct.append(clean & ~success.cpu())
         with torch.no_grad():  # after the attack and its seeding: the numbers above do not change
             confidence.append(torch.stack([fmodel(xa).softmax(1).max(1).values.cpu() for xa in clipped]))
     return torch.cat(correct, 1), torch.cat(confidence, 1).double()
@@ -286,9 +306,10 @@ def autoattack_accuracy(model, images, labels, eps, seed, batch_size, device, at
 
 
 def autoattack_outcomes(
-    model, images, labels, eps, seed, batch_size, device, attacks=()
+    model, images, labels, eps, seed, batch_size, device, attacks=(), clean_correct=None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per image (CPU): correct under AutoAttack (L∞) and the top-1 confidence on the attacked image."""
+    """Per image (CPU): robust under AutoAttack (L∞) — correct before the attack and after it — and the
+    top-1 confidence on the attacked image. ``clean_correct`` as in ``robust_outcomes``."""
     try:
         from pyautoattack import AutoAttack
     except ImportError:
@@ -302,7 +323,12 @@ def autoattack_outcomes(
     aa.verbose = False
     x = to_unit(images, device)
     y = labels.to(device)
+    if clean_correct is None:
+        with torch.no_grad():
+            clean_correct = torch.cat([model(b).argmax(1) for b in x.split(batch_size)]) == y
+    # AutoAttack attacks only the images it finds correct and returns the others as they are, so this
+    # rule changes nothing where its clean pass agrees with ``clean_correct``; it is applied the same way.
     x_adv, _ = aa.run_standard_evaluation(x, y, batch_size=batch_size)
     with torch.no_grad():
         p = model(x_adv).softmax(1)
-    return (p.argmax(1) == y).cpu(), p.max(1).values.double().cpu()
+    return (clean_correct.cpu() & (p.argmax(1) == y).cpu()), p.max(1).values.double().cpu()

@@ -2,15 +2,15 @@
 
 from dataclasses import dataclass
 
-from vicinal.calibration import (
+from vicinal.core.hparams import hp
+from vicinal.evaluation.calibration_metrics import (
     brier,
     calibration_metrics,
     nll,
     reliability_bins,
 )
-from vicinal.declarations import Artifact
-from vicinal.evaluation import EvalContext, Evaluator, MetricInfo, register_evaluator
-from vicinal.hparams import hp
+from vicinal.evaluation.evaluator import EvalContext, Evaluator, MetricInfo, register_evaluator
+from vicinal.store.declarations import Artifact
 
 _BASE = {
     "ece": ("ECE", "expected calibration error of the top-1 confidence, equal-width bins (netcal)", True),
@@ -125,7 +125,7 @@ class CalibrationEvaluator(Evaluator):
         if self.config.diagram:
             path = ctx.artifact_path("reliability")
             if path is not None:
-                from vicinal.plots import reliability_diagram
+                from vicinal.core.plots import reliability_diagram
 
                 reliability_diagram(panels, ctx.title, path)
         return out

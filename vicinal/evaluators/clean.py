@@ -2,8 +2,8 @@
 validation split too, where the suite holds one out, for model selection (``vicinal leaderboard
 --best-of``) that never looks at the test split. Metrics named ``val_*`` are validation metrics."""
 
-from vicinal.calibration import brier, nll
-from vicinal.evaluation import EvalContext, Evaluator, MetricInfo, register_evaluator
+from vicinal.evaluation.calibration_metrics import brier, nll
+from vicinal.evaluation.evaluator import EvalContext, Evaluator, MetricInfo, register_evaluator
 
 
 @register_evaluator("clean")

@@ -10,10 +10,10 @@ Metrics: ``c_acc`` (mean over the 15 common corruptions × severities, the Robus
 convention), ``c_acc_all`` (all 19), ``c_ece`` / ``c_ece_ts`` / ``c_nll`` / ``c_aurc`` (selective
 prediction: the mean AURC of the cells, AURC-C), and breakdowns per corruption
 (``c_acc/<c>``), per severity (``c_acc/s<k>``, common corruptions) and per cell (``c_acc/<c>/s<k>``).
-mCE and relative mCE are this evaluator's declared derivation ``corruption_error`` (``vicinal.relative``),
-computed by the renderers from the cells relative to the suite's baseline rows, as ratios of errors summed
-over the same cells, so they cannot rank against ``c_acc`` (``vicinal.relative`` says why): CIFAR and
-Tiny-ImageNet have no AlexNet baseline.
+mCE and relative mCE are this evaluator's declared derivation ``corruption_error``
+(``vicinal.board.relative``), computed by the renderers from the cells relative to the suite's baseline rows,
+as ratios of errors summed over the same cells, so they cannot rank against ``c_acc``
+(``vicinal.board.relative`` says why): CIFAR and Tiny-ImageNet have no AlexNet baseline.
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ from typing import Literal
 import numpy as np
 import torch
 
-from vicinal.calibration import ece, nll
-from vicinal.corrupted import (
+from vicinal.core.errors import VicinalError
+from vicinal.core.hparams import hp
+from vicinal.data.corrupted import (
     RELEASES,
     CorruptedSet,
     GeneratedSet,
@@ -40,13 +41,12 @@ from vicinal.corrupted import (
     find_set,
     write_set,
 )
-from vicinal.declarations import Breakdown, FigureSpec, PanelSpec
-from vicinal.detection_metrics import log_msp
-from vicinal.errors import VicinalError
-from vicinal.evaluation import EvalContext, Evaluator, MetricInfo, register_evaluator, seeded_subset
-from vicinal.examples import Examples
-from vicinal.hparams import hp
-from vicinal.selective_metrics import aurc, dense_ranks
+from vicinal.evaluation.calibration_metrics import ece, nll
+from vicinal.evaluation.evaluator import EvalContext, Evaluator, MetricInfo, register_evaluator, seeded_subset
+from vicinal.store.declarations import Breakdown, FigureSpec, PanelSpec
+from vicinal.store.detection_metrics import log_msp
+from vicinal.store.outcomes import Examples
+from vicinal.store.selective_metrics import aurc, dense_ranks
 
 _HINT = "run the corruption evaluator (a -c suite)"
 
@@ -84,7 +84,7 @@ class CorruptionEvaluator(Evaluator):
             alt="accuracy versus corruption severity per method",
         ),
     )
-    #: mCE and relative mCE against the suite's baseline (vicinal.relative).
+    #: mCE and relative mCE against the suite's baseline (vicinal.board.relative).
     derived = ("corruption_error",)
 
     @dataclass
@@ -217,7 +217,7 @@ class CorruptionEvaluator(Evaluator):
     def _cached_set(self, ctx: EvalContext, table: str | None) -> CorruptedSet:
         """Generate the set once into the cache (every method and seed of a suite reuses it)."""
         from vicinal.corruptions.core import ENGINE_VERSION
-        from vicinal.results import config_hash
+        from vicinal.store.results import config_hash
 
         fingerprint = ctx.data.test.fingerprint()
         key = config_hash(

@@ -17,10 +17,17 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from vicinal.datasets import to_unit
-from vicinal.declarations import Breakdown, Declarations, FigureSpec, MetricInfo, PanelSpec
-from vicinal.evaluation import EvalContext, Evaluator, eps_label, parse_eps, register_evaluator, seeded_subset
-from vicinal.hparams import hp
+from vicinal.core.hparams import hp
+from vicinal.data.datasets import to_unit
+from vicinal.evaluation.evaluator import (
+    EvalContext,
+    Evaluator,
+    eps_label,
+    parse_eps,
+    register_evaluator,
+    seeded_subset,
+)
+from vicinal.store.declarations import Breakdown, Declarations, FigureSpec, MetricInfo, PanelSpec
 
 GAMMA = "γ(ε): the largest deviation of the loss from its first-order Taylor expansion within the L∞ ball of "
 INTERP = (

@@ -1,8 +1,8 @@
 """Out-of-distribution detection: does the model score its test images above images of other kinds?
 
-For each OOD set of the suite (:mod:`vicinal.ood_sets`: SVHN and the other CIFAR as downloads; uniform
+For each OOD set of the suite (:mod:`vicinal.data.ood_sets`: SVHN and the other CIFAR as downloads; uniform
 and Gaussian noise and photograph patches made here), the in-distribution test split against that set,
-under four in-distribution scores (:mod:`vicinal.detection_metrics`): the maximum softmax probability
+under four in-distribution scores (:mod:`vicinal.store.detection_metrics`): the maximum softmax probability
 (MSP), the maximum logit, the energy (temperature 1) and the MSP after temperature scaling with the
 temperature the calibration evaluator applies (``EvalContext.temperature``: fitted once per run on the
 validation split and shared by every evaluator, never refitted here). Metrics: AUROC, AUPR-In, AUPR-Out
@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from vicinal import detection_metrics as dm
-from vicinal.declarations import Artifact, Breakdown, FigureSpec, PanelSpec
-from vicinal.errors import VicinalError
-from vicinal.evaluation import EvalContext, Evaluator, MetricInfo, register_evaluator
-from vicinal.examples import Examples
-from vicinal.hparams import hp
-from vicinal.selective_metrics import dense_ranks
+from vicinal.core.errors import VicinalError
+from vicinal.core.hparams import hp
+from vicinal.evaluation.evaluator import EvalContext, Evaluator, MetricInfo, register_evaluator
+from vicinal.store import detection_metrics as dm
+from vicinal.store.declarations import Artifact, Breakdown, FigureSpec, PanelSpec
+from vicinal.store.outcomes import Examples
+from vicinal.store.selective_metrics import dense_ranks
 
 #: The measures: (label, higher is better, statistic kind, description).
 MEASURES = {
@@ -123,7 +123,7 @@ class OODEvaluator(Evaluator):
 
     def __init__(self, config=None):
         super().__init__(config)
-        from vicinal.ood_sets import get_ood_set
+        from vicinal.data.ood_sets import get_ood_set
 
         c = self.config
         if not c.sets:
@@ -181,7 +181,7 @@ class OODEvaluator(Evaluator):
     # ------------------------------------------------------------ evaluation
 
     def evaluate(self, ctx: EvalContext) -> dict[str, float]:
-        from vicinal.datasets import resolve_data_dir
+        from vicinal.data.datasets import resolve_data_dir
 
         c = self.config
         data_dir = ctx.data_dir or resolve_data_dir(None)
@@ -229,7 +229,7 @@ class OODEvaluator(Evaluator):
     ) -> None:
         """Per example, for paired comparisons: the test split and every OOD set as one example space
         (resampled together: the test images shared by every set move in all of them at once)."""
-        from vicinal.ood_sets import digest
+        from vicinal.data.ood_sets import digest
 
         n_id = len(next(iter(id_scores.values())))
         fingerprint = digest(ctx.test_fingerprint, [(i.name, i.fingerprint) for i in opened])
@@ -289,7 +289,7 @@ class OODEvaluator(Evaluator):
             "without interpolation",
             "fpr95": "at the first threshold from the top whose TPR is at least 95 % (not the nearest)",
             "aggregate": "mean over the OOD sets",
-            "library": "vicinal.detection_metrics (checked against scikit-learn, torchmetrics and "
+            "library": "vicinal.store.detection_metrics (checked against scikit-learn, torchmetrics and "
             "torch-uncertainty in tests/test_ood.py)",
         }
 
@@ -312,7 +312,7 @@ def _figure(id_scores, per_set, out, scores, title, path) -> None:
     digits (tight layouts draw a figure twice)."""
     from sklearn.metrics import roc_curve
 
-    from vicinal.plots import save_figure
+    from vicinal.core.plots import save_figure
 
     plt = _pyplot()
     sets = list(per_set)

@@ -3,7 +3,7 @@ confident predictions.
 
 The predictions are ranked by their maximum softmax probability (and, beside it, by the MSP after the
 temperature scaling every evaluator applies, ``EvalContext.temperature``); from that ranking
-(:mod:`vicinal.selective_metrics`) come AURC, E-AURC, AUGRC, the risk at chosen coverages
+(:mod:`vicinal.store.selective_metrics`) come AURC, E-AURC, AUGRC, the risk at chosen coverages
 (``vicinal leaderboard --by coverage``: the risk–coverage curve, drawn per method in the report) and the
 coverage at chosen risks. Per example the ranking score and correctness are stored, so ``vicinal compare``
 puts paired intervals on every metric.
@@ -15,12 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vicinal import selective_metrics as sm
-from vicinal.declarations import Artifact, Breakdown, FigureSpec, PanelSpec
-from vicinal.detection_metrics import log_msp
-from vicinal.errors import VicinalError
-from vicinal.evaluation import EvalContext, Evaluator, MetricInfo, register_evaluator
-from vicinal.hparams import hp
+from vicinal.core.errors import VicinalError
+from vicinal.core.hparams import hp
+from vicinal.evaluation.evaluator import EvalContext, Evaluator, MetricInfo, register_evaluator
+from vicinal.store import selective_metrics as sm
+from vicinal.store.declarations import Artifact, Breakdown, FigureSpec, PanelSpec
+from vicinal.store.detection_metrics import log_msp
 
 _HINT = "run the selective evaluator (every built-in suite has it)"
 #: Metric-name suffix → (per-example column, label suffix, what ranks the predictions).
@@ -197,7 +197,7 @@ class SelectiveEvaluator(Evaluator):
             "ties": "tied confidences are abstained on in random order: every metric is its expectation "
             "over the orders (torch-uncertainty takes whatever order its sort leaves)",
             "coverage at risk": "largest k/N with risk ≤ the level; 0 where none (torch-uncertainty: NaN)",
-            "library": "vicinal.selective_metrics (checked against torch-uncertainty 0.13 in "
+            "library": "vicinal.store.selective_metrics (checked against torch-uncertainty 0.13 in "
             "tests/test_selective.py)",
         }
 
@@ -210,7 +210,7 @@ def _curves(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from vicinal.plots import save_figure
+    from vicinal.core.plots import save_figure
 
     fig, ax = plt.subplots(figsize=(5.2, 3.8))
     fig.subplots_adjust(left=0.12, right=0.97, top=0.9, bottom=0.14)  # by hand: a tight layout draws twice

@@ -1,0 +1,89 @@
+"""``vicinal leaderboard``: the boards of a results folder, in any output format."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from vicinal.cli.console import console, err_console
+from vicinal.cli.options import (
+    PluginOpt,
+    ResultsOpt,
+    csv_list,
+    load_plugins,
+    require_results,
+    table_width,
+)
+from vicinal.core.errors import VicinalError
+
+
+def leaderboard_cmd(
+    suite: Annotated[str | None, typer.Option(help="only this suite [default: every suite]")] = None,
+    sort: Annotated[str | None, typer.Option(help="metric to sort by (its better direction first)")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, markdown, csv, json, latex or html")] = "table",
+    metrics: Annotated[
+        str | None,
+        typer.Option(help="comma-separated metrics to show ('all' for every one); with --by: one family"),
+    ] = None,
+    methods: Annotated[str | None, typer.Option(help="comma-separated methods to show")] = None,
+    by: Annotated[
+        str | None,
+        typer.Option(
+            help="break one metric family down along an axis the evaluators declare: corruption, "
+            "severity, eps, … (columns per key)"
+        ),
+    ] = None,
+    best_of: Annotated[
+        str | None,
+        typer.Option(
+            help="comma-separated swept settings (e.g. alpha): show each method only at its best value of "
+            "them, chosen by --select"
+        ),
+    ] = None,
+    select: Annotated[
+        str, typer.Option(help="the validation metric --best-of chooses by (val_acc or val_nll)")
+    ] = "val_acc",
+    out: Annotated[Path | None, typer.Option(help="write to this file instead of printing")] = None,
+    width: Annotated[
+        int | None,
+        typer.Option(
+            min=40, help="columns the table is laid out for [default: the terminal's; 120 in a file or pipe]"
+        ),
+    ] = None,
+    results: ResultsOpt = None,
+    plugin: PluginOpt = None,
+) -> None:
+    """Rank methods from the result files: mean ± std over seeds, best per column in bold."""
+    from vicinal.board.boards import build_boards
+    from vicinal.board.formats import DEFAULT_WIDTH, FORMATS, print_boards, render_text
+    from vicinal.core.io import atomic_write_text, probe_output_file
+
+    load_plugins(plugin)  # derivations that plugins declare
+    if fmt not in FORMATS:
+        raise VicinalError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if out is not None:
+        probe_output_file(out)
+    _, store = require_results(results)
+    boards = build_boards(
+        store,
+        suite,
+        csv_list(methods, "--methods"),
+        csv_list(metrics, "--metrics"),
+        sort,
+        by,
+        best_of_params=csv_list(best_of, "--best-of"),
+        select=select,
+    )
+    if fmt == "table" and out is None:  # rich's colours and bold on a terminal, plain text in a pipe
+        print_boards(console, boards, table_width(width))
+        return
+    text = render_text(boards, width or DEFAULT_WIDTH) if fmt == "table" else FORMATS[fmt](boards)
+    if out is not None:
+        atomic_write_text(out, text)
+        err_console.print(f"wrote {escape(str(out))}")
+    else:
+        sys.stdout.write(text)

@@ -1,0 +1,119 @@
+"""What the subcommands share: option types written once, and the helpers that parse and apply them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from vicinal.cli.console import console, err_console
+from vicinal.core.errors import VicinalError
+
+if TYPE_CHECKING:
+    from vicinal.store.results import Store
+
+PluginOpt = Annotated[
+    list[str] | None, typer.Option("--plugin", help="extra method/evaluator module or .py file (repeatable)")
+]
+
+
+ResultsOpt = Annotated[
+    Path | None, typer.Option("--results", help="results folder [default: $VICINAL_RESULTS_DIR or ./results]")
+]
+
+
+SuiteOpt = Annotated[str, typer.Option(help="shipped suite name or path to a suite TOML")]
+EvaluatorsOpt = Annotated[
+    str | None, typer.Option(help="comma-separated evaluators to run [default: the suite's]")
+]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")]
+DataDirOpt = Annotated[
+    str | None, typer.Option(help="data folder [default: $VICINAL_DATA_DIR or the cache folder]")
+]
+DownloadOpt = Annotated[bool, typer.Option(help="download the dataset if it is missing")]
+CacheDirOpt = Annotated[
+    Path | None,
+    typer.Option(help="VAE, checkpoint and -C set cache [default: $VICINAL_CACHE_DIR or ~/.cache/vicinal]"),
+]
+QuietOpt = Annotated[bool, typer.Option(help="no progress bars")]
+
+
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="CPU threads for torch (default: $OMP_NUM_THREADS, else $VICINAL_THREADS, else one per "
+        "physical core available); idle threads sleep (OMP_WAIT_POLICY=PASSIVE) unless you set "
+        "OMP_WAIT_POLICY or GOMP_SPINCOUNT",
+    ),
+]
+
+
+def apply_threads(threads: int | None) -> None:
+    """Apply ``--threads`` before this command imports torch (main() applied the defaults already)."""
+    from vicinal.host.threads import apply_thread_policy
+
+    apply_thread_policy(threads, origin="--threads")
+
+
+def load_plugins(plugins: list[str] | None) -> None:
+    from vicinal.core.registry import load_plugin
+
+    for p in plugins or []:
+        load_plugin(p)
+
+
+def parse_flag(flag: str, parse: Callable[[list[str]], Any], values: list[str]) -> Any:
+    """Parse a repeatable option; its errors name the option."""
+    try:
+        return parse(values)
+    except VicinalError as exc:
+        raise VicinalError(f"{flag} {exc}") from None
+
+
+def csv_list(value: str | None, what: str) -> list[str] | None:
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise VicinalError(f"{what} is empty; give a comma-separated list")
+    return items
+
+
+def table_width(option: int | None) -> int:
+    """Columns for the terminal table: ``--width``, else the terminal's (or $COLUMNS), else the default
+    for a file or pipe, which has no width of its own."""
+    import os
+
+    from vicinal.board.formats import DEFAULT_WIDTH
+
+    if option is not None:
+        return option
+    return console.width if console.is_terminal or os.environ.get("COLUMNS") else DEFAULT_WIDTH
+
+
+def load_results(results_dir: Path, cache_dir: Path | None = None) -> Store:
+    """The result files under ``results_dir``; each unreadable one is named in a warning, never fatal."""
+    from vicinal.store.index import index_file
+    from vicinal.store.results import default_cache_dir, load_store
+
+    # The index in the cache folder spares decoding unchanged result files again (10,000 files: seconds).
+    store = load_store(results_dir, index=index_file(results_dir, cache_dir or default_cache_dir()))
+    for path, why in store.skipped:
+        err_console.print(f"[yellow]warning[/]: skipped {escape(str(path))}: {escape(why)}")
+    return store
+
+
+def require_results(results: Path | None) -> tuple[Path, Store]:
+    """The results folder (``--results``, else the default) and its result files; an error naming the
+    folder when it holds none (for the commands that only read results)."""
+    from vicinal.store.results import default_results_dir
+
+    results_dir = results or default_results_dir()
+    store = load_results(results_dir)
+    if not store.results:
+        raise VicinalError(f"no result files in {results_dir}; run `vicinal run` first or pass --results DIR")
+    return results_dir, store
