@@ -308,8 +308,9 @@ def _pyplot():
 
 def _figure(id_scores, per_set, out, scores, title, path) -> None:
     """One column per OOD set: the MSP histogram of the test split against the set's (top), the ROC of
-    every score (bottom). One figure, laid out by hand: drawing is the evaluator's largest cost on the
-    digits (tight layouts draw a figure twice)."""
+    every score (bottom). One figure, laid out by hand and saved without a tight bounding box: drawing is
+    the evaluator's largest cost on the digits, and a tight layout or bounding box draws a figure twice
+    (measured: the tight box cost 1.9 s against 1.3 s for this figure, load ≈ 9 on 2 cores)."""
     from sklearn.metrics import roc_curve
 
     from vicinal.core.plots import save_figure
@@ -342,5 +343,5 @@ def _figure(id_scores, per_set, out, scores, title, path) -> None:
     axes[0, 0].set_ylabel("density", fontsize=8)
     axes[1, 0].set_ylabel("TPR (in-distribution kept)", fontsize=8)
     fig.suptitle(f"{title}: in-distribution vs OOD", fontsize=10)
-    save_figure(fig, path)
+    save_figure(fig, path, tight=False)
     plt.close(fig)

@@ -230,5 +230,5 @@ def _curves(
     ax.grid(True, ls=":", alpha=0.6)
     ax.legend(fontsize=8)
     ax.set_title(f"{title}: risk–coverage", fontsize=10)
-    save_figure(fig, path)
+    save_figure(fig, path, tight=False)
     plt.close(fig)
