@@ -23,6 +23,9 @@ not apply here is skipped and says why):
 Sizes: ``quick`` (a small CNN, a few hundred images: well under a minute on a CPU) or the full check
 (PreActResNet-18, the CIFAR-10 training images or 6,400 synthetic ones: minutes on a GPU, long on a CPU).
 The CIFAR-10 images are used where the data folder holds them; otherwise class-coloured synthetic images.
+
+Longer than most modules because it holds five checks and the data, sizes and tolerances they share: the
+parts of one command, each short.
 """
 
 from __future__ import annotations

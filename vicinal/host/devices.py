@@ -131,10 +131,14 @@ def precision_record(device: torch.device) -> dict[str, Any]:
     follows them). The training precision is in the result's ``training`` block."""
     record: dict[str, Any] = {"evaluation": EVALUATION_PRECISION}
     if device.type == "cuda":
-        record["fp32_outside_evaluation"] = {
-            f"{b}.{op}": _fp32_setting(b, op).fp32_precision for b, op in _FP32_SETTINGS
-        }
+        record["fp32_outside_evaluation"] = fp32_settings()
     return record
+
+
+def fp32_settings() -> dict[str, str]:
+    """torch's float32 settings for CUDA matmuls and cuDNN convolutions now ("ieee", "tf32" or "none":
+    inherited, for matmuls IEEE unless the process chose otherwise)."""
+    return {f"{b}.{op}": _fp32_setting(b, op).fp32_precision for b, op in _FP32_SETTINGS}
 
 
 def generator_device(device: torch.device) -> str:
