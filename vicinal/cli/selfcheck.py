@@ -30,7 +30,10 @@ def selfcheck_cmd(
 
     def show(check: Check) -> None:
         style = STYLE.get(check.status, "")
-        console.print(f"[{style}]{check.status:>7}[/] {escape(check.name)}: {escape(check.summary)}")
+        console.print(
+            f"[{style}]{check.status:>7}[/] {escape(check.name)}: {escape(check.summary)} "
+            f"[dim]({check.seconds:.0f} s)[/]"
+        )
         for line in check.lines:
             console.print(f"          {escape(line)}", highlight=False)
 
