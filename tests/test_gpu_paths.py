@@ -427,3 +427,33 @@ def test_a_run_asks_for_one_gpu_at_most(gpus):
 
     with pytest.raises(VicinalError, match=re.escape(f"--gpus-per-run {gpus:g}: a run trains on one GPU")):
         RayExecutor(gpus_per_run=gpus, address="auto")
+
+
+def test_reusing_a_result_trained_on_another_device_says_so(tmp_path):
+    """A run's identity leaves the device out (CPU and GPU seeds join one row); the reuse note names it."""
+    import json
+
+    import vicinal
+    from vicinal.api import prepare
+    from vicinal.execution.options import Overrides, RunOptions
+    from vicinal.execution.plan import load_run_data, plan_jobs
+
+    class Notes(SilentReporter):
+        def __init__(self):
+            self.notes: list[str] = []
+
+        def note(self, message: str) -> None:
+            self.notes.append(message)
+
+    run = {"methods": ["erm"], "seeds": [0], "epochs": 1, "limit_train": 32, "evaluators": ["clean"]}
+    folders = {"results_dir": tmp_path / "results", "cache_dir": tmp_path / "cache"}
+    (result,) = vicinal.run("digits", **run, device="cpu", **folders)
+    doc = json.loads(result.path.read_text())
+    doc["environment"]["device"]["type"] = "cuda:0"
+    doc["training"]["precision"] = "bfloat16 autocast"
+    result.path.write_text(json.dumps(doc))
+    notes = Notes()
+    plan = prepare("digits", Overrides(**run), RunOptions(device="cpu", reporter=notes, **folders))
+    assert plan_jobs(plan, load_run_data(plan.suite, None, False)) == []
+    (note,) = notes.notes
+    assert note.endswith(", trained on cuda:0 (bfloat16 autocast); --force recomputes"), note

@@ -69,16 +69,18 @@ def check_device_name(name: str) -> None:
 
 
 def to_device(tensor: torch.Tensor, device: torch.device | str) -> torch.Tensor:
-    """``tensor`` on ``device`` without making the host wait. A copy from ordinary host memory to a GPU
+    """A host tensor on ``device`` without making the host wait. A copy from ordinary host memory to a GPU
     waits until the GPU has finished everything queued before it (a host sync); staged in pinned memory
     it is queued like a kernel. Tensors already on ``device`` (every tensor, on the CPU) are returned as
-    they are."""
+    they are; a copy from a device is an ordinary, complete one."""
     import torch
 
     device = torch.device(device)
     if tensor.device.type == device.type and device.index in (None, tensor.device.index):
         return tensor
-    if tensor.device.type == "cpu" and device.type in PINNED_TYPES:
+    if tensor.device.type != "cpu":
+        return tensor.to(device)  # read back: the host must not see it before the copy has finished
+    if device.type in PINNED_TYPES:
         # The caching host allocator keeps the pinned block until the copy that reads it has finished.
         tensor = tensor.pin_memory()
     return tensor.to(device, non_blocking=True)
