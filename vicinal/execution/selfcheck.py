@@ -493,6 +493,11 @@ def run_selfcheck(
         f"{'quick' if quick else 'full'} check · {data.name} images: {len(data.train)} train, "
         f"{len(data.val) if data.val is not None else 0} validation, {len(data.test)} test"
     )
+    if not quick and not is_cuda(where):
+        say(
+            "the full check trains PreActResNet-18 for 5 epochs per method on the CPU, which takes long; "
+            "--quick checks the same things with a small CNN"
+        )
     checks: list[Check] = []
 
     clock = [time.perf_counter()]
