@@ -32,13 +32,18 @@ def selfcheck_cmd(
         style = STYLE.get(check.status, "")
         console.print(
             f"[{style}]{check.status:>7}[/] {escape(check.name)}: {escape(check.summary)} "
-            f"[dim]({check.seconds:.0f} s)[/]"
+            f"[dim]({check.seconds:.0f} s)[/]",
+            soft_wrap=True,
         )
-        for line in check.lines:
-            console.print(f"          {escape(line)}", highlight=False)
+        for line in check.lines:  # tables: never wrapped, so their columns stay aligned in a log
+            console.print(f"          {escape(line)}", highlight=False, soft_wrap=True)
 
     checks = run_selfcheck(
-        device, quick, data_dir, say=lambda text: console.print(escape(text), highlight=False), on_check=show
+        device,
+        quick,
+        data_dir,
+        say=lambda text: console.print(escape(text), highlight=False, soft_wrap=True),
+        on_check=show,
     )
     failed = [c.name for c in checks if c.status == FAILED]
     if failed:

@@ -428,6 +428,8 @@ def compare_evaluations(cpu: Evaluation, dev: Evaluation, exact: bool) -> Check:
         lines.append("the device is the CPU: the two evaluations must agree exactly")
     if off:
         return Check("evaluation", FAILED, f"{', '.join(off)} differ beyond tolerance", lines)
+    if exact:
+        return Check("evaluation", OK, "two evaluations on the CPU agree exactly", lines)
     return Check("evaluation", OK, f"the CPU and {dev.device} agree within tolerance", lines)
 
 
