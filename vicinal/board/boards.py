@@ -30,7 +30,14 @@ from functools import cached_property
 from typing import Any
 
 from vicinal.board.derived import derive
-from vicinal.board.grouping import RowKey, best_of, group_rows, protocols_of, variant_labels
+from vicinal.board.grouping import (
+    RowKey,
+    best_of,
+    check_select,
+    group_rows,
+    protocols_of,
+    variant_labels,
+)
 from vicinal.board.paired import Difference, Resampler, Side, difference
 from vicinal.core.errors import VicinalError
 from vicinal.store.declarations import Breakdown, Declarations, MetricInfo, Reported
@@ -378,15 +385,21 @@ def build_boards(
     resampler: Resampler | None = None,
     separate: bool = True,
     best_of_params: list[str] | None = None,
-    select: str = "val_acc",
+    select: str | None = None,
 ) -> list[Board]:
     """One board per suite (only ``suite`` if given): rows per (method, run_id), measured ones ranked by
     ``sort`` (default: the first shown column), reported ones after them. ``by`` makes breakdown boards
     whose columns are one metric family along an axis the result files declare. Best values are marked
     by ``resampler``'s intervals (default settings when None); ``separate=False`` marks them at the
     displayed precision without computing any interval. ``best_of_params`` keeps each method at its best
-    setting of those parameters by the validation metric ``select``
-    (:func:`vicinal.board.grouping.best_of`)."""
+    setting of those parameters by the validation metric ``select`` (default ``val_acc``; given without
+    ``best_of_params`` it is an error, not ignored) (:func:`vicinal.board.grouping.best_of`)."""
+    if select is not None and not best_of_params:
+        raise VicinalError(
+            f"--select {select} chooses among swept settings and needs --best-of (e.g. --best-of alpha); "
+            "give both, or neither"
+        )
+    select = select or "val_acc"
     resampler = (resampler or Resampler()) if separate else None
     suites: dict[str, list[Result]] = defaultdict(list)
     for r in store.results:
@@ -398,6 +411,8 @@ def build_boards(
             f"no results for suite {suite!r}"
             + (f"; results exist for: {', '.join(known)}" if known else "; run `vicinal run` first")
         )
+    if best_of_params:
+        _check_select(select, [r for rs in suites.values() for r in rs if not r.is_reported])
     hint = _axis(store, by) if by else None
     boards = []
     settings_seen: set[str] = set()
@@ -485,6 +500,18 @@ def build_boards(
             f"no results for method(s) {', '.join(methods)}; results exist for: {', '.join(known)}"
         )
     return boards
+
+
+def _check_select(select: str, results: list[Result]) -> None:
+    """``--select`` must name a validation metric that the results record (else nothing is chosen)."""
+    check_select(select)
+    recorded = sorted({m for r in results for m in r.metrics if m.startswith("val_")})
+    if select not in recorded:
+        have = f"they record {', '.join(recorded)}" if recorded else "none records a validation metric"
+        raise VicinalError(
+            f"--select {select}: no result file records it ({have}; results need a validation split, "
+            "[data] validation > 0)"
+        )
 
 
 # ---------------------------------------------------------------- the displayed precision

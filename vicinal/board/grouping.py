@@ -184,6 +184,16 @@ def protocols_of(rows: dict[RowKey, list[Result]]) -> dict[str, list[dict[str, A
     return {name: list(protos.values()) for name, protos in seen.items()}
 
 
+def check_select(select: str) -> None:
+    """``--select`` must be a validation metric (``val_*``): choosing on the test split would report the
+    winner's luck as its skill."""
+    if not select.startswith("val_"):
+        raise VicinalError(
+            f"--select {select}: choose a metric measured on the validation split (val_acc, val_nll); "
+            "selecting on test metrics would overstate the chosen setting"
+        )
+
+
 def best_of(
     rows: dict[RowKey, list[Result]], params: list[str], select: str
 ) -> tuple[dict[RowKey, list[Result]], list[str], set[str]]:
@@ -192,11 +202,7 @@ def best_of(
     must be a validation metric (``val_*``): choosing on the test split would report the winner's luck as
     its skill. Returns the kept rows, one line per group saying what was chosen over what (rows where
     none of ``params`` varies come back as they are), and the names of the settings the rows have."""
-    if not select.startswith("val_"):
-        raise VicinalError(
-            f"--select {select}: choose a metric measured on the validation split (val_acc, val_nll); "
-            "selecting on test metrics would overstate the chosen setting"
-        )
+    check_select(select)
     settings = {key: _settings(runs[-1]) for key, runs in rows.items()}
     groups: dict[tuple[str, str], list[RowKey]] = defaultdict(list)
     for key, flat in settings.items():

@@ -25,6 +25,7 @@ the ``ce/<c>`` breakdown, defined where the baseline makes at least one error.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import statistics
 from collections import defaultdict
@@ -34,6 +35,7 @@ from vicinal.store.declarations import MetricInfo
 from vicinal.store.results import Result
 
 DEFAULT_BASELINE = "erm"  # when a result does not record its suite's baseline
+log = logging.getLogger("vicinal")
 _CELL = "c_acc/"
 
 
@@ -75,6 +77,7 @@ def add_relative_metrics(results: list[Result]) -> list[Result]:
     result and a baseline result (the suite's ``baseline`` method) carry per-cell corruption accuracies;
     other results are returned as is."""
     out = []
+    missing: set[tuple[str, str]] = set()
     all_cells = [_cells(r) for r in results]
     # Once per baseline name, not per result: a 1,000-file suite made this quadratic (seconds).
     baselines_of: dict[str, list[Result]] = {}
@@ -87,6 +90,8 @@ def add_relative_metrics(results: list[Result]) -> list[Result]:
                 if b.method == baseline and bc and "acc" in b.metrics
             ]
         baselines = baselines_of[baseline]
+        if cells and "acc" in r.metrics and not baselines:
+            missing.add((r.suite, baseline))
         if not cells or "acc" not in r.metrics or not baselines:
             out.append(r)
             continue
@@ -152,4 +157,13 @@ def add_relative_metrics(results: list[Result]) -> list[Result]:
                 headline=False,
             )
         out.append(dataclasses.replace(r, metrics=metrics, metric_info=info))
+    for suite, baseline in sorted(missing):  # the columns are absent: say why, once
+        log.warning(
+            "suite %s: mCE and the CE breakdown are not shown: its baseline %r has no result with "
+            "per-corruption accuracies here; run it (vicinal run --suite %s --methods %s)",
+            suite,
+            baseline,
+            suite,
+            baseline,
+        )
     return out

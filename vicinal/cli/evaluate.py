@@ -23,7 +23,9 @@ from vicinal.cli.options import (
     csv_list,
     load_results,
     parse_flag,
+    path_of,
     table_width,
+    text_of,
 )
 from vicinal.core.errors import VicinalError
 
@@ -31,7 +33,10 @@ from vicinal.core.errors import VicinalError
 def evaluate_cmd(
     suite: SuiteOpt = "digits-c",
     checkpoint: Annotated[
-        Path | None, typer.Option(help="a state dict (torch.save(model.state_dict())) of --model")
+        Path | None,
+        typer.Option(
+            parser=path_of("--checkpoint"), help="a state dict (torch.save(model.state_dict())) of --model"
+        ),
     ] = None,
     model: Annotated[str | None, typer.Option(help="registered architecture of --checkpoint")] = None,
     robustbench: Annotated[
@@ -42,10 +47,18 @@ def evaluate_cmd(
         str, typer.Option(help="RobustBench threat model: corruptions, Linf or L2")
     ] = "corruptions",
     model_dir: Annotated[
-        Path | None, typer.Option(help="RobustBench's model folder [default: ./models, as robustbench's]")
+        Path | None,
+        typer.Option(
+            parser=path_of("--model-dir"),
+            help="RobustBench's model folder [default: ./models, as robustbench's]",
+        ),
     ] = None,
     name: Annotated[
-        str | None, typer.Option(help="the model's name on the leaderboard [default: the RobustBench entry]")
+        str | None,
+        typer.Option(
+            parser=text_of("--name"),
+            help="the model's name on the leaderboard [default: the RobustBench entry]",
+        ),
     ] = None,
     normalize: Annotated[
         str | None,

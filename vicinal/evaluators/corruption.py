@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from vicinal.core.errors import VicinalError
-from vicinal.core.hparams import hp
+from vicinal.core.hparams import SEED_MAX, hp
 from vicinal.data.corrupted import (
     RELEASES,
     CorruptedSet,
@@ -40,7 +40,7 @@ from vicinal.data.corrupted import (
     find_set,
     write_set,
 )
-from vicinal.evaluation.calibration_metrics import ece, nll
+from vicinal.evaluation.calibration_metrics import MAX_BINS, ece, nll
 from vicinal.evaluation.evaluator import EvalContext, Evaluator, MetricInfo, register_evaluator, seeded_subset
 from vicinal.store.declarations import Breakdown, FigureSpec, PanelSpec
 from vicinal.store.outcomes import Examples
@@ -92,10 +92,10 @@ class CorruptionEvaluator(Evaluator):
             "auto", "auto: a set on disk if present, else generate on the fly; disk: require one; generate"
         )
         path: str = hp("", "folder of a -C set [default: <data dir>/<released folder>, e.g. CIFAR-10-C]")
-        seed: int = hp(0, "seed for generating on the fly", ge=0)
+        seed: int = hp(0, "seed for generating on the fly", ge=0, le=SEED_MAX)
         table: str = hp("auto", "parameter table: cifar, tinyimagenet, imagenet, or auto (by image size)")
         n_samples: int = hp(0, "images per corruption and severity (a seeded subset); 0 = all", ge=0)
-        bins: int = hp(15, "confidence bins for ECE (equal-width)", ge=1)
+        bins: int = hp(15, "confidence bins for ECE (equal-width)", ge=1, le=MAX_BINS)
         temperature_scaling: bool = hp(True, "also report ECE after the validation-fitted temperature")
 
     def __init__(self, config=None):

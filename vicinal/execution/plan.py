@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vicinal.core.errors import VicinalError
-from vicinal.core.hparams import build_config
+from vicinal.core.hparams import build_config, typed_values
 from vicinal.core.io import atomic_write_bytes, probe_writable
 from vicinal.core.reporting import Reporter
 from vicinal.data.datasets import load_dataset, resolve_data_dir
@@ -129,8 +129,9 @@ def plan_run(suite: Suite, overrides: Overrides | None = None, options: RunOptio
         both = sorted(set(grid) & set(method_overrides.get(name, {})))
         if both:
             raise VicinalError(f"{name}.{both[0]} is both swept and set (--set): keep one of them")
-        for point in itertools.product(*grid.values()):
-            setting = dict(zip(grid, point, strict=True))
+        typed = {p: typed_values(cls.Config, values, p, grid[p], name) for p in grid}
+        for point in itertools.product(*typed.values()):
+            setting = dict(zip(typed, point, strict=True))
             methods.append(cls(build_config(cls.Config, {**values, **setting}, name)))
     evaluators = []
     for name, params in suite.evaluators.items():
