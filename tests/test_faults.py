@@ -402,7 +402,7 @@ CASES = [
     Case("CIFAR float data", _cifar_run(_float_data), 2, "'data' is float64, the format stores uint8"),
     Case("CIFAR batch with code in it", _cifar_run(_malicious), 2, "refused to load posix.system"),
     # Outputs, checked before any work
-    Case("--results under a file", _results_under_a_file, 1, "is not writable"),
+    Case("--results under a file", _results_under_a_file, 1, "goes through a file where a folder should be"),
     Case("--results is a file", _results_is_a_file, 1, "is a file, not a folder"),
     Case(
         "report --out is a folder",
@@ -420,7 +420,7 @@ CASES = [
         "corrupt --out not writable",
         lambda t: ["corrupt", "--dataset", "digits", "--out", _under_a_file(t, "c")],
         1,
-        "is not writable",
+        "goes through a file where a folder should be",
     ),
     # Disk full (a real tmpfs)
     Case("disk full writing a checkpoint", _full_cache, 1, "no space left on", needs="tmpfs"),

@@ -68,8 +68,9 @@ def main() -> None:
         err_console.print("[yellow]interrupted[/]; nothing finished was lost")
         sys.exit(130)
     except OSError as exc:  # the environment (a file, a folder, the disk), not vicinal, failed
-        where = f" {exc.filename}" if exc.filename else ""
-        err_console.print(f"[bold red]error:[/]{escape(where)} {escape(exc.strerror or str(exc))}")
+        from vicinal.core.io import describe_os_error
+
+        err_console.print(f"[bold red]error:[/] {escape(describe_os_error(exc))}")
         sys.exit(1)
     finally:
         logging.getLogger("vicinal").removeHandler(handler)

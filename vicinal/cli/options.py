@@ -20,7 +20,9 @@ def path_of(flag: str) -> Callable[[str], Path]:
     """The parser of a path option: an empty value is refused (``--results ""`` would be the current
     folder), anything else is the path as given."""
 
-    def parse(value: str) -> Path:
+    def parse(value: str | Path) -> Path:
+        if isinstance(value, Path):  # the option's default (report.html)
+            return value
         if not value.strip():
             raise VicinalError(f"{flag} is empty; give a path, or leave the option out for the default")
         return Path(value)

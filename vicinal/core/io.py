@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import gc
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +19,44 @@ from pathlib import Path
 from typing import Any
 
 from vicinal.core.errors import ResourceError
+
+#: What an OS error means for a path, in words (the C library's "File exists" for a folder that is a file,
+#: or for a symbolic link that loops, names neither).
+_OS_ERRORS = {
+    errno.ELOOP: "goes through a symbolic link that loops back on itself",
+    errno.ENOTDIR: "goes through a file where a folder should be",
+    errno.EEXIST: "exists and is not a folder (a file, or a symbolic link to nothing)",
+    errno.ENAMETOOLONG: "is too long a path",
+    errno.EACCES: "cannot be reached (permission denied)",
+}
+
+
+def describe_os_error(exc: OSError, path: bool = True) -> str:
+    """One line for an OS error: the path (unless ``path`` is False) and what is wrong with it, in words
+    where the C library's text does not say it (see :data:`_OS_ERRORS`), else its own."""
+    where = f"{exc.filename} " if exc.filename and path else ""
+    return f"{where}{_OS_ERRORS.get(exc.errno or 0, exc.strerror or str(exc))}"
+
+
+def folder_problem(folder: Path) -> str | None:
+    """Why ``folder`` cannot be used as a folder (it is a file, a path through a file, a symbolic link
+    loop or a dangling link), or None when it is one or does not exist yet."""
+    try:
+        st = os.stat(folder)
+    except FileNotFoundError:
+        if os.path.islink(folder):
+            return f"is a symbolic link to {os.readlink(folder)}, which does not exist"
+        return None
+    except OSError as exc:
+        return _OS_ERRORS.get(exc.errno or 0, exc.strerror or str(exc))
+    return None if stat.S_ISDIR(st.st_mode) else "is a file, not a folder"
+
+
+def check_folder(folder: Path, what: str) -> None:
+    """Raise a ResourceError naming ``what`` when ``folder`` cannot be a folder (:func:`folder_problem`)."""
+    problem = folder_problem(Path(folder))
+    if problem is not None:
+        raise ResourceError(f"the {what} {folder} {problem}; choose a folder")
 
 
 def write_fault(exc: OSError, path: Path) -> ResourceError:
@@ -32,7 +71,7 @@ def write_fault(exc: OSError, path: Path) -> ResourceError:
         return ResourceError(f"cannot write to {folder}: {exc.strerror}; choose a writable folder")
     if exc.errno == errno.EISDIR:
         return ResourceError(f"{path} is a folder; give a file name")
-    return ResourceError(f"cannot write {path}: {exc.strerror or exc}")
+    return ResourceError(f"cannot write {path}: it {describe_os_error(exc, path=False)}")
 
 
 def _alive(pid: int) -> bool:
@@ -105,15 +144,15 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> None:
 def probe_writable(folder: Path, what: str) -> None:
     """Fail before any work starts when ``folder`` cannot hold results: create it and a file in it."""
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise ResourceError(f"the {what} {folder} is a file, not a folder; choose a folder")
+    check_folder(folder, what)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
         raise ResourceError(
-            f"the {what} {folder} is not writable ({exc.strerror or exc}); choose another folder"
+            f"the {what} {folder} is not writable (it {describe_os_error(exc, path=False)}); choose another "
+            "folder"
         ) from None
 
 
@@ -129,6 +168,39 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def atomic_write_all(files: dict[Path, bytes]) -> None:
+    """Write several files so that they land together or not at all: every one is written to a temporary
+    beside its target first (where a full disk fails), and only when all are complete are they renamed
+    into place, in the order given (a rename needs no space). A result and the figures it names are
+    written this way: a full disk never leaves a figure without its result, or a result without its
+    figures. A failure removes every temporary and raises :func:`write_fault`'s error."""
+    done: list[tuple[str, Path]] = []
+    try:
+        for path, data in files.items():
+            path = Path(path)
+            if path.is_dir():
+                raise ResourceError(f"{path} is a folder; give a file name")
+            tmp = str(temporary_beside(path))
+            done.append((tmp, path))
+            try:
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.chmod(tmp, 0o666 & ~_umask())
+            except OSError as exc:
+                raise write_fault(exc, path) from None
+        for tmp, path in done:
+            try:
+                os.replace(tmp, path)
+            except OSError as exc:
+                raise write_fault(exc, path) from None
+    finally:
+        for tmp, _ in done:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -155,6 +227,36 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_plain(path: Path, map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``: tensors and plain values only, so a crafted file cannot run
+    code. Raises ValueError with one line saying why the file was refused — never torch's own text, which
+    spans lines and advises loading the file again with ``weights_only=False``, the very thing a file that
+    asks to run code must not get."""
+    import pickle
+    import re
+    import warnings
+
+    import torch
+
+    try:
+        with warnings.catch_warnings():  # torch warns about the pickle protocol of files it then refuses
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        holds = f"it refers to {found.group(1)}" if found else "it holds objects other than tensors"
+        raise ValueError(
+            f"is not a plain checkpoint ({holds}, which a file of tensors and plain values never does) "
+            "and will not be loaded"
+        ) from None
+    except Exception as exc:  # truncated, not a torch file, …: torch raises RuntimeError, KeyError, EOFError
+        first = str(exc).strip().splitlines()[0].split(". ")[0] if str(exc).strip() else ""
+        detail = f": {first}" if first and len(first) < 200 else ""
+        raise ValueError(
+            f"cannot be read as a checkpoint ({type(exc).__name__}{detail}); it is damaged or not one"
+        ) from None
 
 
 # ---------------------------------------------------------------- reading JSON fast

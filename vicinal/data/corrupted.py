@@ -272,10 +272,16 @@ class NpySet(CorruptedSet):
     def _verify(self, release: Release | None) -> str:
         """MD5 of every file against the published (or manifest) checksums, once per file version."""
         expected: dict[str, str] = {}
+        # Say which checksum a file failed: the one its own manifest recorded when vicinal wrote it, or the
+        # one published with the release (only the latter is anybody's but vicinal's).
         if self.manifest:
             expected = dict(self.manifest.get("md5", {}))
+            source = f"the MD5 {MANIFEST} recorded when vicinal wrote the set"
+            again = "Delete it and generate the set again (vicinal corrupt)"
         elif release is not None:
             expected = dict(release.file_md5)
+            source = f"the published MD5 of the {release.folder} release"
+            again = f"Delete it and download it again (vicinal download {release.dataset}-c)"
         if not expected:
             return "no known checksums"
         seen = VerifiedFiles(self.folder)
@@ -288,8 +294,8 @@ class NpySet(CorruptedSet):
             digest = md5_of(path)
             if digest != expected[name]:
                 raise VicinalError(
-                    f"{path}: MD5 {digest} does not match the published {expected[name]}; the file is "
-                    "damaged or from another release. Delete it and download or generate it again."
+                    f"{path}: its MD5 is {digest}, not {expected[name]} ({source}); the file was altered, "
+                    f"truncated or replaced. {again}."
                 )
             seen.record(path)
         seen.save()

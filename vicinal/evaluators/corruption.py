@@ -174,21 +174,40 @@ class CorruptionEvaluator(Evaluator):
 
     # ------------------------------------------------------------------ data
 
+    def check_inputs(self, ctx: EvalContext) -> None:
+        """A set on disk is found and verified (its manifest's or the release's MD5s, every file's size
+        and shape) before training starts; one that will be generated needs nothing."""
+        self._on_disk(ctx)
+
+    def _on_disk(self, ctx: EvalContext) -> CorruptedSet | None:
+        """The corrupted set on disk, verified, if the configuration reads one and it is there."""
+        c = self.config
+        if c.source == "generate":
+            return None
+        for folder in self._candidates(ctx):
+            found = find_set(folder, RELEASES.get(ctx.data.name), wnids=_wnids(ctx))
+            if found is not None:
+                self._check_matches(found, ctx)
+                return found
+        if c.path:
+            raise VicinalError(f"evaluators.corruption.path = {c.path}: no labels.npy there")
+        return None
+
+    def _candidates(self, ctx: EvalContext) -> list[Path]:
+        c = self.config
+        candidates = [Path(c.path).expanduser()] if c.path else []
+        if not c.path and ctx.data_dir is not None:
+            candidates.append(default_folder(ctx.data.name, ctx.data_dir))
+        return candidates
+
     def open_set(self, ctx: EvalContext) -> CorruptedSet:
         c = self.config
         dataset = ctx.data.name
         release = RELEASES.get(dataset)
-        candidates = [Path(c.path).expanduser()] if c.path else []
-        if not c.path and ctx.data_dir is not None:
-            candidates.append(default_folder(dataset, ctx.data_dir))
-        if c.source != "generate":
-            for folder in candidates:
-                found = find_set(folder, release, wnids=_wnids(ctx))
-                if found is not None:
-                    self._check_matches(found, ctx)
-                    return found
-            if c.path:
-                raise VicinalError(f"evaluators.corruption.path = {c.path}: no labels.npy there")
+        candidates = self._candidates(ctx)
+        found = self._on_disk(ctx)
+        if found is not None:
+            return found
         if c.source == "disk":
             looked = ", ".join(map(str, candidates)) or "nowhere (no path and no released set)"
             raise VicinalError(

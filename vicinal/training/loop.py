@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from vicinal.core.errors import VicinalError
-from vicinal.core.io import atomic_torch_save
+from vicinal.core.io import atomic_torch_save, load_plain
 from vicinal.core.reporting import Pacer, Reporter
 from vicinal.data.datasets import ImageSet, count_train_batches, to_unit, train_batches
 from vicinal.training.augment import random_crop_flip
@@ -79,9 +79,9 @@ def read_checkpoint(path: Path, device: torch.device) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        return torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # a damaged or unsafe checkpoint costs a retrain, never the run
-        log.warning("checkpoint %s unreadable (%s: %s); training from scratch", path, type(exc).__name__, exc)
+        return load_plain(path, map_location=device)
+    except ValueError as exc:  # a damaged or unsafe checkpoint costs a retrain, never the run
+        log.warning("checkpoint %s %s; training from scratch", path, exc)
         return None
 
 
