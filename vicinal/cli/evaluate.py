@@ -27,7 +27,7 @@ from vicinal.cli.options import (
     table_width,
     text_of,
 )
-from vicinal.core.errors import VicinalError
+from vicinal.core.errors import Interrupted, VicinalError
 
 
 def evaluate_cmd(
@@ -124,7 +124,16 @@ def evaluate_cmd(
             reporter=rep,
         )
         overrides = Overrides(evaluators=csv_list(evaluators, "--evaluators"), settings=settings)
-        result = evaluate_source(source, suite, overrides, options)
+        try:
+            result = evaluate_source(source, suite, overrides, options)
+        except Interrupted:
+            raise  # it says what was kept (a corrupted set being generated into the cache)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"the evaluation of {source.label} stopped before its result was written (a result is "
+                f"written only when complete); the results in {options.results_dir} are as they were. "
+                "Run the same command again to evaluate it"
+            ) from None
     results_dir = options.results_dir
     console.print(escape(f"{result.method}: result in {result.path}"))
     from vicinal.board.boards import build_boards

@@ -108,18 +108,119 @@ def temporary_beside(path: Path) -> Path:
     return Path(tmp)
 
 
-def reserve(tmp: Path, size: int, target: Path) -> None:
-    """Allocate ``size`` bytes of ``tmp`` on disk now. A memory-mapped file is otherwise sparse, and a
-    full disk then kills the process (SIGBUS) at the first page written instead of raising an error."""
+#: Per filesystem (device), how an unnamed file gets its name there, or None where it cannot.
+_UNNAMED: dict[int, str | None] = {}
+_AT_FDCWD, _AT_EMPTY_PATH = -100, 0x1000
+
+
+def _link(fd: int, dest: Path, how: str) -> None:
+    """Give the unnamed file ``fd`` the name ``dest``: through /proc (any user), or ``linkat`` with
+    ``AT_EMPTY_PATH`` (needs CAP_DAC_READ_SEARCH; some kernels refuse the /proc route with EXDEV)."""
+    if how == "proc":
+        os.link(f"/proc/self/fd/{fd}", dest, follow_symlinks=True)
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.linkat(fd, b"", _AT_FDCWD, os.fsencode(dest), _AT_EMPTY_PATH) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code), str(dest))
+
+
+def _unnamed_files(folder: Path) -> str | None:
+    """How ``folder``'s filesystem names an unnamed (``O_TMPFILE``) file, tried once per filesystem with
+    an empty one; None where it makes none or cannot name them (a named temporary is used there)."""
+    if not hasattr(os, "O_TMPFILE") or not os.path.isdir("/proc/self/fd"):
+        return None
     try:
-        fd = os.open(tmp, os.O_RDWR)
+        device = os.stat(folder).st_dev
+    except OSError:
+        return None
+    if device not in _UNNAMED:
+        _UNNAMED[device] = None
+        for how in ("proc", "empty-path"):
+            try:
+                fd = os.open(folder, os.O_RDWR | os.O_TMPFILE, 0o600)
+            except OSError:
+                break
+            probe = Path(folder) / f".vicinal-probe.pid{os.getpid()}"
+            try:
+                _link(fd, probe, how)
+                probe.unlink()
+                _UNNAMED[device] = how
+                break
+            except (OSError, AttributeError):
+                continue
+            finally:
+                os.close(fd)
+    return _UNNAMED[device]
+
+
+class PendingFile:
+    """A file of ``size`` bytes that its writer fills through :attr:`fd` (a memory map, say) and that
+    appears at ``path`` only when :meth:`commit` is called, complete.
+
+    Where the filesystem allows (Linux, ``O_TMPFILE``), the file has no name until then: a writer that is
+    killed (``kill -9``, the machine going down) leaves nothing behind, where a named temporary would
+    stay until the next write to the same target swept it. Elsewhere it is a named temporary beside the
+    target (swept as :func:`temporary_beside` says). The space is allocated up front: a full disk is an
+    error here, not a SIGBUS at the first page written through a memory map. Use it as a context
+    manager: leaving the block without :meth:`commit` (an error, Ctrl-C) discards the file."""
+
+    def __init__(self, path: Path, size: int):
+        self.path = Path(path)
+        self.named: Path | None = None
+        self.fd = -1
         try:
-            os.posix_fallocate(fd, 0, size)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _remove_stale(self.path)
+        except OSError as exc:
+            raise write_fault(exc, self.path) from None
+        self.how = _unnamed_files(self.path.parent)
+        if self.how is not None:
+            try:
+                self.fd = os.open(self.path.parent, os.O_RDWR | os.O_TMPFILE, 0o666 & ~_umask())
+            except OSError:
+                self.fd = -1
+        try:
+            if self.fd < 0:
+                self.named = temporary_beside(self.path)
+                self.fd = os.open(self.named, os.O_RDWR)
+            os.posix_fallocate(self.fd, 0, size)
+        except OSError as exc:
+            self.discard()
+            raise write_fault(exc, self.path) from None
+
+    def commit(self) -> None:
+        """Make the finished file appear at ``path`` (atomically, replacing any file there)."""
+        try:
+            os.fsync(self.fd)
+            if self.named is None:  # give the unnamed file a temporary name, then rename it into place
+                staged = temporary_beside(self.path)
+                os.unlink(staged)  # link() needs a free name; mkstemp reserved one
+                _link(self.fd, staged, self.how or "proc")
+                self.named = staged
+            os.chmod(self.named, 0o666 & ~_umask())
+            os.replace(self.named, self.path)
+            self.named = None
+        except OSError as exc:
+            raise write_fault(exc, self.path) from None
         finally:
-            os.close(fd)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise write_fault(exc, target) from None
+            self.discard()
+
+    def discard(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        if self.named is not None:
+            self.named.unlink(missing_ok=True)
+            self.named = None
+
+    def __enter__(self) -> PendingFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.discard()
 
 
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
