@@ -27,6 +27,8 @@ from vicinal.evaluation.radii import check_radii
 from vicinal.store.declarations import Breakdown, Declarations, FigureSpec, MetricInfo, PanelSpec
 
 ATTACKS = ("fgsm", "pgd_linf", "pgd_l2")
+#: pyautoattack's components (its ``AttackName``): any other name fails inside it, after training.
+AUTOATTACK_COMPONENTS = ("apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t")
 
 
 def import_foolbox():
@@ -62,6 +64,12 @@ class AdversarialConfig:
         unknown = [a for a in self.attacks if a not in ATTACKS]
         if unknown:
             raise ValueError(f"unknown attack(s) {', '.join(unknown)}; choose from {', '.join(ATTACKS)}")
+        odd = [a for a in self.autoattack_attacks if a not in AUTOATTACK_COMPONENTS]
+        if odd:
+            raise ValueError(
+                f"unknown AutoAttack component(s) {', '.join(odd)}; "
+                f"choose from {', '.join(AUTOATTACK_COMPONENTS)}"
+            )
         check_radii(self.linf_eps, "linf_eps")
         check_radii(self.l2_eps, "l2_eps")
         check_radii([self.autoattack_eps], "autoattack_eps")

@@ -103,8 +103,12 @@ class CorruptionEvaluator(Evaluator):
         c = self.config
         if not c.severities or any(s not in (1, 2, 3, 4, 5) for s in c.severities):
             raise VicinalError(f"evaluators.corruption.severities = {c.severities}: choose from 1–5")
-        from vicinal.corruptions import resolve_corruptions
+        from vicinal.corruptions import SCALES, resolve_corruptions
 
+        if c.table != "auto" and c.table not in SCALES:  # else a KeyError once the first model is trained
+            raise VicinalError(
+                f"evaluators.corruption.table = {c.table!r}: choose auto or one of {', '.join(SCALES)}"
+            )
         self.corruptions = resolve_corruptions(c.corruptions)
         if not self.corruptions:
             raise VicinalError("evaluators.corruption.corruptions selects no corruption")

@@ -23,6 +23,7 @@ leaderboard row. ``run_id`` adds the evaluators' settings and code, as for train
 from __future__ import annotations
 
 import hashlib
+import math
 import tempfile
 import time
 from collections.abc import Sequence
@@ -143,6 +144,8 @@ def _checked(mean: list[float], std: list[float]) -> tuple[list[float], list[flo
         raise VicinalError(
             f"--normalize: {len(mean)} means but {len(std)} stds; give one of each per channel"
         )
+    if not all(math.isfinite(v) for v in [*mean, *std]):
+        raise VicinalError(f"--normalize: means and standard deviations must be finite, got {mean}/{std}")
     if any(s <= 0 for s in std):
         raise VicinalError(f"--normalize: standard deviations must be positive, got {std}")
     return mean, std
