@@ -593,10 +593,10 @@ def digits(board: Board, metric: str) -> int:
 
 def displayed(board: Board, metric: str, value: float) -> float | Decimal:
     """``value`` as the board shows it (×100 for a percentage, rounded to the shown digits), for deciding
-    ties at the displayed precision. A value whose percentage is beyond float (1e308 × 100) is scaled
-    exactly (a Decimal, which compares exactly with floats) rather than becoming inf, which would tie it
-    with every other such value."""
+    ties at the displayed precision. A value whose percentage is beyond float (1e308 × 100) is scaled as a
+    Decimal (28 significant digits, more than a float has; it compares exactly with floats) rather than
+    becoming inf, which would tie it with every other such value; it has no decimals to round."""
     scaled = value * scale(board, metric)
     if math.isfinite(scaled) or not math.isfinite(value):
         return round(scaled, digits(board, metric))
-    return round(Decimal(value) * Decimal(scale(board, metric)), digits(board, metric))
+    return Decimal(value) * Decimal(scale(board, metric))

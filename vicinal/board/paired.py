@@ -271,6 +271,10 @@ def _values(side: Side, metric: str) -> list[float]:
     return [float(r.metrics[metric]) for r in side.results if _finite(r.metrics.get(metric))]
 
 
+#: Beyond this magnitude a value's square overflows a float: an interval is not computed from it.
+_HUGE = 1e150
+
+
 def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -375,6 +379,22 @@ def difference(
             level,
             "none",
             note=f"{lacking} lacks it",
+        )
+    if any(abs(v) > _HUGE for v in (*va, *vb)):  # squares and sums overflow: no interval is computable
+        nan = float("nan")
+        return Difference(
+            metric,
+            info,
+            nan,
+            nan,
+            len(va),
+            len(vb),
+            nan,
+            None,
+            None,
+            level,
+            "none",
+            note=f"values beyond ±{_HUGE:g}: no interval computed",
         )
     ma, mb = statistics.fmean(va), statistics.fmean(vb)
     diff = ma - mb

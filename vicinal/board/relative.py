@@ -67,6 +67,16 @@ def _baseline_for(result: Result, baselines: list[Result]) -> list[Result]:
     return same or baselines
 
 
+def _mean(values: list[float]) -> float:
+    """The mean, divided first where the sum would overflow (a hand-edited 1e308 must not crash a board)."""
+    try:
+        return statistics.fmean(values)
+    except OverflowError:
+        return math.fsum(v / len(values) for v in values)
+    except ValueError:  # inf − inf
+        return float("nan")
+
+
 def _ratio(num: float, den: float) -> float:
     return num / den if den > 0 else float("nan")
 
@@ -97,7 +107,7 @@ def add_relative_metrics(results: list[Result]) -> list[Result]:
             continue
         base = _baseline_for(r, baselines)
         base_cells = [_cells(b) for b in base]
-        base_clean = statistics.fmean(1.0 - float(b.metrics["acc"]) for b in base)
+        base_clean = _mean([1.0 - float(b.metrics["acc"]) for b in base])
         clean = 1.0 - float(r.metrics["acc"])
         metrics, info = dict(r.metrics), dict(r.metric_info)
         # Per corruption: (Σ_s err, Σ_s err^base, Σ_s (err − clean), Σ_s (err^base − clean^base)).
@@ -106,7 +116,7 @@ def add_relative_metrics(results: list[Result]) -> list[Result]:
             severities = sorted(errs)
             if not all(set(severities) <= set(bc.get(corruption, {})) for bc in base_cells):
                 continue
-            b = {s: statistics.fmean(bc[corruption][s] for bc in base_cells) for s in severities}
+            b = {s: _mean([bc[corruption][s] for bc in base_cells]) for s in severities}
             sums[corruption] = (
                 sum(errs.values()),
                 sum(b.values()),

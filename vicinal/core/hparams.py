@@ -141,8 +141,9 @@ def check_number(value: Any, where: str) -> None:
 
 def _check_range(value: Any, f: dataclasses.Field, where: str) -> None:
     items = value if isinstance(value, list) else [value]
-    for v in items:
-        check_number(v, where)
+    for v in items:  # a NaN passes every comparison below: say what it is first
+        if isinstance(v, float) and not math.isfinite(v):
+            check_number(v, where)
     if isinstance(value, list):  # a list setting names each value once (each would be run or shown twice)
         twice = [v for i, v in enumerate(value) if v in value[:i]]
         if twice:
@@ -152,8 +153,6 @@ def _check_range(value: Any, f: dataclasses.Field, where: str) -> None:
     if choices and value not in choices:
         raise VicinalError(f"{where}: {value!r} is not one of {', '.join(map(repr, choices))}")
     bounds = {k: f.metadata[k] for k in _BOUNDS if k in f.metadata}
-    if not bounds:
-        return
     for v in items:
         ok = (
             ("ge" not in bounds or v >= bounds["ge"])
@@ -163,6 +162,7 @@ def _check_range(value: Any, f: dataclasses.Field, where: str) -> None:
         )
         if not ok:
             raise VicinalError(f"{where} = {v!r} is out of range: it must be {range_text(f)}")
+        check_number(v, where)  # within its range, it must still fit where it goes (float32, 64 bits)
 
 
 def unknown_key(key: str, known: list[str], owner: str, what: str = "setting") -> VicinalError:

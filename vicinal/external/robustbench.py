@@ -98,13 +98,11 @@ def robustbench_version() -> str | None:
         return None
 
 
-def zoo_dataset(dataset: str, where: str = "") -> str:
-    """RobustBench's name for a vicinal dataset; ``where`` says what to do instead in the caller's terms
-    (``vicinal evaluate`` has ``--suite``, ``vicinal export`` exports a result and has none)."""
+def zoo_dataset(dataset: str) -> str:
     if dataset not in DATASETS:
         raise VicinalError(
             f"RobustBench's model zoo has CIFAR-10, CIFAR-100 and ImageNet models; this suite's dataset is "
-            f"{dataset}. " + (where or "Use a cifar10 or cifar100 suite (e.g. --suite cifar10-c)")
+            f"{dataset}. Use a cifar10 or cifar100 suite (e.g. --suite cifar10-c)"
         )
     return DATASETS[dataset]
 
@@ -352,11 +350,13 @@ def export_submission(
         raise VicinalError(f"{path}: not a vicinal result file ({exc})") from None
     if result.is_reported:
         raise VicinalError(f"{path} holds numbers reported by a paper; there is no model to export")
-    dataset = zoo_dataset(
-        result.data.get("dataset", ""),
-        f"{path} is a result of suite {result.suite}; export a result of a cifar10 or cifar100 suite "
-        "(vicinal run --suite cifar10-c writes one)",
-    )
+    recorded = result.data.get("dataset") or "not recorded"
+    if recorded not in DATASETS:  # zoo_dataset's advice names --suite, an option export does not have
+        raise VicinalError(
+            f"{path} is a result of suite {result.suite} (dataset {recorded}); RobustBench's zoo takes "
+            "CIFAR-10 and CIFAR-100 models: export a result of a cifar10 or cifar100 suite"
+        )
+    dataset = zoo_dataset(result.data["dataset"])
     name = check_name(model_name or result.method, "model")
     if "acc" not in result.metrics:
         raise VicinalError(f"{path} has no clean accuracy (the clean evaluator); RobustBench needs clean_acc")

@@ -28,7 +28,7 @@ log = logging.getLogger("vicinal")
 PROGRESS_EVERY_S = 0.5
 
 
-def _finite_loss(
+def finite_loss(
     loss_sum: torch.Tensor, seen: int, label: str, epoch: int, recipe: Recipe, method: Method
 ) -> float:
     """The epoch's mean loss so far; a non-finite one stops the run with advice: the setting that is not
@@ -163,7 +163,7 @@ def train(
             now = time.perf_counter()
             if now - shown >= PROGRESS_EVERY_S or done == len(batches):
                 shown = now
-                mean_loss = _finite_loss(loss_sum, seen, label, epoch, recipe, method)
+                mean_loss = finite_loss(loss_sum, seen, label, epoch, recipe, method)
                 task.advance(
                     done - task_done,
                     loss=f"{mean_loss:.3f}",
