@@ -363,39 +363,15 @@ def difference(
     resampler = resampler or Resampler()
     level = resampler.level
     va, vb = _values(a, metric), _values(b, metric)
+
+    def without_interval(note: str) -> Difference:
+        nan = float("nan")
+        return Difference(metric, info, nan, nan, len(va), len(vb), nan, None, None, level, "none", note=note)
+
     if not va or not vb:
-        lacking = " and ".join(s.label for s, v in ((a, va), (b, vb)) if not v)
-        nan = float("nan")
-        return Difference(
-            metric,
-            info,
-            nan,
-            nan,
-            len(va),
-            len(vb),
-            nan,
-            None,
-            None,
-            level,
-            "none",
-            note=f"{lacking} lacks it",
-        )
+        return without_interval(" and ".join(s.label for s, v in ((a, va), (b, vb)) if not v) + " lacks it")
     if any(abs(v) > _HUGE for v in (*va, *vb)):  # squares and sums overflow: no interval is computable
-        nan = float("nan")
-        return Difference(
-            metric,
-            info,
-            nan,
-            nan,
-            len(va),
-            len(vb),
-            nan,
-            None,
-            None,
-            level,
-            "none",
-            note=f"values beyond ±{_HUGE:g}: no interval computed",
-        )
+        return without_interval(f"values beyond ±{_HUGE:g}: no interval computed")
     ma, mb = statistics.fmean(va), statistics.fmean(vb)
     diff = ma - mb
     se, df = _seed_spread(va, vb)
