@@ -38,8 +38,9 @@ the script writes from them.
   severities generated from the test digits with seed 0) with all 11 methods and seeds 0, 1, 2.
 - **Why digits-c and not the CIFAR subset**: at the CIFAR study's budget (`studies/cifar10-quick-c.toml`,
   10 epochs on 4,577 images) the 33 runs would have needed an estimated three hours or more of this
-  project's shared 2-core CPU (no GPU was lent), more than the session that made them had left. digits-c is the suite calibrated to separate methods at a budget a CPU
-  can afford (docs/performance.md: 12–13 of its 15 headline columns over three to five seeds).
+  project's shared 2-core CPU (no GPU was lent), more than the session that made them had left.
+  digits-c is the suite calibrated to separate methods at a budget a CPU can afford
+  (docs/performance.md: 12–13 of its 15 headline columns over three to five seeds).
 - **Command**: `studies/zoo_study.sh` — two lanes side by side, each a single-threaded `vicinal run` per
   seed (`--threads 1`).
 """
