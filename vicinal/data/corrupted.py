@@ -30,7 +30,14 @@ import numpy as np
 import torch
 
 from vicinal.core.errors import VicinalError
-from vicinal.core.io import atomic_write, atomic_write_text, reserve, temporary_beside, write_fault
+from vicinal.core.io import (
+    atomic_write,
+    atomic_write_text,
+    publish,
+    reserve,
+    temporary_beside,
+    write_fault,
+)
 from vicinal.core.reporting import Reporter, SilentReporter
 from vicinal.data.datasets import ImageSet
 
@@ -511,7 +518,10 @@ def write_set(
                 task.advance(len(y), corruption=f"{c} · severity {s}")
         arr.flush()
         del arr
-        os.replace(tmp, target)
+        try:
+            publish(tmp, target)  # the same mode as labels.npy and manifest.json: a set is meant to be shared
+        except OSError as exc:
+            raise write_fault(exc, target) from None
         task.line(f"{c} done", severities=",".join(map(str, severities)), images=n)
         done[c] = md5_of(target)
         verified.record(target)

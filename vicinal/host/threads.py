@@ -178,9 +178,13 @@ def apply_thread_policy(threads: int | None = None, origin: str = "argument") ->
     most the thread count: the waiting stays what OpenMP read when torch loaded it."""
     global _applied
     if _applied is not None:
-        if threads is not None and threads != _applied.threads:
-            _applied = dataclasses.replace(_applied, threads=_positive(str(threads), origin), source=origin)
-            _set_count(_applied.threads)
+        if threads is not None:
+            # Given explicitly, it is the count's source even when it equals the default's
+            # (--threads 1 with OMP_NUM_THREADS=1: the flag decided).
+            count = _positive(str(threads), origin)
+            if count != _applied.threads:
+                _set_count(count)
+            _applied = dataclasses.replace(_applied, threads=count, source=origin)
         return _applied
     policy = resolve(threads, origin=origin)
     if policy.wait_source == "vicinal":
