@@ -37,6 +37,8 @@ def run_cli(
         [sys.executable, "-m", "vicinal.cli", *args],
         cwd=cwd,
         env=full_env,
+        # Not the test runner's terminal: a pipe read at a terminal takes that terminal's width.
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=timeout,

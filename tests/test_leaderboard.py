@@ -513,6 +513,50 @@ def test_a_pipe_gets_the_default_width_and_width_chooses_another(five_methods, t
     assert default.stdout.count("suite: digits-c") < narrow.stdout.count("suite: digits-c")
 
 
+def _at_a_terminal(args: list[str], cwd, stdout, columns: int) -> str:
+    """Run the CLI with standard error on a pseudo-terminal ``columns`` wide (the user's screen) and
+    standard output where ``stdout`` says (a pipe or a file); returns what reached standard output."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import sys
+    import termios
+
+    main, screen = pty.openpty()
+    fcntl.ioctl(screen, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "vicinal.cli", *args],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=screen,
+            timeout=300,
+        )
+    finally:
+        os.close(screen)
+        os.close(main)
+    assert out.returncode == 0
+    return out.stdout.decode() if out.stdout is not None else ""
+
+
+def test_a_pipe_read_at_a_terminal_takes_its_width_and_a_file_keeps_the_default(five_methods, tmp_path):
+    """``vicinal leaderboard | less`` in an 80-column terminal printed 120-column tables that wrapped."""
+    from rich.cells import cell_len
+
+    args = ["leaderboard", "--results", str(five_methods)]
+    piped = _at_a_terminal(args, tmp_path, subprocess.PIPE, 80)
+    assert piped and max(cell_len(line) for line in piped.splitlines()) <= 80
+    assert "…" not in piped and "\x1b[" not in piped  # no colour in a pipe: the marks are in the text
+    with open(tmp_path / "board.txt", "wb") as file:
+        _at_a_terminal(args, tmp_path, file, 80)
+    written = (tmp_path / "board.txt").read_text()
+    assert 80 < max(cell_len(line) for line in written.splitlines()) <= 120
+
+
 def _swept(method, seed, acc, val_acc, run_id, **hyper):
     r = _result(method, seed, acc, 0.05, run_id, **hyper)
     return dataclasses.replace(
