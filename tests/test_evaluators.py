@@ -93,6 +93,34 @@ def test_normalisation_inside_equals_foolbox_preprocessing(trained):
     )
 
 
+@pytest.mark.parametrize("suite", ["digits", "cifar10", "cifar100", "tinyimagenet"])
+def test_every_measured_attack_is_a_headline_on_the_default_board(suite, tmp_path):
+    """PGD L2 was in the result files but in no progress line, terminal table or default board: only the
+    L∞ attacks were headline metrics."""
+    from synthetic import make_result
+
+    from vicinal.board.boards import build_boards
+    from vicinal.board.formats import render_markdown
+    from vicinal.execution.suite import load_suite
+    from vicinal.store.results import load_store
+
+    spec = load_suite(suite)
+    ev = _evaluator("adversarial", **spec.evaluators["adversarial"])
+    info = ev.metric_info()
+    for attack in ev.config.attacks:
+        shown = sorted(parse_eps(i.key) for i in info.values() if i.family == attack and i.headline)
+        radii = sorted(parse_eps(e) for e in (ev.config.l2_eps if attack == "pgd_l2" else ev.config.linf_eps))
+        assert shown == sorted({radii[0], radii[-1]}), attack
+    doc = make_result(suite, "erm", 0, 0.8, corruption=False, evaluators=[ev])
+    folder = tmp_path / suite / "erm"
+    folder.mkdir(parents=True)
+    (folder / "r-seed0.json").write_text(__import__("json").dumps(doc))
+    (board,) = build_boards(load_store(tmp_path))
+    families = {board.info[m].family for m in board.metrics}
+    assert set(ev.config.attacks) <= families
+    assert "pgd l2" in render_markdown([board])
+
+
 def test_adversarial_evaluator_reports_its_declared_metrics(trained):
     model, data = trained
     ev = _evaluator("adversarial", linf_eps=["2/255", "8/255"], l2_eps=["0.5"], n_samples=60, steps=3)

@@ -93,8 +93,12 @@ class AdversarialEvaluator(Evaluator):
             )
         }
         c = self.config
-        for attack, norm, eps in self.grid():
-            headline = attack != "pgd_l2" and eps_label(eps) in (c.linf_eps[0], c.linf_eps[-1])
+        grid = self.grid()
+        for attack, norm, eps in grid:
+            # Every attack measured is shown by default (its smallest and largest radius): PGD L2 was in
+            # the result files but in no progress line, terminal table or default board.
+            radii = [e for a, _, e in grid if a == attack]
+            headline = eps in (radii[0], radii[-1])
             info[f"{attack}@{eps_label(eps)}"] = MetricInfo(
                 f"{attack.replace('_', ' ')} {eps_label(eps)}",
                 True,
