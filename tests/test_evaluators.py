@@ -219,6 +219,57 @@ def test_linearity_evaluator_metrics(trained):
     assert out["lin_gamma@8/255"] > 0 and 0 <= out["interp_miss"] <= 1
 
 
+@pytest.mark.parametrize(
+    ("name", "settings", "batches"),
+    [
+        # 3 attacks × 2 batches of 20 images
+        (
+            "adversarial",
+            {"linf_eps": ["8/255"], "l2_eps": ["0.5"], "n_samples": 40, "steps": 2, "batch_size": 20},
+            6,
+        ),
+        # γ: 2 batches of 16 per radius (2 radii), then 16 pairs in batches of 32 // 11 = 2
+        (
+            "linearity",
+            {"eps": ["4/255", "8/255"], "n_samples": 32, "n_pairs": 16, "steps": 1, "batch_size": 16},
+            12,
+        ),
+        # 2 corruptions × 1 severity × 40 images in batches of 16 (a cell's last batch is its own)
+        ("corruption", {"corruptions": ["fog", "brightness"], "severities": [2], "n_samples": 40}, 6),
+    ],
+)
+def test_each_long_evaluator_reports_its_progress_in_a_log_as_it_goes(trained, name, settings, batches):
+    """Attacks, γ and the corruption grid advance a task named after the run per batch, so a log gets a
+    line with how far, the rate and the time left while they run (here a clock that jumps past the
+    heartbeat at every reading makes every advance due)."""
+    import io
+
+    from vicinal.core.reporting import LineReporter
+
+    model, data = trained
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 31.0
+        return now[0]
+
+    out = io.StringIO()
+    ctx = EvalContext(
+        model, data, torch.device("cpu"), 16, reporter=LineReporter(out, clock=clock), label="erm · seed 0"
+    )
+    _evaluator(name, **settings).evaluate(ctx)
+    task = {"corruption": "corruptions"}.get(name, name)
+    lines = [line for line in out.getvalue().splitlines() if line.startswith(f"erm · seed 0 · {task} [")]
+    assert len(lines) >= batches, out.getvalue()
+    assert all("/s · " in line and " left · " in line for line in lines)
+    last = lines[-1].split("[")[1].split(",")[0]
+    done, total = last.split("/")
+    assert done == total, lines[-1]
+    if name == "adversarial":
+        figures = {p for line in lines for p in line.split(": ", 1)[1].split(" · ")}
+        assert {"attack fgsm", "attack pgd linf", "attack pgd l2"} <= figures
+
+
 @pytest.mark.slow
 def test_autoattack_apgd_is_at_least_as_strong_as_pgd(trained):
     from vicinal.evaluators.adversarial import autoattack_accuracy

@@ -22,7 +22,7 @@ from torch import nn
 from vicinal.core.errors import VicinalError
 from vicinal.core.hparams import NoConfig
 from vicinal.core.registry import Registry
-from vicinal.core.reporting import Reporter, SilentReporter
+from vicinal.core.reporting import Reporter, SilentReporter, Task
 from vicinal.data.datasets import DataSplits, ImageSet, to_unit
 from vicinal.evaluation.radii import eps_label, parse_eps
 from vicinal.store.declarations import Artifact, Breakdown, Declarations, FigureSpec, MetricInfo, load
@@ -61,8 +61,17 @@ class EvalContext:
     cache_dir: Path | None = None
     #: Tells people where a long evaluation is (see :mod:`vicinal.core.reporting`); silent by default.
     reporter: Reporter = field(default_factory=SilentReporter)
+    #: The run's name in progress lines ("erm · seed 0"): :meth:`task` labels an evaluator's work with it.
+    label: str = ""
     #: Per-example outcomes for paired comparisons (:mod:`vicinal.store.outcomes`), written beside the result.
     examples: ExampleRecorder = field(default_factory=ExampleRecorder)
+
+    def task(self, what: str, total: float | None = None) -> Task:
+        """A progress task for an evaluator's long work, named after the run (``erm · seed 0 ·
+        adversarial``): a bar on a terminal; in a log, a line with how far, the rate and the time left
+        at least every 30 s while it advances. Advance it as the work goes (per batch), not once at the
+        end."""
+        return self.reporter.task(f"{self.label} · {what}" if self.label else what, total)
 
     def artifact_path(self, name: str, suffix: str = ".png") -> Path | None:
         if self.artifact_stem is None:
