@@ -131,8 +131,12 @@ def test_an_evaluator_added_later_joins_the_row_instead_of_splitting_it():
 
 def test_unknown_metric_and_suite_are_errors():
     store = Store([_result("erm", 0, 0.9, 0.1, "x")], [])
-    with pytest.raises(VicinalError, match="available: acc, ece"):
+    with pytest.raises(
+        VicinalError, match=r"unknown metric\(s\) nope for suite s\. `vicinal metrics s` lists its 2"
+    ):
         build_boards(store, metrics=["acc", "nope"])
+    with pytest.raises(VicinalError, match="Did you mean: ece"):
+        build_boards(store, sort="ecee")
     with pytest.raises(VicinalError, match="results exist for: s"):
         build_boards(store, suite="other")
     with pytest.raises(VicinalError, match=r"no results for method\(s\) mixup; results exist for: erm"):
@@ -555,6 +559,38 @@ def test_a_pipe_read_at_a_terminal_takes_its_width_and_a_file_keeps_the_default(
         _at_a_terminal(args, tmp_path, file, 80)
     written = (tmp_path / "board.txt").read_text()
     assert 80 < max(cell_len(line) for line in written.splitlines()) <= 120
+
+
+def test_vicinal_metrics_lists_the_keys_by_evaluator_and_the_leaderboard_error_names_it(
+    five_methods, tmp_path
+):
+    """`vicinal leaderboard --metrics list` (a natural guess) dumped every metric name as one error."""
+    wrong = run_cli("leaderboard", "--results", str(five_methods), "--metrics", "list", cwd=tmp_path)
+    assert wrong.returncode == 2
+    assert "`vicinal metrics digits-c` lists its" in wrong.stderr and "c_acc/fog/s3" not in wrong.stderr
+    assert len(wrong.stderr) < 600
+
+    every = run_cli("metrics", "--results", str(five_methods), cwd=tmp_path)
+    assert every.returncode == 0, every.stderr
+    (board,) = build_boards(load_store(five_methods), metrics=["all"])
+    for key in board.metrics:  # every key --metrics accepts, derived ones (mCE) included
+        assert re.search(rf"│ {re.escape(key)}\s+│", every.stdout), key
+    for evaluator in ("clean", "calibration", "adversarial", "linearity", "corruption"):
+        assert f"suite digits-c · evaluator {evaluator}" in every.stdout
+    assert re.search(
+        r"│ c_mce\s+│ mCE % ↓", every.stdout
+    )  # derived across the suite, listed with its evaluator
+    assert "robust accuracy under pgd_l2 (l2, ε = 0.5)" in " ".join(every.stdout.split())
+    assert f"{len(board.metrics)} metric(s)" in every.stdout
+
+    filtered = run_cli("metrics", "digits-c", "c_acc/s*", "--results", str(five_methods), cwd=tmp_path)
+    alone = run_cli("metrics", "c_acc/s*", "--results", str(five_methods), cwd=tmp_path)  # a pattern alone
+    for out in (filtered, alone):
+        assert out.returncode == 0, out.stderr
+        keys = re.findall(r"^│ (\S+)\s+│", out.stdout, flags=re.M)
+        assert keys == [f"c_acc/s{s}" for s in range(1, 6)], keys
+    nothing = run_cli("metrics", "nope", "--results", str(five_methods), cwd=tmp_path)
+    assert nothing.returncode == 2 and "suites with results: digits-c" in nothing.stderr
 
 
 def _swept(method, seed, acc, val_acc, run_id, **hyper):

@@ -95,6 +95,12 @@ def test_leaderboard_does_not_import_torch(results, fmt, tmp_path):
     assert got == {"code": 0, "heavy": []}
 
 
+@pytest.mark.parametrize("args", [[], ["toy", "c_acc/*"], ["pgd"]], ids=" ".join)
+def test_listing_the_metrics_does_not_import_torch(results, args, tmp_path):
+    got = _run(CLI, json.dumps(["metrics", "--results", str(results), *args]), cwd=tmp_path)
+    assert got == {"code": 0, "heavy": []}
+
+
 def test_report_does_not_import_torch(results, tmp_path):
     args = ["report", "--results", str(results), "--out", str(tmp_path / "r.html"), "--quiet"]
     got = _run(CLI, json.dumps(args), cwd=tmp_path)

@@ -345,12 +345,47 @@ def _measured_row(key: RowKey, runs: list[Result], label: str, paths: list[str],
     )
 
 
-def _sort(rows: list[Row], info: dict[str, MetricInfo], key: str) -> None:
+def _sort(rows: list[Row], info: dict[str, MetricInfo], key: str, suite: str) -> None:
     if key not in info:
-        raise VicinalError(f"cannot sort by {key!r}: available metrics are {', '.join(info)}")
+        raise VicinalError("--sort: " + unknown_metrics([key], info, suite))
     sign = -1.0 if info[key].higher_is_better else 1.0
     # Rows without the metric go last whatever the direction.
     rows.sort(key=lambda row: (sign * row.cells[key].mean if row.cells[key].n else math.inf, row.label))
+
+
+def available_metrics(store: Store, suite: str | None = None) -> dict[str, dict[str, MetricInfo]]:
+    """Per suite (only ``suite`` if given), every metric a board of it can show — what its result files
+    record and what is derived across them (mCE) — in the boards' order, with its declaration: what
+    ``--metrics`` and ``--sort`` accept, and what ``vicinal metrics`` lists."""
+    suites: dict[str, list[Result]] = defaultdict(list)
+    for r in store.results:
+        if not suite or r.suite == suite:
+            suites[r.suite].append(r)
+    out: dict[str, dict[str, MetricInfo]] = {}
+    for name in sorted(suites):
+        measured, _ = group_rows([r for r in suites[name] if not r.is_reported])
+        results = [r for runs in _with_derived_metrics(measured).values() for r in runs]
+        info: dict[str, MetricInfo] = {}
+        for r in [*results, *(r for r in suites[name] if r.is_reported)]:
+            for k, v in r.metric_info.items():
+                info.setdefault(k, v)
+        out[name] = info
+    return out
+
+
+def unknown_metrics(unknown: list[str], info: dict[str, MetricInfo], suite: str, what: str = "metric") -> str:
+    """The message for metric names a suite's results do not have: the close ones, and the command that
+    lists them all (a suite with corruptions has hundreds: they are not dumped into one error)."""
+    import difflib
+
+    close = sorted({c for u in unknown for c in difflib.get_close_matches(u, list(info), n=3, cutoff=0.6)})
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    headline = [k for k, m in info.items() if m.headline]
+    return (
+        f"unknown {what}(s) {', '.join(unknown)} for suite {suite}.{hint} `vicinal metrics {suite}` lists "
+        f"its {len(info)} metrics by evaluator (`vicinal metrics {suite} PATTERN` filters them); the "
+        f"default columns are {', '.join(headline) or 'none'}."
+    )
 
 
 def _axis(store: Store, by: str) -> Breakdown:
@@ -444,9 +479,7 @@ def build_boards(
             shown = [m for m, meta in info.items() if meta.headline]
         unknown = [m for m in shown if m not in info]
         if unknown:
-            raise VicinalError(
-                f"unknown metric(s) {', '.join(unknown)} for suite {suite_name}; available: {', '.join(info)}"
-            )
+            raise VicinalError(unknown_metrics(unknown, info, suite_name))
         labels = variant_labels(measured)
         rows = [_measured_row(k, runs, labels[k], sources[k], info) for k, runs in measured.items()]
         extra = [_reported_row(method, run_id, runs, info) for (method, run_id), runs in reported.items()]
@@ -455,8 +488,8 @@ def build_boards(
         else:
             default_key = shown[0] if shown else None
         if sort or default_key:
-            _sort(rows, info, sort or default_key)
-            _sort(extra, info, sort or default_key)
+            _sort(rows, info, sort or default_key, suite_name)
+            _sort(extra, info, sort or default_key, suite_name)
         board = Board(
             suite_name,
             rows + extra,

@@ -24,6 +24,7 @@ COMMANDS = {
     "run": ("vicinal.cli.run", "run_cmd"),
     "leaderboard": ("vicinal.cli.leaderboard", "leaderboard_cmd"),
     "compare": ("vicinal.cli.compare", "compare_cmd"),
+    "metrics": ("vicinal.cli.metrics", "metrics_cmd"),
     "report": ("vicinal.cli.report", "report_cmd"),
     "methods": ("vicinal.cli.methods", "methods_cmd"),
     "suites": ("vicinal.cli.suites", "suites_cmd"),
