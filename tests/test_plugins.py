@@ -153,3 +153,61 @@ def test_a_malformed_declaration_is_one_message_before_training(guide):
     out = run_cli("run", "--plugin", "broken.py", "--evaluators", "clean,occlusion", cwd=root, env=env)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "evaluator occlusion: metric 'occ_acc'.higher_is_better must be true or false" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("typo", "named"),
+    [
+        # the metrics' axis misspelt beside the Breakdown's: the run succeeded, `--by patch` found nothing
+        (
+            ('by="patch",', 'by="ptach",'),
+            [
+                "by='ptach' is no declared breakdown axis; did you mean 'patch'?",
+                "Breakdown('patch', …, family='occ_acc'): no metric has by='patch'",
+            ],
+        ),
+        # the figure's axis misspelt
+        (
+            ('by="patch",\n        ),', 'by="ptach",\n        ),'),
+            [
+                "figure 'Accuracy versus occlusion': panel "
+                "'accuracy versus square size' draws family "
+                "'occ_acc' along by='ptach'",
+                "did you mean 'patch'?",
+            ],
+        ),
+        # the breakdown's family misspelt
+        (
+            ('"square size", "occ_acc"', '"square size", "occ_ac"'),
+            ["family='occ_ac'): no metric has by='patch' and family='occ_ac'"],
+        ),
+    ],
+    ids=["metric-by", "figure-by", "breakdown-family"],
+)
+def test_declarations_that_do_not_match_each_other_are_refused_when_the_evaluator_registers(
+    typo, named, tmp_path
+):
+    """A MetricInfo.by or FigureSpec.by of `nosie` beside a Breakdown axis `noise` ran (rc 0), and
+    `leaderboard --by noise` then said there were no per-noise metrics. Now loading the plugin names the
+    mismatch, before anything is trained."""
+    old, new = typo
+    assert old in PLUGINS["occlusion.py"]
+    (tmp_path / "typo.py").write_text(PLUGINS["occlusion.py"].replace(old, new))
+    env = {"VICINAL_RESULTS_DIR": str(tmp_path / "results"), "VICINAL_CACHE_DIR": str(tmp_path / "cache")}
+    out = run_cli("run", "--plugin", "typo.py", "--evaluators", "clean,occlusion", cwd=tmp_path, env=env)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    message = " ".join(out.stderr.split())
+    assert message.startswith("error: ") and "evaluator occlusion: " in message
+    for part in named:
+        assert part in message, message
+    assert not (tmp_path / "results").exists()
+
+
+def test_the_shipped_evaluators_declarations_agree_with_each_other():
+    from vicinal.evaluation.evaluator import EVALUATORS
+    from vicinal.store.declarations import inconsistencies
+
+    for name in EVALUATORS.names():
+        evaluator = EVALUATORS.get(name)()
+        declared = evaluator.declarations()
+        assert inconsistencies(evaluator.metric_info(), declared, bool(declared.derived)) == [], name

@@ -25,7 +25,15 @@ from vicinal.core.registry import Registry
 from vicinal.core.reporting import Reporter, SilentReporter, Task
 from vicinal.data.datasets import DataSplits, ImageSet, to_unit
 from vicinal.evaluation.radii import eps_label, parse_eps
-from vicinal.store.declarations import Artifact, Breakdown, Declarations, FigureSpec, MetricInfo, load
+from vicinal.store.declarations import (
+    Artifact,
+    Breakdown,
+    Declarations,
+    FigureSpec,
+    MetricInfo,
+    inconsistencies,
+    load,
+)
 from vicinal.store.outcomes import ARTIFACT, ExampleRecorder, Examples
 
 __all__ = [
@@ -273,6 +281,10 @@ class Evaluator:
                 f"evaluator {self.name}: {exc} (metrics and artifacts are dicts of MetricInfo and Artifact; "
                 "breakdowns, figures and derived are tuples)"
             ) from None
+        declared = self.declarations()
+        problems = inconsistencies(self.metric_info(), declared, derives=bool(declared.derived))
+        if problems:
+            raise VicinalError(f"evaluator {self.name}: " + "; ".join(problems))
 
 
 #: How a result lists its per-example file (``artifacts["examples"]``).
@@ -297,5 +309,22 @@ def seeded_subset(n_total: int, n: int, seed: int) -> torch.Tensor:
 
 
 def register_evaluator(name: str) -> Callable[[type[Evaluator]], type[Evaluator]]:
-    """Class decorator: ``@register_evaluator("occlusion")`` makes the evaluator available by that name."""
-    return EVALUATORS.register_class(name, Evaluator)
+    """Class decorator: ``@register_evaluator("occlusion")`` makes the evaluator available by that name.
+    Its declarations under its default settings are checked against each other here (a metric along
+    ``"nosie"`` beside a ``Breakdown("noise", …)`` is an error naming both, not a run that succeeds and a
+    ``--by noise`` that finds nothing); a run checks them again under its own settings."""
+    register = EVALUATORS.register_class(name, Evaluator)
+
+    def decorator(cls: type[Evaluator]) -> type[Evaluator]:
+        if isinstance(cls, type) and issubclass(cls, Evaluator):  # else register() says what is wrong
+            if "name" not in cls.__dict__:
+                cls.name = name
+            try:
+                default = cls()
+            except Exception:  # settings without defaults, or refused ones: the run's settings are checked
+                default = None
+            if default is not None:
+                default.check_declarations()  # before registering: a refused class is not left behind
+        return register(cls)
+
+    return decorator
