@@ -60,8 +60,26 @@ def main() -> None:
     handler = WarningHandler()
     logging.getLogger("vicinal").addHandler(handler)
     logging.getLogger("vicinal").setLevel(logging.INFO)
+    app = build_app()
+    if not sys.argv[1:]:  # `vicinal` alone: its help, with the exit code of a usage error, as before
+        app(["--help"], standalone_mode=False)
+        sys.exit(2)
+    code = None
     try:
-        build_app()()
+        # Not standalone: the parser's own errors (a mistyped option, a value of the wrong type) would
+        # print as "Usage: …" over a boxed "Error", unlike every other message; they are printed here as
+        # one "error:" line like the rest, with the same exit code (2 for a usage error).
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:
+        ctx = getattr(exc, "ctx", None)
+        message = exc.format_message().rstrip(".")
+        if message[:1].isupper() and not message[1:2].isupper():  # "No such option" → as vicinal's own
+            message = message[0].lower() + message[1:]
+        where = f"; see `{ctx.command_path} --help`" if ctx is not None else ""
+        err_console.print(f"[bold red]error:[/] {escape(message + where)}")
+        sys.exit(exc.exit_code)
+    except typer.Abort:  # end of input at a prompt
+        sys.exit(1)
     except VicinalError as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
         sys.exit(exc.exit_code)
@@ -74,3 +92,5 @@ def main() -> None:
         sys.exit(1)
     finally:
         logging.getLogger("vicinal").removeHandler(handler)
+    if isinstance(code, int) and code:  # typer.Exit(code), Ctrl-C (130)
+        sys.exit(code)

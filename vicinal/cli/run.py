@@ -142,8 +142,10 @@ def run_cmd(
                     escape(f"{len(plan.outcomes)} finished result(s) are kept in {results_dir}")
                 )
             raise exc from None
-    trained = sum(o.status == "trained" for o in outcomes)
-    console.print(escape(f"{trained} trained, {len(outcomes) - trained} reused · results in {results_dir}"))
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("trained", "re-evaluated", "reused")}
+    # "re-evaluated" only when some were: the model came from the cache and only the evaluation ran.
+    done = ", ".join(f"{n} {s}" for s, n in counts.items() if n or s != "re-evaluated")
+    console.print(escape(f"{done} · results in {results_dir}"))
     from vicinal.board.boards import build_boards
     from vicinal.board.formats import print_boards
 

@@ -231,7 +231,10 @@ class Registry(Generic[T]):
             known = sorted({*self._items, *self._index})
             close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
             hint = f" Did you mean: {', '.join(close)}?" if close else ""
-            raise VicinalError(f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(known)}.") from None
+            raise VicinalError(
+                f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(known)}. One defined in a plugin "
+                "file or module is known once loaded: --plugin FILE (plugins=[…] from Python)."
+            ) from None
 
     def names(self, pattern: str = "*") -> list[str]:
         """Registered names matching a shell-style pattern (``"mix*"``), sorted; a plain word without

@@ -81,7 +81,9 @@ class RunPlan:
             atomic_write_bytes(job.result_path.with_name(name), blob)
         output.result.environment = {**output.result.environment, "code": job.training["code"]}
         write_result(job.result_path, output.result)
-        outcome = RunOutcome(job.method.name, job.seed, job.result_path, "trained", output.result.metrics)
+        reevaluated = bool(output.result.training.get("reused_trained_model"))
+        status = "re-evaluated" if reevaluated else "trained"
+        outcome = RunOutcome(job.method.name, job.seed, job.result_path, status, output.result.metrics)
         self.outcomes.append(outcome)
         return outcome
 
