@@ -90,6 +90,54 @@ def test_rows_from_different_code_are_different_configurations_never_averaged():
     assert all(r.cells["acc"].n == 1 for r in board.rows)
 
 
+def test_latest_shows_each_configuration_at_its_newest_code_and_says_what_to_prune(tmp_path):
+    """Every plugin edit added a leaderboard row of earlier code; --latest keeps each configuration's
+    newest code only (another setting is another configuration and stays), and names the files left out."""
+    from vicinal.store.results import write_result
+
+    def run(method, seed, acc, run_id, code, created, **hyper):
+        return _result(method, seed, acc, 0.05, run_id, code=code, created=created, **hyper)
+
+    runs = {
+        "mixup/new-seed0.json": run("mixup", 0, 0.80, "a", "1111aaaa", "2026-03-01", alpha=1.0),
+        "mixup/new-seed1.json": run("mixup", 1, 0.82, "a", "1111aaaa", "2026-03-01", alpha=1.0),
+        "mixup/old-seed0.json": run("mixup", 0, 0.60, "b", "2222bbbb", "2026-01-05", alpha=1.0),
+        "mixup/older-seed0.json": run("mixup", 0, 0.50, "c", "3333cccc", "2026-01-01", alpha=1.0),
+        # another setting: its own configuration, whose newest code is this one
+        "mixup/alpha-seed0.json": run("mixup", 0, 0.70, "d", "2222bbbb", "2026-01-05", alpha=0.2),
+        "erm/erm-seed0.json": run("erm", 0, 0.75, "e", "4444dddd", "2026-01-01"),
+    }
+    for name, result in runs.items():
+        write_result(tmp_path / "s" / name, result)
+    (every,) = build_boards(load_store(tmp_path))
+    assert len(every.rows) == 5 and not every.hidden
+    (latest,) = build_boards(load_store(tmp_path), latest=True)
+    # alpha=0.2 was never run with the newest code: it stays, saying its code is earlier than alpha=1.0's
+    assert sorted(r.label for r in latest.rows) == [
+        "erm",
+        "mixup [alpha=0.2, earlier code (vicinal 0.1.0, 2026-01-05)]",
+        "mixup [alpha=1.0]",
+    ]
+    assert next(r for r in latest.rows if r.label == "mixup [alpha=1.0]").cells["acc"].n == 2
+    assert [p.split("/s/")[1] for p in latest.hidden] == ["mixup/old-seed0.json", "mixup/older-seed0.json"]
+
+    out = run_cli("leaderboard", "--results", str(tmp_path), "--latest", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "60.00" not in out.stdout and "50.00" not in out.stdout and "81.00 ± 1.41" in out.stdout
+    assert "latest code only (--latest): each configuration at its newest code" in " ".join(
+        out.stdout.split()
+    )
+    note = " ".join(out.stderr.split())
+    assert "--latest left out the rows of earlier code (2 result file(s))" in note
+    assert f"rm {tmp_path}/s/mixup/old-seed0.* {tmp_path}/s/mixup/older-seed0.*" in note
+    doc = json.loads(
+        run_cli(
+            "leaderboard", "--results", str(tmp_path), "--latest", "--format", "json", cwd=tmp_path
+        ).stdout
+    )
+    assert doc[0]["hidden"] == latest.hidden
+
+
 def test_results_of_an_earlier_vicinal_are_labelled_as_such():
     """Moving modules (0.1 → 0.2) changes every fingerprint: the old rows say which version made them, and
     two earlier generations of the same day are told apart by their fingerprints."""

@@ -328,6 +328,7 @@ def leaderboard(
     by: str | None = None,
     best_of: Sequence[str] | None = None,
     select: str = "val_acc",
+    latest: bool = False,
 ) -> Leaderboard:
     """The leaderboard of the result files under a folder, as ``vicinal leaderboard`` builds it.
 
@@ -343,6 +344,8 @@ def leaderboard(
         best_of: swept settings (e.g. ``["alpha"]``): each method only at its best value of them,
             chosen on the validation split by ``select``.
         select: the validation metric ``best_of`` chooses by: ``"val_acc"`` or ``"val_nll"``.
+        latest: each configuration only at its newest code (the rows of earlier code left out; each
+            board's ``hidden`` lists their result files).
     """
     from vicinal.board.boards import build_boards
 
@@ -360,6 +363,7 @@ def leaderboard(
             by,
             best_of_params=list(best_of) if best_of else None,
             select=select,
+            latest=latest,
         )
     )
 

@@ -30,7 +30,7 @@ from functools import cached_property
 from typing import Any
 
 from vicinal.board.derived import derive
-from vicinal.board.grouping import RowKey, best_of, group_rows, protocols_of, variant_labels
+from vicinal.board.grouping import RowKey, best_of, group_rows, latest_code, protocols_of, variant_labels
 from vicinal.board.paired import Difference, Resampler, Side, difference
 from vicinal.core.errors import VicinalError
 from vicinal.store.declarations import Breakdown, Declarations, MetricInfo, Reported
@@ -136,6 +136,8 @@ class Board:
     marking: dict[str, Marking] = field(default_factory=dict)
     #: ``--best-of``: per method, which setting was kept and over what (empty otherwise).
     selection: list[str] = field(default_factory=list)
+    #: ``--latest``: the result files of the rows of earlier code it left out (empty otherwise).
+    hidden: list[str] = field(default_factory=list)
 
     @property
     def by(self) -> str | None:
@@ -414,6 +416,7 @@ def build_boards(
     separate: bool = True,
     best_of_params: list[str] | None = None,
     select: str = "val_acc",
+    latest: bool = False,
 ) -> list[Board]:
     """One board per suite (only ``suite`` if given): rows per (method, run_id), measured ones ranked by
     ``sort`` (default: the first shown column), reported ones after them. ``by`` makes breakdown boards
@@ -421,7 +424,8 @@ def build_boards(
     by ``resampler``'s intervals (default settings when None); ``separate=False`` marks them at the
     displayed precision without computing any interval. ``best_of_params`` keeps each method at its best
     setting of those parameters by the validation metric ``select``
-    (:func:`vicinal.board.grouping.best_of`)."""
+    (:func:`vicinal.board.grouping.best_of`). ``latest`` keeps each configuration at its newest code
+    only (:func:`vicinal.board.grouping.latest_code`; the files it leaves out are the board's ``hidden``)."""
     resampler = (resampler or Resampler()) if separate else None
     suites: dict[str, list[Result]] = defaultdict(list)
     for r in store.results:
@@ -442,6 +446,9 @@ def build_boards(
             if r.is_reported:
                 reported[(r.method, r.run_id)].append(r)
         measured, sources = group_rows([r for r in suites[suite_name] if not r.is_reported])
+        hidden: list[str] = []
+        if latest:  # before deriving: earlier code is not this board's baseline either
+            measured, hidden = latest_code(measured, sources)
         # Derived metrics (mCE) are normalised by the suite's baseline rows, so they are derived before the
         # method filter and from measured rows only: a paper's ERM is not this suite's baseline.
         measured = _with_derived_metrics(measured)
@@ -501,6 +508,7 @@ def build_boards(
             protocols_of(measured),
             declares,
             selection=selection,
+            hidden=hidden,
         )
         _mark_best(board, resampler)
         boards.append(board)

@@ -334,6 +334,7 @@ def render_json(boards: list[Board]) -> str:
             "protocols": b.protocols,
             "legend": caption(b),
             "selection": b.selection,
+            "hidden": b.hidden,
             "marking": {m: b.marking[m].to_json() for m in b.metrics if m in b.marking},
             "rows": [
                 {

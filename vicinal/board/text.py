@@ -142,6 +142,11 @@ def caption(board: Board, style: str = "plain") -> str:
             "best-of: each method at its best swept setting by a validation metric (the test split never "
             "chooses): " + "; ".join(board.selection)
         )
+    if board.hidden:
+        lines.append(
+            "latest code only (--latest): each configuration at its newest code; the rows of earlier code "
+            f"of the same configurations ({len(board.hidden)} result file(s)) are left out"
+        )
     if board.has_evaluated:
         lines.append(EVALUATED_CAPTION)
     if board.has_reported:
