@@ -211,3 +211,24 @@ def test_the_shipped_evaluators_declarations_agree_with_each_other():
         evaluator = EVALUATORS.get(name)()
         declared = evaluator.declarations()
         assert inconsistencies(evaluator.metric_info(), declared, bool(declared.derived)) == [], name
+
+
+def test_vicinal_evaluators_lists_settings_and_says_a_plugins_runs_only_when_named(tmp_path):
+    """There was no listing of evaluators (as `vicinal methods -v` lists methods), and nothing said that a
+    plugin's evaluator runs only when a run names it."""
+    (tmp_path / "occlusion.py").write_text(PLUGINS["occlusion.py"])
+    env = {"COLUMNS": "250"}
+    listing = run_cli("evaluators", "--plugin", "occlusion.py", cwd=tmp_path, env=env)
+    assert listing.returncode == 0, listing.stderr
+    rows = {line.split("│")[1].strip(): line for line in listing.stdout.splitlines() if line.startswith("│ ")}
+    assert {"adversarial", "calibration", "clean", "corruption", "linearity", "occlusion"} <= set(rows)
+    assert "runs only when named (--evaluators clean,NAME" in rows["occlusion"]
+    assert "cifar10-c" in rows["corruption"] and "digits" in rows["corruption"]
+    assert "accuracy when a grey square hides part of each test image" in rows["occlusion"]
+    verbose = run_cli("evaluators", "occ", "-v", "--plugin", "occlusion.py", cwd=tmp_path, env=env)
+    assert verbose.returncode == 0, verbose.stderr
+    text = verbose.stdout
+    assert "occlusion · plugin: vicinal_plugin_occlusion_" in text and "(plugin file " in text
+    assert re.search(r"│ sizes\s+│ list\s+│ \[4, 8, 12\]\s+│ side of the square in pixels", text)
+    assert re.search(r"│ n_samples\s+│ int\s+│ 0\s+│", text)
+    assert "set with --set evaluators.occlusion.NAME=VALUE" in text

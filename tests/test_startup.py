@@ -62,6 +62,7 @@ def results(tmp_path_factory) -> Path:
         ["corrupt", "--help"],
         ["methods"],
         ["methods", "mix*"],
+        ["evaluators"],
         ["suites"],
     ],
     ids=" ".join,

@@ -27,6 +27,7 @@ COMMANDS = {
     "metrics": ("vicinal.cli.metrics", "metrics_cmd"),
     "report": ("vicinal.cli.report", "report_cmd"),
     "methods": ("vicinal.cli.methods", "methods_cmd"),
+    "evaluators": ("vicinal.cli.evaluators", "evaluators_cmd"),
     "suites": ("vicinal.cli.suites", "suites_cmd"),
     "evaluate": ("vicinal.cli.evaluate", "evaluate_cmd"),
     "export": ("vicinal.cli.export", "export_cmd"),

@@ -254,6 +254,15 @@ class Registry(Generic[T]):
         obj = self.get(name)
         return {a: str(getattr(obj, a, "")) for a in attrs}
 
+    def builtin(self, name: str) -> bool:
+        """Whether the entry is one of vicinal's own (its built-in package), not a plugin's; known
+        without importing it."""
+        self._discover()
+        if name in self._index and name not in self._items:
+            return True
+        prefix = f"{self._builtin_package}." if self._builtin_package else None
+        return prefix is not None and self._origins.get(name, "").startswith(prefix)
+
     def origin(self, name: str) -> str:
         self.get(name)
         return self._origins[name]

@@ -21,10 +21,10 @@ from torch import nn
 
 from vicinal.core.errors import VicinalError
 from vicinal.core.hparams import NoConfig
-from vicinal.core.registry import Registry
 from vicinal.core.reporting import Reporter, SilentReporter, Task
 from vicinal.data.datasets import DataSplits, ImageSet, to_unit
 from vicinal.evaluation.radii import eps_label, parse_eps
+from vicinal.evaluation.registry import EVALUATORS
 from vicinal.store.declarations import (
     Artifact,
     Breakdown,
@@ -297,7 +297,6 @@ EXAMPLES = Artifact(
 )
 
 
-EVALUATORS: Registry[type[Evaluator]] = Registry("evaluator", "vicinal.evaluators", "vicinal.evaluators")
 
 
 def seeded_subset(n_total: int, n: int, seed: int) -> torch.Tensor:
