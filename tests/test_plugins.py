@@ -232,3 +232,65 @@ def test_vicinal_evaluators_lists_settings_and_says_a_plugins_runs_only_when_nam
     assert re.search(r"│ sizes\s+│ list\s+│ \[4, 8, 12\]\s+│ side of the square in pixels", text)
     assert re.search(r"│ n_samples\s+│ int\s+│ 0\s+│", text)
     assert "set with --set evaluators.occlusion.NAME=VALUE" in text
+
+
+#: A plugin evaluator that stores its per-example outcomes the way the guide says (docs notes: "Per-example
+#: outcomes"): one set of (correct, confidence) per example and the statistic that recomputes its metric.
+FLIPS = """
+from dataclasses import dataclass
+
+from vicinal import EvalContext, Evaluator, MetricInfo, hp, register_evaluator, seeded_subset
+
+
+@register_evaluator("flips")
+class Flips(Evaluator):
+    summary = "accuracy on horizontally flipped test images"
+    metrics = {"flip_acc": MetricInfo("acc flip", True, percent=True, description="on flipped test images")}
+
+    @dataclass
+    class Config:
+        n_samples: int = hp(0, "seeded test subset (0 = the whole test split)", ge=0)
+        seed: int = hp(0, "seed of the subset")
+        outcomes: bool = hp(True, "store the per-example outcomes")
+
+    def evaluate(self, ctx: EvalContext) -> dict[str, float]:
+        c = self.config
+        index = seeded_subset(len(ctx.data.test), c.n_samples, c.seed)
+        images, labels = ctx.data.test.images[index], ctx.data.test.labels[index]
+        logits = ctx.predict(images.flip(-1))
+        if c.outcomes:
+            examples = ctx.test_examples(index, f"seeded subset: n_samples {c.n_samples}, seed {c.seed}")
+            ctx.record_logits("flips", examples, logits, labels)  # correct + confidence per example
+            ctx.statistic("flip_acc", "mean", ["flips"])  # flip_acc = the mean of "correct" over the set
+        return {"flip_acc": float((logits.argmax(1) == labels).double().mean())}
+"""
+
+
+@pytest.mark.parametrize("outcomes", [True, False])
+def test_a_plugin_evaluators_per_example_outcomes_give_its_metrics_marks_and_verdicts(outcomes, tmp_path):
+    """How a plugin evaluator stores per-example outcomes was not documented, so its metrics were always
+    "undetermined" in `vicinal compare` and marked only at the displayed precision. Stored as documented,
+    they are compared and marked like the built-in metrics."""
+    (tmp_path / "flips.py").write_text(FLIPS)
+    env = {"VICINAL_RESULTS_DIR": str(tmp_path / "results"), "VICINAL_CACHE_DIR": str(tmp_path / "cache")}
+    out = run_cli(
+        "run", "--plugin", "flips.py", "--suite", "digits", "--methods", "erm,mixup", "--seeds", "0",
+        "--evaluators", "clean,flips", "--epochs", "2", "--limit-train", "128", "--quiet",
+        "--set", f"evaluators.flips.outcomes={str(outcomes).lower()}", cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    board = json.loads(
+        run_cli("leaderboard", "--format", "json", "--metrics", "acc,flip_acc", cwd=tmp_path, env=env).stdout
+    )
+    compared = run_cli(
+        "compare", "mixup", "erm", "--metrics", "flip_acc", "--format", "json", cwd=tmp_path, env=env
+    )
+    assert compared.returncode == 0, compared.stderr
+    (difference,) = json.loads(compared.stdout)["differences"]
+    if outcomes:
+        assert board[0]["marking"]["flip_acc"]["rule"] == "interval"
+        assert difference["basis"] == "examples" and difference["low"] is not None
+        assert difference["verdict"] != "undetermined"
+    else:  # what a plugin author met: one seed each and no outcomes
+        assert board[0]["marking"]["flip_acc"]["rule"] == "precision"
+        assert difference["verdict"] == "undetermined"
