@@ -108,7 +108,8 @@ def test_new_evaluator_settings_reevaluate_without_retraining(store):
     )
     assert out.returncode == 0, out.stderr
     # A new result file, from the cached model: the summary said "1 trained" although nothing trained.
-    assert "0 trained, 1 re-evaluated, 0 reused" in out.stdout
+    summary = [line for line in out.stdout.splitlines() if "reused" in line]
+    assert "0 trained, 1 re-evaluated, 0 reused" in out.stdout, summary
     docs = [json.loads(p.read_text()) for p in (root / "results" / "digits-c" / "erm").glob("*seed0.json")]
     new = next(d for d in docs if d["protocol"]["calibration"]["bins"] == 10)
     old = next(d for d in docs if d["protocol"]["calibration"]["bins"] == 15)
