@@ -297,8 +297,6 @@ EXAMPLES = Artifact(
 )
 
 
-
-
 def seeded_subset(n_total: int, n: int, seed: int) -> torch.Tensor:
     """Indices (sorted) of a seeded subset of ``n`` of ``n_total`` images, the same for every method and
     run; all of them when ``n`` is 0 or at least ``n_total``."""

@@ -48,6 +48,13 @@ class RunPlan:
     executor: Executor
     outcomes: list[RunOutcome] = field(default_factory=list)
     failures: list[RunFailure] = field(default_factory=list)
+    #: The jobs handed to the executor (the runs not reused), once :func:`execute` made them.
+    jobs: list[RunJob] = field(default_factory=list)
+
+    def unfinished_checkpoints(self) -> list[Path]:
+        """The checkpoints the runs that did not finish left behind (after Ctrl-C: what a rerun resumes)."""
+        done = {o.path for o in self.outcomes}
+        return [j.checkpoint for j in self.jobs if j.result_path not in done and j.checkpoint.is_file()]
 
     # The options most code reads, by their plain names.
     @property
@@ -201,7 +208,7 @@ def execute(plan: RunPlan) -> list[RunOutcome]:
     one after another in this process). A run that fails is reported and the others go on; their results
     are kept."""
     rd = load_run_data(plan.suite, plan.data_dir, plan.download)
-    jobs = plan_jobs(plan, rd)
+    jobs = plan.jobs = plan_jobs(plan, rd)
     if jobs:  # nothing to run (every result reused): no executor is started, no cluster contacted
         plan.executor.run(plan, rd, jobs)
     if plan.failures:

@@ -127,6 +127,18 @@ def default_threads() -> int:
     return max(1, min(n, limit) if limit else n)
 
 
+def machine_cpus() -> int:
+    """Logical CPUs this process may run on (its affinity mask), capped by its cgroup's CPU quota: what
+    a private Ray cluster is given (``--executor ray`` without ``--address``), and so what a run's
+    ``--cpus-per-run`` is checked against before such a cluster is started."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        n = os.cpu_count() or 1
+    limit = cgroup_cpu_limit()
+    return max(1, min(n, limit) if limit else n)
+
+
 def _positive(value: str, what: str) -> int:
     try:
         n = int(value)
