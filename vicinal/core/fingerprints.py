@@ -3,8 +3,11 @@
 A component (a method, model, dataset loader, evaluator, or the training loop itself) is fingerprinted by
 the source files it is defined in **and every module of its own package or of vicinal that it imports**,
 followed transitively through the import statements (read with :mod:`ast`, nothing is executed). Editing
-any of those files — a plugin's method, vicinal's training loop, a helper it calls — changes the
-fingerprint; editing a renderer (leaderboard, report) does not, because no number depends on it.
+the code of any of those files — a plugin's method, vicinal's training loop, a helper it calls — changes the
+fingerprint; editing a renderer (leaderboard, report) does not, because no number depends on it. Nor do
+comments, docstrings or layout (line breaks, spacing, quotes, parentheses, ``1.0`` for ``1.``): a file is
+hashed as its syntax tree (:func:`code_digest`), so a plugin author who tidies a file keeps the rows and
+results of the code that made them.
 
 Why source hashes rather than the git commit: they also cover a dirty checkout file by file, installed
 releases (no git at all), ``--plugin`` files outside any repository, and they do not invalidate results
@@ -88,6 +91,36 @@ def _imports(module: str, tops: frozenset[str]) -> set[str]:
     return {m for m in found if m.split(".")[0] in tops}
 
 
+#: Nodes whose body may open with a docstring.
+_DOCUMENTED = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def _canonical(node: Any) -> str:
+    """A syntax tree as text: node types and fields, no positions, docstrings left out. Hand-written
+    rather than :func:`ast.dump` because that one's text changes between Python versions (3.13 leaves
+    empty fields out); fields that are None or empty are left out here, so a field a later Python adds
+    (``type_params``) does not change the text of code that does not use it."""
+    if isinstance(node, ast.AST):
+        parts = []
+        for name, value in ast.iter_fields(node):
+            if name == "body" and isinstance(node, _DOCUMENTED) and ast.get_docstring(node, clean=False):
+                value = value[1:]
+            if value is None or (isinstance(value, list) and not value):
+                continue
+            parts.append(f"{name}={_canonical(value)}")
+        return f"{type(node).__name__}({','.join(parts)})"
+    if isinstance(node, list):
+        return "[" + ",".join(_canonical(v) for v in node) + "]"
+    return repr(node)
+
+
+def code_digest(path: Path) -> str:
+    """sha256 of a Python file's code: its syntax tree without comments, docstrings or layout, which no
+    number depends on."""
+    tree = ast.parse(path.read_bytes(), str(path))
+    return hashlib.sha256(_canonical(tree).encode()).hexdigest()
+
+
 def _closure(roots: tuple[str, ...], tops: frozenset[str]) -> dict[str, str]:
     """``{module: sha256 of its source}`` for the roots and everything of ``tops`` they import."""
     seen: dict[str, str] = {}
@@ -99,7 +132,7 @@ def _closure(roots: tuple[str, ...], tops: frozenset[str]) -> dict[str, str]:
         path = _module_file(name)
         if path is None:
             continue
-        seen[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+        seen[name] = code_digest(path)
         todo.extend(_imports(name, tops) - set(seen))
     return seen
 
