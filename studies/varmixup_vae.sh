@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The VarMixup VAE study ("What VarMixup needs from its VAE"; README section "VarMixup: what matters").
+# The VarMixup VAE study ("What VarMixup needs from its VAE"; docs/methods.md, "VarMixup: what matters").
 #
 # Runs, on the real CIFAR-10 subset and the study suite studies/cifar10-quick-c.toml (small CNN,
 # 10 epochs, batch 128, 15 common corruptions × 5 severities on 300 images per cell, FGSM/PGD-L∞ at
@@ -13,7 +13,7 @@
 # Every VarMixup run spells out all VAE settings with --set, so the study does not depend on the
 # method's defaults. Finished runs are reused (same configuration and code), so rerunning resumes the
 # study; the result files written before the branch merged main's result schema 2 are not reused by
-# `vicinal run` (README, "VarMixup: what matters"), so after that merge only capacity, architecture and
+# `vicinal run` (docs/methods.md, "VarMixup: what matters"), so after that merge only capacity, architecture and
 # prescreen still have work to do that the existing files do not already cover.
 #
 # Two lanes of one single-threaded process each run side by side (OMP_NUM_THREADS=1, nice 5), i.e. two

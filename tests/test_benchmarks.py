@@ -19,12 +19,30 @@ from vicinal.training.rng import RunRandom
 BATCH = 128
 
 
-@pytest.mark.parametrize("name", ["erm", "mixup", "manifold-mixup", "cutmix", "varmixup"])
-def test_training_step_small_cnn(benchmark, name, tmp_path):
-    """One optimiser step (forward, backward, update) of the small CNN on a 128-image batch, CPU."""
+#: Benchmark id → (method, settings). The zoo's equal-compute variants are measured beside their defaults.
+STEP_METHODS = {
+    "erm": ("erm", {}),
+    "mixup": ("mixup", {}),
+    "manifold-mixup": ("manifold-mixup", {}),
+    "cutmix": ("cutmix", {}),
+    "varmixup": ("varmixup", {"latent_dim": 64, "vae_epochs": 1}),
+    "gaussian-vrm": ("gaussian-vrm", {}),
+    "regmixup": ("regmixup", {}),
+    "regmixup-half": ("regmixup", {"train_on": "half"}),
+    "augmix": ("augmix", {}),
+    "augmix-nojsd": ("augmix", {"jsd": False}),
+    "fmix": ("fmix", {}),
+    "noisy-feature-mixup": ("noisy-feature-mixup", {}),
+}
+
+
+@pytest.mark.parametrize("variant", list(STEP_METHODS))
+def test_training_step_small_cnn(benchmark, variant, tmp_path):
+    """One optimiser step (the method's mixing or augmentation, forward, backward, update) of the small CNN
+    on a 128-image batch, CPU."""
     torch.manual_seed(0)
+    name, values = STEP_METHODS[variant]
     cls = get_method(name)
-    values = {"latent_dim": 64, "vae_epochs": 1} if name == "varmixup" else {}
     method = cls(build_config(cls.Config, values, name))
     train = ImageSet((torch.rand(256, 3, 32, 32) * 255).to(torch.uint8), torch.randint(0, 10, (256,)))
     method.prepare(

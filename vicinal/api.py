@@ -216,8 +216,15 @@ def evaluate(
         model_dir: RobustBench's model folder.
         evaluators: run a subset of the suite's evaluators.
         settings: evaluator settings, ``{"evaluators.corruption.severities": [1, 5]}``.
-        device, data_dir, download, results_dir, cache_dir, force, plugins, reporter, threads: as for
-            :func:`run`.
+        device: as for :func:`run`.
+        data_dir: as for :func:`run`.
+        download: as for :func:`run`.
+        results_dir: as for :func:`run`.
+        cache_dir: as for :func:`run`.
+        force: as for :func:`run`.
+        plugins: as for :func:`run`.
+        reporter: as for :func:`run`.
+        threads: as for :func:`run`.
 
     Raises:
         VicinalError: bad input, or a model that cannot take the suite's images or gives the wrong number
@@ -384,7 +391,8 @@ def compare(
     ``to_json()``, ``to_markdown()`` and ``to_text()`` render it.
 
     Args:
-        a, b: method names or row labels (``"mixup [alpha=0.4]"``).
+        a: a method name or row label (``"mixup [alpha=0.4]"``).
+        b: the other method name or row label; the differences are A − B.
         suite: the suite (default: the only suite with results for both).
         results_dir: the results folder (default: ``$VICINAL_RESULTS_DIR`` or ``./results``).
         metrics: the metrics (default: the headline ones; ``["all"]`` for every one).

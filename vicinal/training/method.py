@@ -8,7 +8,7 @@ A method differs from ERM in three places, and the interface has one hook for ea
   is formed (mixed targets via :func:`mixed_cross_entropy`);
 * ``Config``: a dataclass of hyperparameters with defaults, overridable from suites and ``--set``.
 
-Adding a method is one file with one decorator; see the README.
+Adding a method is one file with one decorator; see docs/plugins.md.
 """
 
 from __future__ import annotations
@@ -91,6 +91,9 @@ class Method:
         return {}
 
     def training_step(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: RunRandom) -> StepOutput:
+        """One step on the augmented batch ``x`` (float in [0, 1], N×C×H×W) with labels ``y``: mix where
+        the method mixes, form the loss, and return it with the expected number of correct predictions and
+        the number of images the classifier saw. All randomness comes from ``rng``, the run's seeded state."""
         raise NotImplementedError
 
     def preview(self, x: torch.Tensor, y: torch.Tensor, perm: torch.Tensor, rng: RunRandom) -> Preview | None:

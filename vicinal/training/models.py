@@ -91,7 +91,7 @@ class PreActResNet(VicinalModel):
         self.to(memory_format=torch.channels_last)
 
     def mixing_layers(self) -> dict[str, nn.Module]:
-        return {"layer1": self.layer1, "layer2": self.layer2}
+        return {"layer1": self.layer1, "layer2": self.layer2, "layer3": self.layer3}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv1(self.normalize(x).contiguous(memory_format=torch.channels_last))
@@ -128,7 +128,7 @@ class SmallCNN(VicinalModel):
         self.to(memory_format=torch.channels_last)
 
     def mixing_layers(self) -> dict[str, nn.Module]:
-        return {"stage1": self.stage1, "stage2": self.stage2}
+        return {"stage1": self.stage1, "stage2": self.stage2, "stage3": self.stage3}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.normalize(x).contiguous(memory_format=torch.channels_last)

@@ -31,6 +31,14 @@ class RunRandom:
     def uniform(self, shape: tuple[int, ...], device: torch.device | str = "cpu") -> torch.Tensor:
         return torch.rand(shape, generator=self.torch).to(device)
 
+    def generator_on(self, device: torch.device | str) -> torch.Generator:
+        """A fresh torch generator on ``device``, seeded from this run's numpy stream: for noise as large as
+        a batch of hidden activations, drawn where it is used (drawing it on the CPU and copying it to a
+        GPU would cost more than the step's mixing). Reproducible and resumable like every other draw."""
+        generator = torch.Generator(device=device)
+        generator.manual_seed(int(self.numpy.integers(2**63)))
+        return generator
+
     def state(self) -> dict[str, Any]:
         return {"numpy": self.numpy.bit_generator.state, "torch": self.torch.get_state()}
 
