@@ -203,7 +203,7 @@ def test_editing_a_plugin_method_retrains_and_keeps_the_rows_apart(tmp_path):
     assert labels[0] == "noisy" and labels[1].startswith("noisy [earlier code (vicinal "), labels
 
 
-PLUGIN = '''
+NOISE_PLUGIN = '''
 """A plugin method."""
 import torch.nn.functional as F
 
@@ -228,10 +228,10 @@ def step(model, x, y, rng):
 """
 #: Edits that change what runs.
 EDITED = [
-    PLUGIN.replace("0.1 *", "0.2 *"),
-    PLUGIN.replace('"mean"', '"sum"'),
-    PLUGIN.replace("x + 0.1", "x - 0.1"),
-    PLUGIN.replace("    return", "    logits = logits.float()\n    return"),
+    NOISE_PLUGIN.replace("0.1 *", "0.2 *"),
+    NOISE_PLUGIN.replace('"mean"', '"sum"'),
+    NOISE_PLUGIN.replace("x + 0.1", "x - 0.1"),
+    NOISE_PLUGIN.replace("    return", "    logits = logits.float()\n    return"),
 ]
 
 
@@ -251,7 +251,7 @@ def test_comments_docstrings_and_layout_leave_a_fingerprint_as_it_was(tmp_path, 
         path.write_text(source)
         return fingerprint("fp_plugin")["fingerprint"]
 
-    first = of(PLUGIN)
+    first = of(NOISE_PLUGIN)
     assert of(TIDIED) == first
     edited = [of(source) for source in EDITED]
     assert len({first, *edited}) == 1 + len(EDITED)
