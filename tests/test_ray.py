@@ -279,7 +279,8 @@ def test_without_ray_the_ray_executor_says_how_to_install_it(tmp_path):
     [
         ({"address": "nonsense"}, "give auto or HOST:PORT of a Ray head node"),
         ({"address": "127.0.0.1:99999"}, "give auto or HOST:PORT of a Ray head node"),
-        ({"gpus_per_run": 1.5}, "above 1 give a whole number of GPUs"),
+        ({"gpus_per_run": 1.5}, "a run trains on one GPU"),
+        ({"gpus_per_run": 2}, "a run trains on one GPU (vicinal has no data-parallel training)"),
         ({"gpus_per_run": -1}, "--gpus-per-run -1: give a number ≥ 0"),
         ({"max_retries": -1}, "--max-retries -1: give a number ≥ 0"),
         ({"cpus_per_run": 0}, "a run needs a CPU or a GPU"),
@@ -344,7 +345,11 @@ class _Nodes:
             "--gpus-per-run 1: the Ray cluster has no GPUs",
         ),
         ({"device": "cuda"}, _Nodes((4, 0)), "--device cuda: the Ray cluster has no GPUs"),
-        ({"gpus_per_run": 2, "address": "auto"}, _Nodes((4, 1), (4, 1)), "can hold one run (1 CPU + 2 GPU"),
+        (
+            {"gpus_per_run": 1, "cpus_per_run": 8, "address": "auto"},
+            _Nodes((4, 1), (8, 0)),
+            "can hold one run (8 CPU + 1 GPU",
+        ),
     ],
 )
 def test_each_run_asks_for_what_one_node_can_hold(options, nodes, expected):

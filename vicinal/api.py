@@ -135,7 +135,8 @@ def run(
         threads: CPU threads for torch (default: the thread policy's, as on the command line).
         executor: ``"local"`` (this process) or ``"ray"`` (one Ray task per run).
         address: with ``executor="ray"``: the cluster to join (``"auto"`` or ``HOST:PORT``).
-        gpus_per_run: with ``executor="ray"``: GPUs per run.
+        gpus_per_run: with ``executor="ray"``: GPUs per run, at most 1 (a run trains on one GPU); a
+            fraction shares a GPU between runs, without capping their memory.
         cpus_per_run: with ``executor="ray"``: CPUs (and torch threads) per run.
         max_retries: with ``executor="ray"``: restarts of a run whose worker or node died.
 

@@ -33,6 +33,7 @@ COMMANDS = {
     "export": ("vicinal.cli.export", "export_cmd"),
     "download": ("vicinal.cli.download", "download_cmd"),
     "corrupt": ("vicinal.cli.corrupt", "corrupt_cmd"),
+    "selfcheck": ("vicinal.cli.selfcheck", "selfcheck_cmd"),
 }
 
 

@@ -70,7 +70,10 @@ def run_cmd(
     ] = None,
     gpus_per_run: Annotated[
         float | None,
-        typer.Option(help="with --executor ray: GPUs per run, fractions share a GPU [default: 1 if any]"),
+        typer.Option(
+            help="with --executor ray: GPUs per run, at most 1; a fraction shares a GPU (its memory is not "
+            "capped) [default: 1 if any]"
+        ),
     ] = None,
     cpus_per_run: Annotated[
         float | None, typer.Option(help="with --executor ray: CPUs (and torch threads) per run [default: 1]")

@@ -39,6 +39,7 @@ from vicinal.core.io import (
 )
 from vicinal.core.reporting import Reporter, SilentReporter
 from vicinal.data.datasets import ImageSet
+from vicinal.host.devices import generator_device
 
 MANIFEST = "manifest.json"
 VERIFIED = ".vicinal-verified.json"
@@ -328,7 +329,9 @@ def _contiguous(rows: np.ndarray) -> bool:
 
 
 class GeneratedSet(CorruptedSet):
-    """Corrupts the clean test split on the fly, batch by batch, with a seed per (corruption, severity)."""
+    """Corrupts the clean test split on the fly, batch by batch, with a seed per (corruption, severity).
+    The batches stay on the device that made them: the model reads them there, with no round trip
+    through the host."""
 
     def __init__(
         self,
@@ -344,6 +347,7 @@ class GeneratedSet(CorruptedSet):
         self.corruptions, self.severities, self.n = corruptions, severities, len(test)
         self.info = {
             "kind": "on the fly",
+            "device": generator_device(device),
             "seed": seed,
             "chunk": chunk,
             "images_per_severity": self.n,
@@ -379,9 +383,10 @@ def corrupt_chunk(
     table: str | None,
     device: torch.device,
 ) -> torch.Tensor:
+    """uint8 ``images`` corrupted on ``device``, left there."""
     from vicinal.corruptions import corrupt
 
-    return corrupt(images.to(device), corruption, severity, generator=gen, table=table).cpu()
+    return corrupt(images.to(device), corruption, severity, generator=gen, table=table)
 
 
 class FolderSet(CorruptedSet):
@@ -474,6 +479,9 @@ def write_set(
         "seed": seed,
         "seeding": "one torch.Generator per (seed, corruption, severity); chunks of "
         f"{chunk} images in test-set order",
+        # A CUDA generator's stream is not the CPU's (and may differ between GPU models): the same seed
+        # makes other images on another device.
+        "device": generator_device(device),
         "table": chosen_table,
         "table_image_side": SCALES[chosen_table],
         "quantisation": "uint8 truncation of the 0–255 result, as the reference generators",
@@ -513,7 +521,7 @@ def write_set(
             gen = cell_generator(seed, c, s, device)
             for i in range(0, n, chunk):
                 y = corrupt_chunk(test.images[i : i + chunk], c, s, gen, table, device)
-                arr[k * n + i : k * n + i + len(y)] = y.permute(0, 2, 3, 1).numpy()
+                arr[k * n + i : k * n + i + len(y)] = y.permute(0, 2, 3, 1).cpu().numpy()
                 task.advance(len(y), corruption=f"{c} · severity {s}")
         arr.flush()
         del arr

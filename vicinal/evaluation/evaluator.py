@@ -95,7 +95,8 @@ class EvalContext:
 
     @torch.inference_mode()
     def predict_batches(self, batches: Iterable[torch.Tensor], total: int | None = None) -> torch.Tensor:
-        """Logits for a stream of uint8 batches (e.g. memory-mapped corrupted sets), concatenated.
+        """Logits (float32 arithmetic, returned as float64 on the CPU) for a stream of uint8 batches (e.g.
+        memory-mapped corrupted sets, or corrupted on the device), concatenated.
 
         With ``total`` (the number of images the stream holds) the logits go straight into one tensor:
         thousands of small kept tensors between the batches' large temporaries fragment glibc's heap,
@@ -106,12 +107,10 @@ class EvalContext:
         full: torch.Tensor | None = None
         done = 0
         for batch in batches:
-            x = to_unit(batch, self.device)
-            if self.device.type == "cuda":
-                with torch.autocast("cuda", dtype=torch.bfloat16):
-                    logits = self.model(x)
-            else:
-                logits = self.model(x)
+            # float32 on every device, never autocast (vicinal.host.devices.EVALUATION_PRECISION; the
+            # runner turns TF32 off around every evaluator): one model gets the same numbers, up to
+            # float32 rounding, on a CPU and a GPU, and its clean logits in the precision of its attacks.
+            logits = self.model(to_unit(batch, self.device))
             if total is None:
                 out.append(logits.double().cpu())
                 continue

@@ -3,8 +3,10 @@
 Where the corrupted images come from (recorded in each result file):
 - a set on disk: ``path``, else ``<data dir>/CIFAR-10-C`` (the released folder name, also where
   ``vicinal corrupt`` writes by default) — released files are checked against their published MD5s;
-- else, with ``source = "auto"`` or ``"generate"``, the clean test split corrupted on the fly with a fixed
-  seed (one generator per corruption and severity, so any subset of cells reproduces).
+- else, with ``source = "auto"`` or ``"generate"``, the clean test split corrupted with a fixed seed on the
+  run's device (one generator per corruption and severity, so any subset of cells reproduces), once into
+  the cache folder. A CUDA generator makes other images than the CPU's from the same seed, so the
+  generating device (and GPU model) is part of the set's key, manifest and example identity.
 
 Metrics: ``c_acc`` (mean over the 15 common corruptions × severities, the RobustBench/Hendrycks
 convention), ``c_acc_all`` (all 19), ``c_ece`` / ``c_ece_ts`` / ``c_nll``, and breakdowns per corruption
@@ -42,6 +44,7 @@ from vicinal.data.corrupted import (
 )
 from vicinal.evaluation.calibration_metrics import ece, nll
 from vicinal.evaluation.evaluator import EvalContext, Evaluator, MetricInfo, register_evaluator, seeded_subset
+from vicinal.host.devices import generator_device
 from vicinal.store.declarations import Breakdown, FigureSpec, PanelSpec
 from vicinal.store.outcomes import Examples
 
@@ -203,7 +206,9 @@ class CorruptionEvaluator(Evaluator):
         return self._cached_set(ctx, table)
 
     def _cached_set(self, ctx: EvalContext, table: str | None) -> CorruptedSet:
-        """Generate the set once into the cache (every method and seed of a suite reuses it)."""
+        """Generate the set once into the cache (every method and seed of a suite reuses it). The key
+        holds the generating device: a CUDA generator draws other numbers than the CPU's from one seed
+        (and GPU models may differ), so sets made on different devices hold different images."""
         from vicinal.corruptions.core import ENGINE_VERSION
         from vicinal.store.results import config_hash
 
@@ -216,6 +221,7 @@ class CorruptionEvaluator(Evaluator):
                 "seed": self.config.seed,
                 "table": table,
                 "engine": ENGINE_VERSION,
+                "device": generator_device(ctx.device),
             }
         )
         folder = ctx.cache_dir / "corrupted" / f"{ctx.data.name}-{key[:12]}"
@@ -315,6 +321,7 @@ class CorruptionEvaluator(Evaluator):
             content: object = {"md5": manifest["md5"]}
         elif info.get("kind") == "on the fly":
             content = {
+                "device": info.get("device"),
                 "seed": info.get("seed"),
                 "table": self.config.table,
                 "engine": ENGINE_VERSION,

@@ -26,8 +26,8 @@ from vicinal.execution.jobs import JobOutput, RunData, RunJob
 from vicinal.execution.options import Overrides, RunOptions
 from vicinal.execution.outcomes import RunFailure, RunOutcome, RunsFailed
 from vicinal.execution.suite import Suite
-from vicinal.host.devices import resolve_device
-from vicinal.store.results import result_path, write_result
+from vicinal.host.devices import check_device_name, resolve_device
+from vicinal.store.results import Result, result_path, write_result
 from vicinal.training.method import Method, get_method
 
 if TYPE_CHECKING:
@@ -42,7 +42,9 @@ class RunPlan:
     #: The configurations to run, in order: one per method, or one per point of its sweep.
     methods: list[Method]
     evaluators: list[Evaluator]
-    device: torch.device
+    #: The device this machine runs on; None where the executor checks it where each run executes (Ray:
+    #: the driver may have no GPU).
+    device: torch.device | None
     options: RunOptions
     #: What runs the jobs (:mod:`vicinal.execution.executors`).
     executor: Executor
@@ -148,7 +150,11 @@ def plan_run(suite: Suite, overrides: Overrides | None = None, options: RunOptio
         evaluators.append(cls(build_config(cls.Config, values, f"evaluators.{name}", what="setting")))
         evaluators[-1].check_declarations()
     executor = make_executor(options.executor, plugins=options.plugins, device=options.device)
-    device = resolve_device(options.device)
+    device: torch.device | None = None
+    if getattr(executor, "resolves_device", False):
+        check_device_name(options.device)  # the rest is checked where the runs execute
+    else:
+        device = resolve_device(options.device)
     probe_writable(options.results_dir, "results folder")
     probe_writable(options.cache_dir, "cache folder")
     return RunPlan(suite, methods, evaluators, device, options, executor)
@@ -173,8 +179,8 @@ def plan_jobs(plan: RunPlan, rd: RunData) -> list[RunJob]:
             existing = None if plan.force else reusable_result(path, identity)
             if existing is not None:
                 plan.reporter.note(
-                    f"reusing {path}: same configuration, data and code ({identity.describe()}); "
-                    "--force recomputes"
+                    f"reusing {path}: same configuration, data and code ({identity.describe()})"
+                    f"{_made_elsewhere(existing, plan.device)}; --force recomputes"
                 )
                 plan.outcomes.append(RunOutcome(name, seed, path, "reused", existing.metrics))
                 continue
@@ -195,12 +201,24 @@ def plan_jobs(plan: RunPlan, rd: RunData) -> list[RunJob]:
                     training_id=identity.training_id,
                     result_path=path,
                     checkpoint=checkpoint,
-                    device=str(plan.device),
+                    device=str(plan.device) if plan.device is not None else plan.options.device,
                     cache_dir=plan.cache_dir,
                     data_dir=resolve_data_dir(plan.data_dir),
                 )
             )
     return todo
+
+
+def _made_elsewhere(result: Result, device: torch.device | None) -> str:
+    """What a reuse note adds (", trained on cuda:0 (bfloat16 autocast)") where a reused result was trained
+    on another kind of device than this run's. A run's identity leaves the device out (runs agree
+    statistically across devices, as GPU runs do among themselves), so seeds trained on a CPU and on a GPU
+    join one row; the reuse says so."""
+    made_on = str(result.environment.get("device", {}).get("type", ""))
+    if device is None or not made_on or made_on.split(":")[0] == device.type:
+        return ""
+    precision = result.training.get("precision")
+    return f", trained on {made_on}" + (f" ({precision})" if precision else "")
 
 
 def execute(plan: RunPlan) -> list[RunOutcome]:

@@ -10,9 +10,14 @@ How a run travels:
   *after* it has loaded the run's ``--plugin`` specs, because a plugin's classes are pickled by reference to
   its module. Checkpoint and cache paths are made absolute: workers write each epoch's checkpoint there.
 - **Resources**: each task asks for ``--cpus-per-run`` CPUs (1 by default; also torch's thread count in
-  the worker) and ``--gpus-per-run`` GPUs (fractions pack several small models on one GPU); Ray runs as
-  many at once as the cluster holds. By default a run takes one GPU when the cluster has GPUs and the
-  device allows it, else runs on the CPU.
+  the worker) and ``--gpus-per-run`` GPUs: 1, or a fraction below 1 that packs several small models on one
+  GPU (Ray counts the fractions; it does not cap a run's GPU memory, so the runs sharing a GPU must fit
+  in it together). More than one is refused: a run trains on one GPU. Ray runs as many at once as the
+  cluster holds. By default a run takes one GPU when the cluster has GPUs and the device allows it, else
+  runs on the CPU. A GPU run gets a fresh worker process (``max_calls=1``), so no run inherits another's
+  CUDA context, cached memory or GPU.
+- **Device**: checked where each run executes (:func:`vicinal.execution.jobs.run_job`), not on the driver,
+  which may have no GPU.
 - **Progress**: the worker reports through :class:`~vicinal.execution.forwarding.ForwardingReporter`, whose
   events go to a small actor (:class:`EventHub`); the driver drains it while it waits and replays the events
   into its own reporter, so the console's live view (or its log lines) covers every running run.
@@ -227,6 +232,9 @@ class RayExecutor:
 
     name = "ray"
     options = ("address", "gpus_per_run", "cpus_per_run", "max_retries")
+    #: The device is checked on the workers (``run_job``) and against the cluster's GPUs, never against
+    #: the driver's: the plan does not resolve it here.
+    resolves_device = True
 
     def __init__(
         self,
@@ -245,10 +253,11 @@ class RayExecutor:
         if gpus_per_run is not None:
             if gpus_per_run < 0:
                 raise VicinalError(f"--gpus-per-run {gpus_per_run:g}: give a number ≥ 0")
-            if gpus_per_run > 1 and gpus_per_run != int(gpus_per_run):
+            if gpus_per_run > 1:
                 raise VicinalError(
-                    f"--gpus-per-run {gpus_per_run:g}: Ray shares a GPU by fractions below 1; above 1 give "
-                    "a whole number of GPUs"
+                    f"--gpus-per-run {gpus_per_run:g}: a run trains on one GPU (vicinal has no data-parallel "
+                    "training), so the others would sit idle; give 1, or a fraction below 1 to share a GPU "
+                    "between runs"
                 )
         if cpus_per_run is not None and cpus_per_run < 0:
             raise VicinalError(f"--cpus-per-run {cpus_per_run:g}: give a number ≥ 0")
@@ -397,6 +406,18 @@ class RayExecutor:
             )
         return {"num_cpus": cpus, "num_gpus": gpus}
 
+    def remote_options(self) -> dict[str, Any]:
+        """How ``run_attempt`` is made a Ray function (settled resources first). A GPU run gets a fresh
+        worker process (``max_calls=1``): a reused worker keeps its CUDA context, its cached GPU memory and
+        the GPU it first ran on, whatever GPU Ray assigns the next run. Ray defaults to that only when
+        ``num_gpus`` is given to ``ray.remote`` (not through ``.options()``, where the resources go), and
+        ``max_calls`` cannot be given to ``.options()``. CPU runs reuse workers (0: no limit)."""
+        return {"max_calls": 1 if self.resources.get("num_gpus") else 0}
+
+    def task_options(self) -> dict[str, Any]:
+        """What each run's task is submitted with: its resources and Ray's retries of a lost worker."""
+        return {"max_retries": self.max_retries, "retry_exceptions": False, **self.resources}
+
     # ------------------------------------------------------------------ running
 
     def run(self, plan: RunPlan, rd: RunData, jobs: list[RunJob]) -> None:
@@ -421,8 +442,8 @@ class RayExecutor:
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
         hub = ray.remote(num_cpus=0, scheduling_strategy=here, max_restarts=-1)(EventHub).remote()
         replay = EventReplayer(plan.reporter, dict(enumerate(labels)), self.max_retries)
-        attempt = ray.remote(run_attempt)
-        options = {"max_retries": self.max_retries, "retry_exceptions": False, **self.resources}
+        attempt = ray.remote(**self.remote_options())(run_attempt)
+        options = self.task_options()
         data = ray.put(rd)  # once: every task reads the same copy from the object store
         pending: dict[Any, int] = {}
         for i, job in enumerate(jobs):
