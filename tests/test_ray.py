@@ -566,7 +566,7 @@ def test_the_readme_recipe_on_one_machine_with_rays_own_command_line(tmp_path):
     127.0.0.1:PORT`. With a token in ~/.ray (as one left by an earlier private cluster was) the head turns
     token authentication on; a driver given an explicit address sent no token and failed after ~27 s of
     warnings. Now it sends the machine's token, as the head decided; a driver without the token is told
-    so in one line, at once."""
+    so in one line, before Ray tries to connect."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_AUTH", "RAY_ADDRESS"))}
     env.update(RAY_USAGE_STATS_ENABLED="0", COLUMNS="200", **_env(tmp_path))
     home = Path(env["HOME"])
@@ -578,7 +578,6 @@ def test_the_readme_recipe_on_one_machine_with_rays_own_command_line(tmp_path):
     with ray_cli_cluster(env, workers=2, worker_env={"RAY_AUTH_MODE": "token"}) as address:
         elsewhere = tmp_path / "elsewhere"  # another user's home: no token
         elsewhere.mkdir()
-        started = time.monotonic()
         refused = run_cli(
             "run",
             *TINY,
@@ -589,7 +588,6 @@ def test_the_readme_recipe_on_one_machine_with_rays_own_command_line(tmp_path):
             cwd=tmp_path,
             env={**env, "HOME": str(elsewhere)},
         )
-        took = time.monotonic() - started
         out = subprocess.run(
             [sys.executable, "-m", "vicinal.cli", "run", *TINY, "--executor", "ray", "--address", address],
             cwd=tmp_path,
@@ -599,7 +597,9 @@ def test_the_readme_recipe_on_one_machine_with_rays_own_command_line(tmp_path):
             text=True,
             timeout=600,
         )
-    assert refused.returncode == 2 and took < 20, (took, refused.stderr)
+    # Refused before Ray connects (no time asserted: the machine is shared): one line, none of the
+    # ~20 lines of Ray's retries that ended the run after ~27 s (42 s at load 6) before.
+    assert refused.returncode == 2, refused.stderr
     assert refused.stderr.strip().count("\n") == 0 and "Traceback" not in refused.stderr, refused.stderr
     assert "it uses token authentication and this machine has none" in refused.stderr
     assert out.returncode == 0, out.stdout + out.stderr
