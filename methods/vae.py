@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vicinal.core.errors import VicinalError
-from vicinal.core.io import atomic_torch_save, atomic_write_text
+from vicinal.core.io import atomic_torch_save, atomic_write_text, load_plain
 from vicinal.core.reporting import Pacer, Reporter
 from vicinal.data.datasets import ImageSet, count_train_batches, to_unit, train_batches
 from vicinal.host.devices import to_device
@@ -316,7 +316,7 @@ def read_cached_vae(spec: VAESpec, cache_dir: Path, device: torch.device) -> tup
         raise ValueError("its metadata describes a different VAE")
     if meta.get("weights_sha256") != _sha256(weights):
         raise ValueError("its weights do not match the checksum in its metadata")
-    state = torch.load(weights, map_location=device, weights_only=True)
+    state = load_plain(weights, map_location=device)
     vae = build_vae(spec.arch, spec.image_shape, spec.latent_dim, spec.width).to(device)
     vae.load_state_dict(state)  # strict: a missing or extra tensor is an error
     if not isinstance(meta.get("info"), dict):

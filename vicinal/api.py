@@ -61,8 +61,9 @@ def apply_threads(threads: int | None, origin: str = "threads=") -> None:
     """The CPU thread policy, as the command line applies it (:mod:`vicinal.host.threads`): before torch
     is imported it chooses the count and OpenMP's waiting; after, only the count (the result records
     that the waiting was OpenMP's default)."""
-    from vicinal.host.threads import apply_thread_policy
+    from vicinal.host.threads import apply_thread_policy, check_thread_count
 
+    check_thread_count(threads, origin)
     apply_thread_policy(threads, origin=origin)
 
 
@@ -335,7 +336,7 @@ def leaderboard(
     sort: str | None = None,
     by: str | None = None,
     best_of: Sequence[str] | None = None,
-    select: str = "val_acc",
+    select: str | None = None,
     latest: bool = False,
 ) -> Leaderboard:
     """The leaderboard of the result files under a folder, as ``vicinal leaderboard`` builds it.
@@ -351,7 +352,8 @@ def leaderboard(
             ``"severity"``, ``"eps"``, …).
         best_of: swept settings (e.g. ``["alpha"]``): each method only at its best value of them,
             chosen on the validation split by ``select``.
-        select: the validation metric ``best_of`` chooses by: ``"val_acc"`` or ``"val_nll"``.
+        select: the validation metric ``best_of`` chooses by: ``"val_acc"`` (the default) or ``"val_nll"``;
+            only with ``best_of``.
         latest: each configuration only at its newest code (the rows of earlier code left out; each
             board's ``hidden`` lists their result files).
     """

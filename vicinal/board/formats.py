@@ -312,8 +312,10 @@ def _csv_mark(board: Board, metric: str, cell: Cell) -> str:
 
 
 def _json_cell(board: Board, metric: str, cell: Cell) -> dict[str, Any]:
+    # JSON has no nan or inf: a non-finite mean is null, and "non_finite" says which it was.
     return {
-        "mean": cell.mean if cell.n else None,
+        "mean": cell.mean if cell.n and not cell.non_finite else None,
+        "non_finite": str(cell.mean) if cell.non_finite else None,
         "std": cell.std,
         "n": cell.n,
         "best": cell.best,

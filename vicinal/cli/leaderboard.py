@@ -15,6 +15,7 @@ from vicinal.cli.options import (
     ResultsOpt,
     csv_list,
     load_plugins,
+    path_of,
     require_results,
     table_width,
 )
@@ -45,8 +46,11 @@ def leaderboard_cmd(
         ),
     ] = None,
     select: Annotated[
-        str, typer.Option(help="the validation metric --best-of chooses by (val_acc or val_nll)")
-    ] = "val_acc",
+        str | None,
+        typer.Option(
+            help="with --best-of: the validation metric it chooses by (val_acc or val_nll) [default: val_acc]"
+        ),
+    ] = None,
     latest: Annotated[
         bool,
         typer.Option(
@@ -55,7 +59,9 @@ def leaderboard_cmd(
             "edit of a method or evaluator makes one), and say which files could be deleted",
         ),
     ] = False,
-    out: Annotated[Path | None, typer.Option(help="write to this file instead of printing")] = None,
+    out: Annotated[
+        Path | None, typer.Option(parser=path_of("--out"), help="write to this file instead of printing")
+    ] = None,
     width: Annotated[
         int | None,
         typer.Option(

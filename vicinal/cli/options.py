@@ -15,13 +15,44 @@ from vicinal.core.errors import VicinalError
 if TYPE_CHECKING:
     from vicinal.store.results import Store
 
+
+def path_of(flag: str) -> Callable[[str], Path]:
+    """The parser of a path option: an empty value is refused (``--results ""`` would be the current
+    folder), anything else is the path as given."""
+
+    def parse(value: str | Path) -> Path:
+        if isinstance(value, Path):  # the option's default (report.html)
+            return value
+        if not value.strip():
+            raise VicinalError(f"{flag} is empty; give a path, or leave the option out for the default")
+        return Path(value)
+
+    return parse
+
+
+def text_of(flag: str) -> Callable[[str], str]:
+    """The parser of a text option that must not be empty (``--name ""``, ``--data-dir ""``)."""
+
+    def parse(value: str) -> str:
+        if not value.strip():
+            raise VicinalError(f"{flag} is empty; give a value, or leave the option out for the default")
+        return value
+
+    return parse
+
+
 PluginOpt = Annotated[
     list[str] | None, typer.Option("--plugin", help="extra method/evaluator module or .py file (repeatable)")
 ]
 
 
 ResultsOpt = Annotated[
-    Path | None, typer.Option("--results", help="results folder [default: $VICINAL_RESULTS_DIR or ./results]")
+    Path | None,
+    typer.Option(
+        "--results",
+        parser=path_of("--results"),
+        help="results folder [default: $VICINAL_RESULTS_DIR or ./results]",
+    ),
 ]
 
 
@@ -31,12 +62,18 @@ EvaluatorsOpt = Annotated[
 ]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")]
 DataDirOpt = Annotated[
-    str | None, typer.Option(help="data folder [default: $VICINAL_DATA_DIR or the cache folder]")
+    str | None,
+    typer.Option(
+        parser=text_of("--data-dir"), help="data folder [default: $VICINAL_DATA_DIR or the cache folder]"
+    ),
 ]
 DownloadOpt = Annotated[bool, typer.Option(help="download the dataset if it is missing")]
 CacheDirOpt = Annotated[
     Path | None,
-    typer.Option(help="VAE, checkpoint and -C set cache [default: $VICINAL_CACHE_DIR or ~/.cache/vicinal]"),
+    typer.Option(
+        parser=path_of("--cache-dir"),
+        help="VAE, checkpoint and -C set cache [default: $VICINAL_CACHE_DIR or ~/.cache/vicinal]",
+    ),
 ]
 QuietOpt = Annotated[bool, typer.Option(help="no progress bars")]
 
@@ -53,10 +90,19 @@ ThreadsOpt = Annotated[
 
 
 def apply_threads(threads: int | None) -> None:
-    """Apply ``--threads`` before this command imports torch (main() applied the defaults already)."""
-    from vicinal.host.threads import apply_thread_policy
+    """Apply ``--threads`` before this command imports torch (main() applied the defaults already); a
+    count above the CPUs this process may use is refused, one inherited from the environment is lowered
+    to them and said."""
+    from vicinal.cli.console import warn
+    from vicinal.host.threads import apply_thread_policy, check_thread_count
 
-    apply_thread_policy(threads, origin="--threads")
+    check_thread_count(threads, "--threads")
+    policy = apply_thread_policy(threads, origin="--threads")
+    if policy.requested is not None:
+        warn(
+            f"{policy.source}={policy.requested} is more than the {policy.threads} CPU(s) this process may "
+            f"use; torch runs {policy.threads} thread(s), and the results record that"
+        )
 
 
 def load_plugins(plugins: list[str] | None) -> None:

@@ -265,6 +265,12 @@ class Evaluator:
         """Every choice that determines this evaluator's numbers; recorded in each result file."""
         return dataclasses.asdict(self.config)
 
+    def check_inputs(self, ctx: EvalContext) -> None:
+        """Check, before any model is trained, the data this evaluator will read besides the suite's (a
+        corrupted set on disk, say): raise VicinalError for one that is missing, truncated or altered,
+        rather than after hours of training. ``ctx`` has the suite's data and folders but no trained
+        model (``ctx.model`` must not be used). Nothing to check by default."""
+
     def check_declarations(self) -> None:
         """Raise VicinalError, before anything is trained, if what it declares would not load back from a
         result file (a plugin's typo would otherwise make every file it writes unreadable)."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from vicinal.core.errors import VicinalError
-from vicinal.core.hparams import hp
+from vicinal.core.hparams import SEED_MAX, hp
 from vicinal.data.datasets import to_unit
 from vicinal.evaluation.evaluator import (
     EvalContext,
@@ -24,9 +24,12 @@ from vicinal.evaluation.evaluator import (
     register_evaluator,
     seeded_subset,
 )
+from vicinal.evaluation.radii import check_radii
 from vicinal.store.declarations import Breakdown, Declarations, FigureSpec, MetricInfo, PanelSpec
 
 ATTACKS = ("fgsm", "pgd_linf", "pgd_l2")
+#: pyautoattack's components (its ``AttackName``): any other name fails inside it, after training.
+AUTOATTACK_COMPONENTS = ("apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t")
 
 
 def import_foolbox():
@@ -46,12 +49,12 @@ class AdversarialConfig:
         "L∞ radii (numbers or fractions such as 8/255) for fgsm and pgd_linf",
     )
     l2_eps: list[str] = hp(["0.25", "0.5"], "L2 radii for pgd_l2")
-    steps: int = hp(10, "PGD iterations", ge=1)
+    steps: int = hp(10, "PGD iterations", ge=1, le=10_000)
     rel_stepsize: float = hp(0.25, "PGD step size as a fraction of ε", gt=0)
     random_start: bool = hp(True, "PGD starts from a uniform random point in the ε-ball")
     n_samples: int = hp(1000, "size of the seeded test subset (0 = the whole test split)", ge=0)
-    seed: int = hp(0, "seed of the subset and of PGD's random starts", ge=0)
-    batch_size: int = hp(256, "images per attack batch", ge=1)
+    seed: int = hp(0, "seed of the subset and of PGD's random starts", ge=0, le=SEED_MAX)
+    batch_size: int = hp(256, "images per attack batch", ge=1, le=65_536)
     autoattack: bool = hp(False, "also run AutoAttack (pyautoattack, standard version, L∞) — slow")
     autoattack_eps: str = hp("8/255", "AutoAttack L∞ radius")
     autoattack_attacks: list[str] = hp(
@@ -62,10 +65,15 @@ class AdversarialConfig:
         unknown = [a for a in self.attacks if a not in ATTACKS]
         if unknown:
             raise ValueError(f"unknown attack(s) {', '.join(unknown)}; choose from {', '.join(ATTACKS)}")
-        try:
-            [parse_eps(e) for e in [*self.linf_eps, *self.l2_eps, self.autoattack_eps]]
-        except ValueError:
-            raise ValueError("ε values must be numbers or fractions such as 8/255") from None
+        odd = [a for a in self.autoattack_attacks if a not in AUTOATTACK_COMPONENTS]
+        if odd:
+            raise ValueError(
+                f"unknown AutoAttack component(s) {', '.join(odd)}; "
+                f"choose from {', '.join(AUTOATTACK_COMPONENTS)}"
+            )
+        check_radii(self.linf_eps, "linf_eps")
+        check_radii(self.l2_eps, "l2_eps")
+        check_radii([self.autoattack_eps], "autoattack_eps")
 
 
 @register_evaluator("adversarial")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from vicinal.core.hparams import hp
+from vicinal.core.hparams import SEED_MAX, hp
 from vicinal.data.datasets import to_unit
 from vicinal.evaluation.evaluator import (
     EvalContext,
@@ -27,6 +27,7 @@ from vicinal.evaluation.evaluator import (
     register_evaluator,
     seeded_subset,
 )
+from vicinal.evaluation.radii import check_radii
 from vicinal.store.declarations import Breakdown, Declarations, FigureSpec, MetricInfo, PanelSpec
 
 GAMMA = "γ(ε): the largest deviation of the loss from its first-order Taylor expansion within the L∞ ball of "
@@ -40,14 +41,17 @@ INTERP = (
 @dataclass
 class LinearityConfig:
     eps: list[str] = hp(["4/255", "8/255"], "L∞ radii for γ")
-    steps: int = hp(10, "ascent steps on δ", ge=1)
-    restarts: int = hp(1, "random starts (the maximum over them is kept)", ge=1)
+    steps: int = hp(10, "ascent steps on δ", ge=1, le=10_000)
+    restarts: int = hp(1, "random starts (the maximum over them is kept)", ge=1, le=1_000)
     rel_stepsize: float = hp(0.25, "ascent step as a fraction of ε", gt=0)
     n_samples: int = hp(256, "seeded test subset for γ (0 = whole test split)", ge=0)
-    n_pairs: int = hp(128, "segments between test inputs of different classes", ge=1)
-    points: int = hp(11, "points per segment, endpoints included", ge=3)
-    seed: int = hp(0, "seed of the subsets, pairs and random starts", ge=0)
-    batch_size: int = hp(128, "images per batch", ge=1)
+    n_pairs: int = hp(128, "segments between test inputs of different classes", ge=1, le=1_000_000)
+    points: int = hp(11, "points per segment, endpoints included", ge=3, le=1_000)
+    seed: int = hp(0, "seed of the subsets, pairs and random starts", ge=0, le=SEED_MAX)
+    batch_size: int = hp(128, "images per batch", ge=1, le=65_536)
+
+    def validate(self) -> None:
+        check_radii(self.eps, "eps")
 
 
 def local_linearity(

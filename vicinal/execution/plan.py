@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vicinal.core.errors import VicinalError
-from vicinal.core.hparams import build_config
-from vicinal.core.io import atomic_write_bytes, probe_writable
+from vicinal.core.hparams import build_config, typed_values
+from vicinal.core.io import probe_writable
 from vicinal.core.reporting import Reporter
 from vicinal.data.datasets import load_dataset, resolve_data_dir
-from vicinal.evaluation.evaluator import EVALUATORS, Evaluator
+from vicinal.evaluation.evaluator import EVALUATORS, EvalContext, Evaluator
 from vicinal.execution.executors import Executor, make_executor
 from vicinal.execution.identity import reusable_result, run_identity
 from vicinal.execution.jobs import JobOutput, RunData, RunJob
@@ -84,12 +84,10 @@ class RunPlan:
         return self.options.reporter
 
     def store(self, job: RunJob, output: JobOutput) -> RunOutcome:
-        """Write a finished run into the results folder: its artifacts first, then the result
-        (atomically), so a result file never names an artifact that is not there."""
-        for name, blob in output.artifacts.items():
-            atomic_write_bytes(job.result_path.with_name(name), blob)
+        """Write a finished run into the results folder: its artifacts and the result together, all or
+        none (a full disk leaves neither a figure without its result nor a result naming a missing one)."""
         output.result.environment = {**output.result.environment, "code": job.training["code"]}
-        write_result(job.result_path, output.result)
+        write_result(job.result_path, output.result, beside=output.artifacts)
         reevaluated = bool(output.result.training.get("reused_trained_model"))
         status = "re-evaluated" if reevaluated else "trained"
         outcome = RunOutcome(job.method.name, job.seed, job.result_path, status, output.result.metrics)
@@ -140,8 +138,9 @@ def plan_run(suite: Suite, overrides: Overrides | None = None, options: RunOptio
         both = sorted(set(grid) & set(method_overrides.get(name, {})))
         if both:
             raise VicinalError(f"{name}.{both[0]} is both swept and set (--set): keep one of them")
-        for point in itertools.product(*grid.values()):
-            setting = dict(zip(grid, point, strict=True))
+        typed = {p: typed_values(cls.Config, values, p, grid[p], name) for p in grid}
+        for point in itertools.product(*typed.values()):
+            setting = dict(zip(typed, point, strict=True))
             methods.append(cls(build_config(cls.Config, {**values, **setting}, name)))
     evaluators = []
     for name, params in suite.evaluators.items():
@@ -221,6 +220,22 @@ def _made_elsewhere(result: Result, device: torch.device | None) -> str:
     return f", trained on {made_on}" + (f" ({precision})" if precision else "")
 
 
+def check_evaluator_inputs(plan: RunPlan, rd: RunData) -> None:
+    """Each evaluator checks the data it will read besides the suite's (a corrupted set on disk: its
+    manifest, checksums and sizes) before any training starts (:meth:`Evaluator.check_inputs`)."""
+    ctx = EvalContext(
+        model=None,  # type: ignore[arg-type]  # nothing is trained yet: check_inputs reads no model
+        data=rd.splits,
+        device=plan.device,
+        batch_size=plan.suite.eval_batch_size,
+        data_dir=resolve_data_dir(plan.data_dir),
+        cache_dir=plan.cache_dir,
+        reporter=plan.reporter,
+    )
+    for evaluator in plan.evaluators:
+        evaluator.check_inputs(ctx)
+
+
 def execute(plan: RunPlan) -> list[RunOutcome]:
     """Run the plan: load the data once, make the jobs, and hand them to the plan's executor (by default
     one after another in this process). A run that fails is reported and the others go on; their results
@@ -228,6 +243,7 @@ def execute(plan: RunPlan) -> list[RunOutcome]:
     rd = load_run_data(plan.suite, plan.data_dir, plan.download)
     jobs = plan.jobs = plan_jobs(plan, rd)
     if jobs:  # nothing to run (every result reused): no executor is started, no cluster contacted
+        check_evaluator_inputs(plan, rd)
         plan.executor.run(plan, rd, jobs)
     if plan.failures:
         raise RunsFailed(plan.failures, len(plan.outcomes))

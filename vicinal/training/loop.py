@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -13,7 +14,7 @@ import torch
 from torch import nn
 
 from vicinal.core.errors import VicinalError
-from vicinal.core.io import atomic_torch_save
+from vicinal.core.io import atomic_torch_save, load_plain
 from vicinal.core.reporting import Pacer, Reporter
 from vicinal.data.datasets import ImageSet, count_train_batches, to_unit, train_batches
 from vicinal.host.devices import training_autocast
@@ -28,15 +29,27 @@ log = logging.getLogger("vicinal")
 PROGRESS_EVERY_S = 0.5
 
 
-def _finite_loss(loss_sum: torch.Tensor, seen: int, label: str, epoch: int) -> float:
-    """The epoch's mean loss so far; a non-finite one stops the run with advice."""
+def finite_loss(
+    loss_sum: torch.Tensor, seen: int, label: str, epoch: int, recipe: Recipe, method: Method
+) -> float:
+    """The epoch's mean loss so far; a non-finite one stops the run with advice: the setting that is not
+    a finite number where there is one (settings are checked when read, but a Recipe or config made in
+    Python is not), else the recipe's learning rate and weight decay, by value."""
     value = float(loss_sum) / max(seen, 1)
-    if not math.isfinite(value):
-        raise VicinalError(
-            f"{label}: the training loss became {value} at epoch {epoch + 1}; "
-            "lower the learning rate (train.lr) and run again"
+    if math.isfinite(value):
+        return value
+    settings = {f"train.{k}": v for k, v in dataclasses.asdict(recipe).items()}
+    if dataclasses.is_dataclass(method.config):
+        settings |= {f"{method.name}.{k}": v for k, v in dataclasses.asdict(method.config).items()}
+    odd = [f"{k} = {v}" for k, v in settings.items() if isinstance(v, float) and not math.isfinite(v)]
+    if odd:
+        advice = f"{', '.join(odd)} is not a finite number; give a finite value"
+    else:
+        advice = (
+            f"lower the learning rate (train.lr = {recipe.lr:g}) or the weight decay "
+            f"(train.weight_decay = {recipe.weight_decay:g}) and run again"
         )
-    return value
+    raise VicinalError(f"{label}: the training loss became {value} at epoch {epoch + 1}; {advice}")
 
 
 @dataclass
@@ -82,9 +95,9 @@ def read_checkpoint(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a damaged or unsafe checkpoint costs a retrain, never the run
-        log.warning("checkpoint %s unreadable (%s: %s); training from scratch", path, type(exc).__name__, exc)
+        return load_plain(path, map_location="cpu")
+    except ValueError as exc:  # a damaged or unsafe checkpoint costs a retrain, never the run
+        log.warning("checkpoint %s %s; training from scratch", path, exc)
         return None
 
 
@@ -158,7 +171,7 @@ def train(
             now = time.perf_counter()
             if now - shown >= every or done == len(batches):
                 shown = now
-                mean_loss = _finite_loss(loss_sum, seen, label, epoch)
+                mean_loss = finite_loss(loss_sum, seen, label, epoch, recipe, method)
                 task.advance(
                     done - task_done,
                     loss=f"{mean_loss:.3f}",
