@@ -7,6 +7,8 @@ import hashlib
 import http.server
 import io
 import json
+import os
+import stat
 import statistics
 import tarfile
 import threading
@@ -81,6 +83,20 @@ def test_written_set_has_the_released_layout_and_reads_back(tmp_path, small_test
     got = torch.cat(list(cset.batches("gaussian_noise", 3, 3, index)))
     assert torch.equal(got, expected[index])
     assert torch.equal(cset.labels(), small_test.labels)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_every_file_of_a_written_set_has_one_mode_the_umasks(tmp_path, small_test, umask):
+    """A generated set is meant to be shared: the corruption files were written 0600 (mkstemp's mode)
+    while labels.npy and manifest.json were 0644."""
+    old = os.umask(umask)
+    try:
+        _write(small_test, tmp_path, corruptions=PICK[:2], severities=(1,))
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir() if not p.name.startswith(".")}
+    assert set(modes) == {"labels.npy", "manifest.json", "gaussian_noise.npy", "brightness.npy"}
+    assert set(modes.values()) == {0o666 & ~umask}, modes
 
 
 def test_write_resumes_and_regenerates_only_what_is_missing(tmp_path, small_test):

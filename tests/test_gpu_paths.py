@@ -15,6 +15,7 @@ import dataclasses
 import math
 import pickle
 import re
+import types
 from pathlib import Path
 
 import pytest
@@ -359,6 +360,12 @@ class FakeRay:
 
     def kill(self, actor):
         pass
+
+    # The event hub is placed on the driver's node, and a restarting hub's poll is skipped.
+    exceptions = types.SimpleNamespace(RayActorError=RuntimeError)
+
+    def get_runtime_context(self):
+        return types.SimpleNamespace(get_node_id=lambda: "0" * 56)
 
     def cancel(self, ref, force):
         pass

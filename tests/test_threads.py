@@ -155,3 +155,18 @@ def test_the_option_after_the_defaults_still_sets_the_count_before_torch():
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_", "VICINAL_THREADS"))}
     out = subprocess.run([sys.executable, "-c", code], env=clean, capture_output=True, text=True, timeout=300)
     assert out.stdout.split() == ["1", "--threads", "PASSIVE"], out.stderr
+
+
+def test_the_option_is_the_recorded_source_even_when_the_environment_gives_the_same_count():
+    """``--threads 1`` with ``OMP_NUM_THREADS=1``: main() applied the environment's count first, the flag
+    then changed nothing, and the record said OMP_NUM_THREADS although the flag decides."""
+    code = (
+        "from vicinal.host.threads import apply_thread_policy as apply\n"
+        "first = apply(); p = apply(1, origin='--threads')\n"
+        "print(first.source, p.source, p.threads)\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_", "VICINAL_THREADS"))}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env={**clean, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True
+    )
+    assert out.stdout.split() == ["OMP_NUM_THREADS", "--threads", "1"], out.stderr

@@ -337,6 +337,7 @@ def leaderboard(
     by: str | None = None,
     best_of: Sequence[str] | None = None,
     select: str | None = None,
+    latest: bool = False,
 ) -> Leaderboard:
     """The leaderboard of the result files under a folder, as ``vicinal leaderboard`` builds it.
 
@@ -353,6 +354,8 @@ def leaderboard(
             chosen on the validation split by ``select``.
         select: the validation metric ``best_of`` chooses by: ``"val_acc"`` (the default) or ``"val_nll"``;
             only with ``best_of``.
+        latest: each configuration only at its newest code (the rows of earlier code left out; each
+            board's ``hidden`` lists their result files).
     """
     from vicinal.board.boards import build_boards
 
@@ -370,6 +373,7 @@ def leaderboard(
             by,
             best_of_params=list(best_of) if best_of else None,
             select=select,
+            latest=latest,
         )
     )
 

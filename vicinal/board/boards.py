@@ -38,6 +38,7 @@ from vicinal.board.grouping import (
     check_select,
     drop_duplicates,
     group_rows,
+    latest_code,
     protocols_of,
     variant_labels,
 )
@@ -157,6 +158,8 @@ class Board:
     marking: dict[str, Marking] = field(default_factory=dict)
     #: ``--best-of``: per method, which setting was kept and over what (empty otherwise).
     selection: list[str] = field(default_factory=list)
+    #: ``--latest``: the result files of the rows of earlier code it left out (empty otherwise).
+    hidden: list[str] = field(default_factory=list)
     #: Result files of one run and seed found twice: which was shown and which left out.
     duplicates: list[Duplicate] = field(default_factory=list)
 
@@ -389,9 +392,9 @@ def _measured_row(key: RowKey, runs: list[Result], label: str, paths: list[str],
     )
 
 
-def _sort(rows: list[Row], info: dict[str, MetricInfo], key: str) -> None:
+def _sort(rows: list[Row], info: dict[str, MetricInfo], key: str, suite: str) -> None:
     if key not in info:
-        raise VicinalError(f"cannot sort by {key!r}: available metrics are {', '.join(info)}")
+        raise VicinalError("--sort: " + unknown_metrics([key], info, suite))
     sign = -1.0 if info[key].higher_is_better else 1.0
 
     def rank(row: Row) -> tuple[int, float, str]:
@@ -402,6 +405,41 @@ def _sort(rows: list[Row], info: dict[str, MetricInfo], key: str) -> None:
         return (1, 0.0, row.label) if cell.non_finite else (0, sign * cell.mean, row.label)
 
     rows.sort(key=rank)
+
+
+def available_metrics(store: Store, suite: str | None = None) -> dict[str, dict[str, MetricInfo]]:
+    """Per suite (only ``suite`` if given), every metric a board of it can show — what its result files
+    record and what is derived across them (mCE) — in the boards' order, with its declaration: what
+    ``--metrics`` and ``--sort`` accept, and what ``vicinal metrics`` lists."""
+    suites: dict[str, list[Result]] = defaultdict(list)
+    for r in store.results:
+        if not suite or r.suite == suite:
+            suites[r.suite].append(r)
+    out: dict[str, dict[str, MetricInfo]] = {}
+    for name in sorted(suites):
+        measured, _ = group_rows([r for r in suites[name] if not r.is_reported])
+        results = [r for runs in _with_derived_metrics(measured).values() for r in runs]
+        info: dict[str, MetricInfo] = {}
+        for r in [*results, *(r for r in suites[name] if r.is_reported)]:
+            for k, v in r.metric_info.items():
+                info.setdefault(k, v)
+        out[name] = info
+    return out
+
+
+def unknown_metrics(unknown: list[str], info: dict[str, MetricInfo], suite: str, what: str = "metric") -> str:
+    """The message for metric names a suite's results do not have: the close ones, and the command that
+    lists them all (a suite with corruptions has hundreds: they are not dumped into one error)."""
+    import difflib
+
+    close = sorted({c for u in unknown for c in difflib.get_close_matches(u, list(info), n=3, cutoff=0.6)})
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    headline = [k for k, m in info.items() if m.headline]
+    return (
+        f"unknown {what}(s) {', '.join(unknown)} for suite {suite}.{hint} `vicinal metrics {suite}` lists "
+        f"its {len(info)} metrics by evaluator (`vicinal metrics {suite} PATTERN` filters them); the "
+        f"default columns are {', '.join(headline) or 'none'}."
+    )
 
 
 def _axis(store: Store, by: str) -> Breakdown:
@@ -430,6 +468,7 @@ def build_boards(
     separate: bool = True,
     best_of_params: list[str] | None = None,
     select: str | None = None,
+    latest: bool = False,
 ) -> list[Board]:
     """One board per suite (only ``suite`` if given): rows per (method, run_id), measured ones ranked by
     ``sort`` (default: the first shown column), reported ones after them. ``by`` makes breakdown boards
@@ -437,7 +476,9 @@ def build_boards(
     by ``resampler``'s intervals (default settings when None); ``separate=False`` marks them at the
     displayed precision without computing any interval. ``best_of_params`` keeps each method at its best
     setting of those parameters by the validation metric ``select`` (default ``val_acc``; given without
-    ``best_of_params`` it is an error, not ignored) (:func:`vicinal.board.grouping.best_of`)."""
+    ``best_of_params`` it is an error, not ignored) (:func:`vicinal.board.grouping.best_of`). ``latest``
+    keeps each configuration at its newest code only (:func:`vicinal.board.grouping.latest_code`; the
+    files it leaves out are the board's ``hidden``)."""
     if select is not None and not best_of_params:
         raise VicinalError(
             f"--select {select} chooses among swept settings and needs --best-of (e.g. --best-of alpha); "
@@ -470,6 +511,9 @@ def build_boards(
             if r.is_reported:
                 reported[(r.method, r.run_id)].append(r)
         measured, sources = group_rows([r for r in suites[suite_name] if not r.is_reported])
+        hidden: list[str] = []
+        if latest:  # before deriving: earlier code is not this board's baseline either
+            measured, hidden = latest_code(measured, sources)
         # Derived metrics (mCE) are normalised by the suite's baseline rows, so they are derived before the
         # method filter and from measured rows only: a paper's ERM is not this suite's baseline.
         measured = _with_derived_metrics(measured)
@@ -507,9 +551,7 @@ def build_boards(
             shown = [m for m, meta in info.items() if meta.headline]
         unknown = [m for m in shown if m not in info]
         if unknown:
-            raise VicinalError(
-                f"unknown metric(s) {', '.join(unknown)} for suite {suite_name}; available: {', '.join(info)}"
-            )
+            raise VicinalError(unknown_metrics(unknown, info, suite_name))
         labels = variant_labels(measured)
         rows = [_measured_row(k, runs, labels[k], sources[k], info) for k, runs in measured.items()]
         extra = [_reported_row(method, run_id, runs, info) for (method, run_id), runs in reported.items()]
@@ -518,8 +560,8 @@ def build_boards(
         else:
             default_key = shown[0] if shown else None
         if sort or default_key:
-            _sort(rows, info, sort or default_key)
-            _sort(extra, info, sort or default_key)
+            _sort(rows, info, sort or default_key, suite_name)
+            _sort(extra, info, sort or default_key, suite_name)
         board = Board(
             suite_name,
             rows + extra,
@@ -531,6 +573,7 @@ def build_boards(
             protocols_of(measured),
             declares,
             selection=selection,
+            hidden=hidden,
             duplicates=duplicates[suite_name],
         )
         _mark_best(board, resampler)

@@ -246,6 +246,31 @@ def protocols_of(rows: dict[RowKey, list[Result]]) -> dict[str, list[dict[str, A
     return {name: list(protos.values()) for name, protos in seen.items()}
 
 
+def latest_code(
+    rows: dict[RowKey, list[Result]], paths: dict[RowKey, list[str]]
+) -> tuple[dict[RowKey, list[Result]], list[str]]:
+    """Each configuration at its newest code only (``--latest``): rows of one method that differ in
+    nothing but the code that made them (every edit of a plugin makes one) are one group, and the rows
+    of the code of the group's newest file stay. Returns the kept rows and the files of the others
+    (sorted), which a person may delete to prune them."""
+    settings = {key: _settings(runs[-1]) for key, runs in rows.items()}
+    groups: dict[tuple[str, str], list[RowKey]] = defaultdict(list)
+    for key, flat in settings.items():
+        rest = {k: v for k, v in flat.items() if not _is_code(k)}
+        groups[(key[0], _KEY_ENCODER.encode(rest))].append(key)
+    kept: dict[RowKey, list[Result]] = {}
+    hidden: list[str] = []
+    for keys in groups.values():
+        code = {k: _KEY_ENCODER.encode({c: v for c, v in settings[k].items() if _is_code(c)}) for k in keys}
+        newest = max(keys, key=lambda k: max(r.created for r in rows[k]))
+        for key in keys:
+            if code[key] == code[newest]:
+                kept[key] = rows[key]
+            else:
+                hidden += paths.get(key, [])
+    return {k: v for k, v in rows.items() if k in kept}, sorted(hidden)
+
+
 def check_select(select: str) -> None:
     """``--select`` must be a validation metric (``val_*``): choosing on the test split would report the
     winner's luck as its skill."""

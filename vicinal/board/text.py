@@ -20,6 +20,16 @@ EVALUATED_CAPTION = (
 )
 
 
+#: How a cell's text is marked where there is no colour (``STYLES["text"]``), padded so that marked and
+#: unmarked values of a column stay aligned.
+TEXT_MARKS = {"best": "**{}**", "tied": " *{}* ", "": "  {}  "}
+
+
+def mark_text(text: str, mark: str) -> str:
+    """A cell's text with its mark written in it, for output without colour."""
+    return TEXT_MARKS[mark].format(text)
+
+
 def format_cell(board: Board, metric: str, cell: Cell, pm: str = " ± ") -> str:
     """``mean ± std`` at the metric's display precision (percentages ×100); "—" for a value that was not
     measured, ``nan``/``inf`` for one that is not a finite number."""
@@ -109,6 +119,8 @@ def meta_values(board: Board, row: Row) -> list[str]:
 #: How each format shows a best and a tied value, for its legend.
 STYLES = {
     "table": ("bold green", "green"),
+    # The terminal table without colour (a file, a pipe, NO_COLOR): the marks are in the text.
+    "text": ("**x**", "*x*"),
     "markdown": ("bold", "italic"),
     "latex": ("bold", "italic"),
     "html": ("bold green", "green, underlined"),
@@ -153,6 +165,11 @@ def caption(board: Board, style: str = "plain") -> str:
         lines.append(
             "best-of: each method at its best swept setting by a validation metric (the test split never "
             "chooses): " + "; ".join(board.selection)
+        )
+    if board.hidden:
+        lines.append(
+            "latest code only (--latest): each configuration at its newest code; the rows of earlier code "
+            f"of the same configurations ({len(board.hidden)} result file(s)) are left out"
         )
     if board.has_evaluated:
         lines.append(EVALUATED_CAPTION)

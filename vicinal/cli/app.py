@@ -31,8 +31,10 @@ COMMANDS = {
     "run": ("vicinal.cli.run", "run_cmd"),
     "leaderboard": ("vicinal.cli.leaderboard", "leaderboard_cmd"),
     "compare": ("vicinal.cli.compare", "compare_cmd"),
+    "metrics": ("vicinal.cli.metrics", "metrics_cmd"),
     "report": ("vicinal.cli.report", "report_cmd"),
     "methods": ("vicinal.cli.methods", "methods_cmd"),
+    "evaluators": ("vicinal.cli.evaluators", "evaluators_cmd"),
     "suites": ("vicinal.cli.suites", "suites_cmd"),
     "evaluate": ("vicinal.cli.evaluate", "evaluate_cmd"),
     "export": ("vicinal.cli.export", "export_cmd"),
@@ -105,8 +107,26 @@ def main() -> None:
     handler = WarningHandler()
     logging.getLogger("vicinal").addHandler(handler)
     logging.getLogger("vicinal").setLevel(logging.INFO)
+    app = build_app()
+    if not sys.argv[1:]:  # `vicinal` alone: its help, with the exit code of a usage error, as before
+        app(["--help"], standalone_mode=False)
+        sys.exit(2)
+    code = None
     try:
-        build_app()()
+        # Not standalone: the parser's own errors (a mistyped option, a value of the wrong type) would
+        # print as "Usage: …" over a boxed "Error", unlike every other message; they are printed here as
+        # one "error:" line like the rest, with the same exit code (2 for a usage error).
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:
+        ctx = getattr(exc, "ctx", None)
+        message = exc.format_message().rstrip(".")
+        if message[:1].isupper() and not message[1:2].isupper():  # "No such option" → as vicinal's own
+            message = message[0].lower() + message[1:]
+        where = f"; see `{ctx.command_path} --help`" if ctx is not None else ""
+        err_console.print(f"[bold red]error:[/] {escape(message + where)}")
+        sys.exit(exc.exit_code)
+    except typer.Abort:  # end of input at a prompt
+        sys.exit(1)
     except Stopped as exc:
         err_console.print(f"[yellow]interrupted[/]: {escape(str(exc))}")
         sys.exit(exc.exit_code)
@@ -126,3 +146,5 @@ def main() -> None:
         # Last registered, first run: before the exit hooks of everything this command imported.
         atexit.unregister(_quiet_exit)
         atexit.register(_quiet_exit)
+    if isinstance(code, int) and code:  # typer.Exit(code), Ctrl-C (130)
+        sys.exit(code)

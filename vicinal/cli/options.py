@@ -129,16 +129,41 @@ def csv_list(value: str | None, what: str) -> list[str] | None:
     return items
 
 
+def watching_terminal_width() -> int | None:
+    """The width of the terminal a person reads a pipe's output on (``vicinal leaderboard | less``):
+    standard output is a pipe, and standard error or input is that terminal. None for a file (it keeps
+    its fixed width) or a pipe nobody watches (a CI step, ``cmd 2>log | tee out``)."""
+    import os
+    import stat
+    import sys
+
+    try:
+        if not stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode):
+            return None
+    except (OSError, ValueError, AttributeError):  # no real file behind stdout (a test's capture)
+        return None
+    for stream in (sys.stderr, sys.stdin):
+        try:
+            if stream is not None and os.isatty(stream.fileno()):
+                return os.get_terminal_size(stream.fileno()).columns or None
+        except (OSError, ValueError, AttributeError):
+            continue
+    return None
+
+
 def table_width(option: int | None) -> int:
-    """Columns for the terminal table: ``--width``, else the terminal's (or $COLUMNS), else the default
-    for a file or pipe, which has no width of its own."""
+    """Columns for the terminal table: ``--width``, else the terminal's (or $COLUMNS), else for a pipe
+    the width of the terminal its reader sits at, else the default for a file (or a pipe nobody
+    watches), which has no width of its own."""
     import os
 
     from vicinal.board.formats import DEFAULT_WIDTH
 
     if option is not None:
         return option
-    return console.width if console.is_terminal or os.environ.get("COLUMNS") else DEFAULT_WIDTH
+    if console.is_terminal or os.environ.get("COLUMNS"):
+        return console.width
+    return watching_terminal_width() or DEFAULT_WIDTH
 
 
 def load_results(results_dir: Path, cache_dir: Path | None = None) -> Store:

@@ -231,15 +231,20 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> None:
     tmp = str(temporary_beside(path))
     try:
         write(tmp)
-        # mkstemp creates the file private (0600); results, reports and sets are meant to be shared like
-        # any file the user writes, so give it the umask's usual permissions.
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        publish(Path(tmp), path)
     except OSError as exc:
         raise write_fault(exc, path) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def publish(tmp: Path, path: Path) -> None:
+    """Rename a finished temporary file (:func:`temporary_beside`) into place, with the permissions any
+    file the user writes gets. mkstemp creates it private (0600); results, reports and generated sets
+    are meant to be shared, so every file vicinal writes takes the umask's usual mode (0644 under 022)."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, path)
 
 
 def probe_writable(folder: Path, what: str) -> None:

@@ -218,6 +218,12 @@ class LinearityEvaluator(Evaluator):
         out: dict[str, float] = {}
         idx = seeded_subset(len(test), c.n_samples, c.seed)
         generator = torch.Generator().manual_seed(c.seed)
+        a, b = different_class_pairs(test.labels, c.n_pairs, c.seed)
+        step = max(1, c.batch_size // c.points)
+        # In batches (γ's ascent per radius, then the segments), advanced as each is done: γ takes
+        # 2 × steps forward and backward passes per image, minutes for a CIFAR model on a CPU.
+        gamma_batches = -(-len(idx) // c.batch_size)
+        task = ctx.task("linearity", total=len(c.eps) * gamma_batches + -(-len(a) // step))
         for e in c.eps:
             eps = parse_eps(e)
             values = []
@@ -236,10 +242,9 @@ class LinearityEvaluator(Evaluator):
                         generator,
                     ).cpu()
                 )
+                task.advance(1, measure=f"γ ε={eps_label(eps)}")
             out[f"lin_gamma@{eps_label(eps)}"] = float(torch.cat(values).mean())
-        a, b = different_class_pairs(test.labels, c.n_pairs, c.seed)
         parts: dict[str, list[torch.Tensor]] = {"logit": [], "loss": [], "miss": []}
-        step = max(1, c.batch_size // c.points)
         for start in range(0, len(a), step):
             ia, ib = a[start : start + step], b[start : start + step]
             dev = segment_deviation(
@@ -252,6 +257,8 @@ class LinearityEvaluator(Evaluator):
             )
             for k in parts:
                 parts[k].append(dev[k].cpu())
+            task.advance(1, measure="segments")
+        task.close()
         out["interp_logit_dev"] = float(torch.cat(parts["logit"]).mean())
         out["interp_loss_dev"] = float(torch.cat(parts["loss"]).mean())
         out["interp_miss"] = float(torch.cat(parts["miss"]).mean())

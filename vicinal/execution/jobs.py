@@ -253,6 +253,7 @@ def _run(job: RunJob, rd: RunData, device: torch.device, artifact_stem: Path, re
         data_dir=job.data_dir,
         cache_dir=job.cache_dir,
         reporter=reporter,
+        label=job.label,
     )
     evaluated = run_evaluators(ctx, job.evaluators, job.evaluation, job.label, reporter)
     described: dict[str, Artifact] = {"samples": SAMPLES, **evaluated.described}

@@ -111,6 +111,8 @@ class Overrides:
         if self.model is not None:
             suite.override("model", name=self.model)
         if self.evaluators is not None:
+            # The names the file does not have are this run's: errors about them name the run, not the file.
+            suite.overridden.update(f"[evaluators.{n}]" for n in self.evaluators if n not in suite.evaluators)
             suite.evaluators = {name: suite.evaluators.get(name, {}) for name in self.evaluators}
             suite.overridden.add("[evaluators]")
         return suite

@@ -50,6 +50,13 @@ class RunPlan:
     executor: Executor
     outcomes: list[RunOutcome] = field(default_factory=list)
     failures: list[RunFailure] = field(default_factory=list)
+    #: The jobs handed to the executor (the runs not reused), once :func:`execute` made them.
+    jobs: list[RunJob] = field(default_factory=list)
+
+    def unfinished_checkpoints(self) -> list[Path]:
+        """The checkpoints the runs that did not finish left behind (after Ctrl-C: what a rerun resumes)."""
+        done = {o.path for o in self.outcomes}
+        return [j.checkpoint for j in self.jobs if j.result_path not in done and j.checkpoint.is_file()]
 
     # The options most code reads, by their plain names.
     @property
@@ -81,7 +88,9 @@ class RunPlan:
         none (a full disk leaves neither a figure without its result nor a result naming a missing one)."""
         output.result.environment = {**output.result.environment, "code": job.training["code"]}
         write_result(job.result_path, output.result, beside=output.artifacts)
-        outcome = RunOutcome(job.method.name, job.seed, job.result_path, "trained", output.result.metrics)
+        reevaluated = bool(output.result.training.get("reused_trained_model"))
+        status = "re-evaluated" if reevaluated else "trained"
+        outcome = RunOutcome(job.method.name, job.seed, job.result_path, status, output.result.metrics)
         self.outcomes.append(outcome)
         return outcome
 
@@ -232,7 +241,7 @@ def execute(plan: RunPlan) -> list[RunOutcome]:
     one after another in this process). A run that fails is reported and the others go on; their results
     are kept."""
     rd = load_run_data(plan.suite, plan.data_dir, plan.download)
-    jobs = plan_jobs(plan, rd)
+    jobs = plan.jobs = plan_jobs(plan, rd)
     if jobs:  # nothing to run (every result reused): no executor is started, no cluster contacted
         check_evaluator_inputs(plan, rd)
         plan.executor.run(plan, rd, jobs)

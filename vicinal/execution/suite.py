@@ -271,6 +271,8 @@ def validate_components(suite: Suite) -> None:
         try:
             return lookup(name)
         except VicinalError as exc:
+            if context.startswith("[evaluators.") and context in suite.overridden:  # --evaluators
+                raise VicinalError(f"this run's evaluators (in place of {where}'s): {exc}") from None
             if context in suite.overridden:  # the value came from this run, not from the file
                 raise VicinalError(f"this run's {context} (in place of {where}'s): {exc}") from None
             raise VicinalError(f"{where}: {context}: {exc}") from None

@@ -392,8 +392,9 @@ def evaluate_given(given: GivenModel, name: str, plan: RunPlan, rd: RunData) -> 
             data_dir=resolve_data_dir(plan.data_dir),
             cache_dir=plan.cache_dir,
             reporter=reporter,
+            label=f"{name} (evaluated)",
         )
-        evaluated = run_evaluators(ctx, plan.evaluators, identity.evaluation, f"{name} (evaluated)", reporter)
+        evaluated = run_evaluators(ctx, plan.evaluators, identity.evaluation, ctx.label, reporter)
         artifacts = {file: (Path(staging) / file).read_bytes() for file in ctx.artifacts.values()}
     result = Result(
         **evaluated.result_fields(

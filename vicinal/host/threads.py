@@ -130,6 +130,14 @@ def default_threads() -> int:
     return max(1, min(n, limit) if limit else n)
 
 
+def machine_cpus() -> int:
+    """The CPUs this process may use (:func:`available_cpus`), capped by its cgroup's CPU quota: what a
+    private Ray cluster is given (``--executor ray`` without ``--address``), and so what a run's
+    ``--cpus-per-run`` is checked against before such a cluster is started."""
+    n, limit = available_cpus(), cgroup_cpu_limit()
+    return max(1, min(n, limit) if limit else n)
+
+
 def available_cpus() -> int:
     """The logical CPUs this process may run on (its affinity mask): more threads than these never run
     at once, and torch itself starts no more when it reads ``OMP_NUM_THREADS``."""
@@ -206,13 +214,15 @@ def apply_thread_policy(threads: int | None = None, origin: str = "argument") ->
     most the thread count: the waiting stays what OpenMP read when torch loaded it."""
     global _applied
     if _applied is not None:
-        if threads is not None and threads != _applied.threads:
+        if threads is not None:
+            # Given explicitly, it is the count's source even when it equals the default's
+            # (--threads 1 with OMP_NUM_THREADS=1: the flag decided).
             count = _positive(str(threads), origin)
             requested = count if count > available_cpus() else None
-            _applied = dataclasses.replace(
-                _applied, threads=min(count, available_cpus()), source=origin, requested=requested
-            )
-            _set_count(_applied.threads)
+            effective = min(count, available_cpus())
+            if effective != _applied.threads:
+                _set_count(effective)
+            _applied = dataclasses.replace(_applied, threads=effective, source=origin, requested=requested)
         return _applied
     policy = resolve(threads, origin=origin)
     if policy.wait_source == "vicinal":
