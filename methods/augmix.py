@@ -58,6 +58,7 @@ import torch
 import torch.nn.functional as F
 
 from vicinal import Method, Preview, StepOutput, hp, register_method
+from vicinal.host.devices import to_device
 
 #: The reference's ``augmentations.augmentations``, in its order (an operation's index is its draw).
 OPERATIONS = (
@@ -139,6 +140,11 @@ def posterize(images: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
     return images & keep[:, None, None, None]
 
 
+def on(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A step's draws on the training device, sent without making the host wait for the GPU."""
+    return to_device(torch.as_tensor(array), device)
+
+
 def solarize(images: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
     """PIL's ``ImageOps.solarize``: invert the values at or above the image's threshold (up to 256)."""
     return torch.where(images >= threshold[:, None, None, None], 255 - images, images)
@@ -214,10 +220,10 @@ PIXEL_OPERATIONS: dict[str, Callable[[torch.Tensor, np.ndarray], torch.Tensor]] 
     "autocontrast": lambda images, levels: autocontrast(images),
     "equalize": lambda images, levels: equalize(images),
     "posterize": lambda images, levels: posterize(
-        images, torch.as_tensor(4 - np.floor(levels * 4 / 10).astype(np.int64), device=images.device)
+        images, on(4 - np.floor(levels * 4 / 10).astype(np.int64), images.device)
     ),
     "solarize": lambda images, levels: solarize(
-        images, torch.as_tensor(256 - np.floor(levels * 256 / 10).astype(np.int64), device=images.device)
+        images, on(256 - np.floor(levels * 256 / 10).astype(np.int64), images.device)
     ),
 }
 #: Operations that move pixels: each image's affine matrix from its level, sign and the image size.
@@ -247,11 +253,11 @@ def apply_operations(
             warped.append(rows)
             matrices.append(GEOMETRIC_OPERATIONS[name](levels[rows], signs[rows], h, w))
             continue
-        index = torch.as_tensor(rows, device=images.device)
+        index = on(rows, images.device)
         out[index] = PIXEL_OPERATIONS[name](out[index], levels[rows])
     if warped:
-        index = torch.as_tensor(np.concatenate(warped), device=images.device)
-        out[index] = affine(out[index], torch.as_tensor(np.concatenate(matrices)))
+        index = on(np.concatenate(warped), images.device)
+        out[index] = affine(out[index], on(np.concatenate(matrices), images.device))
     return out
 
 
@@ -281,11 +287,11 @@ def augment(x: torch.Tensor, draws: AugMixDraws) -> torch.Tensor:
     """AugMix views of a batch x (float in [0, 1], or uint8), as float in [0, 1]:
     (1 − m)·x + m·Σ_i w_i·chain_i(x)."""
     clean = x.float() / 255 if x.dtype == torch.uint8 else x
-    weights = torch.as_tensor(draws.weights, device=x.device)
+    weights = on(draws.weights, x.device)
     mix = torch.zeros_like(clean)
     for i, chain in enumerate(chains(to_uint8(x), draws)):
         mix += weights[:, i, None, None, None] * (chain.float() / 255)
-    m = torch.as_tensor(draws.m, device=x.device)[:, None, None, None]
+    m = on(draws.m, x.device)[:, None, None, None]
     return (1 - m) * clean + m * mix
 
 

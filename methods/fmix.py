@@ -59,6 +59,7 @@ from vicinal import (
     mixed_cross_entropy,
     register_method,
 )
+from vicinal.host.devices import to_device
 
 
 def noise_shape(h: int, w: int) -> tuple[int, int, int]:
@@ -149,7 +150,7 @@ class FMix(Method):
         grey = low_frequency_image(noise, h, w, c.decay_power, c.spectrum)
         mask = binarise(grey, lam, round_up, c.max_soft)
         perm = rng.permutation(len(x), x.device)
-        return FMixDraw(lam, torch.as_tensor(mask, dtype=torch.float32).to(x.device), perm)
+        return FMixDraw(lam, to_device(torch.as_tensor(mask, dtype=torch.float32), x.device), perm)
 
     @staticmethod
     def mix(x: torch.Tensor, d: FMixDraw) -> torch.Tensor:

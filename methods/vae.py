@@ -30,9 +30,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from vicinal.core.errors import VicinalError
-from vicinal.core.io import atomic_torch_save, atomic_write_text
+from vicinal.core.io import atomic_torch_save, atomic_write_text, load_plain
 from vicinal.core.reporting import Pacer, Reporter
 from vicinal.data.datasets import ImageSet, count_train_batches, to_unit, train_batches
+from vicinal.host.devices import to_device
 
 #: Architecture name → version; bump a version when that network changes: it is part of the cache key.
 ARCHITECTURES = {"conv": "convvae-v1", "resnet": "resvae-v1"}
@@ -254,16 +255,19 @@ def train_vae(spec: VAESpec, train: ImageSet, device: torch.device, reporter: Re
     history = []
     pacer = Pacer()
     start = time.perf_counter()
+    # As in the classifier's loop, no step waits for the GPU: the images live on the device (uint8), the
+    # draws (made on the CPU, so a seed gives the same draws on every device) reach it asynchronously.
+    images = train.images.to(device)
     for epoch in range(spec.epochs):
         vae.train()
-        order = torch.randperm(n, generator=gen)
+        order = to_device(torch.randperm(n, generator=gen), device)
         # Sums kept on the device and read once per epoch: a .item() per step would make every step
         # wait for the GPU.
         sums = torch.zeros(4, dtype=torch.float64, device=device)
         seen = 0
         for idx in train_batches(order, spec.batch_size):
-            x = to_unit(train.images[idx], device)
-            eps = torch.randn((len(idx), spec.latent_dim), generator=gen).to(device)
+            x = to_unit(images[idx], device)
+            eps = to_device(torch.randn((len(idx), spec.latent_dim), generator=gen), device)
             loss, recon, kl, mse = vae_loss(vae, x, spec.beta, eps, spec.likelihood)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -312,7 +316,7 @@ def read_cached_vae(spec: VAESpec, cache_dir: Path, device: torch.device) -> tup
         raise ValueError("its metadata describes a different VAE")
     if meta.get("weights_sha256") != _sha256(weights):
         raise ValueError("its weights do not match the checksum in its metadata")
-    state = torch.load(weights, map_location=device, weights_only=True)
+    state = load_plain(weights, map_location=device)
     vae = build_vae(spec.arch, spec.image_shape, spec.latent_dim, spec.width).to(device)
     vae.load_state_dict(state)  # strict: a missing or extra tensor is an error
     if not isinstance(meta.get("info"), dict):

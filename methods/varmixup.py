@@ -29,18 +29,20 @@ from vicinal.training.rng import RunRandom
 
 @dataclass
 class VarMixupConfig:
-    alpha: float = hp(1.0, "Beta(α, α) parameter of λ")
-    beta: float = hp(1.0, "weight of the KL term of the VAE (1 = VAE, > 1 = β-VAE)")
-    latent_dim: int = hp(128, "size of the VAE's latent space")
-    vae_epochs: int = hp(30, "VAE training epochs (Adam)")
-    vae_lr: float = hp(1e-3, "VAE learning rate (Adam)")
-    vae_batch_size: int = hp(128, "VAE batch size")
+    alpha: float = hp(1.0, "Beta(α, α) parameter of λ", ge=0)
+    beta: float = hp(1.0, "weight of the KL term of the VAE (1 = VAE, > 1 = β-VAE)", gt=0)
+    latent_dim: int = hp(128, "size of the VAE's latent space", ge=1, le=4096)
+    vae_epochs: int = hp(30, "VAE training epochs (Adam)", ge=1, le=100_000)
+    vae_lr: float = hp(1e-3, "VAE learning rate (Adam)", gt=0)
+    vae_batch_size: int = hp(128, "VAE batch size", ge=2, le=65_536)
     vae_arch: Literal["conv", "resnet"] = hp(
         "conv",
         "conv: stride-2 conv encoder/decoder; resnet: the same path with a residual block per resolution "
         "and full-resolution stem and head (more capacity, several times the compute)",
     )
-    vae_width: int = hp(32, "channels of the VAE's first stage (doubling per stage, at most 256)")
+    vae_width: int = hp(
+        32, "channels of the VAE's first stage (doubling per stage, at most 256)", ge=1, le=256
+    )
     vae_likelihood: Literal["bernoulli", "gaussian"] = hp(
         "bernoulli",
         "bernoulli: cross-entropy on pixels in [0, 1]; gaussian: one shared variance set to the batch's "
@@ -56,11 +58,6 @@ class VarMixupConfig:
         "images per step); half: equal compute, the first ⌈n/2⌉ images of the batch replaced by decoded "
         "mixes among themselves, the rest clean, one mean loss over the n images",
     )
-
-    def validate(self) -> None:
-        c = self
-        if c.alpha < 0 or c.beta <= 0 or c.latent_dim < 1 or c.vae_epochs < 1 or c.vae_width < 1:
-            raise ValueError("need alpha ≥ 0, beta > 0, latent_dim ≥ 1, vae_epochs ≥ 1, vae_width ≥ 1")
 
 
 @dataclass
@@ -186,4 +183,4 @@ class VarMixupBeta(VarMixup):
 
     @dataclass
     class Config(VarMixupConfig):
-        beta: float = hp(4.0, "weight of the KL term of the VAE (> 1: β-VAE)")
+        beta: float = hp(4.0, "weight of the KL term of the VAE (> 1: β-VAE)", gt=0)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +41,8 @@ def run_cli(
         [sys.executable, "-m", "vicinal.cli", *args],
         cwd=cwd,
         env=full_env,
+        # Not the test runner's terminal: a pipe read at a terminal takes that terminal's width.
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -57,3 +63,71 @@ def ray_cluster(nodes: int = 2, cpus: int = 1) -> Iterator:
         yield made
     finally:
         made.shutdown()
+
+
+#: Ray's command line as its console script runs it (the venv running the tests may lack the script).
+RAY_CLI = [sys.executable, "-c", "import sys; from ray.scripts.scripts import main; sys.exit(main())"]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _sessions(sids: set[int]) -> list[int]:
+    """PIDs of the processes in these sessions (from /proc: no psutil)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) in sids and fields[0] != "Z":  # after the command: state, ppid, pgrp, session
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+@contextmanager
+def ray_cli_cluster(
+    env: dict[str, str], workers: int = 2, cpus: int = 1, worker_env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """A Ray cluster made with Ray's own command line, as the README's recipe makes one: ``ray start
+    --head`` and ``workers`` × ``ray start --address``, each a separate process in a session of its own;
+    yields the address to join (``127.0.0.1:PORT``). Whatever happens, every process of those sessions is
+    ended — never ``ray stop``, which ends every Ray process of the user on the machine (another
+    program's clusters too). ``env`` should hold a temporary ``HOME``: Ray keeps its token there;
+    ``worker_env`` is added for the workers."""
+    port = free_port()
+    temp = tempfile.mkdtemp(prefix="vr", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
+    sessions: set[int] = set()
+
+    def ray(*args: str, env: dict[str, str] = env) -> None:
+        proc = subprocess.Popen(
+            [*RAY_CLI, *args, f"--num-cpus={cpus}", f"--temp-dir={temp}"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        sessions.add(proc.pid)
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, out
+
+    try:
+        ray("start", "--head", f"--port={port}", "--include-dashboard=false", "--disable-usage-stats")
+        for _ in range(workers):
+            ray("start", f"--address=127.0.0.1:{port}", env={**env, **(worker_env or {})})
+        yield f"127.0.0.1:{port}"
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in _sessions(sessions):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, sig)
+            deadline = time.monotonic() + 10
+            while _sessions(sessions) and time.monotonic() < deadline:
+                time.sleep(0.2)
+        shutil.rmtree(temp, ignore_errors=True)

@@ -107,7 +107,9 @@ def test_new_evaluator_settings_reevaluate_without_retraining(store):
         env=env,
     )
     assert out.returncode == 0, out.stderr
-    assert "1 trained, 0 reused" in out.stdout  # a new configuration, hence a new result file ...
+    # A new result file, from the cached model: the summary said "1 trained" although nothing trained.
+    summary = [line for line in out.stdout.splitlines() if "reused" in line]
+    assert "0 trained, 1 re-evaluated, 0 reused" in out.stdout, summary
     docs = [json.loads(p.read_text()) for p in (root / "results" / "digits-c" / "erm").glob("*seed0.json")]
     new = next(d for d in docs if d["protocol"]["calibration"]["bins"] == 10)
     old = next(d for d in docs if d["protocol"]["calibration"]["bins"] == 15)
@@ -178,6 +180,14 @@ def test_corrupted_result_is_skipped_with_a_warning(store, tmp_path):
             "vicinal download",
         ),
         (["leaderboard", "--format", "pdf"], "choose one of"),
+        # The parser's own errors read as vicinal's: one "error:" line, not "Usage:" over a boxed "Error".
+        (["run", "--methodz", "erm"], "error: no such option: --methodz (Possible options: --methods"),
+        (["run", "--epochs", "x"], "error: invalid value for '--epochs'"),
+        (["nosuch"], "error: no such command 'nosuch'; see `"),
+        # A name a suite file uses may be a plugin's: say how to load one.
+        (["run", "--methods", "label-smoothing"], "known once loaded: --plugin FILE"),
+        # A typo in --evaluators is the run's, not the shipped suite file's.
+        (["run", "--evaluators", "clean,adversarail"], "this run's evaluators (in place of "),
         (["leaderboard", "--results", "/nonexistent/results"], "no result files"),
     ],
 )
@@ -186,6 +196,7 @@ def test_bad_input_is_one_clear_error(tmp_path, args, message):
     assert out.returncode == 2, out.stdout + out.stderr
     assert message in out.stderr
     assert "Traceback" not in out.stderr + out.stdout
+    assert out.stderr.startswith("error: ") and "Usage:" not in out.stderr and "Error" not in out.stderr
 
 
 def test_bad_suite_file(tmp_path):

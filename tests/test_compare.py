@@ -143,6 +143,40 @@ def test_every_format_shows_the_marks_and_says_how_they_were_made(store_dir, tmp
     assert "tied" in doc["legend"] and sum(r["metrics"]["acc"]["tied"] for r in doc["rows"]) == 2
 
 
+def test_without_colour_the_table_writes_the_marks_into_the_values_and_its_legend_says_so(store_dir):
+    """Redirected to a file the table had no colour, hence no marks at all, under a legend that spoke of
+    bold green and green. Without colour (a file, a pipe, NO_COLOR) the marks are in the text."""
+    from rich.console import Console
+
+    from vicinal.board.formats import print_boards, render_text
+
+    root, _ = store_dir
+    (board,) = build_boards(load_store(root), metrics=["acc", "nll"])
+    tied = [format_cell(board, "acc", r.cells["acc"]) for r in board.rows if r.cells["acc"].tied]
+    best_nll = [format_cell(board, "nll", r.cells["nll"]) for r in board.rows if r.cells["nll"].best]
+    plain = format_cell(board, "acc", next(r.cells["acc"] for r in board.rows if not r.cells["acc"].mark))
+
+    def printed(**console) -> str:
+        out = Console(file=io.StringIO(), width=160, **console)
+        print_boards(out, [board])
+        return out.file.getvalue()
+
+    for text in (render_text([board], 160), printed(), printed(force_terminal=True, no_color=True)):
+        body = " ".join(text.split())
+        assert len(tied) == 2 and all(f" *{t}* " in text for t in tied)
+        assert best_nll and all(f"**{b}**" in text for b in best_nll)
+        assert f"  {plain}  " in text  # unmarked values keep the marked ones' alignment
+        assert "*x*: not separated from the best (tied)" in body and "**x** in NLL ↓" in body
+        assert "green" not in body
+    coloured = printed(force_terminal=True, color_system="truecolor")
+    assert "\x1b[" in coloured and "*" not in coloured.replace("\x1b", "")
+    assert "green: not separated from the best (tied)" in " ".join(coloured.split())
+
+    cli = run_cli("leaderboard", "--results", str(root), "--metrics", "acc,nll", cwd=root)
+    assert cli.returncode == 0, cli.stderr
+    assert all(f" *{t}* " in cli.stdout for t in tied) and "green" not in cli.stdout
+
+
 def test_files_without_per_example_outcomes_keep_the_former_rule_and_say_so(tmp_path):
     write_store(tmp_path, {"erm": [0.62], "mixup": [0.80]}, examples=False)
     (board,) = build_boards(load_store(tmp_path), metrics=["acc", "ece"])

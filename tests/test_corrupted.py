@@ -7,6 +7,8 @@ import hashlib
 import http.server
 import io
 import json
+import os
+import stat
 import statistics
 import tarfile
 import threading
@@ -83,6 +85,20 @@ def test_written_set_has_the_released_layout_and_reads_back(tmp_path, small_test
     assert torch.equal(cset.labels(), small_test.labels)
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_every_file_of_a_written_set_has_one_mode_the_umasks(tmp_path, small_test, umask):
+    """A generated set is meant to be shared: the corruption files were written 0600 (mkstemp's mode)
+    while labels.npy and manifest.json were 0644."""
+    old = os.umask(umask)
+    try:
+        _write(small_test, tmp_path, corruptions=PICK[:2], severities=(1,))
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir() if not p.name.startswith(".")}
+    assert set(modes) == {"labels.npy", "manifest.json", "gaussian_noise.npy", "brightness.npy"}
+    assert set(modes.values()) == {0o666 & ~umask}, modes
+
+
 def test_write_resumes_and_regenerates_only_what_is_missing(tmp_path, small_test):
     _write(small_test, tmp_path)
     kept = (tmp_path / "brightness.npy").stat().st_mtime_ns
@@ -108,7 +124,9 @@ def test_truncated_misshaped_and_tampered_files_name_the_file(tmp_path, small_te
     flipped = bytearray(target.read_bytes())
     flipped[-1] ^= 0xFF
     target.write_bytes(bytes(flipped))
-    with pytest.raises(VicinalError, match=r"brightness\.npy: MD5 .* does not match"):
+    # Issue 22: the manifest's own checksum is not called "published".
+    recorded = r"brightness\.npy: its MD5 is .* \(the MD5 manifest\.json recorded"
+    with pytest.raises(VicinalError, match=recorded):
         NpySet(tmp_path)
 
 
@@ -121,7 +139,8 @@ def test_released_files_are_checked_against_published_md5s(tmp_path):
     assert NpySet(tmp_path, release).verified == "md5 ok"
     bad = dataclasses.replace(release, file_md5={**md5, "fog": "0" * 32})
     (tmp_path / ".vicinal-verified.json").unlink()
-    with pytest.raises(VicinalError, match=r"fog\.npy: MD5 .* published 0{32}"):
+    published = r"fog\.npy: its MD5 is \w+, not 0{32} \(the published MD5 of the X-C"
+    with pytest.raises(VicinalError, match=published):
         NpySet(tmp_path, bad)
 
 

@@ -93,6 +93,34 @@ def test_normalisation_inside_equals_foolbox_preprocessing(trained):
     )
 
 
+@pytest.mark.parametrize("suite", ["digits", "cifar10", "cifar100", "tinyimagenet"])
+def test_every_measured_attack_is_a_headline_on_the_default_board(suite, tmp_path):
+    """PGD L2 was in the result files but in no progress line, terminal table or default board: only the
+    L∞ attacks were headline metrics."""
+    from synthetic import make_result
+
+    from vicinal.board.boards import build_boards
+    from vicinal.board.formats import render_markdown
+    from vicinal.execution.suite import load_suite
+    from vicinal.store.results import load_store
+
+    spec = load_suite(suite)
+    ev = _evaluator("adversarial", **spec.evaluators["adversarial"])
+    info = ev.metric_info()
+    for attack in ev.config.attacks:
+        shown = sorted(parse_eps(i.key) for i in info.values() if i.family == attack and i.headline)
+        radii = sorted(parse_eps(e) for e in (ev.config.l2_eps if attack == "pgd_l2" else ev.config.linf_eps))
+        assert shown == sorted({radii[0], radii[-1]}), attack
+    doc = make_result(suite, "erm", 0, 0.8, corruption=False, evaluators=[ev])
+    folder = tmp_path / suite / "erm"
+    folder.mkdir(parents=True)
+    (folder / "r-seed0.json").write_text(__import__("json").dumps(doc))
+    (board,) = build_boards(load_store(tmp_path))
+    families = {board.info[m].family for m in board.metrics}
+    assert set(ev.config.attacks) <= families
+    assert "pgd l2" in render_markdown([board])
+
+
 def test_adversarial_evaluator_reports_its_declared_metrics(trained):
     model, data = trained
     ev = _evaluator("adversarial", linf_eps=["2/255", "8/255"], l2_eps=["0.5"], n_samples=60, steps=3)
@@ -189,6 +217,57 @@ def test_linearity_evaluator_metrics(trained):
         == {"lin_gamma@8/255", "interp_logit_dev", "interp_loss_dev", "interp_miss"}
     )
     assert out["lin_gamma@8/255"] > 0 and 0 <= out["interp_miss"] <= 1
+
+
+@pytest.mark.parametrize(
+    ("name", "settings", "batches"),
+    [
+        # 3 attacks × 2 batches of 20 images
+        (
+            "adversarial",
+            {"linf_eps": ["8/255"], "l2_eps": ["0.5"], "n_samples": 40, "steps": 2, "batch_size": 20},
+            6,
+        ),
+        # γ: 2 batches of 16 per radius (2 radii), then 16 pairs in batches of 32 // 11 = 2
+        (
+            "linearity",
+            {"eps": ["4/255", "8/255"], "n_samples": 32, "n_pairs": 16, "steps": 1, "batch_size": 16},
+            12,
+        ),
+        # 2 corruptions × 1 severity × 40 images in batches of 16 (a cell's last batch is its own)
+        ("corruption", {"corruptions": ["fog", "brightness"], "severities": [2], "n_samples": 40}, 6),
+    ],
+)
+def test_each_long_evaluator_reports_its_progress_in_a_log_as_it_goes(trained, name, settings, batches):
+    """Attacks, γ and the corruption grid advance a task named after the run per batch, so a log gets a
+    line with how far, the rate and the time left while they run (here a clock that jumps past the
+    heartbeat at every reading makes every advance due)."""
+    import io
+
+    from vicinal.core.reporting import LineReporter
+
+    model, data = trained
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 31.0
+        return now[0]
+
+    out = io.StringIO()
+    ctx = EvalContext(
+        model, data, torch.device("cpu"), 16, reporter=LineReporter(out, clock=clock), label="erm · seed 0"
+    )
+    _evaluator(name, **settings).evaluate(ctx)
+    task = {"corruption": "corruptions"}.get(name, name)
+    lines = [line for line in out.getvalue().splitlines() if line.startswith(f"erm · seed 0 · {task} [")]
+    assert len(lines) >= batches, out.getvalue()
+    assert all("/s · " in line and " left · " in line for line in lines)
+    last = lines[-1].split("[")[1].split(",")[0]
+    done, total = last.split("/")
+    assert done == total, lines[-1]
+    if name == "adversarial":
+        figures = {p for line in lines for p in line.split(": ", 1)[1].split(" · ")}
+        assert {"attack fgsm", "attack pgd linf", "attack pgd l2"} <= figures
 
 
 @pytest.mark.slow

@@ -90,6 +90,54 @@ def test_rows_from_different_code_are_different_configurations_never_averaged():
     assert all(r.cells["acc"].n == 1 for r in board.rows)
 
 
+def test_latest_shows_each_configuration_at_its_newest_code_and_says_what_to_prune(tmp_path):
+    """Every plugin edit added a leaderboard row of earlier code; --latest keeps each configuration's
+    newest code only (another setting is another configuration and stays), and names the files left out."""
+    from vicinal.store.results import write_result
+
+    def run(method, seed, acc, run_id, code, created, **hyper):
+        return _result(method, seed, acc, 0.05, run_id, code=code, created=created, **hyper)
+
+    runs = {
+        "mixup/new-seed0.json": run("mixup", 0, 0.80, "a", "1111aaaa", "2026-03-01", alpha=1.0),
+        "mixup/new-seed1.json": run("mixup", 1, 0.82, "a", "1111aaaa", "2026-03-01", alpha=1.0),
+        "mixup/old-seed0.json": run("mixup", 0, 0.60, "b", "2222bbbb", "2026-01-05", alpha=1.0),
+        "mixup/older-seed0.json": run("mixup", 0, 0.50, "c", "3333cccc", "2026-01-01", alpha=1.0),
+        # another setting: its own configuration, whose newest code is this one
+        "mixup/alpha-seed0.json": run("mixup", 0, 0.70, "d", "2222bbbb", "2026-01-05", alpha=0.2),
+        "erm/erm-seed0.json": run("erm", 0, 0.75, "e", "4444dddd", "2026-01-01"),
+    }
+    for name, result in runs.items():
+        write_result(tmp_path / "s" / name, result)
+    (every,) = build_boards(load_store(tmp_path))
+    assert len(every.rows) == 5 and not every.hidden
+    (latest,) = build_boards(load_store(tmp_path), latest=True)
+    # alpha=0.2 was never run with the newest code: it stays, saying its code is earlier than alpha=1.0's
+    assert sorted(r.label for r in latest.rows) == [
+        "erm",
+        "mixup [alpha=0.2, earlier code (vicinal 0.1.0, 2026-01-05)]",
+        "mixup [alpha=1.0]",
+    ]
+    assert next(r for r in latest.rows if r.label == "mixup [alpha=1.0]").cells["acc"].n == 2
+    assert [p.split("/s/")[1] for p in latest.hidden] == ["mixup/old-seed0.json", "mixup/older-seed0.json"]
+
+    out = run_cli("leaderboard", "--results", str(tmp_path), "--latest", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "60.00" not in out.stdout and "50.00" not in out.stdout and "81.00 ± 1.41" in out.stdout
+    assert "latest code only (--latest): each configuration at its newest code" in " ".join(
+        out.stdout.split()
+    )
+    note = " ".join(out.stderr.split())
+    assert "--latest left out the rows of earlier code (2 result file(s))" in note
+    assert f"rm {tmp_path}/s/mixup/old-seed0.* {tmp_path}/s/mixup/older-seed0.*" in note
+    doc = json.loads(
+        run_cli(
+            "leaderboard", "--results", str(tmp_path), "--latest", "--format", "json", cwd=tmp_path
+        ).stdout
+    )
+    assert doc[0]["hidden"] == latest.hidden
+
+
 def test_results_of_an_earlier_vicinal_are_labelled_as_such():
     """Moving modules (0.1 → 0.2) changes every fingerprint: the old rows say which version made them, and
     two earlier generations of the same day are told apart by their fingerprints."""
@@ -131,8 +179,12 @@ def test_an_evaluator_added_later_joins_the_row_instead_of_splitting_it():
 
 def test_unknown_metric_and_suite_are_errors():
     store = Store([_result("erm", 0, 0.9, 0.1, "x")], [])
-    with pytest.raises(VicinalError, match="available: acc, ece"):
+    with pytest.raises(
+        VicinalError, match=r"unknown metric\(s\) nope for suite s\. `vicinal metrics s` lists its 2"
+    ):
         build_boards(store, metrics=["acc", "nope"])
+    with pytest.raises(VicinalError, match="Did you mean: ece"):
+        build_boards(store, sort="ecee")
     with pytest.raises(VicinalError, match="results exist for: s"):
         build_boards(store, suite="other")
     with pytest.raises(VicinalError, match=r"no results for method\(s\) mixup; results exist for: erm"):
@@ -511,6 +563,82 @@ def test_a_pipe_gets_the_default_width_and_width_chooses_another(five_methods, t
     assert max(cell_len(line) for line in narrow.stdout.splitlines()) <= 80
     assert "…" not in default.stdout + narrow.stdout and "\x1b[" not in default.stdout
     assert default.stdout.count("suite: digits-c") < narrow.stdout.count("suite: digits-c")
+
+
+def _at_a_terminal(args: list[str], cwd, stdout, columns: int) -> str:
+    """Run the CLI with standard error on a pseudo-terminal ``columns`` wide (the user's screen) and
+    standard output where ``stdout`` says (a pipe or a file); returns what reached standard output."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import sys
+    import termios
+
+    main, screen = pty.openpty()
+    fcntl.ioctl(screen, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "vicinal.cli", *args],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=screen,
+            timeout=300,
+        )
+    finally:
+        os.close(screen)
+        os.close(main)
+    assert out.returncode == 0
+    return out.stdout.decode() if out.stdout is not None else ""
+
+
+def test_a_pipe_read_at_a_terminal_takes_its_width_and_a_file_keeps_the_default(five_methods, tmp_path):
+    """``vicinal leaderboard | less`` in an 80-column terminal printed 120-column tables that wrapped."""
+    from rich.cells import cell_len
+
+    args = ["leaderboard", "--results", str(five_methods)]
+    piped = _at_a_terminal(args, tmp_path, subprocess.PIPE, 80)
+    assert piped and max(cell_len(line) for line in piped.splitlines()) <= 80
+    assert "…" not in piped and "\x1b[" not in piped  # no colour in a pipe: the marks are in the text
+    with open(tmp_path / "board.txt", "wb") as file:
+        _at_a_terminal(args, tmp_path, file, 80)
+    written = (tmp_path / "board.txt").read_text()
+    assert 80 < max(cell_len(line) for line in written.splitlines()) <= 120
+
+
+def test_vicinal_metrics_lists_the_keys_by_evaluator_and_the_leaderboard_error_names_it(
+    five_methods, tmp_path
+):
+    """`vicinal leaderboard --metrics list` (a natural guess) dumped every metric name as one error."""
+    wrong = run_cli("leaderboard", "--results", str(five_methods), "--metrics", "list", cwd=tmp_path)
+    assert wrong.returncode == 2
+    assert "`vicinal metrics digits-c` lists its" in wrong.stderr and "c_acc/fog/s3" not in wrong.stderr
+    assert len(wrong.stderr) < 600
+
+    every = run_cli("metrics", "--results", str(five_methods), cwd=tmp_path)
+    assert every.returncode == 0, every.stderr
+    (board,) = build_boards(load_store(five_methods), metrics=["all"])
+    for key in board.metrics:  # every key --metrics accepts, derived ones (mCE) included
+        assert re.search(rf"│ {re.escape(key)}\s+│", every.stdout), key
+    for evaluator in ("clean", "calibration", "adversarial", "linearity", "corruption"):
+        assert f"suite digits-c · evaluator {evaluator}" in every.stdout
+    assert re.search(
+        r"│ c_mce\s+│ mCE % ↓", every.stdout
+    )  # derived across the suite, listed with its evaluator
+    assert "robust accuracy under pgd_l2 (l2, ε = 0.5)" in " ".join(every.stdout.split())
+    assert f"{len(board.metrics)} metric(s)" in every.stdout
+
+    filtered = run_cli("metrics", "digits-c", "c_acc/s*", "--results", str(five_methods), cwd=tmp_path)
+    alone = run_cli("metrics", "c_acc/s*", "--results", str(five_methods), cwd=tmp_path)  # a pattern alone
+    for out in (filtered, alone):
+        assert out.returncode == 0, out.stderr
+        keys = re.findall(r"^│ (\S+)\s+│", out.stdout, flags=re.M)
+        assert keys == [f"c_acc/s{s}" for s in range(1, 6)], keys
+    nothing = run_cli("metrics", "nope", "--results", str(five_methods), cwd=tmp_path)
+    assert nothing.returncode == 2 and "suites with results: digits-c" in nothing.stderr
 
 
 def _swept(method, seed, acc, val_acc, run_id, **hyper):

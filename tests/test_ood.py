@@ -21,8 +21,9 @@ from trained import context
 
 from vicinal.core.errors import VicinalError
 from vicinal.core.hparams import build_config
+from vicinal.data.datasets import DataSplits, ImageSet
 from vicinal.data.ood_sets import OOD_SETS, fetch
-from vicinal.evaluation.evaluator import EVALUATORS
+from vicinal.evaluation.evaluator import EVALUATORS, EvalContext
 from vicinal.store import detection_metrics as dm
 from vicinal.store.outcomes import read_examples, resample_weights
 
@@ -245,8 +246,13 @@ def test_a_missing_download_is_one_message_naming_the_command(tmp_path):
     assert OOD_SETS["uniform"].missing(tmp_path, "") is None
     ood = EVALUATORS.get("ood")
     evaluator = ood(build_config(ood.Config, {"sets": ["svhn", "uniform"]}, "evaluators.ood"))
+    images = torch.zeros((2, 3, 32, 32), dtype=torch.uint8)
+    test = ImageSet(images, torch.zeros(2, dtype=torch.long))
+    data = DataSplits("cifar10", test, test, 10, [str(i) for i in range(10)], "random")
+    # As `vicinal run` checks inputs: the suite's data and folders, no trained model yet.
+    ctx = EvalContext(None, data, torch.device("cpu"), batch_size=2, data_dir=tmp_path)  # type: ignore[arg-type]
     with pytest.raises(VicinalError, match="vicinal download svhn"):
-        evaluator.check_data(tmp_path, "cifar10")
+        evaluator.check_inputs(ctx)
     for bad, message in (
         ({"sets": ["svhn", "nope"]}, "unknown OOD set 'nope'"),
         ({"sets": ["uniform"], "paths": ["svhn=/x"]}, "not NAME=PATH"),

@@ -153,3 +153,144 @@ def test_a_malformed_declaration_is_one_message_before_training(guide):
     out = run_cli("run", "--plugin", "broken.py", "--evaluators", "clean,occlusion", cwd=root, env=env)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "evaluator occlusion: metric 'occ_acc'.higher_is_better must be true or false" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("typo", "named"),
+    [
+        # the metrics' axis misspelt beside the Breakdown's: the run succeeded, `--by patch` found nothing
+        (
+            ('by="patch",', 'by="ptach",'),
+            [
+                "by='ptach' is no declared breakdown axis; did you mean 'patch'?",
+                "Breakdown('patch', …, family='occ_acc'): no metric has by='patch'",
+            ],
+        ),
+        # the figure's axis misspelt
+        (
+            ('by="patch",\n        ),', 'by="ptach",\n        ),'),
+            [
+                "figure 'Accuracy versus occlusion': panel "
+                "'accuracy versus square size' draws family "
+                "'occ_acc' along by='ptach'",
+                "did you mean 'patch'?",
+            ],
+        ),
+        # the breakdown's family misspelt
+        (
+            ('"square size", "occ_acc"', '"square size", "occ_ac"'),
+            ["family='occ_ac'): no metric has by='patch' and family='occ_ac'"],
+        ),
+    ],
+    ids=["metric-by", "figure-by", "breakdown-family"],
+)
+def test_declarations_that_do_not_match_each_other_are_refused_when_the_evaluator_registers(
+    typo, named, tmp_path
+):
+    """A MetricInfo.by or FigureSpec.by of `nosie` beside a Breakdown axis `noise` ran (rc 0), and
+    `leaderboard --by noise` then said there were no per-noise metrics. Now loading the plugin names the
+    mismatch, before anything is trained."""
+    old, new = typo
+    assert old in PLUGINS["occlusion.py"]
+    (tmp_path / "typo.py").write_text(PLUGINS["occlusion.py"].replace(old, new))
+    env = {"VICINAL_RESULTS_DIR": str(tmp_path / "results"), "VICINAL_CACHE_DIR": str(tmp_path / "cache")}
+    out = run_cli("run", "--plugin", "typo.py", "--evaluators", "clean,occlusion", cwd=tmp_path, env=env)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    message = " ".join(out.stderr.split())
+    assert message.startswith("error: ") and "evaluator occlusion: " in message
+    for part in named:
+        assert part in message, message
+    assert not (tmp_path / "results").exists()
+
+
+def test_the_shipped_evaluators_declarations_agree_with_each_other():
+    from vicinal.evaluation.evaluator import EVALUATORS
+    from vicinal.store.declarations import inconsistencies
+
+    for name in EVALUATORS.names():
+        evaluator = EVALUATORS.get(name)()
+        declared = evaluator.declarations()
+        assert inconsistencies(evaluator.metric_info(), declared, bool(declared.derived)) == [], name
+
+
+def test_vicinal_evaluators_lists_settings_and_says_a_plugins_runs_only_when_named(tmp_path):
+    """There was no listing of evaluators (as `vicinal methods -v` lists methods), and nothing said that a
+    plugin's evaluator runs only when a run names it."""
+    (tmp_path / "occlusion.py").write_text(PLUGINS["occlusion.py"])
+    env = {"COLUMNS": "250"}
+    listing = run_cli("evaluators", "--plugin", "occlusion.py", cwd=tmp_path, env=env)
+    assert listing.returncode == 0, listing.stderr
+    rows = {line.split("│")[1].strip(): line for line in listing.stdout.splitlines() if line.startswith("│ ")}
+    assert {"adversarial", "calibration", "clean", "corruption", "linearity", "occlusion"} <= set(rows)
+    assert "runs only when named (--evaluators clean,NAME" in rows["occlusion"]
+    assert "cifar10-c" in rows["corruption"] and "digits" in rows["corruption"]
+    assert "accuracy when a grey square hides part of each test image" in rows["occlusion"]
+    verbose = run_cli("evaluators", "occ", "-v", "--plugin", "occlusion.py", cwd=tmp_path, env=env)
+    assert verbose.returncode == 0, verbose.stderr
+    text = verbose.stdout
+    assert "occlusion · plugin: vicinal_plugin_occlusion_" in text and "(plugin file " in text
+    assert re.search(r"│ sizes\s+│ list\s+│ \[4, 8, 12\]\s+│ side of the square in pixels", text)
+    assert re.search(r"│ n_samples\s+│ int\s+│ 0\s+│", text)
+    assert "set with --set evaluators.occlusion.NAME=VALUE" in text
+
+
+#: A plugin evaluator that stores its per-example outcomes the way the guide says (docs notes: "Per-example
+#: outcomes"): one set of (correct, confidence) per example and the statistic that recomputes its metric.
+FLIPS = """
+from dataclasses import dataclass
+
+from vicinal import EvalContext, Evaluator, MetricInfo, hp, register_evaluator, seeded_subset
+
+
+@register_evaluator("flips")
+class Flips(Evaluator):
+    summary = "accuracy on horizontally flipped test images"
+    metrics = {"flip_acc": MetricInfo("acc flip", True, percent=True, description="on flipped test images")}
+
+    @dataclass
+    class Config:
+        n_samples: int = hp(0, "seeded test subset (0 = the whole test split)", ge=0)
+        seed: int = hp(0, "seed of the subset")
+        outcomes: bool = hp(True, "store the per-example outcomes")
+
+    def evaluate(self, ctx: EvalContext) -> dict[str, float]:
+        c = self.config
+        index = seeded_subset(len(ctx.data.test), c.n_samples, c.seed)
+        images, labels = ctx.data.test.images[index], ctx.data.test.labels[index]
+        logits = ctx.predict(images.flip(-1))
+        if c.outcomes:
+            examples = ctx.test_examples(index, f"seeded subset: n_samples {c.n_samples}, seed {c.seed}")
+            ctx.record_logits("flips", examples, logits, labels)  # correct + confidence per example
+            ctx.statistic("flip_acc", "mean", ["flips"])  # flip_acc = the mean of "correct" over the set
+        return {"flip_acc": float((logits.argmax(1) == labels).double().mean())}
+"""
+
+
+@pytest.mark.parametrize("outcomes", [True, False])
+def test_a_plugin_evaluators_per_example_outcomes_give_its_metrics_marks_and_verdicts(outcomes, tmp_path):
+    """How a plugin evaluator stores per-example outcomes was not documented, so its metrics were always
+    "undetermined" in `vicinal compare` and marked only at the displayed precision. Stored as documented,
+    they are compared and marked like the built-in metrics."""
+    (tmp_path / "flips.py").write_text(FLIPS)
+    env = {"VICINAL_RESULTS_DIR": str(tmp_path / "results"), "VICINAL_CACHE_DIR": str(tmp_path / "cache")}
+    out = run_cli(
+        "run", "--plugin", "flips.py", "--suite", "digits", "--methods", "erm,mixup", "--seeds", "0",
+        "--evaluators", "clean,flips", "--epochs", "2", "--limit-train", "128", "--quiet",
+        "--set", f"evaluators.flips.outcomes={str(outcomes).lower()}", cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    board = json.loads(
+        run_cli("leaderboard", "--format", "json", "--metrics", "acc,flip_acc", cwd=tmp_path, env=env).stdout
+    )
+    compared = run_cli(
+        "compare", "mixup", "erm", "--metrics", "flip_acc", "--format", "json", cwd=tmp_path, env=env
+    )
+    assert compared.returncode == 0, compared.stderr
+    (difference,) = json.loads(compared.stdout)["differences"]
+    if outcomes:
+        assert board[0]["marking"]["flip_acc"]["rule"] == "interval"
+        assert difference["basis"] == "examples" and difference["low"] is not None
+        assert difference["verdict"] != "undetermined"
+    else:  # what a plugin author met: one seed each and no outcomes
+        assert board[0]["marking"]["flip_acc"]["rule"] == "precision"
+        assert difference["verdict"] == "undetermined"

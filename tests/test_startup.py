@@ -62,6 +62,7 @@ def results(tmp_path_factory) -> Path:
         ["corrupt", "--help"],
         ["methods"],
         ["methods", "mix*"],
+        ["evaluators"],
         ["suites"],
     ],
     ids=" ".join,
@@ -92,6 +93,12 @@ def test_argument_mistakes_are_reported_before_torch_loads(args, tmp_path):
 @pytest.mark.parametrize("fmt", ["table", "json", "html"])
 def test_leaderboard_does_not_import_torch(results, fmt, tmp_path):
     got = _run(CLI, json.dumps(["leaderboard", "--results", str(results), "--format", fmt]), cwd=tmp_path)
+    assert got == {"code": 0, "heavy": []}
+
+
+@pytest.mark.parametrize("args", [[], ["toy", "c_acc/*"], ["pgd"]], ids=" ".join)
+def test_listing_the_metrics_does_not_import_torch(results, args, tmp_path):
+    got = _run(CLI, json.dumps(["metrics", "--results", str(results), *args]), cwd=tmp_path)
     assert got == {"code": 0, "heavy": []}
 
 

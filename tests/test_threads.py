@@ -12,6 +12,7 @@ import pytest
 from helpers import ROOT
 
 from vicinal.core.errors import VicinalError
+from vicinal.host import threads
 from vicinal.host.threads import cgroup_cpu_limit, default_threads, physical_cores, resolve
 
 
@@ -24,7 +25,13 @@ def test_default_is_one_thread_per_available_core_and_passive_waiting(monkeypatc
     assert policy.gomp_spincount is None
 
 
-def test_the_users_openmp_settings_win():
+@pytest.fixture
+def eight_cpus(monkeypatch):
+    """As on a machine of 8 CPUs (counts above the CPUs available are lowered to them)."""
+    monkeypatch.setattr(threads, "available_cpus", lambda: 8)
+
+
+def test_the_users_openmp_settings_win(eight_cpus):
     env = {"OMP_NUM_THREADS": "3", "VICINAL_THREADS": "1", "OMP_WAIT_POLICY": "ACTIVE"}
     policy = resolve(environ=env)
     assert (policy.threads, policy.source) == (3, "OMP_NUM_THREADS")
@@ -33,11 +40,28 @@ def test_the_users_openmp_settings_win():
     assert spin.omp_wait_policy is None and spin.gomp_spincount == "10000" and spin.wait_source == "user"
 
 
-def test_vicinal_threads_and_the_option():
+def test_vicinal_threads_and_the_option(eight_cpus):
     assert resolve(environ={"VICINAL_THREADS": "1"}).threads == 1
     assert resolve(environ={"OMP_NUM_THREADS": "4,2"}).threads == 4  # nested levels: the first is ours
     option = resolve(2, environ={"OMP_NUM_THREADS": "1"}, origin="--threads")
     assert (option.threads, option.source) == (2, "--threads")
+
+
+def test_a_count_above_the_cpus_is_lowered_and_recorded(monkeypatch):
+    """Issue 22: OMP_NUM_THREADS=64 on a 2-CPU machine was recorded as 64 while torch ran 2."""
+    monkeypatch.setattr(threads, "available_cpus", lambda: 2)
+    policy = resolve(environ={"OMP_NUM_THREADS": "64"})
+    assert (policy.threads, policy.requested, policy.source) == (2, 64, "OMP_NUM_THREADS")
+    assert resolve(environ={"OMP_NUM_THREADS": "2"}).requested is None
+
+
+def test_an_explicit_count_above_the_cpus_is_refused(monkeypatch):
+    monkeypatch.setattr(threads, "available_cpus", lambda: 2)
+    threads.check_thread_count(2, "--threads")
+    with pytest.raises(
+        VicinalError, match=r"--threads 100000: this process may use 2 CPU\(s\); give at most 2"
+    ):
+        threads.check_thread_count(100000, "--threads")
 
 
 @pytest.mark.parametrize("env", [{"VICINAL_THREADS": "0"}, {"OMP_NUM_THREADS": "many"}])
@@ -131,3 +155,18 @@ def test_the_option_after_the_defaults_still_sets_the_count_before_torch():
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_", "VICINAL_THREADS"))}
     out = subprocess.run([sys.executable, "-c", code], env=clean, capture_output=True, text=True, timeout=300)
     assert out.stdout.split() == ["1", "--threads", "PASSIVE"], out.stderr
+
+
+def test_the_option_is_the_recorded_source_even_when_the_environment_gives_the_same_count():
+    """``--threads 1`` with ``OMP_NUM_THREADS=1``: main() applied the environment's count first, the flag
+    then changed nothing, and the record said OMP_NUM_THREADS although the flag decides."""
+    code = (
+        "from vicinal.host.threads import apply_thread_policy as apply\n"
+        "first = apply(); p = apply(1, origin='--threads')\n"
+        "print(first.source, p.source, p.threads)\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_", "VICINAL_THREADS"))}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env={**clean, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True
+    )
+    assert out.stdout.split() == ["OMP_NUM_THREADS", "--threads", "1"], out.stderr

@@ -121,3 +121,40 @@ def test_a_log_gets_epoch_lines_at_a_readable_rate(monkeypatch):
 
     assert [line.split(": ")[1].split(" ·")[0] for line in lines(3600.0)] == ["epoch 1/4", "epoch 4/4"]
     assert len(lines(0.0)) == 4
+
+
+def test_a_long_task_in_a_log_says_where_it_is_at_least_every_heartbeat():
+    """In a log, long work was silent between its own lines (19 minutes of attacks after "evaluate
+    [2/5]: calibration"). A task that advances for HEARTBEAT_S without a line prints how far it is, its
+    rate and the time left; a short one prints nothing extra."""
+    import io
+
+    from vicinal.core.reporting import HEARTBEAT_S, LineReporter
+
+    now = [0.0]
+    out = io.StringIO()
+    reporter = LineReporter(out, clock=lambda: now[0])
+    short = reporter.task("quick", total=10)
+    for _ in range(10):
+        now[0] += 2.0
+        short.advance(1)
+    assert out.getvalue() == ""  # 20 s: no heartbeat
+
+    task = reporter.task("erm · seed 0 · adversarial", total=3000)
+    said: list[float] = []
+    for _ in range(300):  # 10 images every 4 s: 20 minutes
+        now[0] += 4.0
+        before = out.getvalue().count("\n")
+        task.advance(10, attack="pgd l2")
+        if out.getvalue().count("\n") > before:
+            said.append(now[0])
+    gaps = [b - a for a, b in zip([20.0, *said], said, strict=False)]
+    assert len(said) >= 20 * 60 / 60 and max(gaps) <= 60 and min(gaps) >= HEARTBEAT_S
+    first = out.getvalue().splitlines()[0]
+    assert first.startswith("erm · seed 0 · adversarial [80/3,000, 3%]: attack pgd l2 · 2.5/s · ")
+    assert "19 min 28 s left" in first and "32 s so far" in first
+    task.line("done")  # a line of its own restarts the interval
+    now[0] += HEARTBEAT_S - 1
+    lines = out.getvalue().count("\n")
+    task.advance(0)
+    assert out.getvalue().count("\n") == lines

@@ -61,8 +61,9 @@ def apply_threads(threads: int | None, origin: str = "threads=") -> None:
     """The CPU thread policy, as the command line applies it (:mod:`vicinal.host.threads`): before torch
     is imported it chooses the count and OpenMP's waiting; after, only the count (the result records
     that the waiting was OpenMP's default)."""
-    from vicinal.host.threads import apply_thread_policy
+    from vicinal.host.threads import apply_thread_policy, check_thread_count
 
+    check_thread_count(threads, origin)
     apply_thread_policy(threads, origin=origin)
 
 
@@ -135,7 +136,8 @@ def run(
         threads: CPU threads for torch (default: the thread policy's, as on the command line).
         executor: ``"local"`` (this process) or ``"ray"`` (one Ray task per run).
         address: with ``executor="ray"``: the cluster to join (``"auto"`` or ``HOST:PORT``).
-        gpus_per_run: with ``executor="ray"``: GPUs per run.
+        gpus_per_run: with ``executor="ray"``: GPUs per run, at most 1 (a run trains on one GPU); a
+            fraction shares a GPU between runs, without capping their memory.
         cpus_per_run: with ``executor="ray"``: CPUs (and torch threads) per run.
         max_retries: with ``executor="ray"``: restarts of a run whose worker or node died.
 
@@ -334,7 +336,8 @@ def leaderboard(
     sort: str | None = None,
     by: str | None = None,
     best_of: Sequence[str] | None = None,
-    select: str = "val_acc",
+    select: str | None = None,
+    latest: bool = False,
 ) -> Leaderboard:
     """The leaderboard of the result files under a folder, as ``vicinal leaderboard`` builds it.
 
@@ -349,7 +352,10 @@ def leaderboard(
             ``"severity"``, ``"eps"``, …).
         best_of: swept settings (e.g. ``["alpha"]``): each method only at its best value of them,
             chosen on the validation split by ``select``.
-        select: the validation metric ``best_of`` chooses by: ``"val_acc"`` or ``"val_nll"``.
+        select: the validation metric ``best_of`` chooses by: ``"val_acc"`` (the default) or ``"val_nll"``;
+            only with ``best_of``.
+        latest: each configuration only at its newest code (the rows of earlier code left out; each
+            board's ``hidden`` lists their result files).
     """
     from vicinal.board.boards import build_boards
 
@@ -367,6 +373,7 @@ def leaderboard(
             by,
             best_of_params=list(best_of) if best_of else None,
             select=select,
+            latest=latest,
         )
     )
 

@@ -22,19 +22,35 @@ the formats, the grouping rules and the derived metrics live in their own module
 
 from __future__ import annotations
 
+import logging
 import math
-import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
 from vicinal.board.derived import derive
-from vicinal.board.grouping import RowKey, best_of, group_rows, protocols_of, variant_labels
+from vicinal.board.grouping import (
+    Duplicate,
+    RowKey,
+    best_of,
+    check_select,
+    drop_duplicates,
+    group_rows,
+    latest_code,
+    protocols_of,
+    variant_labels,
+)
 from vicinal.board.paired import Difference, Resampler, Side, difference
 from vicinal.core.errors import VicinalError
 from vicinal.store.declarations import Breakdown, Declarations, MetricInfo, Reported
 from vicinal.store.results import Result, Store
+
+log = logging.getLogger("vicinal")
+#: Warnings already given in this process: a report builds a suite's boards several times (one per
+#: breakdown) and each fault is said once.
+_said: set[str] = set()
 
 
 @dataclass
@@ -52,6 +68,12 @@ class Cell:
     @property
     def mark(self) -> str:
         return "best" if self.best else "tied" if self.tied else ""
+
+    @property
+    def non_finite(self) -> bool:
+        """Measured, but not a finite number (a NaN or infinite value in a result file): shown as
+        ``nan``/``inf``, never ranked or marked; "—" is for a value that was not measured."""
+        return self.n > 0 and not math.isfinite(self.mean)
 
 
 @dataclass
@@ -136,6 +158,10 @@ class Board:
     marking: dict[str, Marking] = field(default_factory=dict)
     #: ``--best-of``: per method, which setting was kept and over what (empty otherwise).
     selection: list[str] = field(default_factory=list)
+    #: ``--latest``: the result files of the rows of earlier code it left out (empty otherwise).
+    hidden: list[str] = field(default_factory=list)
+    #: Result files of one run and seed found twice: which was shown and which left out.
+    duplicates: list[Duplicate] = field(default_factory=list)
 
     @property
     def by(self) -> str | None:
@@ -175,10 +201,23 @@ class Board:
 
 
 def _aggregate(values: list[float]) -> Cell:
-    finite = [v for v in values if math.isfinite(v)]
-    if not finite:
+    """Mean ± sample std of a cell's values. A non-finite value makes the cell non-finite (nan, or ±inf
+    where every non-finite value is that infinity): it is never dropped, which would show the other seeds'
+    mean as if it were all of them."""
+    if not values:
         return Cell(float("nan"), None, 0)
-    return Cell(statistics.fmean(finite), sample_std(finite) if len(finite) > 1 else None, len(finite))
+    if not all(math.isfinite(v) for v in values):
+        odd = {v for v in values if not math.isfinite(v)}
+        return Cell(odd.pop() if len(odd) == 1 else float("nan"), None, len(values))
+    n = len(values)
+    return Cell(_mean(values), sample_std(values) if n > 1 else None, n)
+
+
+def _mean(values: list[float]) -> float:
+    try:
+        return math.fsum(values) / len(values)
+    except OverflowError:  # finite values whose sum is beyond float (1e308 twice): divide first
+        return math.fsum(v / len(values) for v in values)
 
 
 def sample_std(values: list[float]) -> float:
@@ -186,9 +225,12 @@ def sample_std(values: list[float]) -> float:
     fractions, which cost most of a 10,000-file leaderboard; this agrees with it to ~1e-15 (two passes
     with ``math.fsum``, and the first-order correction for the rounding of the mean)."""
     n = len(values)
-    mean = math.fsum(values) / n
+    mean = _mean(values)
     deviations = [v - mean for v in values]
-    ss = math.fsum(d * d for d in deviations) - math.fsum(deviations) ** 2 / n
+    try:
+        ss = math.fsum(d * d for d in deviations) - math.fsum(deviations) ** 2 / n
+    except (OverflowError, ValueError):  # deviations beyond float: the spread is not representable
+        return math.inf
     return math.sqrt(max(ss, 0.0) / (n - 1))
 
 
@@ -264,8 +306,9 @@ def side(row: Row) -> Side:
 
 def _mark_at_precision(board: Board, m: str, rows: list[Row]) -> None:
     """The former rule: the best value at the displayed precision (ties there all best)."""
-    sign = 1.0 if board.info[m].higher_is_better else -1.0
-    shown = [(round(sign * r.cells[m].mean * scale(board, m), digits(board, m)), r) for r in rows]
+    shown = [(displayed(board, m, r.cells[m].mean), r) for r in rows]
+    if not board.info[m].higher_is_better:
+        shown = [(-v, r) for v, r in shown]
     top = max(v for v, _ in shown)
     for v, r in shown:
         r.cells[m].best = v == top
@@ -281,6 +324,10 @@ def _mark_best(board: Board, resampler: Resampler | None) -> None:
         info = board.info[m]
         rows = [r for r in measured if r.cells[m].n]
         if not rows:
+            continue
+        odd = [r.label for r in rows if r.cells[m].non_finite]
+        if odd:  # a NaN is not smaller or larger than anything: no row can be called the best
+            board.marking[m] = Marking("non-finite", note=f"not a finite number in {', '.join(odd)}")
             continue
         sign = 1.0 if info.higher_is_better else -1.0
         ranked = sorted(rows, key=lambda r: -sign * r.cells[m].mean)
@@ -345,12 +392,54 @@ def _measured_row(key: RowKey, runs: list[Result], label: str, paths: list[str],
     )
 
 
-def _sort(rows: list[Row], info: dict[str, MetricInfo], key: str) -> None:
+def _sort(rows: list[Row], info: dict[str, MetricInfo], key: str, suite: str) -> None:
     if key not in info:
-        raise VicinalError(f"cannot sort by {key!r}: available metrics are {', '.join(info)}")
+        raise VicinalError("--sort: " + unknown_metrics([key], info, suite))
     sign = -1.0 if info[key].higher_is_better else 1.0
-    # Rows without the metric go last whatever the direction.
-    rows.sort(key=lambda row: (sign * row.cells[key].mean if row.cells[key].n else math.inf, row.label))
+
+    def rank(row: Row) -> tuple[int, float, str]:
+        # Non-finite values after the measured ones, rows without the metric last, whatever the direction.
+        cell = row.cells[key]
+        if not cell.n:
+            return 2, 0.0, row.label
+        return (1, 0.0, row.label) if cell.non_finite else (0, sign * cell.mean, row.label)
+
+    rows.sort(key=rank)
+
+
+def available_metrics(store: Store, suite: str | None = None) -> dict[str, dict[str, MetricInfo]]:
+    """Per suite (only ``suite`` if given), every metric a board of it can show — what its result files
+    record and what is derived across them (mCE) — in the boards' order, with its declaration: what
+    ``--metrics`` and ``--sort`` accept, and what ``vicinal metrics`` lists."""
+    suites: dict[str, list[Result]] = defaultdict(list)
+    for r in store.results:
+        if not suite or r.suite == suite:
+            suites[r.suite].append(r)
+    out: dict[str, dict[str, MetricInfo]] = {}
+    for name in sorted(suites):
+        measured, _ = group_rows([r for r in suites[name] if not r.is_reported])
+        results = [r for runs in _with_derived_metrics(measured).values() for r in runs]
+        info: dict[str, MetricInfo] = {}
+        for r in [*results, *(r for r in suites[name] if r.is_reported)]:
+            for k, v in r.metric_info.items():
+                info.setdefault(k, v)
+        out[name] = info
+    return out
+
+
+def unknown_metrics(unknown: list[str], info: dict[str, MetricInfo], suite: str, what: str = "metric") -> str:
+    """The message for metric names a suite's results do not have: the close ones, and the command that
+    lists them all (a suite with corruptions has hundreds: they are not dumped into one error)."""
+    import difflib
+
+    close = sorted({c for u in unknown for c in difflib.get_close_matches(u, list(info), n=3, cutoff=0.6)})
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    headline = [k for k, m in info.items() if m.headline]
+    return (
+        f"unknown {what}(s) {', '.join(unknown)} for suite {suite}.{hint} `vicinal metrics {suite}` lists "
+        f"its {len(info)} metrics by evaluator (`vicinal metrics {suite} PATTERN` filters them); the "
+        f"default columns are {', '.join(headline) or 'none'}."
+    )
 
 
 def _axis(store: Store, by: str) -> Breakdown:
@@ -378,26 +467,41 @@ def build_boards(
     resampler: Resampler | None = None,
     separate: bool = True,
     best_of_params: list[str] | None = None,
-    select: str = "val_acc",
+    select: str | None = None,
+    latest: bool = False,
 ) -> list[Board]:
     """One board per suite (only ``suite`` if given): rows per (method, run_id), measured ones ranked by
     ``sort`` (default: the first shown column), reported ones after them. ``by`` makes breakdown boards
     whose columns are one metric family along an axis the result files declare. Best values are marked
     by ``resampler``'s intervals (default settings when None); ``separate=False`` marks them at the
     displayed precision without computing any interval. ``best_of_params`` keeps each method at its best
-    setting of those parameters by the validation metric ``select``
-    (:func:`vicinal.board.grouping.best_of`)."""
+    setting of those parameters by the validation metric ``select`` (default ``val_acc``; given without
+    ``best_of_params`` it is an error, not ignored) (:func:`vicinal.board.grouping.best_of`). ``latest``
+    keeps each configuration at its newest code only (:func:`vicinal.board.grouping.latest_code`; the
+    files it leaves out are the board's ``hidden``)."""
+    if select is not None and not best_of_params:
+        raise VicinalError(
+            f"--select {select} chooses among swept settings and needs --best-of (e.g. --best-of alpha); "
+            "give both, or neither"
+        )
+    select = select or "val_acc"
     resampler = (resampler or Resampler()) if separate else None
     suites: dict[str, list[Result]] = defaultdict(list)
     for r in store.results:
         if not suite or r.suite == suite:
             suites[r.suite].append(r)
+    duplicates: dict[str, list[Duplicate]] = {}
+    for name in suites:
+        suites[name], duplicates[name] = drop_duplicates(suites[name])
+        _say([d.message() for d in duplicates[name]] + _non_finite(suites[name]))
     if suite and not suites:
         known = sorted({r.suite for r in store.results})
         raise VicinalError(
             f"no results for suite {suite!r}"
             + (f"; results exist for: {', '.join(known)}" if known else "; run `vicinal run` first")
         )
+    if best_of_params:
+        _check_select(select, [r for rs in suites.values() for r in rs if not r.is_reported])
     hint = _axis(store, by) if by else None
     boards = []
     settings_seen: set[str] = set()
@@ -407,6 +511,9 @@ def build_boards(
             if r.is_reported:
                 reported[(r.method, r.run_id)].append(r)
         measured, sources = group_rows([r for r in suites[suite_name] if not r.is_reported])
+        hidden: list[str] = []
+        if latest:  # before deriving: earlier code is not this board's baseline either
+            measured, hidden = latest_code(measured, sources)
         # Derived metrics (mCE) are normalised by the suite's baseline rows, so they are derived before the
         # method filter and from measured rows only: a paper's ERM is not this suite's baseline.
         measured = _with_derived_metrics(measured)
@@ -444,9 +551,7 @@ def build_boards(
             shown = [m for m, meta in info.items() if meta.headline]
         unknown = [m for m in shown if m not in info]
         if unknown:
-            raise VicinalError(
-                f"unknown metric(s) {', '.join(unknown)} for suite {suite_name}; available: {', '.join(info)}"
-            )
+            raise VicinalError(unknown_metrics(unknown, info, suite_name))
         labels = variant_labels(measured)
         rows = [_measured_row(k, runs, labels[k], sources[k], info) for k, runs in measured.items()]
         extra = [_reported_row(method, run_id, runs, info) for (method, run_id), runs in reported.items()]
@@ -455,8 +560,8 @@ def build_boards(
         else:
             default_key = shown[0] if shown else None
         if sort or default_key:
-            _sort(rows, info, sort or default_key)
-            _sort(extra, info, sort or default_key)
+            _sort(rows, info, sort or default_key, suite_name)
+            _sort(extra, info, sort or default_key, suite_name)
         board = Board(
             suite_name,
             rows + extra,
@@ -468,6 +573,8 @@ def build_boards(
             protocols_of(measured),
             declares,
             selection=selection,
+            hidden=hidden,
+            duplicates=duplicates[suite_name],
         )
         _mark_best(board, resampler)
         boards.append(board)
@@ -487,6 +594,35 @@ def build_boards(
     return boards
 
 
+def _non_finite(results: list[Result]) -> list[str]:
+    """One line per file and metric whose value is not a finite number."""
+    return [
+        f"{r.path}: {m} = {v} is not a finite number; it is shown as {v} and no best is marked in its column"
+        for r in results
+        for m, v in r.metrics.items()
+        if not math.isfinite(v)
+    ]
+
+
+def _say(messages: list[str]) -> None:
+    for message in messages:
+        if message not in _said:
+            _said.add(message)
+            log.warning("%s", message)
+
+
+def _check_select(select: str, results: list[Result]) -> None:
+    """``--select`` must name a validation metric that the results record (else nothing is chosen)."""
+    check_select(select)
+    recorded = sorted({m for r in results for m in r.metrics if m.startswith("val_")})
+    if select not in recorded:
+        have = f"they record {', '.join(recorded)}" if recorded else "none records a validation metric"
+        raise VicinalError(
+            f"--select {select}: no result file records it ({have}; results need a validation split, "
+            "[data] validation > 0)"
+        )
+
+
 # ---------------------------------------------------------------- the displayed precision
 
 
@@ -496,3 +632,14 @@ def scale(board: Board, metric: str) -> float:
 
 def digits(board: Board, metric: str) -> int:
     return 2 if scale(board, metric) == 100.0 else 4
+
+
+def displayed(board: Board, metric: str, value: float) -> float | Decimal:
+    """``value`` as the board shows it (×100 for a percentage, rounded to the shown digits), for deciding
+    ties at the displayed precision. A value whose percentage is beyond float (1e308 × 100) is scaled as a
+    Decimal (28 significant digits, more than a float has; it compares exactly with floats) rather than
+    becoming inf, which would tie it with every other such value; it has no decimals to round."""
+    scaled = value * scale(board, metric)
+    if math.isfinite(scaled) or not math.isfinite(value):
+        return round(scaled, digits(board, metric))
+    return Decimal(value) * Decimal(scale(board, metric))

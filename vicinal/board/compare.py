@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 from tabulate import tabulate
 
-from vicinal.board.boards import Board, Row, build_boards, side
+from vicinal.board.boards import Board, Row, build_boards, side, unknown_metrics
 from vicinal.board.paired import Difference, Resampler, compare_sides, procedure
 from vicinal.board.relative import baseline_of
 from vicinal.board.text import format_cell, header, signed
@@ -231,7 +231,7 @@ def _metrics(board: Board, a: Row, b: Row, metrics: list[str] | None) -> list[st
     if metrics:
         unknown = [m for m in metrics if m not in board.info]
         if unknown:
-            raise VicinalError(f"unknown metric(s) {', '.join(unknown)}; available: {', '.join(both)}")
+            raise VicinalError(unknown_metrics(unknown, board.info, board.suite))
         return metrics
     return [m for m in both if board.info[m].headline]
 

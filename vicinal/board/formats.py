@@ -23,7 +23,15 @@ from rich.text import Text
 from tabulate import tabulate
 
 from vicinal.board.boards import Board, Cell
-from vicinal.board.text import caption, format_cell, header, header_parts, meta_columns, meta_values
+from vicinal.board.text import (
+    caption,
+    format_cell,
+    header,
+    header_parts,
+    mark_text,
+    meta_columns,
+    meta_values,
+)
 
 #: Columns of the plain-text table in a file or pipe: a screen's width, and short enough for a diff.
 DEFAULT_WIDTH = 120
@@ -59,14 +67,23 @@ class _Column:
         return max([self.minimum, cell_len(self.header), *(cell_len(c) for c in self.cells)])
 
 
-def _columns(board: Board, metrics: list[str], meta: bool) -> list[_Column]:
+def metric_texts(board: Board, metric: str, colour: bool) -> list[str]:
+    """A column's values, row by row: as formatted where colour marks the best and tied values, with the
+    marks written in (:func:`vicinal.board.text.mark_text`) where there is no colour and the column has
+    marks."""
+    cells = [r.cells[metric] for r in board.rows]
+    texts = [format_cell(board, metric, c) for c in cells]
+    if colour or not any(c.mark for c in cells):
+        return texts
+    return [mark_text(t, c.mark) for t, c in zip(texts, cells, strict=True)]
+
+
+def _columns(board: Board, metrics: list[str], meta: bool, colour: bool = True) -> list[_Column]:
     head = meta_columns(board) if meta else ["method"]
     values = [meta_values(board, r)[: len(head)] for r in board.rows]
     columns = [_Column(h, [v[i] for v in values], h == "source") for i, h in enumerate(head)]
     for m in metrics:
-        columns.append(
-            _Column(header(board, m), [format_cell(board, m, r.cells[m]) for r in board.rows], False)
-        )
+        columns.append(_Column(header(board, m), metric_texts(board, m, colour), False))
     return columns
 
 
@@ -75,8 +92,8 @@ def _table_width(widths: list[int]) -> int:
     return sum(w + 2 for w in widths) + len(widths) + 1
 
 
-def _columns_width(board: Board, metrics: list[str], meta: bool) -> int:
-    return _table_width([c.minimum for c in _columns(board, metrics, meta)])
+def _columns_width(board: Board, metrics: list[str], meta: bool, colour: bool = True) -> int:
+    return _table_width([c.minimum for c in _columns(board, metrics, meta, colour)])
 
 
 def _fit(columns: list[_Column], width: int) -> list[int]:
@@ -91,11 +108,12 @@ def _fit(columns: list[_Column], width: int) -> list[int]:
     return widths
 
 
-def layout(board: Board, width: int) -> list[Part]:
+def layout(board: Board, width: int, colour: bool = True) -> list[Part]:
     """The tables a board is printed as within ``width`` columns: one if it fits, else one per declared
     group of columns, a group too wide for one table cut into numbered pieces. The n / epochs / train
-    columns appear in the first table only; the method label in each, whole."""
-    if _columns_width(board, board.metrics, True) <= width:
+    columns appear in the first table only; the method label in each, whole. (Without ``colour`` the
+    marks are written into the values, which widens them.)"""
+    if _columns_width(board, board.metrics, True, colour) <= width:
         return [Part(board.title, list(board.metrics), True)]
     groups: dict[str, list[str]] = {}
     for m in board.metrics:
@@ -105,7 +123,7 @@ def layout(board: Board, width: int) -> list[Part]:
         pieces: list[list[str]] = []
         for m in metrics:
             first = not parts and len(pieces) == 1  # the last piece is the board's first table
-            if pieces and _columns_width(board, [*pieces[-1], m], first) <= width:
+            if pieces and _columns_width(board, [*pieces[-1], m], first, colour) <= width:
                 pieces[-1].append(m)
             else:
                 pieces.append([m])  # a column wider than the screen alone still gets a table
@@ -116,15 +134,18 @@ def layout(board: Board, width: int) -> list[Part]:
     return parts
 
 
-def rich_table(board: Board, part: Part | None = None, width: int = DEFAULT_WIDTH) -> Table:
-    """One terminal table within ``width``: best values bold green, reported rows italic and dim after a
-    rule."""
+def rich_table(
+    board: Board, part: Part | None = None, width: int = DEFAULT_WIDTH, colour: bool = True
+) -> Table:
+    """One terminal table within ``width``: best values bold green (without ``colour``: ``**x**``, tied
+    ``*x*``, as the legend then says), reported rows italic and dim after a rule."""
     part = part or Part(board.title, list(board.metrics), True)
-    columns = _columns(board, part.metrics, part.meta)
+    columns = _columns(board, part.metrics, part.meta, colour)
     # Every string is wrapped in Text: labels such as "mixup [alpha=0.4]" and names from result files
     # must print as written, never be read as rich markup.
     table = Table(title=Text(part.title))
-    for i, (column, w) in enumerate(zip(columns, _fit(columns, width), strict=True)):
+    widths = _fit(columns, width)
+    for i, (column, w) in enumerate(zip(columns, widths, strict=True)):
         table.add_column(
             Text(column.header),
             justify="left" if i == 0 else "right",
@@ -134,9 +155,18 @@ def rich_table(board: Board, part: Part | None = None, width: int = DEFAULT_WIDT
         )
     n_meta = len(columns) - len(part.metrics)
     for i, row in enumerate(board.rows):
-        cells = [
-            Text(format_cell(board, m, row.cells[m]), style=_STYLE[row.cells[m].mark]) for m in part.metrics
-        ]
+        if colour:
+            cells = [
+                Text(column.cells[i], style=_STYLE[row.cells[m].mark])
+                for column, m in zip(columns[n_meta:], part.metrics, strict=True)
+            ]
+        else:
+            # Right-aligned by padding to the column's width: rich strips the spaces around a value that
+            # it right-aligns itself, and those keep an unmarked value under a marked one's digits.
+            cells = [
+                Text(" " * (w - cell_len(column.cells[i])) + column.cells[i], justify="left")
+                for column, w in zip(columns[n_meta:], widths[n_meta:], strict=True)
+            ]
         last_measured = not row.reported and i + 1 < len(board.rows) and board.rows[i + 1].reported
         table.add_row(
             *map(Text, meta_values(board, row)[:n_meta]),
@@ -151,27 +181,36 @@ def rich_table(board: Board, part: Part | None = None, width: int = DEFAULT_WIDT
 _STYLE = {"best": "bold green", "tied": "green", "": ""}
 
 
-def terminal_tables(board: Board, width: int) -> list[Table]:
+def terminal_tables(board: Board, width: int, colour: bool = True) -> list[Table]:
     """The board as tables that fit ``width`` columns (see :func:`layout`)."""
-    return [rich_table(board, part, width) for part in layout(board, width)]
+    return [rich_table(board, part, width, colour) for part in layout(board, width, colour)]
+
+
+def has_colour(console: Console) -> bool:
+    """Whether a console shows colour: not in a file or pipe (no colour system), nor under ``NO_COLOR``
+    (rich then drops the green and keeps only the bold, so a tied value would look like any other)."""
+    return console.color_system is not None and not console.no_color
 
 
 def print_boards(console: Console, boards: list[Board], width: int | None = None) -> None:
     """Print boards on a console's file, laid out for ``width`` (default: the console's), in colour where
-    the console has colour. (A console prints no wider than itself, and a pipe's console is 80 wide.)"""
+    the console has colour, else with the marks written into the values (``**best**``, ``*tied*``) and
+    the legend saying so. (A console prints no wider than itself, and a pipe's console is 80 wide.)"""
     width = width or console.width
+    colour = has_colour(console)
     out = Console(
         file=console.file,
         width=width,
         force_terminal=console.is_terminal,
         color_system=console.color_system,  # type: ignore[arg-type]
+        no_color=console.no_color,
     )
     for board in boards:
-        for table in terminal_tables(board, width):
+        for table in terminal_tables(board, width, colour):
             out.print(table)
         # After the board's last table, at the page's width: as that table's caption it wrapped at the
         # table's width, down to 39 columns under a narrow one.
-        out.print(Text(caption(board, "table")))
+        out.print(Text(caption(board, "table" if colour else "text")))
 
 
 def render_text(boards: list[Board], width: int = DEFAULT_WIDTH) -> str:
@@ -273,8 +312,10 @@ def _csv_mark(board: Board, metric: str, cell: Cell) -> str:
 
 
 def _json_cell(board: Board, metric: str, cell: Cell) -> dict[str, Any]:
+    # JSON has no nan or inf: a non-finite mean is null, and "non_finite" says which it was.
     return {
-        "mean": cell.mean if cell.n else None,
+        "mean": cell.mean if cell.n and not cell.non_finite else None,
+        "non_finite": str(cell.mean) if cell.non_finite else None,
         "std": cell.std,
         "n": cell.n,
         "best": cell.best,
@@ -295,6 +336,7 @@ def render_json(boards: list[Board]) -> str:
             "protocols": b.protocols,
             "legend": caption(b),
             "selection": b.selection,
+            "hidden": b.hidden,
             "marking": {m: b.marking[m].to_json() for m in b.metrics if m in b.marking},
             "rows": [
                 {

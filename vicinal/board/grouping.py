@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from vicinal.core.errors import VicinalError
@@ -18,6 +19,67 @@ from vicinal.store.results import Result
 
 #: A row: (method, training_id, index of its evaluator-protocol group).
 RowKey = tuple[str, str, int]
+
+#: The rule for two files of one run and seed, as the legend states it.
+DUPLICATE_RULE = (
+    "two result files of one run and seed (a copied folder, an edited file): the one created last is "
+    "shown (its recorded time, then its file's), the other left out; each pair is named in a warning"
+)
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """Files that are the same run (suite, method, run id) and seed: ``kept`` is shown, ``left_out`` not."""
+
+    suite: str
+    method: str
+    run_id: str
+    seed: int | None
+    kept: str
+    left_out: tuple[str, ...]
+
+    def message(self) -> str:
+        others = ", ".join(self.left_out)
+        return (
+            f"{self.kept} and {others} are the same run ({self.suite}, {self.method}, run "
+            f"{self.run_id[:12]}, seed {self.seed}); {self.kept} is shown (created last), the other is left "
+            "out: delete the copy you do not mean"
+        )
+
+
+def _newest_first(results: list[Result]) -> list[Result]:
+    """Newest first: by the recorded creation time, then by the file's modification time, then path."""
+
+    def mtime(r: Result) -> float:
+        try:
+            return r.path.stat().st_mtime if r.path is not None else 0.0
+        except OSError:
+            return 0.0
+
+    return sorted(results, key=lambda r: (r.created, mtime(r), str(r.path)), reverse=True)
+
+
+def drop_duplicates(results: list[Result]) -> tuple[list[Result], list[Duplicate]]:
+    """The results with one file per (suite, method, run id, seed) — the newest
+    (:data:`DUPLICATE_RULE`) — and what was left out. Without this, a second file of a run would be merged
+    into its row as if it were a re-evaluation, its numbers replacing the first's without a word."""
+    by_run: dict[tuple[str, str, str, int | None], list[Result]] = defaultdict(list)
+    for r in results:
+        by_run[(r.suite, r.method, r.run_id, r.seed)].append(r)
+    kept: list[Result] = []
+    found: list[Duplicate] = []
+    for (suite, method, run_id, seed), files in by_run.items():
+        if len(files) == 1:
+            kept.append(files[0])
+            continue
+        ordered = _newest_first(files)
+        kept.append(ordered[0])
+        found.append(
+            Duplicate(
+                suite, method, run_id, seed, str(ordered[0].path), tuple(str(r.path) for r in ordered[1:])
+            )
+        )
+    return kept, found
 
 
 def _settings(result: Result) -> dict[str, Any]:
@@ -184,6 +246,41 @@ def protocols_of(rows: dict[RowKey, list[Result]]) -> dict[str, list[dict[str, A
     return {name: list(protos.values()) for name, protos in seen.items()}
 
 
+def latest_code(
+    rows: dict[RowKey, list[Result]], paths: dict[RowKey, list[str]]
+) -> tuple[dict[RowKey, list[Result]], list[str]]:
+    """Each configuration at its newest code only (``--latest``): rows of one method that differ in
+    nothing but the code that made them (every edit of a plugin makes one) are one group, and the rows
+    of the code of the group's newest file stay. Returns the kept rows and the files of the others
+    (sorted), which a person may delete to prune them."""
+    settings = {key: _settings(runs[-1]) for key, runs in rows.items()}
+    groups: dict[tuple[str, str], list[RowKey]] = defaultdict(list)
+    for key, flat in settings.items():
+        rest = {k: v for k, v in flat.items() if not _is_code(k)}
+        groups[(key[0], _KEY_ENCODER.encode(rest))].append(key)
+    kept: dict[RowKey, list[Result]] = {}
+    hidden: list[str] = []
+    for keys in groups.values():
+        code = {k: _KEY_ENCODER.encode({c: v for c, v in settings[k].items() if _is_code(c)}) for k in keys}
+        newest = max(keys, key=lambda k: max(r.created for r in rows[k]))
+        for key in keys:
+            if code[key] == code[newest]:
+                kept[key] = rows[key]
+            else:
+                hidden += paths.get(key, [])
+    return {k: v for k, v in rows.items() if k in kept}, sorted(hidden)
+
+
+def check_select(select: str) -> None:
+    """``--select`` must be a validation metric (``val_*``): choosing on the test split would report the
+    winner's luck as its skill."""
+    if not select.startswith("val_"):
+        raise VicinalError(
+            f"--select {select}: choose a metric measured on the validation split (val_acc, val_nll); "
+            "selecting on test metrics would overstate the chosen setting"
+        )
+
+
 def best_of(
     rows: dict[RowKey, list[Result]], params: list[str], select: str
 ) -> tuple[dict[RowKey, list[Result]], list[str], set[str]]:
@@ -192,11 +289,7 @@ def best_of(
     must be a validation metric (``val_*``): choosing on the test split would report the winner's luck as
     its skill. Returns the kept rows, one line per group saying what was chosen over what (rows where
     none of ``params`` varies come back as they are), and the names of the settings the rows have."""
-    if not select.startswith("val_"):
-        raise VicinalError(
-            f"--select {select}: choose a metric measured on the validation split (val_acc, val_nll); "
-            "selecting on test metrics would overstate the chosen setting"
-        )
+    check_select(select)
     settings = {key: _settings(runs[-1]) for key, runs in rows.items()}
     groups: dict[tuple[str, str], list[RowKey]] = defaultdict(list)
     for key, flat in settings.items():

@@ -47,6 +47,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from vicinal.core.errors import VicinalError
+from vicinal.core.hparams import SEED_MAX
 from vicinal.store.declarations import MetricInfo
 from vicinal.store.outcomes import (
     ARTIFACT,
@@ -60,6 +62,8 @@ from vicinal.store.outcomes import (
 from vicinal.store.results import Result
 
 RESAMPLES = 2000
+#: A bootstrap this long takes 50× the default; beyond it a board would not finish in a working day.
+MAX_RESAMPLES = 100_000
 LEVEL = 0.95
 SEED = 0
 #: Resamples drawn per matrix product (bounds memory: 250 × n weights).
@@ -173,6 +177,21 @@ class Resampler:
     #: another file (the keys of ``_per_set`` name files by id).
     _held: dict[int, ExampleFile] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Checked when the options are read: a count that cannot finish, or a seed numpy refuses, would
+        # otherwise surface as a hang or a traceback half-way through a board.
+        if isinstance(self.resamples, bool) or not isinstance(self.resamples, int):
+            raise VicinalError(f"resamples = {self.resamples!r}: give a whole number")
+        if not 100 <= self.resamples <= MAX_RESAMPLES:
+            raise VicinalError(
+                f"--resamples {self.resamples}: give 100 to {MAX_RESAMPLES:,} (each resample recomputes "
+                "every metric; the default is 2,000)"
+            )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= SEED_MAX:
+            raise VicinalError(f"--seed {self.seed!r}: give a whole number from 0 to {SEED_MAX:,}")
+        if not (isinstance(self.level, int | float) and 0.5 <= self.level <= 0.999):
+            raise VicinalError(f"--level {self.level!r}: give a confidence level from 0.5 to 0.999")
+
     def examples(self, result: Result) -> ExampleFile | str:
         """The result's per-example file, or why there is none."""
         artifact = result.artifacts.get(ARTIFACT)
@@ -257,6 +276,10 @@ def _family(file: ExampleFile, first: ExampleSet, stat: Statistic) -> list[str]:
 
 def _values(side: Side, metric: str) -> list[float]:
     return [float(r.metrics[metric]) for r in side.results if _finite(r.metrics.get(metric))]
+
+
+#: Beyond this magnitude a value's square overflows a float: an interval is not computed from it.
+_HUGE = 1e150
 
 
 def _finite(value: Any) -> bool:
@@ -347,23 +370,15 @@ def difference(
     resampler = resampler or Resampler()
     level = resampler.level
     va, vb = _values(a, metric), _values(b, metric)
-    if not va or not vb:
-        lacking = " and ".join(s.label for s, v in ((a, va), (b, vb)) if not v)
+
+    def without_interval(note: str) -> Difference:
         nan = float("nan")
-        return Difference(
-            metric,
-            info,
-            nan,
-            nan,
-            len(va),
-            len(vb),
-            nan,
-            None,
-            None,
-            level,
-            "none",
-            note=f"{lacking} lacks it",
-        )
+        return Difference(metric, info, nan, nan, len(va), len(vb), nan, None, None, level, "none", note=note)
+
+    if not va or not vb:
+        return without_interval(" and ".join(s.label for s, v in ((a, va), (b, vb)) if not v) + " lacks it")
+    if any(abs(v) > _HUGE for v in (*va, *vb)):  # squares and sums overflow: no interval is computable
+        return without_interval(f"values beyond ±{_HUGE:g}: no interval computed")
     ma, mb = statistics.fmean(va), statistics.fmean(vb)
     diff = ma - mb
     se, df = _seed_spread(va, vb)

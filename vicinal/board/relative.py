@@ -25,6 +25,7 @@ the ``ce/<c>`` breakdown, defined where the baseline makes at least one error.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import statistics
 from collections import defaultdict
@@ -34,6 +35,7 @@ from vicinal.store.declarations import MetricInfo
 from vicinal.store.results import Result
 
 DEFAULT_BASELINE = "erm"  # when a result does not record its suite's baseline
+log = logging.getLogger("vicinal")
 _CELL = "c_acc/"
 
 
@@ -65,6 +67,16 @@ def _baseline_for(result: Result, baselines: list[Result]) -> list[Result]:
     return same or baselines
 
 
+def _mean(values: list[float]) -> float:
+    """The mean, divided first where the sum would overflow (a hand-edited 1e308 must not crash a board)."""
+    try:
+        return statistics.fmean(values)
+    except OverflowError:
+        return math.fsum(v / len(values) for v in values)
+    except ValueError:  # inf − inf
+        return float("nan")
+
+
 def _ratio(num: float, den: float) -> float:
     return num / den if den > 0 else float("nan")
 
@@ -75,6 +87,7 @@ def add_relative_metrics(results: list[Result]) -> list[Result]:
     result and a baseline result (the suite's ``baseline`` method) carry per-cell corruption accuracies;
     other results are returned as is."""
     out = []
+    missing: set[tuple[str, str]] = set()
     all_cells = [_cells(r) for r in results]
     # Once per baseline name, not per result: a 1,000-file suite made this quadratic (seconds).
     baselines_of: dict[str, list[Result]] = {}
@@ -87,12 +100,14 @@ def add_relative_metrics(results: list[Result]) -> list[Result]:
                 if b.method == baseline and bc and "acc" in b.metrics
             ]
         baselines = baselines_of[baseline]
+        if cells and "acc" in r.metrics and not baselines:
+            missing.add((r.suite, baseline))
         if not cells or "acc" not in r.metrics or not baselines:
             out.append(r)
             continue
         base = _baseline_for(r, baselines)
         base_cells = [_cells(b) for b in base]
-        base_clean = statistics.fmean(1.0 - float(b.metrics["acc"]) for b in base)
+        base_clean = _mean([1.0 - float(b.metrics["acc"]) for b in base])
         clean = 1.0 - float(r.metrics["acc"])
         metrics, info = dict(r.metrics), dict(r.metric_info)
         # Per corruption: (Σ_s err, Σ_s err^base, Σ_s (err − clean), Σ_s (err^base − clean^base)).
@@ -101,7 +116,7 @@ def add_relative_metrics(results: list[Result]) -> list[Result]:
             severities = sorted(errs)
             if not all(set(severities) <= set(bc.get(corruption, {})) for bc in base_cells):
                 continue
-            b = {s: statistics.fmean(bc[corruption][s] for bc in base_cells) for s in severities}
+            b = {s: _mean([bc[corruption][s] for bc in base_cells]) for s in severities}
             sums[corruption] = (
                 sum(errs.values()),
                 sum(b.values()),
@@ -152,4 +167,13 @@ def add_relative_metrics(results: list[Result]) -> list[Result]:
                 headline=False,
             )
         out.append(dataclasses.replace(r, metrics=metrics, metric_info=info))
+    for suite, baseline in sorted(missing):  # the columns are absent: say why, once
+        log.warning(
+            "suite %s: mCE and the CE breakdown are not shown: its baseline %r has no result with "
+            "per-corruption accuracies here; run it (vicinal run --suite %s --methods %s)",
+            suite,
+            baseline,
+            suite,
+            baseline,
+        )
     return out

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+from decimal import Decimal
 
 from vicinal.board.boards import Board, Cell, Row, digits, scale
+from vicinal.board.grouping import DUPLICATE_RULE
 from vicinal.board.paired import Resampler
 
 CAPTION = "mean ± sample std over seeds; n = seeds"
@@ -17,15 +20,39 @@ EVALUATED_CAPTION = (
 )
 
 
+#: How a cell's text is marked where there is no colour (``STYLES["text"]``), padded so that marked and
+#: unmarked values of a column stay aligned.
+TEXT_MARKS = {"best": "**{}**", "tied": " *{}* ", "": "  {}  "}
+
+
+def mark_text(text: str, mark: str) -> str:
+    """A cell's text with its mark written in it, for output without colour."""
+    return TEXT_MARKS[mark].format(text)
+
+
 def format_cell(board: Board, metric: str, cell: Cell, pm: str = " ± ") -> str:
-    """``mean ± std`` at the metric's display precision (percentages ×100); "—" for a missing value."""
+    """``mean ± std`` at the metric's display precision (percentages ×100); "—" for a value that was not
+    measured, ``nan``/``inf`` for one that is not a finite number."""
     if cell.n == 0:
         return "—"
+    if cell.non_finite:
+        return str(cell.mean)
     s, d = scale(board, metric), digits(board, metric)
-    text = f"{cell.mean * s:.{d}f}"
+    text = _number(cell.mean, s, d)
     if cell.std is not None:
-        text += f"{pm}{cell.std * s:.{d}f}"
+        text += f"{pm}{_number(cell.std, s, d)}"
     return text
+
+
+def _number(value: float, s: float, d: int) -> str:
+    """A value at ``d`` decimals after scaling by ``s``; beyond 10^15 (or beyond float once scaled:
+    1e308 as a percentage) in scientific notation, scaled exactly, never as "inf"."""
+    scaled = value * s
+    if math.isfinite(scaled) and abs(scaled) < 1e15:
+        return f"{scaled:.{d}f}"
+    if not math.isfinite(value):
+        return str(value)
+    return f"{Decimal(value) * Decimal(s):.{d}e}"
 
 
 def header_parts(board: Board, metric: str) -> tuple[str, str, str]:
@@ -66,7 +93,7 @@ def marking_note(board: Board, metric: str) -> str:
     """How a column's best was marked, in words (the HTML hover text of a marked value)."""
     mark = board.marking[metric]
     d = mark.difference
-    if mark.rule == "only":
+    if mark.rule in ("only", "non-finite"):
         return mark.note
     if mark.rule == "precision" or d is None or d.low is None or d.high is None:
         return f"best at the displayed precision; not tested for separation: {mark.note}"
@@ -92,6 +119,8 @@ def meta_values(board: Board, row: Row) -> list[str]:
 #: How each format shows a best and a tied value, for its legend.
 STYLES = {
     "table": ("bold green", "green"),
+    # The terminal table without colour (a file, a pipe, NO_COLOR): the marks are in the text.
+    "text": ("**x**", "*x*"),
     "markdown": ("bold", "italic"),
     "latex": ("bold", "italic"),
     "html": ("bold green", "green, underlined"),
@@ -116,7 +145,7 @@ def caption(board: Board, style: str = "plain") -> str:
             f"compare` shows); {tied}: not separated from the best (tied)"
         )
     if "precision" in by_rule:
-        where = "every column" if "interval" not in by_rule else ", ".join(by_rule["precision"])
+        where = "every column" if len(by_rule) == 1 else ", ".join(by_rule["precision"])
         lines.append(
             f"{best} in {where}: the best value at the displayed precision, not tested for separation "
             "(no per-example outcomes for the top rows: older files, or a metric without a per-example "
@@ -125,10 +154,22 @@ def caption(board: Board, style: str = "plain") -> str:
     if "only" in by_rule:
         where = "every column" if len(by_rule) == 1 else ", ".join(by_rule["only"])
         lines.append(f"{best} in {where}: the only measured row with a value")
+    if "non-finite" in by_rule:
+        lines.append(
+            f"no best marked in {', '.join(by_rule['non-finite'])}: a value there is not a finite number "
+            "(nan or inf, shown as such; named in the warnings); — is a value that was not measured"
+        )
+    if board.duplicates:
+        lines.append(DUPLICATE_RULE[0].upper() + DUPLICATE_RULE[1:])
     if board.selection:
         lines.append(
             "best-of: each method at its best swept setting by a validation metric (the test split never "
             "chooses): " + "; ".join(board.selection)
+        )
+    if board.hidden:
+        lines.append(
+            "latest code only (--latest): each configuration at its newest code; the rows of earlier code "
+            f"of the same configurations ({len(board.hidden)} result file(s)) are left out"
         )
     if board.has_evaluated:
         lines.append(EVALUATED_CAPTION)

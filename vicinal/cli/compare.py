@@ -30,11 +30,11 @@ def compare_cmd(
     metrics: Annotated[
         str | None, typer.Option(help="comma-separated metrics, or 'all' [default: the headline metrics]")
     ] = None,
-    resamples: Annotated[int, typer.Option(min=100, help="bootstrap resamples of the test examples")] = 2000,
-    level: Annotated[
-        float, typer.Option(min=0.5, max=0.999, help="confidence level of the intervals")
-    ] = 0.95,
-    seed: Annotated[int, typer.Option(help="seed of the resamples")] = 0,
+    resamples: Annotated[
+        int, typer.Option(help="bootstrap resamples of the test examples (100 to 100,000)")
+    ] = 2000,
+    level: Annotated[float, typer.Option(help="confidence level of the intervals (0.5 to 0.999)")] = 0.95,
+    seed: Annotated[int, typer.Option(help="seed of the resamples (0 to 4,294,967,295)")] = 0,
     fmt: Annotated[str, typer.Option("--format", help="table, markdown or json")] = "table",
     width: Annotated[
         int | None, typer.Option(min=60, help="columns of the table [default: the terminal's]")
@@ -49,8 +49,8 @@ def compare_cmd(
     load_plugins(plugin)  # derivations that plugins declare
     if fmt not in ("table", "markdown", "json"):
         raise VicinalError(f"--format {fmt!r}: choose table, markdown or json")
+    resampler = Resampler(resamples=resamples, seed=seed, level=level)  # checked before reading results
     _, store = require_results(results)
-    resampler = Resampler(resamples=resamples, seed=seed, level=level)
     comparison = compare(store, a, b, suite, csv_list(metrics, "--metrics"), resampler)
     if fmt == "table" and console.is_terminal:
         console.print(comparison.table(console.width))

@@ -15,6 +15,8 @@ from vicinal.cli.options import (
     ThreadsOpt,
     apply_threads,
     csv_list,
+    path_of,
+    text_of,
 )
 from vicinal.core.errors import VicinalError
 
@@ -23,14 +25,21 @@ def corrupt_cmd(
     dataset: Annotated[str, typer.Option(help="dataset whose test split is corrupted (cifar10, digits, …)")],
     out: Annotated[
         Path | None,
-        typer.Option(help="output folder [default: <data dir>/CIFAR-10-C etc., where -c suites look]"),
+        typer.Option(
+            parser=path_of("--out"),
+            help="output folder [default: <data dir>/CIFAR-10-C etc., where -c suites look]",
+        ),
     ] = None,
     corruptions: Annotated[str, typer.Option(help="names or subsets: common, extra, noise, …, all")] = "all",
     severities: Annotated[str, typer.Option(help="comma-separated severities 1–5")] = "1,2,3,4,5",
     seed: Annotated[int, typer.Option(help="seed (one generator per corruption and severity)")] = 0,
     table: Annotated[str, typer.Option(help="cifar, tinyimagenet, imagenet or auto (by size)")] = "auto",
     data_dir: Annotated[
-        str | None, typer.Option(help="clean data folder [default: $VICINAL_DATA_DIR or the cache folder]")
+        str | None,
+        typer.Option(
+            parser=text_of("--data-dir"),
+            help="clean data folder [default: $VICINAL_DATA_DIR or the cache folder]",
+        ),
     ] = None,
     download: Annotated[bool, typer.Option(help="download the clean dataset if it is missing")] = False,
     device: DeviceOpt = "auto",
@@ -39,6 +48,7 @@ def corrupt_cmd(
 ) -> None:
     """Write a corrupted test set (the released -C layout, with a manifest) from a clean dataset."""
     apply_threads(threads)
+    from vicinal.core.hparams import SEED_MAX
     from vicinal.core.io import probe_writable
     from vicinal.corruptions import SCALES, resolve_corruptions
     from vicinal.data.corrupted import default_folder, write_set
@@ -52,6 +62,8 @@ def corrupt_cmd(
         raise VicinalError(f"--severities {severities!r}: give comma-separated integers 1–5") from None
     if not levels or any(s not in range(1, 6) for s in levels):
         raise VicinalError(f"--severities {severities!r}: severities run from 1 to 5")
+    if not 0 <= seed <= SEED_MAX:
+        raise VicinalError(f"--seed {seed}: give a whole number from 0 to {SEED_MAX:,}")
     if table != "auto" and table not in SCALES:
         raise VicinalError(f"--table {table!r}: choose auto or one of {', '.join(SCALES)}")
     dev = resolve_device(device)

@@ -8,6 +8,7 @@ import typer
 
 from vicinal.cli.console import console
 from vicinal.cli.console import reporter as console_reporter
+from vicinal.cli.options import text_of
 
 
 def download_cmd(
@@ -18,7 +19,11 @@ def download_cmd(
         ),
     ],
     data_dir: Annotated[
-        str | None, typer.Option(help="where to put it [default: $VICINAL_DATA_DIR or the cache folder]")
+        str | None,
+        typer.Option(
+            parser=text_of("--data-dir"),
+            help="where to put it [default: $VICINAL_DATA_DIR or the cache folder]",
+        ),
     ] = None,
 ) -> None:
     """Download and verify (MD5) a dataset, an OOD set or a released -C set into the data folder (the -C

@@ -23,15 +23,20 @@ from vicinal.cli.options import (
     csv_list,
     load_results,
     parse_flag,
+    path_of,
     table_width,
+    text_of,
 )
-from vicinal.core.errors import VicinalError
+from vicinal.core.errors import Interrupted, VicinalError
 
 
 def evaluate_cmd(
     suite: SuiteOpt = "digits-c",
     checkpoint: Annotated[
-        Path | None, typer.Option(help="a state dict (torch.save(model.state_dict())) of --model")
+        Path | None,
+        typer.Option(
+            parser=path_of("--checkpoint"), help="a state dict (torch.save(model.state_dict())) of --model"
+        ),
     ] = None,
     model: Annotated[str | None, typer.Option(help="registered architecture of --checkpoint")] = None,
     robustbench: Annotated[
@@ -42,10 +47,18 @@ def evaluate_cmd(
         str, typer.Option(help="RobustBench threat model: corruptions, Linf or L2")
     ] = "corruptions",
     model_dir: Annotated[
-        Path | None, typer.Option(help="RobustBench's model folder [default: ./models, as robustbench's]")
+        Path | None,
+        typer.Option(
+            parser=path_of("--model-dir"),
+            help="RobustBench's model folder [default: ./models, as robustbench's]",
+        ),
     ] = None,
     name: Annotated[
-        str | None, typer.Option(help="the model's name on the leaderboard [default: the RobustBench entry]")
+        str | None,
+        typer.Option(
+            parser=text_of("--name"),
+            help="the model's name on the leaderboard [default: the RobustBench entry]",
+        ),
     ] = None,
     normalize: Annotated[
         str | None,
@@ -111,7 +124,16 @@ def evaluate_cmd(
             reporter=rep,
         )
         overrides = Overrides(evaluators=csv_list(evaluators, "--evaluators"), settings=settings)
-        result = evaluate_source(source, suite, overrides, options)
+        try:
+            result = evaluate_source(source, suite, overrides, options)
+        except Interrupted:
+            raise  # it says what was kept (a corrupted set being generated into the cache)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"the evaluation of {source.label} stopped before its result was written (a result is "
+                f"written only when complete); the results in {options.results_dir} are as they were. "
+                "Run the same command again to evaluate it"
+            ) from None
     results_dir = options.results_dir
     console.print(escape(f"{result.method}: result in {result.path}"))
     from vicinal.board.boards import build_boards

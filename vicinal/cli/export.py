@@ -9,20 +9,25 @@ import typer
 from rich.markup import escape
 
 from vicinal.cli.console import console
-from vicinal.cli.options import CacheDirOpt
+from vicinal.cli.options import CacheDirOpt, path_of, text_of
 
 
 def export_cmd(
     robustbench: Annotated[
         Path, typer.Option(help="a result file to export in RobustBench's submission format")
     ],
-    out: Annotated[Path, typer.Option(help="folder to write the submission material into")],
+    out: Annotated[
+        Path, typer.Option(parser=path_of("--out"), help="folder to write the submission material into")
+    ],
     threat: Annotated[str, typer.Option(help="corruptions, Linf or L2")] = "corruptions",
     checkpoint: Annotated[
         Path | None,
         typer.Option(help="the model's state dict [default: the run's cached final checkpoint]"),
     ] = None,
-    name: Annotated[str | None, typer.Option(help="the model's name [default: the result's method]")] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(parser=text_of("--name"), help="the model's name [default: the result's method]"),
+    ] = None,
     cache_dir: CacheDirOpt = None,
     allow_partial: Annotated[
         bool,

@@ -15,6 +15,7 @@ from vicinal.cli.options import (
     ResultsOpt,
     csv_list,
     load_plugins,
+    path_of,
     require_results,
     table_width,
 )
@@ -45,9 +46,22 @@ def leaderboard_cmd(
         ),
     ] = None,
     select: Annotated[
-        str, typer.Option(help="the validation metric --best-of chooses by (val_acc or val_nll)")
-    ] = "val_acc",
-    out: Annotated[Path | None, typer.Option(help="write to this file instead of printing")] = None,
+        str | None,
+        typer.Option(
+            help="with --best-of: the validation metric it chooses by (val_acc or val_nll) [default: val_acc]"
+        ),
+    ] = None,
+    latest: Annotated[
+        bool,
+        typer.Option(
+            "--latest",
+            help="each configuration only at its newest code: leave out the rows of earlier code (each "
+            "edit of a method or evaluator makes one), and say which files could be deleted",
+        ),
+    ] = False,
+    out: Annotated[
+        Path | None, typer.Option(parser=path_of("--out"), help="write to this file instead of printing")
+    ] = None,
     width: Annotated[
         int | None,
         typer.Option(
@@ -77,7 +91,11 @@ def leaderboard_cmd(
         by,
         best_of_params=csv_list(best_of, "--best-of"),
         select=select,
+        latest=latest,
     )
+    hidden = sorted({f for b in boards for f in b.hidden})
+    if hidden:
+        err_console.print(escape(prune_note(hidden)), soft_wrap=True)
     if fmt == "table" and out is None:  # rich's colours and bold on a terminal, plain text in a pipe
         print_boards(console, boards, table_width(width))
         return
@@ -87,3 +105,21 @@ def leaderboard_cmd(
         err_console.print(f"wrote {escape(str(out))}")
     else:
         sys.stdout.write(text)
+
+
+#: Files named in the note of what --latest left out; the rest are counted (--format json lists all).
+PRUNE_SHOWN = 8
+
+
+def prune_note(files: list[str]) -> str:
+    """What ``--latest`` left out, and how to prune it: each result file goes with the files beside it
+    that share its name (figures, per-example outcomes), hence ``<stem>.*``."""
+    stems = [f"{Path(f).with_suffix('')}.*" for f in files]
+    more = len(stems) - PRUNE_SHOWN
+    listed = " ".join(stems[:PRUNE_SHOWN]) + (
+        f' … and {more} more (`--format json` lists them all under "hidden")' if more > 0 else ""
+    )
+    return (
+        f"--latest left out the rows of earlier code ({len(files)} result file(s)). To prune them, delete "
+        f"each with the files beside it that share its name: rm {listed}"
+    )

@@ -33,7 +33,9 @@ def methods_cmd(
         raise VicinalError(f"no method matches {pattern!r}; registered: {', '.join(list_methods())}")
     if not verbose:
         table = Table()
-        for col in ("method", "mixes in", "description"):
+        # "vicinity in", not "mixes in": a vicinity around each example (Gaussian noise) mixes nothing but
+        # lives in the input space all the same.
+        for col in ("method", "vicinity in", "description"):
             table.add_column(col, style="bold" if col == "method" else None)
         for name in names:
             try:  # read from the method's source where it can be: listing need not import torch
@@ -51,7 +53,7 @@ def methods_cmd(
             err_console.print(f"[red]{escape(str(exc))}[/]")
             continue
         table = Table(
-            title=f"[bold]{escape(name)}[/] · mixes in: {escape(str(cls.mixes_in))} · "
+            title=f"[bold]{escape(name)}[/] · vicinity in: {escape(str(cls.mixes_in))} · "
             f"{escape(METHODS.origin(name))}",
             caption=escape(str(cls.summary)),
             title_justify="left",

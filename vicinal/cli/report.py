@@ -16,13 +16,16 @@ from vicinal.cli.options import (
     ResultsOpt,
     csv_list,
     load_plugins,
+    path_of,
     require_results,
 )
 from vicinal.core.errors import VicinalError
 
 
 def report_cmd(
-    out: Annotated[Path, typer.Option(help="the HTML file to write")] = Path("report.html"),
+    out: Annotated[Path, typer.Option(parser=path_of("--out"), help="the HTML file to write")] = Path(
+        "report.html"
+    ),
     suite: Annotated[
         str | None, typer.Option(help="comma-separated suites [default: every suite with results]")
     ] = None,

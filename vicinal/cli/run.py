@@ -70,7 +70,10 @@ def run_cmd(
     ] = None,
     gpus_per_run: Annotated[
         float | None,
-        typer.Option(help="with --executor ray: GPUs per run, fractions share a GPU [default: 1 if any]"),
+        typer.Option(
+            help="with --executor ray: GPUs per run, at most 1; a fraction shares a GPU (its memory is not "
+            "capped) [default: 1 if any]"
+        ),
     ] = None,
     cpus_per_run: Annotated[
         float | None, typer.Option(help="with --executor ray: CPUs (and torch threads) per run [default: 1]")
@@ -130,10 +133,20 @@ def run_cmd(
         except RunsFailed as exc:  # the other runs finished: show them, then the failures
             failed, outcomes = exc, plan.outcomes
         except KeyboardInterrupt:
+            # Counted: under Ray several runs are cancelled at once, each keeping its own checkpoint.
+            left = len(plan.unfinished_checkpoints())
+            kept = {0: "no unfinished run had completed an epoch", 1: "the unfinished run left a checkpoint"}
+            said = kept.get(left, f"{left} unfinished runs left checkpoints")
+            after = (
+                ""
+                if left == 0
+                else " at their last completed epoch"
+                if left > 1
+                else " at its last completed epoch"
+            )
             err_console.print(
                 f"[yellow]interrupted[/]: {len(plan.outcomes)} finished result(s) are kept in "
-                f"{escape(str(results_dir))}; the unfinished run left a checkpoint at its last completed "
-                "epoch. Run the same command again to resume."
+                f"{escape(str(results_dir))}; {said}{after}. Run the same command again to resume."
             )
             raise typer.Exit(130) from None
         except VicinalError as exc:
@@ -142,8 +155,10 @@ def run_cmd(
                     escape(f"{len(plan.outcomes)} finished result(s) are kept in {results_dir}")
                 )
             raise exc from None
-    trained = sum(o.status == "trained" for o in outcomes)
-    console.print(escape(f"{trained} trained, {len(outcomes) - trained} reused · results in {results_dir}"))
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("trained", "re-evaluated", "reused")}
+    # "re-evaluated" only when some were: the model came from the cache and only the evaluation ran.
+    done = ", ".join(f"{n} {s}" for s, n in counts.items() if n or s != "re-evaluated")
+    console.print(escape(f"{done} · results in {results_dir}"))
     from vicinal.board.boards import build_boards
     from vicinal.board.formats import print_boards
 

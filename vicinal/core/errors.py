@@ -15,3 +15,13 @@ class ResourceError(VicinalError):
     exit code 1. Whatever was finished before it is kept."""
 
     exit_code = 1
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, carrying what was kept and how to resume, raised where that is known (``vicinal corrupt``
+    knows which corruptions are finished). A KeyboardInterrupt, so every handler that stops work on
+    Ctrl-C stops here too; the command line prints its message and exits with 130."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message

@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import typing
 from typing import Any, Literal, get_args, get_origin
 
 from vicinal.core.errors import VicinalError
 
 _BOUNDS = {"ge": "≥", "gt": ">", "le": "≤", "lt": "<"}
+#: The largest float32: torch trains and evaluates in float32, where a larger setting becomes inf.
+FLOAT32_MAX = 3.4028234663852886e38
+#: Integers beyond 64 bits fit no tensor, numpy array or C type that the settings end up in.
+INT64_MAX = 2**63 - 1
+#: Seeds are 32-bit, as numpy's legacy seeding takes them; a larger one would overflow where an evaluator
+#: derives per-batch seeds from it (seed × 100,003 + batch), after the training has run.
+SEED_MAX = 2**32 - 1
 
 
 @dataclasses.dataclass
@@ -50,7 +58,11 @@ def hp(
 
 def range_text(f: dataclasses.Field) -> str:
     """The field's range as people read it ("≥ 0, < 1"), or ""."""
-    return ", ".join(f"{sym} {f.metadata[k]:g}" for k, sym in _BOUNDS.items() if k in f.metadata)
+    return ", ".join(f"{sym} {_bound(f.metadata[k])}" for k, sym in _BOUNDS.items() if k in f.metadata)
+
+
+def _bound(value: float) -> str:
+    return f"{value:,}" if isinstance(value, int) and abs(value) >= 10_000 else f"{value:g}"
 
 
 def _type_name(annotation: Any) -> str:
@@ -111,15 +123,37 @@ def _coerce(value: Any, annotation: Any, where: str, strict: bool) -> Any:
     return value
 
 
+def check_number(value: Any, where: str) -> None:
+    """Every number a setting holds must be usable where it goes: finite, within float32 for a float
+    (torch computes in it: 1e39 is inf there), within 64 bits for an integer. Raises VicinalError."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise VicinalError(f"{where} = {value!r} is not a finite number; give a finite value")
+    if isinstance(value, float) and abs(value) > FLOAT32_MAX:
+        raise VicinalError(
+            f"{where} = {value!r} is beyond float32's range (±3.4e38), in which torch computes; "
+            "give a smaller value"
+        )
+    if isinstance(value, int) and abs(value) > INT64_MAX:
+        raise VicinalError(f"{where} = {value!r} does not fit in 64 bits; give a smaller value")
+
+
 def _check_range(value: Any, f: dataclasses.Field, where: str) -> None:
+    items = value if isinstance(value, list) else [value]
+    for v in items:  # a NaN passes every comparison below: say what it is first
+        if isinstance(v, float) and not math.isfinite(v):
+            check_number(v, where)
+    if isinstance(value, list):  # a list setting names each value once (each would be run or shown twice)
+        twice = [v for i, v in enumerate(value) if v in value[:i]]
+        if twice:
+            raise VicinalError(f"{where} lists {twice[0]!r} twice; give each value once")
     # ``hp(choices=…)`` on a plain ``str`` field (a ``Literal[...]`` annotation is checked by _coerce).
     choices = f.metadata.get("choices")
     if choices and value not in choices:
         raise VicinalError(f"{where}: {value!r} is not one of {', '.join(map(repr, choices))}")
     bounds = {k: f.metadata[k] for k in _BOUNDS if k in f.metadata}
-    if not bounds:
-        return
-    for v in value if isinstance(value, list) else [value]:
+    for v in items:
         ok = (
             ("ge" not in bounds or v >= bounds["ge"])
             and ("gt" not in bounds or v > bounds["gt"])
@@ -128,6 +162,7 @@ def _check_range(value: Any, f: dataclasses.Field, where: str) -> None:
         )
         if not ok:
             raise VicinalError(f"{where} = {v!r} is out of range: it must be {range_text(f)}")
+        check_number(v, where)  # within its range, it must still fit where it goes (float32, 64 bits)
 
 
 def unknown_key(key: str, known: list[str], owner: str, what: str = "setting") -> VicinalError:
@@ -170,8 +205,29 @@ def parse_assignments(assignments: list[str]) -> dict[str, dict[str, Any]]:
         owner, dot, name = key.strip().rpartition(".")
         if not sep or not dot or not owner or not name:
             raise VicinalError(f"{item!r}: write it as METHOD.PARAM=VALUE, e.g. mixup.alpha=0.4")
+        if name in out.get(owner, {}):  # the last one would win without a word
+            raise VicinalError(
+                f"{owner}.{name} is given twice ({out[owner][name]!r}, then {value.strip()!r}); give it once"
+            )
         out.setdefault(owner, {})[name] = value.strip()
     return out
+
+
+def typed_values(
+    cls: type, base: dict[str, Any], param: str, values: list[Any], owner: str, *, strict: bool = False
+) -> list[Any]:
+    """The values of a swept setting, each typed and checked as ``param`` of ``cls`` (with the other
+    settings ``base``); the same value twice (``0.2`` and ``0.20``) is refused: it would train one
+    configuration twice."""
+    typed: list[Any] = []
+    for value in values:
+        config = build_config(cls, {**base, param: value}, owner, strict=strict)
+        if getattr(config, param) in typed:
+            raise VicinalError(
+                f"{owner}: the sweep lists {param} = {getattr(config, param)!r} twice; give each value once"
+            )
+        typed.append(getattr(config, param))
+    return typed
 
 
 def parse_sweeps(assignments: list[str]) -> dict[str, dict[str, list[str]]]:

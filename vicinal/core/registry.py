@@ -231,7 +231,10 @@ class Registry(Generic[T]):
             known = sorted({*self._items, *self._index})
             close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
             hint = f" Did you mean: {', '.join(close)}?" if close else ""
-            raise VicinalError(f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(known)}.") from None
+            raise VicinalError(
+                f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(known)}. One defined in a plugin "
+                "file or module is known once loaded: --plugin FILE (plugins=[…] from Python)."
+            ) from None
 
     def names(self, pattern: str = "*") -> list[str]:
         """Registered names matching a shell-style pattern (``"mix*"``), sorted; a plain word without
@@ -250,6 +253,15 @@ class Registry(Generic[T]):
             return {a: entry.attrs[a] for a in attrs}
         obj = self.get(name)
         return {a: str(getattr(obj, a, "")) for a in attrs}
+
+    def builtin(self, name: str) -> bool:
+        """Whether the entry is one of vicinal's own (its built-in package), not a plugin's; known
+        without importing it."""
+        self._discover()
+        if name in self._index and name not in self._items:
+            return True
+        prefix = f"{self._builtin_package}." if self._builtin_package else None
+        return prefix is not None and self._origins.get(name, "").startswith(prefix)
 
     def origin(self, name: str) -> str:
         self.get(name)

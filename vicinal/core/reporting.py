@@ -5,13 +5,16 @@ The library never prints. Code that does long work (training, a VAE, an evaluato
 deserve a line of their own in a log (the end of an epoch, of an evaluator). The command line implements
 the protocol with rich's live bars on a terminal and with :class:`LineReporter` elsewhere (CI logs,
 ``nohup``, a file), so a non-interactive run prints lines for its epochs (paced: :class:`Pacer`) and one
-per evaluator instead of nothing. Messages are plain text; the caller decides how to colour them.
+per evaluator instead of nothing, and a task that goes on advancing without a line for
+:data:`HEARTBEAT_S` seconds (an attack over a thousand images, a 20-minute epoch) prints where it is:
+how far, its rate and the time left. Messages are plain text; the caller decides how to colour them.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, Protocol, TextIO
 
 
@@ -58,6 +61,26 @@ class Pacer:
         return False
 
 
+#: Seconds a task may advance without a line in a log before it prints where it is: long work is never
+#: silent for more than this (while it advances at least that often).
+HEARTBEAT_S = 30.0
+
+
+def format_count(x: float) -> str:
+    """``12,000`` for a whole number (never ``1.2e+06``), ``2.5`` otherwise."""
+    return f"{x:,.0f}" if float(x).is_integer() else f"{x:g}"
+
+
+def format_duration(seconds: float) -> str:
+    """``45 s``, ``6 min 50 s``, ``2 h 05 min``."""
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
 def format_fields(fields: dict[str, Any]) -> str:
     """``loss 0.512 · acc 83.1%`` from ``{"loss": "0.512", "acc": "83.1%"}``: names and values as given."""
     return " · ".join(f"{k} {v}" for k, v in fields.items() if v not in (None, ""))
@@ -95,15 +118,35 @@ class _LineTask:
     def __init__(self, owner: LineReporter, label: str, total: float | None, done: float):
         self.owner, self.label, self.total, self.done = owner, label, total, done
         self.fields: dict[str, Any] = {}
-        self.started = time.monotonic()
+        self.started = self.spoke = owner.clock()
+        self.done_at_start = done  # what a resumed attempt had done already: not part of the rate
 
     def advance(self, steps: float = 1, **fields: Any) -> None:
         self.done += steps
         self.fields.update(fields)
+        now = self.owner.clock()
+        if now - self.spoke >= HEARTBEAT_S:
+            self.spoke = now
+            self.owner.progress(self.where(now))
+
+    def where(self, now: float) -> str:
+        """``label [done/total, 28%]: figures · 2.1/s · 6 min 50 s left``: how far, how fast, how long."""
+        head = f"{self.label} [{format_count(self.done)}"
+        head += f"/{format_count(self.total)}, {self.done / self.total:.0%}]" if self.total else "]"
+        parts = [format_fields(self.fields)] if self.fields else []
+        elapsed = now - self.started
+        rate = (self.done - self.done_at_start) / elapsed if elapsed > 0 else 0.0
+        if rate > 0:
+            parts.append(f"{rate:.3g}/s")
+            if self.total:
+                parts.append(f"{format_duration(max(self.total - self.done, 0) / rate)} left")
+        parts.append(f"{format_duration(elapsed)} so far")
+        return f"{head}: {' · '.join(p for p in parts if p)}"
 
     def line(self, text: str = "", **fields: Any) -> None:
         self.fields.update(fields)
-        where = f" [{self.done:g}/{self.total:g}]" if self.total else ""
+        self.spoke = self.owner.clock()
+        where = f" [{format_count(self.done)}/{format_count(self.total)}]" if self.total else ""
         parts = [p for p in (text, format_fields(fields)) if p]
         self.owner.progress(f"{self.label}{where}: {' · '.join(parts)}" if parts else f"{self.label}{where}")
 
@@ -112,12 +155,19 @@ class _LineTask:
 
 
 class LineReporter:
-    """One line per reported moment, for output that is not a terminal (no bars, no cursor movement).
+    """One line per reported moment, for output that is not a terminal (no bars, no cursor movement),
+    and a line of where a task is whenever it has advanced for :data:`HEARTBEAT_S` seconds without one.
     ``quiet_tasks`` keeps notes and warnings but drops the progress lines."""
 
-    def __init__(self, stream: TextIO | None = None, quiet_tasks: bool = False):
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        quiet_tasks: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.stream = stream
         self.quiet_tasks = quiet_tasks
+        self.clock = clock
 
     def progress(self, text: str) -> None:
         if not self.quiet_tasks:

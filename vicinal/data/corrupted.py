@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
+import math
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -29,10 +31,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from vicinal.core.errors import VicinalError
-from vicinal.core.io import atomic_write, atomic_write_text, reserve, temporary_beside, write_fault
+from vicinal.core.errors import Interrupted, VicinalError
+from vicinal.core.io import PendingFile, atomic_write, atomic_write_text
 from vicinal.core.reporting import Reporter, SilentReporter
 from vicinal.data.datasets import ImageSet
+from vicinal.host.devices import generator_device
 
 MANIFEST = "manifest.json"
 VERIFIED = ".vicinal-verified.json"
@@ -272,10 +275,16 @@ class NpySet(CorruptedSet):
     def _verify(self, release: Release | None) -> str:
         """MD5 of every file against the published (or manifest) checksums, once per file version."""
         expected: dict[str, str] = {}
+        # Say which checksum a file failed: the one its own manifest recorded when vicinal wrote it, or the
+        # one published with the release (only the latter is anybody's but vicinal's).
         if self.manifest:
             expected = dict(self.manifest.get("md5", {}))
+            source = f"the MD5 {MANIFEST} recorded when vicinal wrote the set"
+            again = "Delete it and generate the set again (vicinal corrupt)"
         elif release is not None:
             expected = dict(release.file_md5)
+            source = f"the published MD5 of the {release.folder} release"
+            again = f"Delete it and download it again (vicinal download {release.dataset}-c)"
         if not expected:
             return "no known checksums"
         seen = VerifiedFiles(self.folder)
@@ -288,8 +297,8 @@ class NpySet(CorruptedSet):
             digest = md5_of(path)
             if digest != expected[name]:
                 raise VicinalError(
-                    f"{path}: MD5 {digest} does not match the published {expected[name]}; the file is "
-                    "damaged or from another release. Delete it and download or generate it again."
+                    f"{path}: its MD5 is {digest}, not {expected[name]} ({source}); the file was altered, "
+                    f"truncated or replaced. {again}."
                 )
             seen.record(path)
         seen.save()
@@ -322,7 +331,9 @@ def _contiguous(rows: np.ndarray) -> bool:
 
 
 class GeneratedSet(CorruptedSet):
-    """Corrupts the clean test split on the fly, batch by batch, with a seed per (corruption, severity)."""
+    """Corrupts the clean test split on the fly, batch by batch, with a seed per (corruption, severity).
+    The batches stay on the device that made them: the model reads them there, with no round trip
+    through the host."""
 
     def __init__(
         self,
@@ -338,6 +349,7 @@ class GeneratedSet(CorruptedSet):
         self.corruptions, self.severities, self.n = corruptions, severities, len(test)
         self.info = {
             "kind": "on the fly",
+            "device": generator_device(device),
             "seed": seed,
             "chunk": chunk,
             "images_per_severity": self.n,
@@ -373,9 +385,10 @@ def corrupt_chunk(
     table: str | None,
     device: torch.device,
 ) -> torch.Tensor:
+    """uint8 ``images`` corrupted on ``device``, left there."""
     from vicinal.corruptions import corrupt
 
-    return corrupt(images.to(device), corruption, severity, generator=gen, table=table).cpu()
+    return corrupt(images.to(device), corruption, severity, generator=gen, table=table)
 
 
 class FolderSet(CorruptedSet):
@@ -468,6 +481,9 @@ def write_set(
         "seed": seed,
         "seeding": "one torch.Generator per (seed, corruption, severity); chunks of "
         f"{chunk} images in test-set order",
+        # A CUDA generator's stream is not the CPU's (and may differ between GPU models): the same seed
+        # makes other images on another device.
+        "device": generator_device(device),
         "table": chosen_table,
         "table_image_side": SCALES[chosen_table],
         "quantisation": "uint8 truncation of the 0–255 result, as the reference generators",
@@ -490,35 +506,50 @@ def write_set(
     done["labels"] = md5_of(out / "labels.npy")
     verified.record(out / "labels.npy")
     task = (reporter or SilentReporter()).task("corrupting", total=len(corruptions) * len(severities) * n)
-    for c in corruptions:
-        target = out / f"{c}.npy"
-        if c in done and (verified.fresh(target) or (target.is_file() and md5_of(target) == done[c])):
-            task.advance(len(severities) * n, corruption=c)
-            continue
-        tmp = temporary_beside(target)
-        shape = (len(severities) * n, h, w, 3)
-        try:
-            arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise write_fault(exc, target) from None
-        reserve(tmp, arr.offset + arr.nbytes, target)
-        for k, s in enumerate(severities):
-            gen = cell_generator(seed, c, s, device)
-            for i in range(0, n, chunk):
-                y = corrupt_chunk(test.images[i : i + chunk], c, s, gen, table, device)
-                arr[k * n + i : k * n + i + len(y)] = y.permute(0, 2, 3, 1).numpy()
-                task.advance(len(y), corruption=f"{c} · severity {s}")
-        arr.flush()
-        del arr
-        os.replace(tmp, target)
-        task.line(f"{c} done", severities=",".join(map(str, severities)), images=n)
-        done[c] = md5_of(target)
-        verified.record(target)
-        verified.save()
-        write_manifest()
+    finished = 0
+    try:
+        for c in corruptions:
+            target = out / f"{c}.npy"
+            if c in done and (verified.fresh(target) or (target.is_file() and md5_of(target) == done[c])):
+                task.advance(len(severities) * n, corruption=c)
+                finished += 1
+                continue
+            shape = (len(severities) * n, h, w, 3)
+            header = _npy_header(shape)
+            with PendingFile(target, len(header) + math.prod(shape)) as pending:
+                os.pwrite(pending.fd, header, 0)
+                with os.fdopen(os.dup(pending.fd), "r+b") as f:
+                    arr = np.memmap(f, dtype=np.uint8, mode="r+", offset=len(header), shape=shape)
+                for k, s in enumerate(severities):
+                    gen = cell_generator(seed, c, s, device)
+                    for i in range(0, n, chunk):
+                        y = corrupt_chunk(test.images[i : i + chunk], c, s, gen, table, device)
+                        arr[k * n + i : k * n + i + len(y)] = y.permute(0, 2, 3, 1).cpu().numpy()
+                        task.advance(len(y), corruption=f"{c} · severity {s}")
+                arr.flush()
+                del arr
+                pending.commit()
+            task.line(f"{c} done", severities=",".join(map(str, severities)), images=n)
+            done[c] = md5_of(target)
+            verified.record(target)
+            verified.save()
+            write_manifest()
+            finished += 1
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"{finished} of {len(corruptions)} corruptions are finished and kept in {out} (its {MANIFEST} "
+            "lists them; the one being written was discarded); run the same command again to write the rest"
+        ) from None
     verified.save()
     return write_manifest()
+
+
+def _npy_header(shape: tuple[int, ...]) -> bytes:
+    """The .npy header (format 1.0) of a C-ordered uint8 array of ``shape``: written first, the data is
+    then filled in through a memory map at its end."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": "|u1", "fortran_order": False, "shape": shape})
+    return buffer.getvalue()
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:

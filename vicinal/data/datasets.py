@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from vicinal.core.errors import VicinalError
+from vicinal.core.io import check_folder
 from vicinal.core.registry import Registry
 
 DATA_ENV = "VICINAL_DATA_DIR"
@@ -129,11 +130,16 @@ def default_data_dir() -> Path:
 
 
 def resolve_data_dir(cli_value: str | Path | None) -> Path:
+    """The data folder: ``--data-dir``, else ``$VICINAL_DATA_DIR``, else the default; one that cannot be
+    a folder (a file, a symbolic link loop) is an error here rather than "not found" further on."""
     if cli_value:
-        return Path(cli_value).expanduser()
-    if os.environ.get(DATA_ENV):
-        return Path(os.environ[DATA_ENV]).expanduser()
-    return default_data_dir()
+        folder = Path(cli_value).expanduser()
+    elif os.environ.get(DATA_ENV):
+        folder = Path(os.environ[DATA_ENV]).expanduser()
+    else:
+        folder = default_data_dir()
+    check_folder(folder, "data folder")
+    return folder
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = False) -> DataSplits:

@@ -23,6 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import log_softmax, softmax
 
+#: The most confidence bins a setting may ask for: more bins than a test split has predictions per class
+#: measure noise, and each bin is a pass over the predictions.
+MAX_BINS = 1_000
+
 
 def _netcal():
     # netcal pulls in pyro/gpytorch, some of which warn at import; import it only when needed.

@@ -21,11 +21,19 @@ from torch import nn
 
 from vicinal.core.errors import VicinalError
 from vicinal.core.hparams import NoConfig
-from vicinal.core.registry import Registry
-from vicinal.core.reporting import Reporter, SilentReporter
+from vicinal.core.reporting import Reporter, SilentReporter, Task
 from vicinal.data.datasets import DataSplits, ImageSet, to_unit
 from vicinal.evaluation.radii import eps_label, parse_eps
-from vicinal.store.declarations import Artifact, Breakdown, Declarations, FigureSpec, MetricInfo, load
+from vicinal.evaluation.registry import EVALUATORS
+from vicinal.store.declarations import (
+    Artifact,
+    Breakdown,
+    Declarations,
+    FigureSpec,
+    MetricInfo,
+    inconsistencies,
+    load,
+)
 from vicinal.store.outcomes import ARTIFACT, ExampleRecorder, Examples
 
 __all__ = [
@@ -61,8 +69,17 @@ class EvalContext:
     cache_dir: Path | None = None
     #: Tells people where a long evaluation is (see :mod:`vicinal.core.reporting`); silent by default.
     reporter: Reporter = field(default_factory=SilentReporter)
+    #: The run's name in progress lines ("erm · seed 0"): :meth:`task` labels an evaluator's work with it.
+    label: str = ""
     #: Per-example outcomes for paired comparisons (:mod:`vicinal.store.outcomes`), written beside the result.
     examples: ExampleRecorder = field(default_factory=ExampleRecorder)
+
+    def task(self, what: str, total: float | None = None) -> Task:
+        """A progress task for an evaluator's long work, named after the run (``erm · seed 0 ·
+        adversarial``): a bar on a terminal; in a log, a line with how far, the rate and the time left
+        at least every 30 s while it advances. Advance it as the work goes (per batch), not once at the
+        end."""
+        return self.reporter.task(f"{self.label} · {what}" if self.label else what, total)
 
     def artifact_path(self, name: str, suffix: str = ".png") -> Path | None:
         if self.artifact_stem is None:
@@ -78,7 +95,8 @@ class EvalContext:
 
     @torch.inference_mode()
     def predict_batches(self, batches: Iterable[torch.Tensor], total: int | None = None) -> torch.Tensor:
-        """Logits for a stream of uint8 batches (e.g. memory-mapped corrupted sets), concatenated.
+        """Logits (float32 arithmetic, returned as float64 on the CPU) for a stream of uint8 batches (e.g.
+        memory-mapped corrupted sets, or corrupted on the device), concatenated.
 
         With ``total`` (the number of images the stream holds) the logits go straight into one tensor:
         thousands of small kept tensors between the batches' large temporaries fragment glibc's heap,
@@ -89,12 +107,10 @@ class EvalContext:
         full: torch.Tensor | None = None
         done = 0
         for batch in batches:
-            x = to_unit(batch, self.device)
-            if self.device.type == "cuda":
-                with torch.autocast("cuda", dtype=torch.bfloat16):
-                    logits = self.model(x)
-            else:
-                logits = self.model(x)
+            # float32 on every device, never autocast (vicinal.host.devices.EVALUATION_PRECISION; the
+            # runner turns TF32 off around every evaluator): one model gets the same numbers, up to
+            # float32 rounding, on a CPU and a GPU, and its clean logits in the precision of its attacks.
+            logits = self.model(to_unit(batch, self.device))
             if total is None:
                 out.append(logits.double().cpu())
                 continue
@@ -257,9 +273,11 @@ class Evaluator:
         """Every choice that determines this evaluator's numbers; recorded in each result file."""
         return dataclasses.asdict(self.config)
 
-    def check_data(self, data_dir: Path, dataset: str) -> None:
-        """Raise VicinalError, before anything is trained, when data this evaluator reads besides the
-        suite's own (a downloaded set) is missing from ``data_dir``; saying how to get it."""
+    def check_inputs(self, ctx: EvalContext) -> None:
+        """Check, before any model is trained, the data this evaluator will read besides the suite's (a
+        corrupted set on disk, say): raise VicinalError for one that is missing, truncated or altered,
+        rather than after hours of training. ``ctx`` has the suite's data and folders but no trained
+        model (``ctx.model`` must not be used). Nothing to check by default."""
 
     def check_declarations(self) -> None:
         """Raise VicinalError, before anything is trained, if what it declares would not load back from a
@@ -276,6 +294,10 @@ class Evaluator:
                 f"evaluator {self.name}: {exc} (metrics and artifacts are dicts of MetricInfo and Artifact; "
                 "breakdowns, figures and derived are tuples)"
             ) from None
+        declared = self.declarations()
+        problems = inconsistencies(self.metric_info(), declared, derives=bool(declared.derived))
+        if problems:
+            raise VicinalError(f"evaluator {self.name}: " + "; ".join(problems))
 
 
 #: How a result lists its per-example file (``artifacts["examples"]``).
@@ -288,9 +310,6 @@ EXAMPLES = Artifact(
 )
 
 
-EVALUATORS: Registry[type[Evaluator]] = Registry("evaluator", "vicinal.evaluators", "vicinal.evaluators")
-
-
 def seeded_subset(n_total: int, n: int, seed: int) -> torch.Tensor:
     """Indices (sorted) of a seeded subset of ``n`` of ``n_total`` images, the same for every method and
     run; all of them when ``n`` is 0 or at least ``n_total``."""
@@ -300,5 +319,22 @@ def seeded_subset(n_total: int, n: int, seed: int) -> torch.Tensor:
 
 
 def register_evaluator(name: str) -> Callable[[type[Evaluator]], type[Evaluator]]:
-    """Class decorator: ``@register_evaluator("occlusion")`` makes the evaluator available by that name."""
-    return EVALUATORS.register_class(name, Evaluator)
+    """Class decorator: ``@register_evaluator("occlusion")`` makes the evaluator available by that name.
+    Its declarations under its default settings are checked against each other here (a metric along
+    ``"nosie"`` beside a ``Breakdown("noise", …)`` is an error naming both, not a run that succeeds and a
+    ``--by noise`` that finds nothing); a run checks them again under its own settings."""
+    register = EVALUATORS.register_class(name, Evaluator)
+
+    def decorator(cls: type[Evaluator]) -> type[Evaluator]:
+        if isinstance(cls, type) and issubclass(cls, Evaluator):  # else register() says what is wrong
+            if "name" not in cls.__dict__:
+                cls.name = name
+            try:
+                default = cls()
+            except Exception:  # settings without defaults, or refused ones: the run's settings are checked
+                default = None
+            if default is not None:
+                default.check_declarations()  # before registering: a refused class is not left behind
+        return register(cls)
+
+    return decorator

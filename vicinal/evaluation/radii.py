@@ -5,13 +5,38 @@ from metric names and must not load torch to do so."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 
 def parse_eps(value: float | int | str) -> float:
-    """A perturbation size written as a number or a fraction such as ``"8/255"``."""
+    """A perturbation size written as a number or a fraction such as ``"8/255"``; ValueError for anything
+    else (a zero denominator included)."""
     if isinstance(value, str) and "/" in value:
         num, _, den = value.partition("/")
+        if float(den) == 0:
+            raise ValueError(f"{value!r} divides by zero")
         return float(num) / float(den)
     return float(value)
+
+
+def check_radii(values: Sequence[float | int | str], where: str) -> list[float]:
+    """Radii as a suite writes them, parsed and checked: each a finite number ≥ 0 (a fraction such as
+    8/255 included), none twice (``0.5`` and ``1/2`` are one radius: its metric would be written twice).
+    Raises ValueError naming ``where`` and the value."""
+    out: list[float] = []
+    for text in values:
+        try:
+            eps = parse_eps(text)
+        except ValueError as exc:
+            why = "its denominator is 0" if "divides by zero" in str(exc) else "write a number"
+            raise ValueError(f"{where}: {text!r} is not a radius ({why}); e.g. 0.25 or 8/255") from None
+        if not math.isfinite(eps) or eps < 0:
+            raise ValueError(f"{where}: {text!r} is not a radius; a radius is a finite number ≥ 0")
+        if eps in out:
+            raise ValueError(f"{where}: {text!r} is the radius {eps:g} again; give each radius once")
+        out.append(eps)
+    return out
 
 
 def eps_label(eps: float) -> str:

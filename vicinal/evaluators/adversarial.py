@@ -8,12 +8,13 @@ of the test split, the same for every method.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from vicinal.core.errors import VicinalError
-from vicinal.core.hparams import hp
+from vicinal.core.hparams import SEED_MAX, hp
 from vicinal.data.datasets import to_unit
 from vicinal.evaluation.evaluator import (
     EvalContext,
@@ -23,9 +24,12 @@ from vicinal.evaluation.evaluator import (
     register_evaluator,
     seeded_subset,
 )
+from vicinal.evaluation.radii import check_radii
 from vicinal.store.declarations import Breakdown, Declarations, FigureSpec, MetricInfo, PanelSpec
 
 ATTACKS = ("fgsm", "pgd_linf", "pgd_l2")
+#: pyautoattack's components (its ``AttackName``): any other name fails inside it, after training.
+AUTOATTACK_COMPONENTS = ("apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t")
 
 
 def import_foolbox():
@@ -45,12 +49,12 @@ class AdversarialConfig:
         "L∞ radii (numbers or fractions such as 8/255) for fgsm and pgd_linf",
     )
     l2_eps: list[str] = hp(["0.25", "0.5"], "L2 radii for pgd_l2")
-    steps: int = hp(10, "PGD iterations", ge=1)
+    steps: int = hp(10, "PGD iterations", ge=1, le=10_000)
     rel_stepsize: float = hp(0.25, "PGD step size as a fraction of ε", gt=0)
     random_start: bool = hp(True, "PGD starts from a uniform random point in the ε-ball")
     n_samples: int = hp(1000, "size of the seeded test subset (0 = the whole test split)", ge=0)
-    seed: int = hp(0, "seed of the subset and of PGD's random starts", ge=0)
-    batch_size: int = hp(256, "images per attack batch", ge=1)
+    seed: int = hp(0, "seed of the subset and of PGD's random starts", ge=0, le=SEED_MAX)
+    batch_size: int = hp(256, "images per attack batch", ge=1, le=65_536)
     autoattack: bool = hp(False, "also run AutoAttack (pyautoattack, standard version, L∞) — slow")
     autoattack_eps: str = hp("8/255", "AutoAttack L∞ radius")
     autoattack_attacks: list[str] = hp(
@@ -61,10 +65,15 @@ class AdversarialConfig:
         unknown = [a for a in self.attacks if a not in ATTACKS]
         if unknown:
             raise ValueError(f"unknown attack(s) {', '.join(unknown)}; choose from {', '.join(ATTACKS)}")
-        try:
-            [parse_eps(e) for e in [*self.linf_eps, *self.l2_eps, self.autoattack_eps]]
-        except ValueError:
-            raise ValueError("ε values must be numbers or fractions such as 8/255") from None
+        odd = [a for a in self.autoattack_attacks if a not in AUTOATTACK_COMPONENTS]
+        if odd:
+            raise ValueError(
+                f"unknown AutoAttack component(s) {', '.join(odd)}; "
+                f"choose from {', '.join(AUTOATTACK_COMPONENTS)}"
+            )
+        check_radii(self.linf_eps, "linf_eps")
+        check_radii(self.l2_eps, "l2_eps")
+        check_radii([self.autoattack_eps], "autoattack_eps")
 
 
 @register_evaluator("adversarial")
@@ -93,8 +102,12 @@ class AdversarialEvaluator(Evaluator):
             )
         }
         c = self.config
-        for attack, norm, eps in self.grid():
-            headline = attack != "pgd_l2" and eps_label(eps) in (c.linf_eps[0], c.linf_eps[-1])
+        grid = self.grid()
+        for attack, norm, eps in grid:
+            # Every attack measured is shown by default (its smallest and largest radius): PGD L2 was in
+            # the result files but in no progress line, terminal table or default board.
+            radii = [e for a, _, e in grid if a == attack]
+            headline = eps in (radii[0], radii[-1])
             info[f"{attack}@{eps_label(eps)}"] = MetricInfo(
                 f"{attack.replace('_', ' ')} {eps_label(eps)}",
                 True,
@@ -173,11 +186,25 @@ class AdversarialEvaluator(Evaluator):
         clean = ctx.test_logits[idx].argmax(1) == labels
         out = {"adv_subset_acc": float(clean.double().mean())}
         attacks = self.attack_objects()
+        # In attacked images (each at every radius), advanced per batch: on a CPU the attacks of a
+        # CIFAR model take many minutes, which a log must not spend in silence.
+        runs = len(c.attacks) + (1 if c.autoattack else 0)
+        task = ctx.task("adversarial", total=runs * len(images))
         for attack in c.attacks:
             radii = [parse_eps(e) for e in (c.l2_eps if attack == "pgd_l2" else c.linf_eps)]
             # The clean outcome is the one adv_subset_acc counts, so robust ⊆ clean image by image.
             correct, confidence = robust_outcomes(
-                model, images, labels, attacks[attack], radii, c.batch_size, c.seed, ctx.device, None, clean
+                model,
+                images,
+                labels,
+                attacks[attack],
+                radii,
+                c.batch_size,
+                c.seed,
+                ctx.device,
+                None,
+                clean,
+                progress=lambda n, a=attack: task.advance(n, attack=a.replace("_", " ")),
             )
             for e, hit, conf in zip(radii, correct, confidence, strict=True):
                 name = f"{attack}@{eps_label(e)}"
@@ -190,9 +217,11 @@ class AdversarialEvaluator(Evaluator):
                 model, images, labels, eps, c.seed, c.batch_size, ctx.device, c.autoattack_attacks, clean
             )
             name = f"autoattack@{eps_label(eps)}"
+            task.advance(len(images), attack="autoattack")  # one call to AutoAttack: no progress within
             out[name] = float(hit.double().mean())
             ctx.record_examples(f"adv/{name}", examples, correct=hit, confidence=conf)
             ctx.statistic(name, "mean", [f"adv/{name}"])
+        task.close()
         return out
 
     def protocol(self) -> dict:
@@ -265,11 +294,13 @@ def robust_outcomes(
     device: torch.device,
     preprocessing: dict | None = None,
     clean_correct: torch.Tensor | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per radius and image (radii × N, CPU): whether the image is robust under ``attack`` — classified
     correctly before the attack and still after it — and the model's top-1 confidence on the attacked
     image (``attack=None``: on the clean image, for every radius). ``clean_correct`` (N booleans) says
-    which images count as correctly classified before the attack; by default the model's answer here."""
+    which images count as correctly classified before the attack; by default the model's answer here.
+    ``progress`` is called with each batch's number of images once it is done."""
     fb = import_foolbox()
     fmodel = fb.PyTorchModel(model, bounds=(0, 1), device=device, preprocessing=preprocessing)
     correct, confidence = [], []
@@ -296,6 +327,8 @@ def robust_outcomes(
         correct.append(clean & ~success.cpu())
         with torch.no_grad():  # after the attack and its seeding: the numbers above do not change
             confidence.append(torch.stack([fmodel(xa).softmax(1).max(1).values.cpu() for xa in clipped]))
+        if progress is not None:
+            progress(len(x))
     return torch.cat(correct, 1), torch.cat(confidence, 1).double()
 
 

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from vicinal.core.hparams import hp
 from vicinal.evaluation.calibration_metrics import (
+    MAX_BINS,
     brier,
     calibration_metrics,
     nll,
@@ -81,7 +82,9 @@ class CalibrationEvaluator(Evaluator):
 
     @dataclass
     class Config:
-        bins: int = hp(15, "number of confidence bins (equal-width; equal-mass for adaptive ECE)", ge=1)
+        bins: int = hp(
+            15, "number of confidence bins (equal-width; equal-mass for adaptive ECE)", ge=1, le=MAX_BINS
+        )
         temperature_scaling: bool = hp(True, "fit T on the validation split and report every metric after it")
         diagram: bool = hp(True, "write a reliability diagram PNG beside the result file")
 

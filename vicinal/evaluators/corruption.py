@@ -3,8 +3,10 @@
 Where the corrupted images come from (recorded in each result file):
 - a set on disk: ``path``, else ``<data dir>/CIFAR-10-C`` (the released folder name, also where
   ``vicinal corrupt`` writes by default) — released files are checked against their published MD5s;
-- else, with ``source = "auto"`` or ``"generate"``, the clean test split corrupted on the fly with a fixed
-  seed (one generator per corruption and severity, so any subset of cells reproduces).
+- else, with ``source = "auto"`` or ``"generate"``, the clean test split corrupted with a fixed seed on the
+  run's device (one generator per corruption and severity, so any subset of cells reproduces), once into
+  the cache folder. A CUDA generator makes other images than the CPU's from the same seed, so the
+  generating device (and GPU model) is part of the set's key, manifest and example identity.
 
 Metrics: ``c_acc`` (mean over the 15 common corruptions × severities, the RobustBench/Hendrycks
 convention), ``c_acc_all`` (all 19), ``c_ece`` / ``c_ece_ts`` / ``c_nll`` / ``c_aurc`` (selective
@@ -14,6 +16,10 @@ mCE and relative mCE are this evaluator's declared derivation ``corruption_error
 (``vicinal.board.relative``), computed by the renderers from the cells relative to the suite's baseline rows,
 as ratios of errors summed over the same cells, so they cannot rank against ``c_acc``
 (``vicinal.board.relative`` says why): CIFAR and Tiny-ImageNet have no AlexNet baseline.
+
+One module, longer than most, because finding, verifying and generating the set, scoring its cells and
+declaring the cells' metrics and breakdowns are one protocol: split, each half would need the other's
+details.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import numpy as np
 import torch
 
 from vicinal.core.errors import VicinalError
-from vicinal.core.hparams import hp
+from vicinal.core.hparams import SEED_MAX, hp
 from vicinal.data.corrupted import (
     RELEASES,
     CorruptedSet,
@@ -41,8 +47,9 @@ from vicinal.data.corrupted import (
     find_set,
     write_set,
 )
-from vicinal.evaluation.calibration_metrics import ece, nll
+from vicinal.evaluation.calibration_metrics import MAX_BINS, ece, nll
 from vicinal.evaluation.evaluator import EvalContext, Evaluator, MetricInfo, register_evaluator, seeded_subset
+from vicinal.host.devices import generator_device
 from vicinal.store.declarations import Breakdown, FigureSpec, PanelSpec
 from vicinal.store.detection_metrics import log_msp
 from vicinal.store.outcomes import Examples
@@ -95,10 +102,10 @@ class CorruptionEvaluator(Evaluator):
             "auto", "auto: a set on disk if present, else generate on the fly; disk: require one; generate"
         )
         path: str = hp("", "folder of a -C set [default: <data dir>/<released folder>, e.g. CIFAR-10-C]")
-        seed: int = hp(0, "seed for generating on the fly", ge=0)
+        seed: int = hp(0, "seed for generating on the fly", ge=0, le=SEED_MAX)
         table: str = hp("auto", "parameter table: cifar, tinyimagenet, imagenet, or auto (by image size)")
         n_samples: int = hp(0, "images per corruption and severity (a seeded subset); 0 = all", ge=0)
-        bins: int = hp(15, "confidence bins for ECE (equal-width)", ge=1)
+        bins: int = hp(15, "confidence bins for ECE (equal-width)", ge=1, le=MAX_BINS)
         temperature_scaling: bool = hp(True, "also report ECE after the validation-fitted temperature")
 
     def __init__(self, config=None):
@@ -106,8 +113,12 @@ class CorruptionEvaluator(Evaluator):
         c = self.config
         if not c.severities or any(s not in (1, 2, 3, 4, 5) for s in c.severities):
             raise VicinalError(f"evaluators.corruption.severities = {c.severities}: choose from 1–5")
-        from vicinal.corruptions import resolve_corruptions
+        from vicinal.corruptions import SCALES, resolve_corruptions
 
+        if c.table != "auto" and c.table not in SCALES:  # else a KeyError once the first model is trained
+            raise VicinalError(
+                f"evaluators.corruption.table = {c.table!r}: choose auto or one of {', '.join(SCALES)}"
+            )
         self.corruptions = resolve_corruptions(c.corruptions)
         if not self.corruptions:
             raise VicinalError("evaluators.corruption.corruptions selects no corruption")
@@ -186,21 +197,40 @@ class CorruptionEvaluator(Evaluator):
 
     # ------------------------------------------------------------------ data
 
+    def check_inputs(self, ctx: EvalContext) -> None:
+        """A set on disk is found and verified (its manifest's or the release's MD5s, every file's size
+        and shape) before training starts; one that will be generated needs nothing."""
+        self._on_disk(ctx)
+
+    def _on_disk(self, ctx: EvalContext) -> CorruptedSet | None:
+        """The corrupted set on disk, verified, if the configuration reads one and it is there."""
+        c = self.config
+        if c.source == "generate":
+            return None
+        for folder in self._candidates(ctx):
+            found = find_set(folder, RELEASES.get(ctx.data.name), wnids=_wnids(ctx))
+            if found is not None:
+                self._check_matches(found, ctx)
+                return found
+        if c.path:
+            raise VicinalError(f"evaluators.corruption.path = {c.path}: no labels.npy there")
+        return None
+
+    def _candidates(self, ctx: EvalContext) -> list[Path]:
+        c = self.config
+        candidates = [Path(c.path).expanduser()] if c.path else []
+        if not c.path and ctx.data_dir is not None:
+            candidates.append(default_folder(ctx.data.name, ctx.data_dir))
+        return candidates
+
     def open_set(self, ctx: EvalContext) -> CorruptedSet:
         c = self.config
         dataset = ctx.data.name
         release = RELEASES.get(dataset)
-        candidates = [Path(c.path).expanduser()] if c.path else []
-        if not c.path and ctx.data_dir is not None:
-            candidates.append(default_folder(dataset, ctx.data_dir))
-        if c.source != "generate":
-            for folder in candidates:
-                found = find_set(folder, release, wnids=_wnids(ctx))
-                if found is not None:
-                    self._check_matches(found, ctx)
-                    return found
-            if c.path:
-                raise VicinalError(f"evaluators.corruption.path = {c.path}: no labels.npy there")
+        candidates = self._candidates(ctx)
+        found = self._on_disk(ctx)
+        if found is not None:
+            return found
         if c.source == "disk":
             looked = ", ".join(map(str, candidates)) or "nowhere (no path and no released set)"
             raise VicinalError(
@@ -215,7 +245,9 @@ class CorruptionEvaluator(Evaluator):
         return self._cached_set(ctx, table)
 
     def _cached_set(self, ctx: EvalContext, table: str | None) -> CorruptedSet:
-        """Generate the set once into the cache (every method and seed of a suite reuses it)."""
+        """Generate the set once into the cache (every method and seed of a suite reuses it). The key
+        holds the generating device: a CUDA generator draws other numbers than the CPU's from one seed
+        (and GPU models may differ), so sets made on different devices hold different images."""
         from vicinal.corruptions.core import ENGINE_VERSION
         from vicinal.store.results import config_hash
 
@@ -228,6 +260,7 @@ class CorruptionEvaluator(Evaluator):
                 "seed": self.config.seed,
                 "table": table,
                 "engine": ENGINE_VERSION,
+                "device": generator_device(ctx.device),
             }
         )
         folder = ctx.cache_dir / "corrupted" / f"{ctx.data.name}-{key[:12]}"
@@ -275,12 +308,14 @@ class CorruptionEvaluator(Evaluator):
         labels = (labels_all if index is None else labels_all[index]).numpy()
         t = ctx.temperature if c.temperature_scaling else None
         order = [(name, s) for name in self.corruptions for s in self.severities]
-        task = ctx.reporter.task("corruptions", total=len(order))
+        # In images, advanced per batch: a cell of 10,000 CIFAR images takes a minute on a CPU.
+        task = ctx.task("corruptions", total=len(order) * len(labels))
 
         def stream() -> Iterator[torch.Tensor]:
             for name, s in order:
-                yield from cset.batches(name, s, ctx.batch_size, index)
-                task.advance(1, cell=f"{name} · severity {s}")
+                for batch in cset.batches(name, s, ctx.batch_size, index):
+                    yield batch
+                    task.advance(len(batch), cell=f"{name} · severity {s}")
 
         # One pass over every cell in full batches (a cell's last partial batch is topped up from the
         # next cell), then the logits are cut back into cells.
@@ -332,6 +367,7 @@ class CorruptionEvaluator(Evaluator):
             content: object = {"md5": manifest["md5"]}
         elif info.get("kind") == "on the fly":
             content = {
+                "device": info.get("device"),
                 "seed": info.get("seed"),
                 "table": self.config.table,
                 "engine": ENGINE_VERSION,

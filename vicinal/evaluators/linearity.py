@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from vicinal.core.hparams import hp
+from vicinal.core.hparams import SEED_MAX, hp
 from vicinal.data.datasets import to_unit
 from vicinal.evaluation.evaluator import (
     EvalContext,
@@ -27,6 +27,7 @@ from vicinal.evaluation.evaluator import (
     register_evaluator,
     seeded_subset,
 )
+from vicinal.evaluation.radii import check_radii
 from vicinal.store.declarations import Breakdown, Declarations, FigureSpec, MetricInfo, PanelSpec
 
 GAMMA = "γ(ε): the largest deviation of the loss from its first-order Taylor expansion within the L∞ ball of "
@@ -40,14 +41,17 @@ INTERP = (
 @dataclass
 class LinearityConfig:
     eps: list[str] = hp(["4/255", "8/255"], "L∞ radii for γ")
-    steps: int = hp(10, "ascent steps on δ", ge=1)
-    restarts: int = hp(1, "random starts (the maximum over them is kept)", ge=1)
+    steps: int = hp(10, "ascent steps on δ", ge=1, le=10_000)
+    restarts: int = hp(1, "random starts (the maximum over them is kept)", ge=1, le=1_000)
     rel_stepsize: float = hp(0.25, "ascent step as a fraction of ε", gt=0)
     n_samples: int = hp(256, "seeded test subset for γ (0 = whole test split)", ge=0)
-    n_pairs: int = hp(128, "segments between test inputs of different classes", ge=1)
-    points: int = hp(11, "points per segment, endpoints included", ge=3)
-    seed: int = hp(0, "seed of the subsets, pairs and random starts", ge=0)
-    batch_size: int = hp(128, "images per batch", ge=1)
+    n_pairs: int = hp(128, "segments between test inputs of different classes", ge=1, le=1_000_000)
+    points: int = hp(11, "points per segment, endpoints included", ge=3, le=1_000)
+    seed: int = hp(0, "seed of the subsets, pairs and random starts", ge=0, le=SEED_MAX)
+    batch_size: int = hp(128, "images per batch", ge=1, le=65_536)
+
+    def validate(self) -> None:
+        check_radii(self.eps, "eps")
 
 
 def local_linearity(
@@ -214,6 +218,12 @@ class LinearityEvaluator(Evaluator):
         out: dict[str, float] = {}
         idx = seeded_subset(len(test), c.n_samples, c.seed)
         generator = torch.Generator().manual_seed(c.seed)
+        a, b = different_class_pairs(test.labels, c.n_pairs, c.seed)
+        step = max(1, c.batch_size // c.points)
+        # In batches (γ's ascent per radius, then the segments), advanced as each is done: γ takes
+        # 2 × steps forward and backward passes per image, minutes for a CIFAR model on a CPU.
+        gamma_batches = -(-len(idx) // c.batch_size)
+        task = ctx.task("linearity", total=len(c.eps) * gamma_batches + -(-len(a) // step))
         for e in c.eps:
             eps = parse_eps(e)
             values = []
@@ -232,10 +242,9 @@ class LinearityEvaluator(Evaluator):
                         generator,
                     ).cpu()
                 )
+                task.advance(1, measure=f"γ ε={eps_label(eps)}")
             out[f"lin_gamma@{eps_label(eps)}"] = float(torch.cat(values).mean())
-        a, b = different_class_pairs(test.labels, c.n_pairs, c.seed)
         parts: dict[str, list[torch.Tensor]] = {"logit": [], "loss": [], "miss": []}
-        step = max(1, c.batch_size // c.points)
         for start in range(0, len(a), step):
             ia, ib = a[start : start + step], b[start : start + step]
             dev = segment_deviation(
@@ -248,6 +257,8 @@ class LinearityEvaluator(Evaluator):
             )
             for k in parts:
                 parts[k].append(dev[k].cpu())
+            task.advance(1, measure="segments")
+        task.close()
         out["interp_logit_dev"] = float(torch.cat(parts["logit"]).mean())
         out["interp_loss_dev"] = float(torch.cat(parts["loss"]).mean())
         out["interp_miss"] = float(torch.cat(parts["miss"]).mean())

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -172,7 +171,12 @@ class OODEvaluator(Evaluator):
                     )
         return info
 
-    def check_data(self, data_dir: Path, dataset: str) -> None:
+    def check_inputs(self, ctx: EvalContext) -> None:
+        """Every downloaded OOD set is found before training starts; a missing one is one message naming
+        the command that fetches it (generated sets need nothing)."""
+        from vicinal.data.datasets import resolve_data_dir
+
+        data_dir = ctx.data_dir or resolve_data_dir(None)
         problems = [s.missing(data_dir, self.paths.get(s.name, "")) for s in self.sources]
         problems = [p for p in problems if p]
         if problems:

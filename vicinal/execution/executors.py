@@ -29,7 +29,11 @@ class Executor(Protocol):
     """Runs a plan's jobs and hands each outcome back to the driver: a finished run goes to
     :meth:`RunPlan.store`, a run that raised becomes a :class:`RunFailure` through :meth:`RunPlan.fail`
     (the others go on). ``KeyboardInterrupt`` and :class:`ResourceError` stop everything; finished runs
-    stay stored."""
+    stay stored.
+
+    An executor whose runs execute on other machines sets ``resolves_device = True``: the plan then checks
+    only that ``--device`` names a device, and each run checks it where it executes (``run_job``); without
+    it the device must exist on this machine."""
 
     name: str
 

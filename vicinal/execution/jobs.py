@@ -22,6 +22,7 @@ from vicinal.core.reporting import Reporter
 from vicinal.data.datasets import DataSplits, to_unit
 from vicinal.evaluation.evaluator import EXAMPLES, EvalContext, Evaluator
 from vicinal.execution.suite import Suite
+from vicinal.host.devices import evaluation_precision, resolve_device, training_precision
 from vicinal.host.environment import environment
 from vicinal.host.startup import defer_dynamo, set_deterministic
 from vicinal.store.declarations import Artifact, Declarations, MetricInfo
@@ -79,6 +80,7 @@ class RunJob:
     #: Where the driver will store the result (its stem names the artifacts).
     result_path: Path
     checkpoint: Path
+    #: As asked for (auto, cpu, cuda, cuda:N): resolved by ``run_job`` on the machine that runs the job.
     device: str
     cache_dir: Path
     data_dir: Path | None
@@ -149,7 +151,8 @@ def run_evaluators(
     """Run a suite's evaluators on ``ctx.model`` and collect what goes into a result file: metrics, their
     declarations and each evaluator's protocol with its code fingerprint (from ``evaluation``, the run's
     evaluation identity). Shared by vicinal's own runs and by models evaluated as given
-    (:mod:`vicinal.external.given`), so both are measured by exactly the same code."""
+    (:mod:`vicinal.external.given`), so both are measured by exactly the same code, in the same precision
+    on every device (:data:`vicinal.host.devices.EVALUATION_PRECISION`)."""
     t0 = time.perf_counter()
     metrics: dict[str, float] = {}
     metric_info: dict[str, MetricInfo] = {}
@@ -158,7 +161,8 @@ def run_evaluators(
     described: dict[str, Artifact] = {ARTIFACT: EXAMPLES}
     evaluating = reporter.task(f"{label} · evaluate", total=len(evaluators))
     for evaluator in evaluators:
-        found = evaluator.evaluate(ctx)
+        with evaluation_precision():  # IEEE float32 everywhere (EVALUATION_PRECISION)
+            found = evaluator.evaluate(ctx)
         metrics.update(found)
         evaluating.advance(1)
         evaluating.line(evaluator.name, **_headline(evaluator, found))
@@ -197,18 +201,19 @@ def configure_determinism(device: torch.device) -> bool:
 
 def run_job(job: RunJob, rd: RunData, reporter: Reporter) -> JobOutput:
     """Train and evaluate one run. Artifacts are drawn into a private temporary folder and returned as
-    bytes, so a worker on another machine needs no access to the results folder."""
-    configure_determinism(torch.device(job.device))
+    bytes, so a worker on another machine needs no access to the results folder. The device is checked
+    here, on the machine that runs the job (a driver without a GPU can send runs to workers with one)."""
+    device = resolve_device(job.device)
+    configure_determinism(device)
     with tempfile.TemporaryDirectory(prefix="vicinal-artifacts-") as staging:
         stem = Path(staging) / job.result_path.stem
-        result = _run(job, rd, stem, reporter)
+        result = _run(job, rd, device, stem, reporter)
         artifacts = {a.file: (Path(staging) / a.file).read_bytes() for a in result.artifacts.values()}
     return JobOutput(result, artifacts)
 
 
-def _run(job: RunJob, rd: RunData, artifact_stem: Path, reporter: Reporter) -> Result:
+def _run(job: RunJob, rd: RunData, device: torch.device, artifact_stem: Path, reporter: Reporter) -> Result:
     suite, data, method, seed = job.suite, rd.splits, job.method, job.seed
-    device = torch.device(job.device)
     wall = time.perf_counter()
     seed_everything(seed)
     model = build_model(suite.model, data.num_classes, rd.mean, rd.std).to(device)
@@ -248,6 +253,7 @@ def _run(job: RunJob, rd: RunData, artifact_stem: Path, reporter: Reporter) -> R
         data_dir=job.data_dir,
         cache_dir=job.cache_dir,
         reporter=reporter,
+        label=job.label,
     )
     evaluated = run_evaluators(ctx, job.evaluators, job.evaluation, job.label, reporter)
     described: dict[str, Artifact] = {"samples": SAMPLES, **evaluated.described}
@@ -268,6 +274,7 @@ def _run(job: RunJob, rd: RunData, artifact_stem: Path, reporter: Reporter) -> R
         data=rd.result_data(),
         training={
             "epochs": suite.recipe.epochs,
+            "precision": training_precision(device),
             "images_per_second": round(summary.images_per_second, 1),
             # Images through the classifier per training image: 2 when a method adds the clean batch to
             # its mixed one, so methods can be compared at equal compute.

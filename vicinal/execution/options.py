@@ -10,11 +10,13 @@ checks the suite once, after the overrides are applied, and the executor checks 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vicinal.core.errors import VicinalError
 from vicinal.core.reporting import Reporter, SilentReporter
 
 if TYPE_CHECKING:
@@ -31,6 +33,14 @@ class ExecutorOptions:
     gpus_per_run: float | None = None
     cpus_per_run: float | None = None
     max_retries: int | None = None
+
+    def __post_init__(self) -> None:
+        # The executor checks its own ranges; a number that is not one (nan, inf) is refused for all.
+        for name in ("gpus_per_run", "cpus_per_run", "max_retries"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                flag = "--" + name.replace("_", "-")
+                raise VicinalError(f"{flag} {value}: give a finite number")
 
     def given(self) -> dict[str, Any]:
         """The settings given, by name (what the executor is constructed with)."""
@@ -60,6 +70,11 @@ class RunOptions:
 
     def __post_init__(self) -> None:
         from vicinal.store.results import default_cache_dir, default_results_dir
+
+        for name in ("results_dir", "cache_dir", "data_dir"):  # "" would be the current folder
+            value = getattr(self, name)
+            if isinstance(value, str) and not value.strip():
+                raise VicinalError(f"{name} is empty; give a folder, or None for the default")
 
         self.results_dir = Path(self.results_dir) if self.results_dir is not None else default_results_dir()
         self.cache_dir = Path(self.cache_dir) if self.cache_dir is not None else default_cache_dir()
@@ -96,6 +111,8 @@ class Overrides:
         if self.model is not None:
             suite.override("model", name=self.model)
         if self.evaluators is not None:
+            # The names the file does not have are this run's: errors about them name the run, not the file.
+            suite.overridden.update(f"[evaluators.{n}]" for n in self.evaluators if n not in suite.evaluators)
             suite.evaluators = {name: suite.evaluators.get(name, {}) for name in self.evaluators}
             suite.overridden.add("[evaluators]")
         return suite

@@ -20,7 +20,9 @@ class RunOutcome:
     method: str
     seed: int
     path: Path
-    status: str  # "trained" | "reused"
+    #: "trained"; "re-evaluated" (its trained model came from the cache: only the evaluation ran, after
+    #: an evaluator or its settings changed); "reused" (its result file was kept).
+    status: str
     metrics: dict[str, float]
 
 

@@ -15,19 +15,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vicinal.core.errors import VicinalError
-from vicinal.core.hparams import build_config
-from vicinal.core.io import atomic_write_bytes, probe_writable
+from vicinal.core.hparams import build_config, typed_values
+from vicinal.core.io import probe_writable
 from vicinal.core.reporting import Reporter
 from vicinal.data.datasets import load_dataset, resolve_data_dir
-from vicinal.evaluation.evaluator import EVALUATORS, Evaluator
+from vicinal.evaluation.evaluator import EVALUATORS, EvalContext, Evaluator
 from vicinal.execution.executors import Executor, make_executor
 from vicinal.execution.identity import reusable_result, run_identity
 from vicinal.execution.jobs import JobOutput, RunData, RunJob
 from vicinal.execution.options import Overrides, RunOptions
 from vicinal.execution.outcomes import RunFailure, RunOutcome, RunsFailed
 from vicinal.execution.suite import Suite
-from vicinal.host.devices import resolve_device
-from vicinal.store.results import result_path, write_result
+from vicinal.host.devices import check_device_name, resolve_device
+from vicinal.store.results import Result, result_path, write_result
 from vicinal.training.method import Method, get_method
 
 if TYPE_CHECKING:
@@ -42,12 +42,21 @@ class RunPlan:
     #: The configurations to run, in order: one per method, or one per point of its sweep.
     methods: list[Method]
     evaluators: list[Evaluator]
-    device: torch.device
+    #: The device this machine runs on; None where the executor checks it where each run executes (Ray:
+    #: the driver may have no GPU).
+    device: torch.device | None
     options: RunOptions
     #: What runs the jobs (:mod:`vicinal.execution.executors`).
     executor: Executor
     outcomes: list[RunOutcome] = field(default_factory=list)
     failures: list[RunFailure] = field(default_factory=list)
+    #: The jobs handed to the executor (the runs not reused), once :func:`execute` made them.
+    jobs: list[RunJob] = field(default_factory=list)
+
+    def unfinished_checkpoints(self) -> list[Path]:
+        """The checkpoints the runs that did not finish left behind (after Ctrl-C: what a rerun resumes)."""
+        done = {o.path for o in self.outcomes}
+        return [j.checkpoint for j in self.jobs if j.result_path not in done and j.checkpoint.is_file()]
 
     # The options most code reads, by their plain names.
     @property
@@ -75,13 +84,13 @@ class RunPlan:
         return self.options.reporter
 
     def store(self, job: RunJob, output: JobOutput) -> RunOutcome:
-        """Write a finished run into the results folder: its artifacts first, then the result
-        (atomically), so a result file never names an artifact that is not there."""
-        for name, blob in output.artifacts.items():
-            atomic_write_bytes(job.result_path.with_name(name), blob)
+        """Write a finished run into the results folder: its artifacts and the result together, all or
+        none (a full disk leaves neither a figure without its result nor a result naming a missing one)."""
         output.result.environment = {**output.result.environment, "code": job.training["code"]}
-        write_result(job.result_path, output.result)
-        outcome = RunOutcome(job.method.name, job.seed, job.result_path, "trained", output.result.metrics)
+        write_result(job.result_path, output.result, beside=output.artifacts)
+        reevaluated = bool(output.result.training.get("reused_trained_model"))
+        status = "re-evaluated" if reevaluated else "trained"
+        outcome = RunOutcome(job.method.name, job.seed, job.result_path, status, output.result.metrics)
         self.outcomes.append(outcome)
         return outcome
 
@@ -129,8 +138,9 @@ def plan_run(suite: Suite, overrides: Overrides | None = None, options: RunOptio
         both = sorted(set(grid) & set(method_overrides.get(name, {})))
         if both:
             raise VicinalError(f"{name}.{both[0]} is both swept and set (--set): keep one of them")
-        for point in itertools.product(*grid.values()):
-            setting = dict(zip(grid, point, strict=True))
+        typed = {p: typed_values(cls.Config, values, p, grid[p], name) for p in grid}
+        for point in itertools.product(*typed.values()):
+            setting = dict(zip(typed, point, strict=True))
             methods.append(cls(build_config(cls.Config, {**values, **setting}, name)))
     evaluators = []
     for name, params in suite.evaluators.items():
@@ -138,9 +148,12 @@ def plan_run(suite: Suite, overrides: Overrides | None = None, options: RunOptio
         values = {**params, **eval_overrides.get(name, {})}
         evaluators.append(cls(build_config(cls.Config, values, f"evaluators.{name}", what="setting")))
         evaluators[-1].check_declarations()
-        evaluators[-1].check_data(resolve_data_dir(options.data_dir), suite.dataset)
     executor = make_executor(options.executor, plugins=options.plugins, device=options.device)
-    device = resolve_device(options.device)
+    device: torch.device | None = None
+    if getattr(executor, "resolves_device", False):
+        check_device_name(options.device)  # the rest is checked where the runs execute
+    else:
+        device = resolve_device(options.device)
     probe_writable(options.results_dir, "results folder")
     probe_writable(options.cache_dir, "cache folder")
     return RunPlan(suite, methods, evaluators, device, options, executor)
@@ -165,8 +178,8 @@ def plan_jobs(plan: RunPlan, rd: RunData) -> list[RunJob]:
             existing = None if plan.force else reusable_result(path, identity)
             if existing is not None:
                 plan.reporter.note(
-                    f"reusing {path}: same configuration, data and code ({identity.describe()}); "
-                    "--force recomputes"
+                    f"reusing {path}: same configuration, data and code ({identity.describe()})"
+                    f"{_made_elsewhere(existing, plan.device)}; --force recomputes"
                 )
                 plan.outcomes.append(RunOutcome(name, seed, path, "reused", existing.metrics))
                 continue
@@ -187,7 +200,7 @@ def plan_jobs(plan: RunPlan, rd: RunData) -> list[RunJob]:
                     training_id=identity.training_id,
                     result_path=path,
                     checkpoint=checkpoint,
-                    device=str(plan.device),
+                    device=str(plan.device) if plan.device is not None else plan.options.device,
                     cache_dir=plan.cache_dir,
                     data_dir=resolve_data_dir(plan.data_dir),
                 )
@@ -195,13 +208,42 @@ def plan_jobs(plan: RunPlan, rd: RunData) -> list[RunJob]:
     return todo
 
 
+def _made_elsewhere(result: Result, device: torch.device | None) -> str:
+    """What a reuse note adds (", trained on cuda:0 (bfloat16 autocast)") where a reused result was trained
+    on another kind of device than this run's. A run's identity leaves the device out (runs agree
+    statistically across devices, as GPU runs do among themselves), so seeds trained on a CPU and on a GPU
+    join one row; the reuse says so."""
+    made_on = str(result.environment.get("device", {}).get("type", ""))
+    if device is None or not made_on or made_on.split(":")[0] == device.type:
+        return ""
+    precision = result.training.get("precision")
+    return f", trained on {made_on}" + (f" ({precision})" if precision else "")
+
+
+def check_evaluator_inputs(plan: RunPlan, rd: RunData) -> None:
+    """Each evaluator checks the data it will read besides the suite's (a corrupted set on disk: its
+    manifest, checksums and sizes) before any training starts (:meth:`Evaluator.check_inputs`)."""
+    ctx = EvalContext(
+        model=None,  # type: ignore[arg-type]  # nothing is trained yet: check_inputs reads no model
+        data=rd.splits,
+        device=plan.device,
+        batch_size=plan.suite.eval_batch_size,
+        data_dir=resolve_data_dir(plan.data_dir),
+        cache_dir=plan.cache_dir,
+        reporter=plan.reporter,
+    )
+    for evaluator in plan.evaluators:
+        evaluator.check_inputs(ctx)
+
+
 def execute(plan: RunPlan) -> list[RunOutcome]:
     """Run the plan: load the data once, make the jobs, and hand them to the plan's executor (by default
     one after another in this process). A run that fails is reported and the others go on; their results
     are kept."""
     rd = load_run_data(plan.suite, plan.data_dir, plan.download)
-    jobs = plan_jobs(plan, rd)
+    jobs = plan.jobs = plan_jobs(plan, rd)
     if jobs:  # nothing to run (every result reused): no executor is started, no cluster contacted
+        check_evaluator_inputs(plan, rd)
         plan.executor.run(plan, rd, jobs)
     if plan.failures:
         raise RunsFailed(plan.failures, len(plan.outcomes))

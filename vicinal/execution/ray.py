@@ -10,9 +10,14 @@ How a run travels:
   *after* it has loaded the run's ``--plugin`` specs, because a plugin's classes are pickled by reference to
   its module. Checkpoint and cache paths are made absolute: workers write each epoch's checkpoint there.
 - **Resources**: each task asks for ``--cpus-per-run`` CPUs (1 by default; also torch's thread count in
-  the worker) and ``--gpus-per-run`` GPUs (fractions pack several small models on one GPU); Ray runs as
-  many at once as the cluster holds. By default a run takes one GPU when the cluster has GPUs and the
-  device allows it, else runs on the CPU.
+  the worker) and ``--gpus-per-run`` GPUs: 1, or a fraction below 1 that packs several small models on one
+  GPU (Ray counts the fractions; it does not cap a run's GPU memory, so the runs sharing a GPU must fit
+  in it together). More than one is refused: a run trains on one GPU. Ray runs as many at once as the
+  cluster holds. By default a run takes one GPU when the cluster has GPUs and the device allows it, else
+  runs on the CPU. A GPU run gets a fresh worker process (``max_calls=1``), so no run inherits another's
+  CUDA context, cached memory or GPU.
+- **Device**: checked where each run executes (:func:`vicinal.execution.jobs.run_job`), not on the driver,
+  which may have no GPU.
 - **Progress**: the worker reports through :class:`~vicinal.execution.forwarding.ForwardingReporter`, whose
   events go to a small actor (:class:`EventHub`); the driver drains it while it waits and replays the events
   into its own reporter, so the console's live view (or its log lines) covers every running run.
@@ -33,12 +38,12 @@ parts of one protocol with Ray, and each is short.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import logging
 import os
 import pickle
-import socket
 import sys
 import traceback
 import uuid
@@ -50,6 +55,22 @@ from vicinal.core.errors import VicinalError
 from vicinal.execution.forwarding import Event, EventReplayer, ForwardingReporter
 from vicinal.execution.jobs import JobOutput, RunData, RunJob, run_job
 from vicinal.execution.outcomes import RunFailure
+from vicinal.execution.ray_connect import (
+    REFUSED,
+    UNKNOWN,
+    answers,
+    auth_environment,
+    available_token,
+    connect_failure,
+    head_auth,
+    is_loopback,
+    loopback_only,
+    raylet_messages_to,
+    refresh_ray_config,
+    refused_token_message,
+    stderr_aside,
+)
+from vicinal.host.threads import machine_cpus
 
 if TYPE_CHECKING:
     from vicinal.execution.plan import RunPlan
@@ -206,33 +227,14 @@ def _parse_address(address: str) -> tuple[str, int] | None:
     return host.strip("[]"), int(port)
 
 
-def _answers(host: str, port: int, timeout: float = 3.0) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def _network_address() -> str | None:
-    """This machine's address as Ray's own lookup finds it (the interface that routes outwards)."""
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.connect(("8.8.8.8", 80))  # UDP: nothing is sent
-            return str(s.getsockname()[0])
-    except OSError:
-        return None
-
-
-def _is_loopback(host: str) -> bool:
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
 class RayExecutor:
     """One Ray task per run; see the module's docstring for how data, progress and results travel."""
 
     name = "ray"
     options = ("address", "gpus_per_run", "cpus_per_run", "max_retries")
+    #: The device is checked on the workers (``run_job``) and against the cluster's GPUs, never against
+    #: the driver's: the plan does not resolve it here.
+    resolves_device = True
 
     def __init__(
         self,
@@ -251,10 +253,11 @@ class RayExecutor:
         if gpus_per_run is not None:
             if gpus_per_run < 0:
                 raise VicinalError(f"--gpus-per-run {gpus_per_run:g}: give a number ≥ 0")
-            if gpus_per_run > 1 and gpus_per_run != int(gpus_per_run):
+            if gpus_per_run > 1:
                 raise VicinalError(
-                    f"--gpus-per-run {gpus_per_run:g}: Ray shares a GPU by fractions below 1; above 1 give "
-                    "a whole number of GPUs"
+                    f"--gpus-per-run {gpus_per_run:g}: a run trains on one GPU (vicinal has no data-parallel "
+                    "training), so the others would sit idle; give 1, or a fraction below 1 to share a GPU "
+                    "between runs"
                 )
         if cpus_per_run is not None and cpus_per_run < 0:
             raise VicinalError(f"--cpus-per-run {cpus_per_run:g}: give a number ≥ 0")
@@ -271,6 +274,13 @@ class RayExecutor:
             raise VicinalError(f"--gpus-per-run {gpus_per_run:g} with --device cpu: drop one of them")
         if device == "cuda" and gpus_per_run == 0:
             raise VicinalError("--device cuda with --gpus-per-run 0: a CUDA run needs a GPU")
+        if address is None and cpus_per_run is not None and cpus_per_run > machine_cpus():
+            # Checked here, before a private cluster is started (16 s) only to find the run cannot fit.
+            raise VicinalError(
+                f"--cpus-per-run {cpus_per_run:g}: this machine has {machine_cpus()} CPU(s) for the "
+                "private Ray cluster vicinal would start; lower --cpus-per-run, or join a cluster whose "
+                "nodes are larger (--address)"
+            )
         if address is None and gpus_per_run:
             import torch
 
@@ -305,17 +315,11 @@ class RayExecutor:
 
     def _check_address(self, host: str, port: int) -> bool:
         """Whether a head answers at ``host:port`` (Ray would retry a dead address for minutes: say it at
-        once), and True when it listens on loopback only (started with ``--node-ip-address=127.0.0.1``).
-        Ray rewrites a loopback address to the machine's network address before connecting, so that it
-        works from other machines (ray-project/ray#59110); such a head does not answer there."""
-        if not _is_loopback(host):
-            if _answers(host, port):
-                return False
-        elif _answers("127.0.0.1", port):
-            network = _network_address()
-            return network is None or not _answers(network, port)
-        elif (network := _network_address()) is not None and _answers(network, port):
-            return False
+        once), and True when it is on this machine and listens on loopback only (a cluster made with
+        ``ray.cluster_utils.Cluster``; ``ray start`` listens on every interface). Connects to nothing
+        but the address given (:mod:`vicinal.execution.ray_connect`)."""
+        if answers(host, port):
+            return is_loopback(host) and loopback_only(port)
         raise VicinalError(
             f"--address {self.address}: no Ray head answers there; start one with "
             f"`ray start --head --port={port}` or check the address"
@@ -324,8 +328,8 @@ class RayExecutor:
     def _connect(self) -> tuple[Any, bool]:
         """Ray, connected; and whether this executor made the connection (then it closes it)."""
         parsed = _parse_address(self.address) if self.address else None
-        loopback_only = parsed is not None and self._check_address(*parsed)
-        if "ray" not in sys.modules and (self.address is None or loopback_only):
+        on_loopback = parsed is not None and self._check_address(*parsed)
+        if "ray" not in sys.modules and (self.address is None or on_loopback):
             # Ray turns a loopback address into the machine's network address wherever it meets one
             # (ray.init's own node address included), unless this switch is off; Ray reads it once, on
             # import, and then treats this machine as reachable on loopback only. That is what a private
@@ -336,25 +340,47 @@ class RayExecutor:
         if ray.is_initialized():  # a Python caller's own ray.init(): use that cluster, leave it open
             return ray, False
         quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
+        where = f"the Ray cluster at {self.address}" if self.address else "a local Ray cluster"
+        # Asked of the head before Ray connects: a token it wants and this driver lacks is one line now,
+        # not ~27 s of Ray's retries; a head that wants none gets a driver that expects none.
+        head = head_auth(*parsed, available_token()) if parsed is not None else UNKNOWN
+        if head == REFUSED:
+            raise VicinalError(refused_token_message(where, available_token()))
+        self._auth = auth_environment(private=self.address is None, head=head)
+        self._auth.__enter__()
+        refresh_ray_config()  # Ray read its settings on import: have it read the authentication mode again
         try:
-            if self.address is None:
-                # A private cluster of this machine's CPUs and GPUs, on loopback. Ray's notice that it
-                # protects it with a token is not something the user has to act on.
-                auth = logging.getLogger("ray._private.authentication.authentication_token_setup")
-                level = auth.level
-                auth.setLevel(logging.ERROR)
+            with stderr_aside() as noise:
                 try:
-                    # address="local": a new cluster even where one already runs on this machine (a
-                    # `ray start` head, another program's), which ray.init() alone would join.
-                    ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
-                finally:
-                    auth.setLevel(level)
-            else:
-                ray.init(address=self.address, **quiet)
-        except Exception as exc:  # Ray's own errors vary by version; each is one message here
-            where = f"the Ray cluster at {self.address}" if self.address else "a local Ray cluster"
-            raise VicinalError(f"cannot start or join {where}: {exc}") from None
+                    if self.address is None:
+                        # A private cluster of this machine's CPUs (as counted before it started: see
+                        # machine_cpus) and GPUs, on loopback, protected by a token kept in this
+                        # process's environment: nothing is left in ~/.ray for a later cluster to find.
+                        ray.init(
+                            address="local",  # a new cluster even where a `ray start` head runs here
+                            include_dashboard=False,
+                            _node_ip_address="127.0.0.1",
+                            num_cpus=machine_cpus(),
+                            **quiet,
+                        )
+                    else:
+                        ray.init(address=self.address, **quiet)
+                    failure = None
+                except Exception as exc:  # Ray's own errors vary by version; each is one message here
+                    failure = exc
+            if failure is not None:
+                raise VicinalError(connect_failure(where, failure, noise)) from None
+        except BaseException:
+            self._disconnected()
+            raise
         return ray, True
+
+    def _disconnected(self) -> None:
+        """Restore the environment :meth:`_connect` set for Ray's authentication."""
+        auth, self._auth = getattr(self, "_auth", None), None
+        if auth is not None:
+            auth.__exit__(None, None, None)
+            refresh_ray_config()
 
     def _settle_resources(self, ray: Any) -> dict[str, float]:
         """CPUs and GPUs per run, checked against the cluster: a request no node can hold would wait
@@ -380,25 +406,44 @@ class RayExecutor:
             )
         return {"num_cpus": cpus, "num_gpus": gpus}
 
+    def remote_options(self) -> dict[str, Any]:
+        """How ``run_attempt`` is made a Ray function (settled resources first). A GPU run gets a fresh
+        worker process (``max_calls=1``): a reused worker keeps its CUDA context, its cached GPU memory and
+        the GPU it first ran on, whatever GPU Ray assigns the next run. Ray defaults to that only when
+        ``num_gpus`` is given to ``ray.remote`` (not through ``.options()``, where the resources go), and
+        ``max_calls`` cannot be given to ``.options()``. CPU runs reuse workers (0: no limit)."""
+        return {"max_calls": 1 if self.resources.get("num_gpus") else 0}
+
+    def task_options(self) -> dict[str, Any]:
+        """What each run's task is submitted with: its resources and Ray's retries of a lost worker."""
+        return {"max_retries": self.max_retries, "retry_exceptions": False, **self.resources}
+
     # ------------------------------------------------------------------ running
 
     def run(self, plan: RunPlan, rd: RunData, jobs: list[RunJob]) -> None:
         ray, owned = self._connect()
         try:
             self.resources = self._settle_resources(ray)
-            self._run(ray, plan, rd, jobs)
+            with raylet_messages_to(plan.reporter.warn):
+                self._run(ray, plan, rd, jobs)
         finally:
             if owned:
                 ray.shutdown()
+                self._disconnected()
 
     def _run(self, ray: Any, plan: RunPlan, rd: RunData, jobs: list[RunJob]) -> None:
         gpus, cpus = self.resources["num_gpus"], self.resources["num_cpus"]
         device = "cuda" if gpus else "cpu"
         labels = run_labels(jobs)
-        hub = ray.remote(num_cpus=0)(EventHub).remote()
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        # On the driver's own node: a hub placed on a worker node died with it, and the driver stopped
+        # with a traceback (ActorUnavailableError) instead of retrying the run that node held.
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+        hub = ray.remote(num_cpus=0, scheduling_strategy=here, max_restarts=-1)(EventHub).remote()
         replay = EventReplayer(plan.reporter, dict(enumerate(labels)), self.max_retries)
-        attempt = ray.remote(run_attempt)
-        options = {"max_retries": self.max_retries, "retry_exceptions": False, **self.resources}
+        attempt = ray.remote(**self.remote_options())(run_attempt)
+        options = self.task_options()
         data = ray.put(rd)  # once: every task reads the same copy from the object store
         pending: dict[Any, int] = {}
         for i, job in enumerate(jobs):
@@ -418,7 +463,9 @@ class RayExecutor:
         try:
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=POLL_S)
-                replay.apply(ray.get(hub.drain.remote()))
+                # A hub that is restarting loses this poll's progress, not the runs.
+                with contextlib.suppress(ray.exceptions.RayActorError):
+                    replay.apply(ray.get(hub.drain.remote()))
                 for ref in ready:
                     i = pending.pop(ref)
                     ok = self._collect(ray, plan, jobs[i], labels[i], ref)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from vicinal.core.errors import VicinalError
-from vicinal.core.hparams import build_config, hp
+from vicinal.core.hparams import SEED_MAX, build_config, hp, typed_values
 from vicinal.core.names import check_name
 from vicinal.training.recipe import Recipe
 
@@ -37,7 +37,7 @@ class ModelSettings:
     """The suite's ``[model]`` table."""
 
     name: str = hp("small-cnn", "registered classifier architecture")
-    eval_batch_size: int = hp(512, "images per batch when evaluating", ge=1)
+    eval_batch_size: int = hp(512, "images per batch when evaluating", ge=1, le=65_536)
 
 
 @dataclass
@@ -45,7 +45,7 @@ class RunSettings:
     """The suite's ``[run]`` table."""
 
     methods: list[str] = hp(["erm"], "methods to train, in order")
-    seeds: list[int] = hp([0], "seeds; each (method, seed) is one run", ge=0)
+    seeds: list[int] = hp([0], "seeds; each (method, seed) is one run", ge=0, le=SEED_MAX)
     baseline: str = hp("erm", "the method that relative metrics such as mCE are computed against")
 
     def validate(self) -> None:
@@ -53,10 +53,6 @@ class RunSettings:
             raise ValueError("methods is empty: name at least one method")
         if not self.seeds:
             raise ValueError("seeds is empty: give at least one seed, e.g. seeds = [0]")
-        for what, items in (("method", self.methods), ("seed", self.seeds)):
-            twice = sorted({str(x) for x in items if items.count(x) > 1})
-            if twice:
-                raise ValueError(f"{what} {', '.join(twice)} is listed twice")
 
 
 #: The tables and keys a suite file may have; everything else is an error naming the closest valid key.
@@ -275,6 +271,8 @@ def validate_components(suite: Suite) -> None:
         try:
             return lookup(name)
         except VicinalError as exc:
+            if context.startswith("[evaluators.") and context in suite.overridden:  # --evaluators
+                raise VicinalError(f"this run's evaluators (in place of {where}'s): {exc}") from None
             if context in suite.overridden:  # the value came from this run, not from the file
                 raise VicinalError(f"this run's {context} (in place of {where}'s): {exc}") from None
             raise VicinalError(f"{where}: {context}: {exc}") from None
@@ -283,15 +281,17 @@ def validate_components(suite: Suite) -> None:
     named("[model] name", MODELS.get, suite.model)
     for name in suite.methods:
         named("[run] methods", get_method, name)
+    # Relative metrics (mCE) divide by the baseline's rows: a baseline that is no method has none, and the
+    # columns would vanish without a word.
+    named("[run] baseline", get_method, suite.run.baseline)
     for name, params in suite.method_params.items():
         cls = named(f"[methods.{name}]", get_method, name)
         build_config(cls.Config, params, f"{where}: [methods.{name}]", strict=True)
     for name, grid in suite.sweep.items():  # every value of every swept setting is checked here
         cls = named(f"[sweep.{name}]", get_method, name)
         for param, values in grid.items():
-            for value in values:
-                point = {**suite.method_params.get(name, {}), param: value}
-                build_config(cls.Config, point, f"{where}: [sweep.{name}]", strict=True)
+            base = suite.method_params.get(name, {})
+            typed_values(cls.Config, base, param, values, f"{where}: [sweep.{name}]", strict=True)
     for name, params in suite.evaluators.items():
         cls = named(f"[evaluators.{name}]", EVALUATORS.get, name)
         build_config(cls.Config, params, f"{where}: [evaluators.{name}]", strict=True, what="setting")

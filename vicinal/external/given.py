@@ -23,6 +23,7 @@ leaderboard row. ``run_id`` adds the evaluators' settings and code, as for train
 from __future__ import annotations
 
 import hashlib
+import math
 import tempfile
 import time
 from collections.abc import Sequence
@@ -35,7 +36,7 @@ from torch import nn
 
 from vicinal.core.errors import VicinalError
 from vicinal.core.fingerprints import fingerprint, vicinal_version
-from vicinal.core.io import atomic_write_bytes
+from vicinal.core.io import load_plain
 from vicinal.core.names import check_name
 from vicinal.data.datasets import DataSplits, resolve_data_dir, to_unit
 from vicinal.evaluation.evaluator import EvalContext
@@ -143,6 +144,8 @@ def _checked(mean: list[float], std: list[float]) -> tuple[list[float], list[flo
         raise VicinalError(
             f"--normalize: {len(mean)} means but {len(std)} stds; give one of each per channel"
         )
+    if not all(math.isfinite(v) for v in [*mean, *std]):
+        raise VicinalError(f"--normalize: means and standard deviations must be finite, got {mean}/{std}")
     if any(s <= 0 for s in std):
         raise VicinalError(f"--normalize: standard deviations must be positive, got {std}")
     return mean, std
@@ -245,12 +248,11 @@ def load_checkpoint(path: str | Path, architecture: str, normalize: Any, rd: Run
     file = Path(path).expanduser()  # its existence is checked by vicinal.evaluate, before any loading
     factory = MODELS.get(architecture)  # an unknown name is one error listing the registered ones
     try:
-        obj = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        obj = load_plain(file, map_location="cpu")
+    except ValueError as exc:
         raise VicinalError(
-            f"{file} cannot be loaded with torch.load(weights_only=True) ({type(exc).__name__}: {first}); "
-            "vicinal loads plain state dicts only: save one with torch.save(model.state_dict(), path)"
+            f"{file} {exc}; vicinal loads plain state dicts only: save one with "
+            "torch.save(model.state_dict(), path)"
         ) from None
     state, layout = state_dict_of(obj, file)
     if all(k.startswith("module.") for k in state):  # saved from nn.DataParallel
@@ -390,8 +392,9 @@ def evaluate_given(given: GivenModel, name: str, plan: RunPlan, rd: RunData) -> 
             data_dir=resolve_data_dir(plan.data_dir),
             cache_dir=plan.cache_dir,
             reporter=reporter,
+            label=f"{name} (evaluated)",
         )
-        evaluated = run_evaluators(ctx, plan.evaluators, identity.evaluation, f"{name} (evaluated)", reporter)
+        evaluated = run_evaluators(ctx, plan.evaluators, identity.evaluation, ctx.label, reporter)
         artifacts = {file: (Path(staging) / file).read_bytes() for file in ctx.artifacts.values()}
     result = Result(
         **evaluated.result_fields(
@@ -422,9 +425,7 @@ def evaluate_given(given: GivenModel, name: str, plan: RunPlan, rd: RunData) -> 
         timing={"eval_s": round(evaluated.seconds, 2), "wall_s": round(time.perf_counter() - wall, 2)},
         evaluated=dict(given.origin),
     )
-    for file, blob in artifacts.items():  # images first, so a result never names one that is not there
-        atomic_write_bytes(path.with_name(file), blob)
-    write_result(path, result)
+    write_result(path, result, beside=artifacts)  # together: all land or none
     result.path = path
     reporter.note(
         f"{name}: evaluated ({given.origin['kind']}, weights {given.origin['weights_sha256'][:12]}) → {path}"

@@ -350,7 +350,13 @@ def export_submission(
         raise VicinalError(f"{path}: not a vicinal result file ({exc})") from None
     if result.is_reported:
         raise VicinalError(f"{path} holds numbers reported by a paper; there is no model to export")
-    dataset = zoo_dataset(result.data.get("dataset", ""))
+    recorded = result.data.get("dataset") or "not recorded"
+    if recorded not in DATASETS:  # zoo_dataset's advice names --suite, an option export does not have
+        raise VicinalError(
+            f"{path} is a result of suite {result.suite} (dataset {recorded}); RobustBench's zoo takes "
+            "CIFAR-10 and CIFAR-100 models: export a result of a cifar10 or cifar100 suite"
+        )
+    dataset = zoo_dataset(result.data["dataset"])
     name = check_name(model_name or result.method, "model")
     if "acc" not in result.metrics:
         raise VicinalError(f"{path} has no clean accuracy (the clean evaluator); RobustBench needs clean_acc")
@@ -387,8 +393,8 @@ def export_submission(
 
 def _weights_for(result: Any, checkpoint: str | Path | None, cache_dir: Path) -> tuple[dict, str]:
     """The state dict to export and a sentence saying where it came from."""
-    import torch
 
+    from vicinal.core.io import load_plain
     from vicinal.external.given import file_sha256
     from vicinal.store.results import config_hash
 
@@ -440,9 +446,9 @@ def _weights_for(result: Any, checkpoint: str | Path | None, cache_dir: Path) ->
         run = f"training_id {result.training_id[:12]}, seed {result.seed}"
         source = f"the run's cached final checkpoint {file} ({run})"
     try:
-        obj = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise VicinalError(f"{file} cannot be loaded with torch.load(weights_only=True): {exc}") from None
+        obj = load_plain(file, map_location="cpu")
+    except ValueError as exc:
+        raise VicinalError(f"{file} {exc}") from None
     from vicinal.external.given import state_dict_of
 
     state, _ = state_dict_of(obj, file)

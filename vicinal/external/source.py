@@ -34,7 +34,7 @@ class ModelSource:
     @property
     def label(self) -> str:
         """The model's name on the leaderboard (a RobustBench entry's own name by default)."""
-        return self.name or str(self.robustbench)
+        return self.name if self.name is not None else str(self.robustbench)
 
     def check(self) -> None:
         """The arguments' own consistency, before torch, the suite or the data is loaded."""
@@ -45,6 +45,8 @@ class ModelSource:
             )
         if self.robustbench is None and self.name is None:
             raise VicinalError("evaluate: name= is required (how the model is labelled on the leaderboard)")
+        if self.name is not None and not self.name.strip():  # it would be labelled "None"
+            raise VicinalError("evaluate: the name is empty; give the model a name for the leaderboard")
         if self.robustbench is not None and self.normalize is not None:
             raise VicinalError("evaluate: RobustBench models normalise inside; drop normalize")
         if self.architecture is not None and self.checkpoint is None:

@@ -1,6 +1,7 @@
-"""What a result records about the machine that made it: package versions, the device, the thread and
-allocator policies, the platform and the source tree's commit (timings depend on all of them; a CPU run's
-last bits may depend on the thread count)."""
+"""What a result records about the machine that made it: package versions, the device and its arithmetic
+(the evaluation precision; TF32 settings on CUDA), the thread and allocator policies, the platform and the
+source tree's commit (timings depend on all of them; a CPU run's last bits may depend on the thread
+count)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from vicinal.host.allocator import allocator_environment
+from vicinal.host.devices import precision_record
 from vicinal.host.threads import thread_environment
 
 
@@ -59,6 +61,7 @@ def environment(device: Any) -> dict[str, Any]:
     return {
         "versions": versions,
         "device": dev,
+        "precision": precision_record(device),
         # Timings depend on it (BENCHMARKS.md: threads under contention), and so may the last bits of a
         # CPU run's numbers (reduction order), though not its identity.
         "threads": thread_environment(),

@@ -59,6 +59,9 @@ class ThreadPolicy:
     wait_source: str
     #: Whether the policy was applied before torch loaded OpenMP (only then can it set the waiting).
     before_torch: bool
+    #: The count asked for where it was more than the CPUs this process may use (``threads`` is then
+    #: that number of CPUs: torch would not run more, and the record must say what ran); else None.
+    requested: int | None = None
 
 
 _applied: ThreadPolicy | None = None
@@ -127,6 +130,36 @@ def default_threads() -> int:
     return max(1, min(n, limit) if limit else n)
 
 
+def machine_cpus() -> int:
+    """The CPUs this process may use (:func:`available_cpus`), capped by its cgroup's CPU quota: what a
+    private Ray cluster is given (``--executor ray`` without ``--address``), and so what a run's
+    ``--cpus-per-run`` is checked against before such a cluster is started."""
+    n, limit = available_cpus(), cgroup_cpu_limit()
+    return max(1, min(n, limit) if limit else n)
+
+
+def available_cpus() -> int:
+    """The logical CPUs this process may run on (its affinity mask): more threads than these never run
+    at once, and torch itself starts no more when it reads ``OMP_NUM_THREADS``."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def check_thread_count(threads: int | None, what: str) -> None:
+    """Refuse an explicit thread count above the CPUs this process may use (``--threads``, ``threads=``),
+    before anything runs: it would be recorded while torch ran another."""
+    if threads is None:
+        return
+    cpus = available_cpus()
+    if threads > cpus:
+        raise VicinalError(
+            f"{what} {threads}: this process may use {cpus} CPU(s); give at most {cpus} "
+            "(more threads than CPUs only wait for each other)"
+        )
+
+
 def _positive(value: str, what: str) -> int:
     try:
         n = int(value)
@@ -153,6 +186,9 @@ def resolve(
         count, source = _positive(env[THREADS_ENV], THREADS_ENV), THREADS_ENV
     else:
         count, source = default_threads(), "default"
+    requested = None
+    if count > available_cpus():  # e.g. OMP_NUM_THREADS=64 inherited on a 2-CPU machine
+        requested, count = count, available_cpus()
     loaded = "torch" in sys.modules
     if any(env.get(v) for v in WAIT_VARIABLES):
         wait = (env.get("OMP_WAIT_POLICY"), env.get("GOMP_SPINCOUNT"), "user")
@@ -160,7 +196,7 @@ def resolve(
         wait = (None, None, "openmp default")
     else:
         wait = (DEFAULT_WAIT_POLICY, None, "vicinal")
-    return ThreadPolicy(count, source, *wait, before_torch=not loaded)
+    return ThreadPolicy(count, source, *wait, before_torch=not loaded, requested=requested)
 
 
 def _set_count(threads: int) -> None:
@@ -178,9 +214,15 @@ def apply_thread_policy(threads: int | None = None, origin: str = "argument") ->
     most the thread count: the waiting stays what OpenMP read when torch loaded it."""
     global _applied
     if _applied is not None:
-        if threads is not None and threads != _applied.threads:
-            _applied = dataclasses.replace(_applied, threads=_positive(str(threads), origin), source=origin)
-            _set_count(_applied.threads)
+        if threads is not None:
+            # Given explicitly, it is the count's source even when it equals the default's
+            # (--threads 1 with OMP_NUM_THREADS=1: the flag decided).
+            count = _positive(str(threads), origin)
+            requested = count if count > available_cpus() else None
+            effective = min(count, available_cpus())
+            if effective != _applied.threads:
+                _set_count(effective)
+            _applied = dataclasses.replace(_applied, threads=effective, source=origin, requested=requested)
         return _applied
     policy = resolve(threads, origin=origin)
     if policy.wait_source == "vicinal":

@@ -172,6 +172,68 @@ class Reported(JsonData):
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
+# ---------------------------------------------------------------- consistency
+
+
+def _close(word: str, options: list[str]) -> str:
+    import difflib
+
+    found = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return f"; did you mean {found[0]!r}?" if found else ""
+
+
+def inconsistencies(
+    metrics: dict[str, MetricInfo], declared: Declarations, derives: bool = False
+) -> list[str]:
+    """What in one evaluator's declarations names something the others do not declare, one message each:
+    a breakdown whose axis and family no metric has (the metrics say ``by="nosie"`` beside
+    ``Breakdown("noise", …)``: the run succeeded and ``--by noise`` then found nothing), a metric along an
+    axis that is a near miss of a declared one, a figure whose panel family has no metrics along the
+    figure's axis, a bar of a metric not declared. ``derives``: the evaluator adds derived metrics, which a
+    bar may show (they are declared by the derivation, later)."""
+    problems = []
+    axes = [b.axis for b in declared.breakdowns]
+    along: dict[str, set[str]] = {}  # axis → the families with metrics along it
+    for name, info in metrics.items():
+        if info.by:
+            along.setdefault(info.by, set()).add(info.family)
+            if not info.family or not info.key:
+                problems.append(f"metric {name!r} is along axis {info.by!r} but has no family or no key")
+            if info.by not in axes and (hint := _close(info.by, axes)):
+                problems.append(f"metric {name!r}: by={info.by!r} is no declared breakdown axis{hint}")
+    for b in declared.breakdowns:
+        if b.family not in along.get(b.axis, set()):
+            families = sorted(along.get(b.axis, set()))
+            have = (
+                f"families along {b.axis!r}: {', '.join(families)}"
+                if families
+                else f"no metric has by={b.axis!r}"
+            )
+            problems.append(
+                f"Breakdown({b.axis!r}, …, family={b.family!r}): no metric has by={b.axis!r} and "
+                f"family={b.family!r} ({have}{_close(b.axis, sorted(along))})"
+            )
+    for f in declared.figures:
+        if f.kind == "bars":
+            missing = [p.metric for p in f.panels if p.metric not in metrics]
+            if missing and not derives:
+                problems.append(f"figure {f.title!r}: bar metric(s) {', '.join(missing)} are not declared")
+            continue
+        for p in f.panels:
+            if p.family not in along.get(f.by, set()):
+                where = f"by={f.by!r}"
+                hint = (
+                    _close(f.by, sorted(along))
+                    if f.by not in along
+                    else _close(p.family, sorted(along[f.by]))
+                )
+                problems.append(
+                    f"figure {f.title!r}: panel {p.title!r} draws family {p.family!r} along {where}, but no "
+                    f"metric of that family has {where}{hint}"
+                )
+    return problems
+
+
 # ---------------------------------------------------------------- loading, checked
 
 

@@ -36,7 +36,11 @@ RACY_NS = 2_000_000_000
 
 def index_file(results_dir: Path, cache_dir: Path) -> Path:
     """Where the index of ``results_dir`` lives in ``cache_dir``."""
-    key = hashlib.sha256(str(results_dir.resolve()).encode()).hexdigest()[:16]
+    try:
+        where = str(results_dir.resolve())
+    except (OSError, RuntimeError):  # a symbolic link loop (RuntimeError before Python 3.13): said later
+        where = os.path.abspath(results_dir)
+    key = hashlib.sha256(where.encode()).hexdigest()[:16]
     return cache_dir / "result-index" / f"{key}.json"
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from vicinal.core.io import atomic_write_text, bulk_allocation, decode_json
+from vicinal.core.io import atomic_write_all, atomic_write_text, bulk_allocation, check_folder, decode_json
 from vicinal.core.names import check_name
 from vicinal.store.declarations import Artifact, Declarations, MetricInfo, Reported, load
 
@@ -185,8 +185,15 @@ def _artifacts(data: Any) -> dict[str, Artifact]:
     return out
 
 
-def write_result(path: Path, result: Result) -> None:
-    atomic_write_text(path, json.dumps(result.to_json(), indent=2, default=str) + "\n")
+def write_result(path: Path, result: Result, beside: dict[str, bytes] | None = None) -> None:
+    """Write a result file, and with ``beside`` the files it names (figures, per-example outcomes, by
+    file name, in its folder) together with it: all land, or none (:func:`vicinal.core.io.atomic_write_all`;
+    the result is renamed into place last)."""
+    text = json.dumps(result.to_json(), indent=2, default=str) + "\n"
+    if not beside:
+        atomic_write_text(path, text)
+        return
+    atomic_write_all({**{path.with_name(name): blob for name, blob in beside.items()}, path: text.encode()})
 
 
 def read_result(path: Path) -> Result:
@@ -226,6 +233,7 @@ def load_store(results_dir: Path, index: Path | None = None) -> Store:
     results are the same, but their dicts may be shared between results: treat them as read-only."""
     results: list[Result] = []
     skipped: list[tuple[Path, str]] = []
+    check_folder(results_dir, "results folder")  # a file, or a symbolic link loop: not "no results"
     if not results_dir.is_dir():
         return Store(results, skipped)
     reader = None

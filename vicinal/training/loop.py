@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -13,9 +14,10 @@ import torch
 from torch import nn
 
 from vicinal.core.errors import VicinalError
-from vicinal.core.io import atomic_torch_save
+from vicinal.core.io import atomic_torch_save, load_plain
 from vicinal.core.reporting import Pacer, Reporter
 from vicinal.data.datasets import ImageSet, count_train_batches, to_unit, train_batches
+from vicinal.host.devices import training_autocast
 from vicinal.training.augment import random_crop_flip
 from vicinal.training.method import Method
 from vicinal.training.recipe import Recipe
@@ -27,15 +29,27 @@ log = logging.getLogger("vicinal")
 PROGRESS_EVERY_S = 0.5
 
 
-def _finite_loss(loss_sum: torch.Tensor, seen: int, label: str, epoch: int) -> float:
-    """The epoch's mean loss so far; a non-finite one stops the run with advice."""
+def finite_loss(
+    loss_sum: torch.Tensor, seen: int, label: str, epoch: int, recipe: Recipe, method: Method
+) -> float:
+    """The epoch's mean loss so far; a non-finite one stops the run with advice: the setting that is not
+    a finite number where there is one (settings are checked when read, but a Recipe or config made in
+    Python is not), else the recipe's learning rate and weight decay, by value."""
     value = float(loss_sum) / max(seen, 1)
-    if not math.isfinite(value):
-        raise VicinalError(
-            f"{label}: the training loss became {value} at epoch {epoch + 1}; "
-            "lower the learning rate (train.lr) and run again"
+    if math.isfinite(value):
+        return value
+    settings = {f"train.{k}": v for k, v in dataclasses.asdict(recipe).items()}
+    if dataclasses.is_dataclass(method.config):
+        settings |= {f"{method.name}.{k}": v for k, v in dataclasses.asdict(method.config).items()}
+    odd = [f"{k} = {v}" for k, v in settings.items() if isinstance(v, float) and not math.isfinite(v)]
+    if odd:
+        advice = f"{', '.join(odd)} is not a finite number; give a finite value"
+    else:
+        advice = (
+            f"lower the learning rate (train.lr = {recipe.lr:g}) or the weight decay "
+            f"(train.weight_decay = {recipe.weight_decay:g}) and run again"
         )
-    return value
+    raise VicinalError(f"{label}: the training loss became {value} at epoch {epoch + 1}; {advice}")
 
 
 @dataclass
@@ -70,18 +84,20 @@ def lr_at(recipe: Recipe, epoch: int) -> float:
     return recipe.lr
 
 
-def read_checkpoint(path: Path, device: torch.device) -> dict[str, Any] | None:
+def read_checkpoint(path: Path) -> dict[str, Any] | None:
     """The saved training state, or None when there is none or it cannot be read (then training restarts).
 
     Loaded with ``weights_only=True``: a checkpoint holds only tensors and plain values (numbers, strings,
     lists, dicts — the RNG and optimiser states included), so a cache folder copied from elsewhere cannot
-    run code when it is read."""
+    run code when it is read. Loaded onto the CPU whatever the run's device: the RNG state must stay a
+    CPU byte tensor (a generator refuses any other), and ``load_state_dict`` copies weights and optimiser
+    state to their parameters' device."""
     if not path.is_file():
         return None
     try:
-        return torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # a damaged or unsafe checkpoint costs a retrain, never the run
-        log.warning("checkpoint %s unreadable (%s: %s); training from scratch", path, type(exc).__name__, exc)
+        return load_plain(path, map_location="cpu")
+    except ValueError as exc:  # a damaged or unsafe checkpoint costs a retrain, never the run
+        log.warning("checkpoint %s %s; training from scratch", path, exc)
         return None
 
 
@@ -95,14 +111,20 @@ def train(
     reporter: Reporter,
     label: str,
     checkpoint: Path | None = None,
+    progress_every_s: float | None = None,
 ) -> TrainSummary:
     """Train ``model`` in place with ``method``'s loss. Resumes from ``checkpoint`` if it exists and
-    rewrites it after every epoch, so an interrupted run loses at most one epoch."""
+    rewrites it after every epoch, so an interrupted run loses at most one epoch.
+
+    A step never makes the host wait for the device: the images are resident on it, random draws reach
+    it asynchronously, and the running loss is read back only every ``progress_every_s`` seconds (default
+    :data:`PROGRESS_EVERY_S`) and at the end of an epoch."""
+    every = PROGRESS_EVERY_S if progress_every_s is None else progress_every_s
     rng = RunRandom(seed)
     optimizer = make_optimizer(model, recipe)
     summary = TrainSummary()
     start_epoch = 0
-    state = read_checkpoint(checkpoint, device) if checkpoint is not None else None
+    state = read_checkpoint(checkpoint) if checkpoint is not None else None
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -116,7 +138,6 @@ def train(
     images, labels = train_set.images.to(device), train_set.labels.to(device)
     n = len(train_set)
     steps = count_train_batches(n, recipe.batch_size)
-    use_amp = device.type == "cuda"
     task = reporter.task(label, total=recipe.epochs * steps, done=start_epoch * steps)
     pacer = Pacer()
     for epoch in range(start_epoch, recipe.epochs):
@@ -124,7 +145,8 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = lr
         model.train()
-        order = rng.permutation(n)
+        # On the device (sent once per epoch): each batch's indices are a slice of it, not a copy.
+        order = rng.permutation(n, device)
         task_done = 0
         t0 = shown = time.perf_counter()
         # Running sums stay on the device: reading a number back (.item()) makes the host wait for the
@@ -134,11 +156,10 @@ def train(
         count = seen = 0
         batches = train_batches(order, recipe.batch_size)
         for done, idx in enumerate(batches, start=1):
-            idx = idx.to(device)
             x = to_unit(images[idx], device)
             y = labels[idx]
             x = random_crop_flip(x, rng, recipe.crop_padding, recipe.crop_padding > 0, recipe.flip)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            with training_autocast(device):
                 out = method.training_step(model, x, y, rng)
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
@@ -148,9 +169,9 @@ def train(
             count += out.count
             seen += len(idx)
             now = time.perf_counter()
-            if now - shown >= PROGRESS_EVERY_S or done == len(batches):
+            if now - shown >= every or done == len(batches):
                 shown = now
-                mean_loss = _finite_loss(loss_sum, seen, label, epoch)
+                mean_loss = finite_loss(loss_sum, seen, label, epoch, recipe, method)
                 task.advance(
                     done - task_done,
                     loss=f"{mean_loss:.3f}",

@@ -75,7 +75,10 @@ class Method:
 
     name: ClassVar[str] = ""
     Config: ClassVar[type] = NoConfig
-    #: Where the vicinal distribution lives: "none", "input", "hidden", "latent" (shown to users).
+    #: Where the vicinal distribution lives, shown by ``vicinal methods`` as "vicinity in": "input",
+    #: "hidden" or "latent" — for a vicinity that mixes pairs there (mixup, manifold mixup, VarMixup) and
+    #: for one around each example that mixes nothing (Gaussian noise x + σε: "input") alike — or "none"
+    #: for no vicinity at all (ERM: the training examples as they are). The name is kept from 0.1.
     mixes_in: ClassVar[str] = "none"
     #: One line for ``vicinal methods``.
     summary: ClassVar[str] = ""

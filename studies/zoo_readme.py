@@ -1,0 +1,111 @@
+"""Writes results/zoo-digits-c/README.md: how the published zoo study was made, and its board and paired
+comparisons against ERM, rendered from the result files by vicinal itself (nothing typed by hand but the
+protocol text below). ``tests/test_published.py`` checks that the committed README is what this script
+writes from the committed files, so the two cannot drift apart.
+
+Usage: python studies/zoo_readme.py [RESULTS_DIR]
+(default: results; writes RESULTS_DIR/zoo-digits-c/README.md)
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+SUITE = "zoo-digits-c"
+BASELINE = "erm"
+
+HEADER = """\
+# results/zoo-digits-c — the method zoo's published study
+
+Every built-in method of vicinal (the project card's ERM, mixup, manifold mixup, VarMixup and its β-VAE
+variant; CutMix; the zoo's Gaussian VRM, RegMixup, AugMix, FMix and Noisy Feature Mixup, each at its
+paper's defaults) trained and evaluated by `vicinal run` on `studies/zoo-digits-c.toml`, three seeds each.
+These are the result files as `vicinal run` wrote them (with their per-example outcomes and figures);
+`vicinal leaderboard --results results --suite zoo-digits-c`, `vicinal compare METHOD erm --results
+results --suite zoo-digits-c` and `vicinal report --results results --suite zoo-digits-c` render them
+without training anything. This page was written from them by `studies/zoo_readme.py`;
+`tests/test_published.py` checks that the files load, validate and render, and that this page is what
+the script writes from them.
+
+## How they were made
+
+- **Suite**: `studies/zoo-digits-c.toml` = the offline default `digits-c` (scikit-learn's digits at 32 px,
+  100 training images, 135 held out for temperature scaling, 450 test images; half-width small CNN,
+  120 epochs of batch 32, SGD lr 0.05 cosine; clean, calibration with temperature scaling, FGSM/PGD-L∞ at
+  0.05 and 0.1 and PGD-L2 at 1 and 2 on 200 seeded test images, local linearity, all 19 corruptions × 5
+  severities generated from the test digits with seed 0) with all 11 methods and seeds 0, 1, 2.
+- **Why digits-c and not the CIFAR subset**: at the CIFAR study's budget (`studies/cifar10-quick-c.toml`,
+  10 epochs on 4,577 images) the 33 runs would have needed an estimated three hours or more of this
+  project's shared 2-core CPU (no GPU was lent), more than the session that made them had left.
+  digits-c is the suite calibrated to separate methods at a budget a CPU can afford
+  (docs/performance.md: 12–13 of its 15 headline columns over three to five seeds).
+- **Command**: `studies/zoo_study.sh` — two lanes side by side, each a single-threaded `vicinal run` per
+  seed (`--threads 1`).
+"""
+
+FOOTER = """\
+## What this study supports, and what it does not
+
+See docs/methods.md ("The method zoo: the study"). In short: the intervals above are over the test
+examples (paired bootstrap, 95 %), and the `n = 3` seeds are a small sample of training runs; digits at
+100 training images is a low-data regime, and none of it says how the methods rank on CIFAR at paper
+budgets.
+"""
+
+
+def machine_lines(results: list) -> list[str]:
+    """Code, machine and time, as the result files record them."""
+    env = [r.environment for r in results]
+    commits = Counter(str(e.get("git_commit", "?"))[:12] for e in env)
+    versions = Counter(str(e.get("versions", {}).get("vicinal", "?")) for e in env)
+    torches = Counter(str(e.get("versions", {}).get("torch", "?")) for e in env)
+    platforms = Counter(str(e.get("platform", "?")) for e in env)
+    threads = Counter(str(e.get("device", {}).get("torch_threads", "?")) for e in env)
+    created = sorted(r.created for r in results if r.created)
+    seconds = {k: sum(float(r.timing.get(k, 0)) for r in results) for k in ("train_s", "eval_s", "wall_s")}
+
+    def listed(counter: Counter) -> str:
+        return ", ".join(f"`{k}`" + (f" ({n} files)" if len(counter) > 1 else "") for k, n in counter.items())
+
+    return [
+        f"- **Code**: git commit {listed(commits)}, vicinal {listed(versions)}, torch {listed(torches)}.",
+        f"- **Machine**: {listed(platforms)} (2 CPU cores shared with other jobs), CPU only, torch threads"
+        f" per run: {listed(threads)}, two runs at a time.",
+        f"- **Files**: {len(results)} result files, created {created[0]} to {created[-1]} (UTC)."
+        if created
+        else f"- **Files**: {len(results)} result files.",
+        f"- **Time**: {seconds['wall_s'] / 3600:.2f} h of run time in all (training"
+        f" {seconds['train_s'] / 3600:.2f} h, evaluation {seconds['eval_s'] / 3600:.2f} h).",
+    ]
+
+
+def render(results_dir: Path) -> str:
+    import vicinal
+    from vicinal.store.results import load_store
+
+    store = load_store(results_dir)
+    mine = [r for r in store.results if r.suite == SUITE]
+    board = vicinal.leaderboard(results_dir, suite=SUITE, metrics=["all"])
+    headline = vicinal.leaderboard(results_dir, suite=SUITE)
+    methods = sorted({r.method for r in mine} - {BASELINE})
+    parts = [HEADER, *machine_lines(mine), ""]
+    parts += ["## The board (headline columns)", "", headline.to_markdown().strip(), ""]
+    parts += ["## Every method against ERM (A − B, paired over the test examples)", ""]
+    for method in methods:
+        comparison = vicinal.compare(method, BASELINE, suite=SUITE, results_dir=results_dir)
+        parts += [f"### {method} − {BASELINE}", "", comparison.to_markdown().strip(), ""]
+    parts += ["## Every metric", "", board.to_markdown().strip(), "", FOOTER]
+    return "\n".join(parts)
+
+
+def main() -> None:
+    results_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("results")
+    out = results_dir / SUITE / "README.md"
+    out.write_text(render(results_dir))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
