@@ -471,3 +471,58 @@ def test_the_t_quantile_without_scipy_agrees_with_scipy(df):
         assert t_quantile(p, df) == pytest.approx(stats.t.ppf(p, df), rel=1e-9, abs=1e-12), p
     with pytest.raises(ValueError):
         t_quantile(1.0, df)
+
+
+# ---------------------------------------------------------------- ranking statistics (OOD, selective)
+
+
+def test_integer_columns_round_trip_exactly_in_the_smallest_dtype():
+    from vicinal.store.outcomes import decode, encode
+
+    for values, dtype in (
+        (np.array([0, 5, 65535]), np.uint16),
+        (np.array([0, 70000]), np.int32),
+        (np.array([-3, 4]), np.int32),
+        (np.array([2**40]), np.int64),
+    ):
+        stored = encode("int", values)
+        assert stored.dtype == dtype
+        assert np.array_equal(decode("int", stored, len(values)), values.astype(np.float64))
+    rec = ExampleRecorder()
+    rec.record("test", _space(3), correct=[True, False, True], rank=np.array([2, 0, 1]))
+    file = read_examples(rec.to_bytes())
+    assert np.array_equal(file.sets["test"].columns["rank"], [2.0, 0.0, 1.0])
+
+
+def test_a_version_1_file_still_reads():
+    import io
+    import json
+
+    rec = ExampleRecorder()
+    rec.record("test", _space(4), correct=[True, False, True, True], confidence=[0.9, 0.8, 0.7, 0.6])
+    rec.statistic("acc", "mean", ["test"])
+    arrays = dict(np.load(io.BytesIO(rec.to_bytes())))
+    meta = json.loads(arrays["meta"].tobytes())
+    assert meta["version"] == 2
+    meta["version"] = 1
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    assert read_examples(buffer.getvalue()).point("acc") == 0.75
+
+
+def test_ranking_statistics_load_back_and_are_checked():
+    stat = Statistic("auroc", ("ood",), "rank_msp", target="ood_set", groups=(1, 2), level=0.0)
+    assert Statistic.from_json(stat.to_json()) == stat
+    assert stat.parts() == [("ood", 1), ("ood", 2)]
+    plain = Statistic("ece", ("test",), "confidence", 15)
+    assert set(plain.to_json()) == {"kind", "sets", "column", "bins"}  # older statistics read as before
+    with pytest.raises(ValueError, match="OOD detection statistics"):
+        Statistic("auroc", ("ood",), "rank_msp", target="ood_set")
+    with pytest.raises(ValueError, match="OOD detection statistics"):
+        Statistic("aurc", ("test",), "rank_msp", groups=(1,))
+    rec = ExampleRecorder()
+    rec.record("test", _space(3), correct=[True, False, True], rank_msp=np.array([2, 0, 1]))
+    rec.statistic("aurc", "aurc", ["test"], "rank_msp", target="missing")
+    with pytest.raises(ValueError, match="no column missing"):
+        rec.to_bytes()

@@ -213,29 +213,35 @@ class Resampler:
     def replicates(self, items: Sequence[tuple[ExampleFile, str]]) -> list[np.ndarray]:
         """The metric under each resample, per (file, metric). Items on one example set share its draws;
         each set's values are computed once (``c_ece`` and ``c_ece/s3`` share cells), in batches."""
-        todo: dict[str, dict[tuple, tuple[ExampleSet, Statistic]]] = {}
+        todo: dict[str, dict[tuple, tuple[tuple[ExampleSet, int | None], Statistic]]] = {}
         for file, metric in items:
             stat = file.statistics[metric]
             self._held[id(file)] = file
-            if all(self._key(file, name, stat) in self._per_set for name in stat.sets):
+            if all(self._key(file, name, group, stat) in self._per_set for name, group in stat.parts()):
                 continue
-            # A set is computed with its whole family — every set of its file on the same examples with
-            # the statistic's column, in the file's order — never with whatever else was asked: BLAS sums
-            # a product in an order that depends on the matrix's width, so a set's replicates would
-            # otherwise change in their last bits with the company it was computed in.
-            for name in _family(file, file.sets[stat.sets[0]], stat):
-                key = self._key(file, name, stat)
+            # A set's mean or calibration error is computed with its whole family — every set of its file
+            # on the same examples with the statistic's column, in the file's order — never with whatever
+            # else was asked: BLAS sums a product in an order that depends on the matrix's width, so a
+            # set's replicates would otherwise change in their last bits with the company it was computed
+            # in. A ranking statistic is computed part by part (one sort each), alone whatever the company.
+            if stat.ranking:
+                wanted_parts = stat.parts()
+            else:
+                wanted_parts = [(name, None) for name in _family(file, file.sets[stat.sets[0]], stat)]
+            for name, group in wanted_parts:
+                key = self._key(file, name, group, stat)
                 if key not in self._per_set:
-                    todo.setdefault(file.space_of(metric).id, {})[key] = (file.sets[name], stat)
+                    todo.setdefault(file.space_of(metric).id, {})[key] = ((file.sets[name], group), stat)
         for space_id, wanted in todo.items():
-            n = len(next(iter(wanted.values()))[0].space)
+            n = len(next(iter(wanted.values()))[0][0].space)
             groups: dict[tuple, list[tuple]] = {}
             for key, (_, stat) in wanted.items():  # key[0]: the file (by id), one design per file
-                groups.setdefault((key[0], stat.kind, stat.column, stat.bins), []).append(key)
+                groups.setdefault((key[0], *stat.how), []).append(key)
             parts: dict[tuple, list[np.ndarray]] = {key: [] for key in wanted}
+            rankings: dict = {}  # sorted once per set, column and group, shared by their statistics
             built = [
-                (keys, designs([wanted[k][0] for k in keys], kind, column, bins))
-                for (_, kind, column, bins), keys in groups.items()
+                (keys, designs([wanted[k][0] for k in keys], wanted[keys[0]][1], rankings))
+                for keys in groups.values()
             ]
             # The draws depend on the seed and the example set only, so any subset of sets computed in
             # any call sees the same resamples.
@@ -251,11 +257,12 @@ class Resampler:
         out = []
         for file, metric in items:
             stat = file.statistics[metric]
-            out.append(np.mean([self._per_set[self._key(file, name, stat)] for name in stat.sets], axis=0))
+            keys = [self._key(file, name, group, stat) for name, group in stat.parts()]
+            out.append(np.mean([self._per_set[k] for k in keys], axis=0))
         return out
 
-    def _key(self, file: ExampleFile, name: str, stat: Statistic) -> tuple:
-        return (id(file), name, stat.kind, stat.column, stat.bins, self.resamples, self.seed)
+    def _key(self, file: ExampleFile, name: str, group: int | None, stat: Statistic) -> tuple:
+        return (id(file), name, group, *stat.how, self.resamples, self.seed)
 
 
 def _family(file: ExampleFile, first: ExampleSet, stat: Statistic) -> list[str]:

@@ -23,9 +23,11 @@ def _pyplot():
     return plt
 
 
-def save_figure(fig, path: Path) -> None:
-    """Write a figure atomically (PNG; the temporary file keeps the suffix so matplotlib knows the format)."""
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight"))
+def save_figure(fig, path: Path, *, tight: bool = True) -> None:
+    """Write a figure atomically (PNG; the temporary file keeps the suffix so matplotlib knows the format).
+    ``tight=False`` for a figure laid out by hand: a tight bounding box draws the figure twice."""
+    bbox = "tight" if tight else None
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches=bbox))
 
 
 def reliability_diagram(

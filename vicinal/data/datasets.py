@@ -304,6 +304,14 @@ def _check_cifar(d: Any, path: Path, label_key: str, num_classes: int) -> None:
         )
 
 
+def read_cifar_batch(path: Path, label_key: str, num_classes: int) -> ImageSet:
+    """One CIFAR python batch file (e.g. CIFAR-100's ``test``), read safely and checked; VicinalError if
+    it is not one."""
+    d = _unpickle(path)
+    _check_cifar(d, path, label_key, num_classes)
+    return ImageSet(_cifar_images(d["data"]), torch.tensor(d[label_key], dtype=torch.int64))
+
+
 def _label_names(meta: Path, key: str, n: int) -> list[str]:
     """Class names from the metadata file; numbers when it is absent (it only labels figures)."""
     if not meta.is_file():

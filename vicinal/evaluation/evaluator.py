@@ -205,11 +205,19 @@ class EvalContext:
         sets: list[str] | tuple[str, ...],
         column: str = "correct",
         bins: int = 15,
+        *,
+        target: str = "correct",
+        groups: Iterable[int] = (),
+        level: float = 0.0,
     ) -> None:
         """Declare how ``metric`` is recomputed from the recorded sets, so that comparisons can resample
         test examples: ``kind`` "mean" of ``column`` (accuracy: ``correct``), or "ece", "oe", "mce" of the
-        confidence ``column`` against ``correct`` over ``bins`` equal-width bins; the mean over ``sets``."""
-        self.examples.statistic(metric, kind, sets, column, bins)
+        confidence ``column`` against ``correct`` over ``bins`` equal-width bins; the mean over ``sets``.
+        Ranking kinds (:class:`vicinal.store.outcomes.Statistic`): selective prediction ("aurc", "eaurc",
+        "augrc", "risk_at_coverage", "coverage_at_risk" at ``level``) of the score ``column`` against the
+        boolean ``target``; OOD detection ("auroc", "aupr_in", "aupr_out", "fpr_at_tpr" at ``level``) of
+        the score ``column`` for each of ``groups`` against group 0 of the group-code column ``target``."""
+        self.examples.statistic(metric, kind, sets, column, bins, target=target, groups=groups, level=level)
 
     def write_examples(self) -> None:
         """Write the recorded outcomes beside the result (``<stem>.examples.npz``); called by the runner

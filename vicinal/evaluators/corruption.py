@@ -9,7 +9,8 @@ Where the corrupted images come from (recorded in each result file):
   generating device (and GPU model) is part of the set's key, manifest and example identity.
 
 Metrics: ``c_acc`` (mean over the 15 common corruptions × severities, the RobustBench/Hendrycks
-convention), ``c_acc_all`` (all 19), ``c_ece`` / ``c_ece_ts`` / ``c_nll``, and breakdowns per corruption
+convention), ``c_acc_all`` (all 19), ``c_ece`` / ``c_ece_ts`` / ``c_nll`` / ``c_aurc`` (selective
+prediction: the mean AURC of the cells, AURC-C), and breakdowns per corruption
 (``c_acc/<c>``), per severity (``c_acc/s<k>``, common corruptions) and per cell (``c_acc/<c>/s<k>``).
 mCE and relative mCE are this evaluator's declared derivation ``corruption_error``
 (``vicinal.board.relative``), computed by the renderers from the cells relative to the suite's baseline rows,
@@ -50,7 +51,9 @@ from vicinal.evaluation.calibration_metrics import MAX_BINS, ece, nll
 from vicinal.evaluation.evaluator import EvalContext, Evaluator, MetricInfo, register_evaluator, seeded_subset
 from vicinal.host.devices import generator_device
 from vicinal.store.declarations import Breakdown, FigureSpec, PanelSpec
+from vicinal.store.detection_metrics import log_msp
 from vicinal.store.outcomes import Examples
+from vicinal.store.selective_metrics import aurc, dense_ranks
 
 _HINT = "run the corruption evaluator (a -c suite)"
 
@@ -155,6 +158,15 @@ class CorruptionEvaluator(Evaluator):
                 False,
                 headline=False,
                 description="mean NLL over the common corruptions × severities",
+            ),
+            "c_aurc": MetricInfo(
+                "AURC-C",
+                False,
+                percent=True,
+                headline=False,
+                description="mean over the common corruptions × severities of the area under the "
+                "risk–coverage curve (abstaining on the least confident by the MSP; the selective "
+                "evaluator's AURC on each corrupted cell)",
             ),
         }
         for family, label, better, clean in (("c_acc", "acc", True, "acc"), ("c_ece", "ECE", False, "ece")):
@@ -312,14 +324,21 @@ class CorruptionEvaluator(Evaluator):
         ).numpy()
         # Per example, for paired comparisons: every cell holds the same images of the set, in one order.
         examples = self._examples(ctx, cset, labels_all, index)
+        common = set(self.common)
         cells: dict[tuple[str, int], dict[str, float]] = {}
         for i, key in enumerate(order):
             logits = logits_all[i * len(labels) : (i + 1) * len(labels)]
             ctx.record_logits(_cell(*key), examples, torch.from_numpy(logits), torch.from_numpy(labels))
+            # The ranks of the MSP in the cells AURC-C averages, for its intervals (confidences stored in
+            # 1/65,520 steps would tie the most confident predictions, where a broken cell's errors are).
+            score, correct = log_msp(logits), logits.argmax(1) == labels
+            if key[0] in common:
+                ctx.record_examples(_cell(*key), examples, rank_msp=dense_ranks(score))
             cell = {
-                "acc": float((logits.argmax(1) == labels).mean()),
+                "acc": float(correct.mean()),
                 "ece": ece(logits, labels, c.bins),
                 "nll": nll(logits, labels),
+                "aurc": aurc(score, correct),
             }
             if t is not None:
                 cell["ece_ts"] = ece(logits / t, labels, c.bins)
@@ -385,6 +404,9 @@ class CorruptionEvaluator(Evaluator):
         if len(common) < len(self.corruptions):
             cells = [_cell(n, s) for n in self.corruptions for s in sev]
             ctx.statistic("c_acc_all", "mean", cells)
+        if common:
+            cells = [_cell(n, s) for n in common for s in sev]
+            ctx.statistic("c_aurc", "aurc", cells, "rank_msp", target="correct")
 
     def _aggregate(self, cells: dict[tuple[str, int], dict[str, float]]) -> dict[str, float]:
         def mean(key: str, names: list[str], severities: list[int]) -> float:
@@ -396,6 +418,7 @@ class CorruptionEvaluator(Evaluator):
             out["c_acc"] = mean("acc", common, sev)
             out["c_ece"] = mean("ece", common, sev)
             out["c_nll"] = mean("nll", common, sev)
+            out["c_aurc"] = mean("aurc", common, sev)
             if all("ece_ts" in v for v in cells.values()):
                 out["c_ece_ts"] = mean("ece_ts", common, sev)
         if len(common) < len(self.corruptions):
@@ -426,7 +449,7 @@ class CorruptionEvaluator(Evaluator):
             else "off",
             "engine": "vicinal.corruptions (batched torch; parameters from hendrycks/robustness "
             "make_*_c.py); uint8 truncation as the reference",
-            "aggregates": "c_acc, c_ece, c_nll: mean over the common corruptions × severities; "
+            "aggregates": "c_acc, c_ece, c_nll, c_aurc: mean over the common corruptions × severities; "
             "c_acc_all: over all",
             "c_mce": "derived by the leaderboard: errors summed over the common corruptions × severities, "
             "divided by the suite's erm rows' sum over the same cells (= (1 − c_acc) / (1 − c_acc of erm), "

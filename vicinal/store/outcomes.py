@@ -21,10 +21,20 @@ other artifact. Encodings, chosen for size (CIFAR-10-C with attacks: see BENCHMA
   1.6e-5. Rounding to the nearest step would move the values just above an edge into the bin below
   (about 2 of 10,000 examples per cell at 16 bits, changing an ECE by up to 2/n); 8 bits would be
   half the size but shift the confidences by up to 1/255, an ECE by up to 0.4 points;
+- ``int``: integers (the ranks of a score, which is all the ranking statistics of OOD detection and
+  selective prediction read) in the smallest of ``uint16``, ``int32``, ``int64`` that holds them:
+  lossless, and as small as a confidence for sets of up to 65,536 examples, where a ``float32`` score
+  would take twice that and ``unit`` steps would tie the most confident predictions (moving a broken
+  corruption cell's AURC by up to 0.01);
 - ``real``: anything else (per-example NLL) as ``float32``.
 
 Every array is listed in the JSON header (key ``meta``, UTF-8 bytes) with its set and encoding; nothing is
 pickled. This module needs numpy only, so the leaderboard stays importable without torch.
+
+Long because the file's writer (:class:`ExampleRecorder`), its reader and the statistics recomputed from
+it (:class:`Design` for means and calibration errors, :class:`RankingDesign` for the ranking statistics of
+:mod:`vicinal.store.detection_metrics` and :mod:`vicinal.store.selective_metrics`) are one contract: a
+column's encoding is chosen for what its statistics read back.
 """
 
 from __future__ import annotations
@@ -34,22 +44,31 @@ import io
 import json
 import math
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from vicinal.store import detection_metrics, selective_metrics
+
 FORMAT = "vicinal-examples"
-VERSION = 1
+VERSION = 2
+#: Versions this module reads: 2 added the ``int`` encoding and the ranking statistics.
+READABLE = (1, 2)
 #: The artifact name under which a result lists its per-example file.
 ARTIFACT = "examples"
 #: Steps of a ``unit`` column: divisible by every bin count up to 10 and by 12–16, 18, 20, 24, 30, ….
 UNIT_STEPS = 65520
-Encoding = Literal["bits", "unit", "real"]
+Encoding = Literal["bits", "unit", "int", "real"]
+#: Ranking statistics (areas and rates over a sorted score), by kind: a function (a ``Ranking`` of the
+#: scores, R × n weights, level) → R values. Detection kinds score an OOD group against the
+#: in-distribution one; selective kinds the predictions against their correctness.
+DETECTION: dict[str, Callable[..., Any]] = dict(detection_metrics.METRICS)
+SELECTIVE: dict[str, Callable[..., Any]] = dict(selective_metrics.METRICS)
 #: Statistics that can be recomputed from per-example columns (see :class:`Statistic`).
-KINDS = ("mean", "ece", "oe", "mce")
+KINDS = ("mean", "ece", "oe", "mce", *DETECTION, *SELECTIVE)
 
 
 def _array(values: Any) -> np.ndarray:
@@ -106,20 +125,32 @@ class Examples:
 
 @dataclass(frozen=True)
 class Statistic:
-    """How a metric is recomputed from per-example columns: the mean over ``sets`` of a per-set value.
+    """How a metric is recomputed from per-example columns: the mean over ``sets`` (and ``groups``) of a
+    per-set value.
 
     - ``mean``: the mean of ``column`` (``correct`` gives accuracy; a ``real`` column such as ``nll``);
     - ``ece``, ``oe``, ``mce``: expected / overconfidence / maximum calibration error of ``column`` (a
       confidence) against ``correct``, over ``bins`` equal-width bins (k/B, (k+1)/B] (the first also
-      holds 0), as :mod:`vicinal.evaluation.calibration_metrics` and netcal bin them.
+      holds 0), as :mod:`vicinal.evaluation.calibration_metrics` and netcal bin them;
+    - selective prediction (:mod:`vicinal.store.selective_metrics`): ``aurc``, ``eaurc``, ``augrc``,
+      ``risk_at_coverage`` (at coverage ``level``) and ``coverage_at_risk`` (at risk ``level``) of the
+      confidence ``column`` against the boolean column ``target`` (``correct``);
+    - OOD detection (:mod:`vicinal.store.detection_metrics`): ``auroc``, ``aupr_in``, ``aupr_out`` and
+      ``fpr_at_tpr`` (at TPR ``level``) of the in-distribution score ``column``, where ``target`` is a
+      column of group codes (0: an in-distribution example, k: one of OOD set k): each of ``groups``
+      against group 0, the statistic being the mean over them.
 
     All sets of one statistic must share one :class:`Examples` space: resampling an example then moves
-    its value in every set at once (the same image under every corruption)."""
+    its value in every set at once (the same image under every corruption; the in-distribution images
+    shared by every OOD set)."""
 
     kind: str
     sets: tuple[str, ...]
     column: str = "correct"
     bins: int = 15
+    target: str = "correct"
+    groups: tuple[int, ...] = ()
+    level: float = 0.0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -128,10 +159,32 @@ class Statistic:
             raise ValueError("a statistic needs at least one set")
         if self.bins < 1:
             raise ValueError("bins must be at least 1")
+        if (self.kind in DETECTION) != bool(self.groups) or 0 in self.groups:
+            raise ValueError(
+                f"statistic {self.kind!r}: OOD detection statistics, and only they, name the OOD groups "
+                "(codes other than 0, the in-distribution group) of their target column"
+            )
+
+    @property
+    def ranking(self) -> bool:
+        return self.kind in DETECTION or self.kind in SELECTIVE
+
+    def parts(self) -> list[tuple[str, int | None]]:
+        """(set, group) pairs whose values the statistic averages."""
+        return [(s, g) for s in self.sets for g in (self.groups or (None,))]
+
+    @property
+    def how(self) -> tuple:
+        """Everything but the sets and groups: parts with equal ``how`` are computed alike."""
+        return (self.kind, self.column, self.bins, self.target, self.level)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "sets": list(self.sets), "column": self.column}
-        if self.kind != "mean":
+        if self.ranking:
+            out.update(target=self.target, level=self.level)
+            if self.groups:
+                out["groups"] = list(self.groups)
+        elif self.kind != "mean":
             out["bins"] = self.bins
         return out
 
@@ -142,6 +195,9 @@ class Statistic:
             tuple(data["sets"]),
             str(data.get("column", "correct")),
             int(data.get("bins", 15)),
+            str(data.get("target", "correct")),
+            tuple(int(g) for g in data.get("groups", ())),
+            float(data.get("level", 0.0)),
         )
 
 
@@ -191,11 +247,20 @@ class ExampleRecorder:
             entry.columns[column] = (_encoding(column, array), array)
 
     def statistic(
-        self, metric: str, kind: str, sets: Iterable[str], column: str = "correct", bins: int = 15
+        self,
+        metric: str,
+        kind: str,
+        sets: Iterable[str],
+        column: str = "correct",
+        bins: int = 15,
+        *,
+        target: str = "correct",
+        groups: Iterable[int] = (),
+        level: float = 0.0,
     ) -> None:
         """Declare that ``metric`` is recomputed as ``kind`` of ``column`` over ``sets`` (see
         :class:`Statistic`); checked when the file is written."""
-        self.statistics[metric] = Statistic(kind, tuple(sets), column, bins)
+        self.statistics[metric] = Statistic(kind, tuple(sets), column, bins, target, tuple(groups), level)
 
     def _check(self) -> None:
         for metric, stat in self.statistics.items():
@@ -207,7 +272,8 @@ class ExampleRecorder:
             spaces = {self.sets[s].space.id for s in stat.sets}
             if len(spaces) > 1:
                 raise ValueError(f"statistic {metric!r}: its sets lie on different examples")
-            needed = {stat.column} | ({"correct"} if stat.kind != "mean" else set())
+            needed = {stat.column} | ({stat.target} if stat.ranking else set())
+            needed |= {"correct"} if stat.kind in ("ece", "oe", "mce") else set()
             for s in stat.sets:
                 lacking = needed - set(self.sets[s].columns)
                 if lacking:
@@ -259,6 +325,8 @@ def _encoding(column: str, values: np.ndarray) -> Encoding:
         return "bits"
     if column.startswith("confidence"):
         return "unit"
+    if np.issubdtype(values.dtype, np.integer):
+        return "int"
     return "real"
 
 
@@ -272,6 +340,11 @@ def encode(encoding: Encoding, values: np.ndarray) -> np.ndarray:
         # Up, never across a bin edge; the 1e-6 keeps a value on an edge (0.6 · 65520 = 39312.000…01 in
         # floating point) on it.
         return np.ceil(np.clip(x, 0.0, 1.0) * UNIT_STEPS - 1e-6).clip(0, UNIT_STEPS).astype(np.uint16)
+    if encoding == "int":
+        low, high = (int(values.min()), int(values.max())) if len(values) else (0, 0)
+        if low >= 0 and high < 2**16:
+            return values.astype(np.uint16)
+        return values.astype(np.int32 if low >= -(2**31) and high < 2**31 else np.int64)
     return values.astype(np.float32)
 
 
@@ -280,7 +353,7 @@ def decode(encoding: str, stored: np.ndarray, n: int) -> np.ndarray:
         return np.unpackbits(stored, count=n).astype(np.bool_)
     if encoding == "unit":
         return stored.astype(np.float64) / UNIT_STEPS
-    if encoding == "real":
+    if encoding in ("real", "int"):
         return stored.astype(np.float64)
     raise ValueError(f"unknown encoding {encoding!r}")
 
@@ -323,9 +396,10 @@ def read_examples(source: Path | bytes) -> ExampleFile:
         meta = json.loads(arrays.pop("meta").tobytes().decode("utf-8"))
     except (KeyError, UnicodeDecodeError, json.JSONDecodeError):
         raise ValueError("no readable JSON header (meta)") from None
-    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+    if meta.get("format") != FORMAT or meta.get("version") not in READABLE:
         raise ValueError(
-            f"format {meta.get('format')!r} version {meta.get('version')!r} is not {FORMAT} {VERSION}"
+            f"format {meta.get('format')!r} version {meta.get('version')!r} is not {FORMAT} "
+            + " or ".join(map(str, READABLE))
         )
     try:
         spaces = {}
@@ -404,27 +478,80 @@ class Design:
         return np.abs(gap).max(-1)  # mce: max over non-empty bins of |conf_b − acc_b|
 
 
-def designs(sets: list[ExampleSet], kind: str, column: str, bins: int) -> list[Design]:
-    """The sets' design matrices, in chunks of :data:`_SET_CHUNK` sets (one chunk for means)."""
-    size = len(sets) if kind == "mean" else _SET_CHUNK
-    return [Design(sets[i : i + size], kind, column, bins) for i in range(0, len(sets), size)]
+@dataclass
+class _Ranked:
+    """A set's scores sorted once (a ``Ranking`` of :mod:`vicinal.store.detection_metrics` or
+    :mod:`vicinal.store.selective_metrics`), and for an OOD group the rows it keeps, taken from each block of
+    weights once."""
+
+    ranking: Any
+    rows: np.ndarray | None
+    block: np.ndarray | None = None
+    taken: np.ndarray | None = None
+
+    def weights_of(self, weights: np.ndarray) -> np.ndarray:
+        if self.rows is None:
+            return weights
+        if self.block is not weights:
+            self.block, self.taken = weights, np.take(weights, self.rows, axis=1)
+        return self.taken
+
+
+class RankingDesign:
+    """A ranking statistic (:data:`DETECTION`, :data:`SELECTIVE`) of one set (and OOD group). Statistics
+    of one set, column and group share its sorted ranking through ``rankings``, and so the cumulative
+    sums of each block of weights too (pass the same array to every design of a block)."""
+
+    def __init__(self, part: ExampleSet, group: int | None, stat: Statistic, rankings: dict | None = None):
+        key = (id(part), stat.column, stat.target, group)
+        found = None if rankings is None else rankings.get(key)
+        if found is None:
+            scores, target = part.columns[stat.column], part.columns[stat.target]
+            if group is None:
+                found = _Ranked(selective_metrics.Ranking(scores, target.astype(np.bool_)), None)
+            else:  # the in-distribution group 0 against OOD group ``group``; the other sets' rows left out
+                rows = np.flatnonzero((target == 0) | (target == group))
+                found = _Ranked(detection_metrics.Ranking(scores[rows], target[rows] == group), rows)
+            if rankings is not None:
+                rankings[key] = found
+        self.ranked = found
+        self.function = DETECTION.get(stat.kind) or SELECTIVE[stat.kind]
+        self.level = stat.level
+
+    def values(self, weights: np.ndarray) -> np.ndarray:
+        """R × 1: the statistic under each row of ``weights``."""
+        w = self.ranked.weights_of(weights)
+        return np.asarray(self.function(self.ranked.ranking, w, self.level), dtype=np.float64).reshape(-1, 1)
+
+
+def designs(
+    parts: list[tuple[ExampleSet, int | None]], stat: Statistic, rankings: dict | None = None
+) -> list[Design | RankingDesign]:
+    """The design of statistic ``stat`` (its ``how``) for each (set, group) of ``parts``: one per part
+    for ranking statistics (sharing sorted rankings through ``rankings``), else design matrices in chunks
+    of :data:`_SET_CHUNK` sets (one for means)."""
+    if stat.ranking:
+        return [RankingDesign(part, group, stat, rankings) for part, group in parts]
+    sets = [part for part, _ in parts]
+    size = len(sets) if stat.kind == "mean" else _SET_CHUNK
+    return [Design(sets[i : i + size], stat.kind, stat.column, stat.bins) for i in range(0, len(sets), size)]
 
 
 def set_values(
-    sets: list[ExampleSet], kind: str, column: str, bins: int, weights: np.ndarray | None
+    parts: list[tuple[ExampleSet, int | None]], stat: Statistic, weights: np.ndarray | None
 ) -> np.ndarray:
-    """Statistic ``kind`` of ``column`` per set (columns) under each row of ``weights`` (R × n: how
-    often each example is drawn, rows summing to n — a bootstrap resample), or once on the data as
-    stored (``weights`` None)."""
-    w = np.ones((1, len(sets[0].space))) if weights is None else weights
-    return np.concatenate([d.values(w) for d in designs(sets, kind, column, bins)], axis=1)
+    """Statistic ``stat`` (its ``how``) per (set, group) of ``parts`` (columns) under each row of
+    ``weights`` (R × n: how often each example is drawn, rows summing to n — a bootstrap resample), or
+    once on the data as stored (``weights`` None)."""
+    w = np.ones((1, len(parts[0][0].space))) if weights is None else weights
+    return np.concatenate([d.values(w) for d in designs(parts, stat)], axis=1)
 
 
 def evaluate(file: ExampleFile, stat: Statistic, weights: np.ndarray | None) -> np.ndarray:
     """The statistic under each row of ``weights`` (see :func:`set_values`), or once on the data as
-    stored (``weights`` None): the mean over its sets of the per-set values."""
-    sets = [file.sets[s] for s in stat.sets]
-    return set_values(sets, stat.kind, stat.column, stat.bins, weights).mean(axis=1)
+    stored (``weights`` None): the mean over its sets (and groups) of the per-part values."""
+    parts = [(file.sets[s], g) for s, g in stat.parts()]
+    return set_values(parts, stat, weights).mean(axis=1)
 
 
 def resample_weights(n: int, resamples: int, rng: np.random.Generator) -> np.ndarray:
