@@ -1025,7 +1025,7 @@ def test_a_diverging_loss_names_the_setting_that_is_not_finite():
     import torch
 
     from vicinal.core.errors import VicinalError
-    from vicinal.training.loop import finite_loss
+    from vicinal.training.loop import check_finite_weights, finite_loss
     from vicinal.training.method import get_method
     from vicinal.training.recipe import Recipe
 
@@ -1035,6 +1035,25 @@ def test_a_diverging_loss_names_the_setting_that_is_not_finite():
         finite_loss(nan, 1, "erm", 0, Recipe(weight_decay=float("inf")), erm)
     with pytest.raises(VicinalError, match=r"lower the learning rate \(train\.lr = 50\) or the weight decay"):
         finite_loss(nan, 1, "erm", 0, Recipe(lr=50.0), erm)
+    model = torch.nn.Linear(2, 2)
+    check_finite_weights(model, "erm", 0, Recipe(), erm)  # finite: nothing to say
+    with torch.no_grad():
+        model.weight[0, 0] = float("inf")
+    with pytest.raises(VicinalError, match=r"erm: 1 weights became NaN or infinite at epoch 3; lower the"):
+        check_finite_weights(model, "erm", 2, Recipe(), erm)
+
+
+def test_weights_that_overflow_on_the_last_step_stop_the_run(workspace):
+    """A huge but finite weight decay (1e30) passed every check: the epoch's loss is read before each
+    step's update, so the last step's NaN weights reached the evaluators, and the run wrote a result
+    with 10 % accuracy and NaN NLL that the board marked best."""
+    tmp, results, env = workspace
+    args = ["run", "--suite", _suite(tmp, train="weight_decay = 1e30\n"), *TINY]
+    out = subprocess_cli(*args, cwd=tmp, env=env)
+    assert out.code == 1 and "Traceback" not in out.err, out.err
+    err = " ".join(out.err.split())
+    assert "NaN or infinite" in err and "weight decay" in err, err
+    assert not list(results.rglob("digits*/erm/*.json"))
 
 
 def test_a_helper_module_edit_retrains_a_plugin_method(workspace):

@@ -126,7 +126,18 @@ class EvalContext:
 
     @cached_property
     def test_logits(self) -> torch.Tensor:
-        return self.predict(self.data.test)
+        """The model's logits on the test split. Not finite anywhere, the model is broken (its training
+        diverged on its last steps, after the loss was read, or its weights are): every number an
+        evaluator would draw from it is meaningless, so the run stops instead of writing them."""
+        logits = self.predict(self.data.test)
+        broken = int((~logits.isfinite()).any(dim=1).sum())
+        if broken:
+            raise VicinalError(
+                f"the model's logits are NaN or infinite on {broken} of the {len(logits)} test images, so "
+                "nothing is evaluated from it: its weights are broken (a training that diverged: lower the "
+                "learning rate or the weight decay and run again)"
+            )
+        return logits
 
     @property
     def test_labels(self) -> torch.Tensor:

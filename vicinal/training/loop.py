@@ -32,12 +32,27 @@ PROGRESS_EVERY_S = 0.5
 def finite_loss(
     loss_sum: torch.Tensor, seen: int, label: str, epoch: int, recipe: Recipe, method: Method
 ) -> float:
-    """The epoch's mean loss so far; a non-finite one stops the run with advice: the setting that is not
-    a finite number where there is one (settings are checked when read, but a Recipe or config made in
-    Python is not), else the recipe's learning rate and weight decay, by value."""
+    """The epoch's mean loss so far; a non-finite one stops the run with advice (:func:`divergence`)."""
     value = float(loss_sum) / max(seen, 1)
     if math.isfinite(value):
         return value
+    raise divergence(f"the training loss became {value}", label, epoch, recipe, method)
+
+
+def check_finite_weights(model: nn.Module, label: str, epoch: int, recipe: Recipe, method: Method) -> None:
+    """Stops the run when a weight is not finite at the end of an epoch. The loss is read before each
+    step's update, so a last step that overflows the weights (a huge finite weight decay) would otherwise
+    reach the evaluators as a model that predicts one class, and its numbers as a result. One read per
+    epoch: the count of non-finite values."""
+    bad = int(torch.stack([(~p.detach().isfinite()).sum() for p in model.parameters()]).sum())
+    if bad:
+        raise divergence(f"{bad} weights became NaN or infinite", label, epoch, recipe, method)
+
+
+def divergence(what: str, label: str, epoch: int, recipe: Recipe, method: Method) -> VicinalError:
+    """The error for a diverged run, with advice: the setting that is not a finite number where there is
+    one (settings are checked when read, but a Recipe or config made in Python is not), else the recipe's
+    learning rate and weight decay, by value."""
     settings = {f"train.{k}": v for k, v in dataclasses.asdict(recipe).items()}
     if dataclasses.is_dataclass(method.config):
         settings |= {f"{method.name}.{k}": v for k, v in dataclasses.asdict(method.config).items()}
@@ -49,7 +64,7 @@ def finite_loss(
             f"lower the learning rate (train.lr = {recipe.lr:g}) or the weight decay "
             f"(train.weight_decay = {recipe.weight_decay:g}) and run again"
         )
-    raise VicinalError(f"{label}: the training loss became {value} at epoch {epoch + 1}; {advice}")
+    return VicinalError(f"{label}: {what} at epoch {epoch + 1}; {advice}")
 
 
 @dataclass
@@ -180,6 +195,7 @@ def train(
                 )
                 task_done = done
         epoch_seconds = time.perf_counter() - t0
+        check_finite_weights(model, label, epoch, recipe, method)
         loss_sum, correct = float(loss_sum), float(correct)
         summary.seconds += epoch_seconds
         summary.images += seen
