@@ -42,7 +42,9 @@ the script writes from them.
   digits-c is the suite calibrated to separate methods at a budget a CPU can afford
   (docs/performance.md: 12–13 of its 15 headline columns over three to five seeds).
 - **Command**: `studies/zoo_study.sh` — two lanes side by side, each a single-threaded `vicinal run` per
-  seed (`--threads 1`).
+  seed (`--threads 1`). They ran on 2026-12-07 from 14:28 to 15:39 UTC (lane A 70 min, lane B 65 min of
+  wall clock, with other jobs on the same two cores: load 2.7–8.1); `lane-a.log` and `lane-b.log` are
+  their output as written (with `/usr/bin/time -v` per seed).
 """
 
 FOOTER = """\
@@ -95,7 +97,7 @@ def render(results_dir: Path) -> str:
     parts += ["## Every method against ERM (A − B, paired over the test examples)", ""]
     for method in methods:
         comparison = vicinal.compare(method, BASELINE, suite=SUITE, results_dir=results_dir)
-        parts += [f"### {method} − {BASELINE}", "", comparison.to_markdown().strip(), ""]
+        parts += [comparison.to_markdown().strip(), ""]
     parts += ["## Every metric", "", board.to_markdown().strip(), "", FOOTER]
     return "\n".join(parts)
 
