@@ -23,7 +23,7 @@ SIZES = ["4", "8", "12"]
 
 
 def test_the_guide_has_its_plugins():
-    assert set(PLUGINS) == {"smoothing.py", "occlusion.py", "tiny_mlp.py"}
+    assert set(PLUGINS) == {"smoothing.py", "occlusion.py", "flips.py", "tiny_mlp.py"}
     assert len(PYTHON) == len(PLUGINS) + 1  # and the block of helper signatures
 
 

@@ -216,10 +216,7 @@ class OODEvaluator(Evaluator):
             for measure in MEASURES:
                 out[f"ood_{measure}{sfx}"] = statistics.fmean(out[f"ood_{measure}{sfx}/{n}"] for n in per_set)
         self._record(ctx, id_scores, per_set, opened)
-        self.source_info = {
-            "sets": {i.name: i.info for i in opened},
-            "temperature": "not used" if temperature is None else temperature,
-        }
+        self.source_info = {"sets": {i.name: i.info for i in opened}}
         if c.figures:
             self._draw(ctx, id_scores, per_set, out)
         return out
@@ -281,12 +278,13 @@ class OODEvaluator(Evaluator):
             "n_samples": c.n_samples or "all",
             "seed": c.seed,
             "scores": {k or "msp": v[2] for k, v in self._scores().items()},
-            "temperature": self.source_info.get(
-                "temperature",
+            "temperature": (
+                # the rule, not the fitted value: a measurement differs per seed, and a protocol that does
+                # would split one configuration's seeds into rows of one
                 "the run's validation-fitted T (EvalContext.temperature, shared with the calibration "
-                "evaluator)"
+                "evaluator; T = 1 without a validation split)"
                 if c.temperature_scaling
-                else "not used",
+                else "not used"
             ),
             "positive class": "in-distribution test images (AUROC, AUPR-In, FPR95); OOD images for AUPR-Out",
             "ties": "one threshold per distinct score: a tied pair counts half in AUROC; average precision "

@@ -84,7 +84,6 @@ class SelectiveEvaluator(Evaluator):
             if len(set(values)) != len(values):
                 raise VicinalError(f"evaluators.selective.{what} = {values} repeats a value")
         self.coverages, self.risks = sorted(c.coverages), sorted(c.risks)
-        self.applied: dict = {}
 
     def _rankings(self) -> dict[str, tuple[str, str, str]]:
         return {k: v for k, v in RANKINGS.items() if k == "" or self.config.temperature_scaling}
@@ -150,7 +149,6 @@ class SelectiveEvaluator(Evaluator):
         columns = {"rank_msp": log_msp(logits)}
         if temperature is not None:
             columns["rank_msp_ts"] = log_msp(logits / temperature)
-        self.applied = {"temperature": "not used" if temperature is None else temperature}
         # Per example, for paired comparisons: the ranks of the scores (all the metrics read; exact in 16
         # bits) beside the test split's correctness.
         ranks = {k: sm.dense_ranks(v) for k, v in columns.items()}
@@ -184,12 +182,13 @@ class SelectiveEvaluator(Evaluator):
             "split": "test",
             "ranking": "maximum softmax probability (by its logarithm, which keeps the order of predictions "
             "whose MSP rounds to 1)",
-            "temperature": self.applied.get(
-                "temperature",
+            "temperature": (
+                # the rule, not the fitted value: a measurement differs per seed, and a protocol that does
+                # would split one configuration's seeds into rows of one
                 "the run's validation-fitted T (EvalContext.temperature, shared with the calibration "
-                "evaluator)"
+                "evaluator; T = 1 without a validation split)"
                 if c.temperature_scaling
-                else "not used",
+                else "not used"
             ),
             "coverages": self.coverages,
             "risks": self.risks,
