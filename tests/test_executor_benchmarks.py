@@ -33,7 +33,11 @@ def cluster():
     [
         "local",
         pytest.param(
-            "ray", marks=pytest.mark.skipif(find_spec("ray") is None, reason="ray is not installed")
+            "ray",
+            marks=[
+                pytest.mark.slow,
+                pytest.mark.skipif(find_spec("ray") is None, reason="ray is not installed"),
+            ],
         ),
     ],
 )

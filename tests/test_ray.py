@@ -132,6 +132,7 @@ def _running_runs(cluster) -> list[int]:
     return busy
 
 
+@pytest.mark.slow
 def test_two_nodes_give_the_local_executors_numbers(cluster, tmp_path):
     on_ray = _ray_run(cluster, tmp_path, *TINY, "--results", str(tmp_path / "ray"))
     assert on_ray.returncode == 0, on_ray.stderr
@@ -161,6 +162,7 @@ def test_two_nodes_give_the_local_executors_numbers(cluster, tmp_path):
             assert (path.parent / artifact["file"]).is_file()
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_run_is_retried_and_resumes(cluster, tmp_path):
     proc = _popen(cluster, tmp_path, *LONGER, "--results", str(tmp_path / "results"))
     _wait_for_checkpoint(tmp_path / "cache" / "checkpoints", proc)
@@ -175,6 +177,7 @@ def test_a_worker_killed_mid_run_is_retried_and_resumes(cluster, tmp_path):
     assert len(list((tmp_path / "results").rglob("*.json"))) == 1
 
 
+@pytest.mark.slow
 def test_ctrl_c_cancels_the_runs_and_the_same_command_resumes(cluster, tmp_path):
     # Two runs at once, one per node: each keeps its checkpoint, and the message counts them (it said
     # "the unfinished run left a checkpoint" when two had).
@@ -199,6 +202,7 @@ def test_ctrl_c_cancels_the_runs_and_the_same_command_resumes(cluster, tmp_path)
         assert doc["training"]["resumed_from_epoch"] >= 1 and len(doc["training"]["history"]) == 4
 
 
+@pytest.mark.slow
 def test_a_run_that_raises_is_reported_while_the_others_land(cluster, tmp_path):
     (tmp_path / "broken.py").write_text(
         textwrap.dedent(
@@ -225,6 +229,7 @@ def test_a_run_that_raises_is_reported_while_the_others_land(cluster, tmp_path):
     assert not (tmp_path / "results" / "digits" / "broken").exists()
 
 
+@pytest.mark.slow
 def test_a_sweep_on_a_private_cluster_runs_one_labelled_configuration_per_value(cluster, tmp_path):
     args = ["--suite", "digits", "--methods", "mixup", "--sweep", "mixup.alpha=0.2,1.0", "--seeds", "0"]
     args += ["--epochs", "1", "--limit-train", "64", "--evaluators", "clean"]
@@ -377,6 +382,7 @@ def test_an_address_where_no_head_answers_is_one_error_at_once(tmp_path):
     assert not list(tmp_path.rglob("*.json"))
 
 
+@pytest.mark.slow
 def test_a_run_no_node_of_the_cluster_can_hold_is_refused_before_it_waits_forever(cluster, tmp_path):
     out = _ray_run(cluster, tmp_path, *TINY, "--cpus-per-run", "2", "--results", str(tmp_path / "results"))
     assert out.returncode == 2 and "Traceback" not in out.stdout + out.stderr, out.stderr
@@ -558,6 +564,7 @@ def test_the_head_is_asked_whether_it_wants_a_token_before_ray_connects(
     assert head_auth("127.0.0.1", fake_head(wants, serve), token) == expected
 
 
+@pytest.mark.slow
 @needs_ray
 def test_the_readme_recipe_on_one_machine_with_rays_own_command_line(tmp_path):
     """The README's "Running on several machines (Ray)" recipe as written, on one machine, with Ray's own
