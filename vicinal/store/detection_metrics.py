@@ -77,15 +77,20 @@ def ood_scores(logits: np.ndarray, temperature: float | None = None) -> dict[str
 # ---------------------------------------------------------------- metrics (optionally under weights)
 
 
-def _check(scores: np.ndarray, is_ood: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    s = np.asarray(scores, dtype=np.float64)
-    y = np.asarray(is_ood)
+def checked_pair(
+    values: np.ndarray, flags: np.ndarray, names: tuple[str, str, str], flags_meaning: str = ""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scores (float64, finite) and their boolean flags, 1-D and of one length; ``names`` = (the values'
+    argument, the flags' argument, the values in a sentence) for the errors. Shared by the OOD and the
+    selective metrics."""
+    s = np.asarray(values, dtype=np.float64)
+    y = np.asarray(flags)
     if s.ndim != 1 or y.shape != s.shape:
-        raise ValueError(f"scores and is_ood must be 1-D of one length, got {s.shape} and {y.shape}")
+        raise ValueError(f"{names[0]} and {names[1]} must be 1-D of one length, got {s.shape} and {y.shape}")
     if y.dtype != np.bool_:
-        raise ValueError(f"is_ood must be booleans (True: out-of-distribution), got {y.dtype}")
+        raise ValueError(f"{names[1]} must be booleans{flags_meaning}, got {y.dtype}")
     if not np.isfinite(s).all():
-        raise ValueError("scores must be finite")
+        raise ValueError(f"{names[2]} must be finite")
     return s, y
 
 
@@ -118,7 +123,7 @@ class Ranking:
     cumulative sums over R × n, not a sort per resample. Counts are summed in float32, exact below 2²⁴."""
 
     def __init__(self, scores: np.ndarray, is_ood: np.ndarray):
-        s, y = _check(scores, is_ood)
+        s, y = checked_pair(scores, is_ood, ("scores", "is_ood", "scores"), " (True: out-of-distribution)")
         self.n = len(s)
         inside, outside = np.flatnonzero(~y), np.flatnonzero(y)
         # Each class in decreasing score (stable: equal scores keep their order; it does not matter).

@@ -38,17 +38,7 @@ import math
 
 import numpy as np
 
-
-def _check(confidence: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    s = np.asarray(confidence, dtype=np.float64)
-    y = np.asarray(correct)
-    if s.ndim != 1 or y.shape != s.shape:
-        raise ValueError(f"confidence and correct must be 1-D of one length, got {s.shape} and {y.shape}")
-    if y.dtype != np.bool_:
-        raise ValueError(f"correct must be booleans, got {y.dtype}")
-    if not np.isfinite(s).all():
-        raise ValueError("confidences must be finite")
-    return s, y
+from vicinal.store.detection_metrics import checked_pair
 
 
 class _Curve:
@@ -92,7 +82,7 @@ class Ranking:
     block's curve is kept, so the metrics of one block share it."""
 
     def __init__(self, confidence: np.ndarray, correct: np.ndarray):
-        s, y = _check(confidence, correct)
+        s, y = checked_pair(confidence, correct, ("confidence", "correct", "confidences"))
         self.correct = y
         self.order = np.argsort(-s, kind="stable")
         ordered = s[self.order]
