@@ -282,6 +282,32 @@ def test_generated_sets_are_seeded_whatever_the_batch_size():
         OOD_SETS["patches"].open(Path("."), (3, 32, 32), 5, 0, "/somewhere")
 
 
+def test_a_generated_set_is_made_once_per_process_and_is_the_same_images(monkeypatch):
+    """Every model of a run evaluates the same generated set: the second model reads the kept images, which
+    are those a fresh generator makes; a stream abandoned half-way keeps nothing, and another size, seed
+    or shape is made anew."""
+    from pathlib import Path
+
+    patches = type(OOD_SETS["patches"])()
+    first = torch.cat(list(patches.open(Path("."), (3, 32, 32), 1500, 3, "").batches(256)))
+    made = []
+    monkeypatch.setattr(patches, "chunk", lambda *a: made.append(a) or type(patches).chunk(patches, *a))
+    again = torch.cat(list(patches.open(Path("."), (3, 32, 32), 1500, 3, "").batches(100)))
+    assert torch.equal(first, again) and made == []  # kept: no chunk made again
+    fresh = torch.cat(list(type(patches)().open(Path("."), (3, 32, 32), 1500, 3, "").batches(1500)))
+    assert torch.equal(first, fresh)
+    for other in ((1500, 4, (3, 32, 32)), (1499, 3, (3, 32, 32)), (1500, 3, (1, 32, 32))):
+        n, seed, shape = other
+        made.clear()
+        x = torch.cat(list(patches.open(Path("."), shape, n, seed, "").batches(512)))
+        assert len(made) == 2 and x.shape == (n, *shape)
+    # half a stream: nothing kept, the next full one makes every chunk
+    next(iter(patches.open(Path("."), (3, 16, 16), 1500, 0, "").batches(100)))
+    made.clear()
+    list(patches.open(Path("."), (3, 16, 16), 1500, 0, "").batches(100))
+    assert len(made) == 2
+
+
 def test_downloads_resume_verify_and_extract_from_a_local_server(tmp_path, monkeypatch):
     import http.server
     import threading

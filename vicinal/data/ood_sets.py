@@ -38,6 +38,10 @@ from vicinal.core.reporting import Reporter
 
 #: Images generated per chunk (one generator each) by the synthetic sets.
 CHUNK = 1000
+#: A generated set up to this size (uint8 bytes) is kept in memory once made: a run evaluates the same set
+#: for every model, and making it (the photo patches above all) costs a sizeable share of a forward pass
+#: of the digits' small CNN. 64 MB holds 20,000 CIFAR-sized images.
+KEEP_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -264,6 +268,15 @@ class _Generated(OODSource):
         """What else determines the images (the photographs the patches are cut from)."""
         return None
 
+    #: The last set made and its (n, seed, shape), kept for the next model of the process: every run of a
+    #: suite evaluates the same set. Read-only: evaluators convert batches, never write into them.
+    _kept: tuple[tuple, torch.Tensor] | None = None
+
+    def _chunks(self, n: int, seed: int, shape: tuple[int, int, int]) -> Iterator[torch.Tensor]:
+        base = seed * 1_000_003 + zlib.crc32(self.name.encode())
+        for k, start in enumerate(range(0, n, CHUNK)):
+            yield self.chunk(min(CHUNK, n - start), shape, torch.Generator().manual_seed(base + k))
+
     def open(self, data_dir: Path, shape: tuple[int, int, int], n: int, seed: int, path: str) -> OODImages:
         if path:
             raise VicinalError(f"OOD set {self.name} is generated; it takes no path (evaluators.ood.paths)")
@@ -271,12 +284,18 @@ class _Generated(OODSource):
             raise VicinalError(
                 f"OOD set {self.name} is generated: give its size (evaluators.ood.n_generated)"
             )
-        base = seed * 1_000_003 + zlib.crc32(self.name.encode())
+        key = (n, seed, tuple(shape))
 
         def batches(size: int) -> Iterator[torch.Tensor]:
-            for k, start in enumerate(range(0, n, CHUNK)):
-                generator = torch.Generator().manual_seed(base + k)
-                yield from self.chunk(min(CHUNK, n - start), shape, generator).split(size)
+            if self._kept is not None and self._kept[0] == key:
+                yield from self._kept[1].split(size)
+                return
+            made = []
+            for chunk in self._chunks(n, seed, shape):
+                made.append(chunk)
+                yield from chunk.split(size)
+            if n * int(np.prod(shape)) <= KEEP_BYTES:
+                self._kept = (key, torch.cat(made))
 
         info = {"generated": self.description, "images": n, "seed": seed, "version": self.version}
         fingerprint = digest(self.name, self.version, n, seed, shape, self.content())
