@@ -526,3 +526,50 @@ def test_ranking_statistics_load_back_and_are_checked():
     rec.statistic("aurc", "aurc", ["test"], "rank_msp", target="missing")
     with pytest.raises(ValueError, match="no column missing"):
         rec.to_bytes()
+
+
+def test_preparing_a_boards_pairs_at_once_gives_the_intervals_of_separate_calls(monkeypatch):
+    """The leaderboard computes every column's best-against-runner-up replicates in one call, so that the
+    selective and detection metrics of one set share a curve per block of draws; the intervals are those
+    that comparing column by column gives, and the curves are built once per set, not once per metric."""
+    from vicinal.store import selective_metrics
+
+    rng = np.random.default_rng(5)
+    n = 300
+    space = _space(n)
+    kinds = {"aurc": 0.0, "eaurc": 0.0, "augrc": 0.0, "risk_at_coverage": 0.8, "coverage_at_risk": 0.05}
+    files, sides = {}, []
+    for name in ("A", "B"):
+        results = []
+        for seed in range(2):
+            logits, labels = _logits(rng, n)
+            p = _softmax(logits)
+            rec = ExampleRecorder()
+            rec.record("test", space, correct=p.argmax(1) == labels, confidence=p.max(1))
+            rec.statistic("acc", "mean", ["test"])
+            for kind, level in kinds.items():
+                rec.statistic(kind, kind, ["test"], "confidence", level=level)
+            file = read_examples(rec.to_bytes())
+            run_id = f"{name}{seed}"
+            files[run_id] = file
+            metrics = {m: float(file.point(m)) for m in ("acc", *kinds)}
+            results.append(Result("s", name, metrics, seed=seed, run_id=run_id))
+        sides.append(Side(name, results))
+    a, b = sides
+    metrics = ["acc", *kinds]
+    info = {m: MetricInfo(m, m == "coverage_at_risk") for m in metrics}
+    built = []
+    real = selective_metrics._Curve.__init__
+    monkeypatch.setattr(
+        selective_metrics._Curve, "__init__", lambda self, *x: built.append(1) or real(self, *x)
+    )
+    together = _Memory(files, resamples=500)
+    together.prepare([(a, b, m) for m in metrics])
+    shared = len(built)
+    first = [difference(a, b, m, info[m], together) for m in metrics]
+    assert len(built) == shared  # prepared: nothing recomputed
+    apart = [difference(a, b, m, info[m], _Memory(files, resamples=500)) for m in metrics]
+    assert [(d.low, d.high) for d in first] == [(d.low, d.high) for d in apart]
+    # Per file and block of draws (2 blocks): one curve, and E-AURC's oracle's, where a call per metric
+    # builds one per metric (the stored values were recomputed once, when the results were made).
+    assert shared == 4 * 2 * 2 and len(built) - shared == 4 * 2 * (len(kinds) + 1)

@@ -320,8 +320,8 @@ def _mark_best(board: Board, resampler: Resampler | None) -> None:
     per-example outcomes for the top two rows (or with ``resampler`` None), the best at the displayed
     precision."""
     measured = [r for r in board.rows if not r.reported]
+    contested: list[tuple[str, list[Row]]] = []
     for m in board.metrics:
-        info = board.info[m]
         rows = [r for r in measured if r.cells[m].n]
         if not rows:
             continue
@@ -329,16 +329,21 @@ def _mark_best(board: Board, resampler: Resampler | None) -> None:
         if odd:  # a NaN is not smaller or larger than anything: no row can be called the best
             board.marking[m] = Marking("non-finite", note=f"not a finite number in {', '.join(odd)}")
             continue
-        sign = 1.0 if info.higher_is_better else -1.0
+        sign = 1.0 if board.info[m].higher_is_better else -1.0
         ranked = sorted(rows, key=lambda r: -sign * r.cells[m].mean)
         if len(ranked) == 1:
             ranked[0].cells[m].best = True
             board.marking[m] = Marking("only", note="the only measured row with a value")
             continue
+        contested.append((m, ranked))
+    if resampler is not None:  # every column's best against its runner-up, computed together
+        resampler.prepare([(side(ranked[0]), side(ranked[1]), m) for m, ranked in contested])
+    for m, ranked in contested:
+        info = board.info[m]
         top, runner = ranked[0], ranked[1]
         found = difference(side(top), side(runner), m, info, resampler) if resampler else None
         if found is None or found.basis not in ("examples", "examples+seeds"):
-            _mark_at_precision(board, m, rows)
+            _mark_at_precision(board, m, ranked)
             why = found.note if found is not None else "intervals not computed"
             board.marking[m] = Marking("precision", runner.label, found, why)
             continue

@@ -261,6 +261,23 @@ class Resampler:
             out.append(np.mean([self._per_set[k] for k in keys], axis=0))
         return out
 
+    def prepare(self, pairs: Sequence[tuple[Side, Side, str]]) -> None:
+        """Compute at once the replicates that :func:`difference` will read for each (A, B, metric): the
+        statistics of one example set then share its sorted ranking and, per block of draws, its cumulative
+        sums (five selective metrics read one risk–coverage curve, four detection metrics one ROC), which
+        separate calls would each recompute. The values are those separate calls give (see
+        :meth:`replicates`); pairs without paired per-example files are left to :func:`difference`."""
+        items: dict[tuple[int, str], tuple[ExampleFile, str]] = {}
+        for a, b, metric in pairs:
+            values = _values(a, metric) + _values(b, metric)
+            if any(abs(v) > _HUGE for v in values):
+                continue
+            files, _ = _paired_data(a, b, metric, self)
+            for f in files or ():
+                items[(id(f), metric)] = (f, metric)
+        if items:
+            self.replicates(list(items.values()))
+
     def _key(self, file: ExampleFile, name: str, group: int | None, stat: Statistic) -> tuple:
         return (id(file), name, group, *stat.how, self.resamples, self.seed)
 

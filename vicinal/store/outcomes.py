@@ -46,6 +46,7 @@ import math
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -108,7 +109,7 @@ class Examples:
     def __len__(self) -> int:
         return len(self.index)
 
-    @property
+    @cached_property  # a board asks it of every pair of runs, column by column
     def id(self) -> str:
         h = hashlib.sha256()
         h.update(json.dumps([self.source, self.fingerprint, self.n_total]).encode())
@@ -374,14 +375,17 @@ class ExampleFile:
     sets: dict[str, ExampleSet]
     statistics: dict[str, Statistic]
     path: Path | None = None
+    _points: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
 
     def space_of(self, metric: str) -> Examples:
         return self.sets[self.statistics[metric].sets[0]].space
 
     def point(self, metric: str) -> float:
         """The metric recomputed from the stored columns (equal to the result file's value up to the
-        confidence quantisation)."""
-        return float(evaluate(self, self.statistics[metric], None)[0])
+        confidence quantisation). Computed once per metric: a board checks it before every comparison."""
+        if metric not in self._points:
+            self._points[metric] = float(evaluate(self, self.statistics[metric], None)[0])
+        return self._points[metric]
 
 
 def read_examples(source: Path | bytes) -> ExampleFile:

@@ -50,8 +50,9 @@ class _Curve:
     def __init__(self, c: np.ndarray, e: np.ndarray, C: np.ndarray, E: np.ndarray):
         self.c, self.e, self.C, self.E = c, e, C, E
         self.C0, self.E0 = C - c, E - e
-        with np.errstate(invalid="ignore", divide="ignore"):
-            self.b = np.where(c > 0, e / np.where(c > 0, c, 1.0), 0.0)
+        # c and e are counts with e ≤ c: an empty group (c = 0) has e = 0, so dividing by max(c, 1) gives
+        # e / c where c > 0 and 0 elsewhere, in two passes over the R × G arrays rather than five.
+        self.b = e / np.maximum(c, 1.0)
         self.a = self.E0 - self.C0 * self.b
         self.n = C[:, -1]
         self.rows = np.arange(len(self.n))
@@ -78,7 +79,7 @@ def _harmonic(n: int) -> np.ndarray:
 
 class Ranking:
     """Predictions sorted once by decreasing confidence; every metric under any block of weights (R × n
-    integer counts), from two cumulative sums over it (counts in float32, exact below 2²⁴). The last
+    integer counts), from two cumulative sums over it (counts, exact in float64). The last
     block's curve is kept, so the metrics of one block share it."""
 
     def __init__(self, confidence: np.ndarray, correct: np.ndarray):
@@ -86,9 +87,9 @@ class Ranking:
         self.correct = y
         self.order = np.argsort(-s, kind="stable")
         ordered = s[self.order]
-        # The last position of each tie group (a tie group is abstained on in random order).
-        self.ends = np.flatnonzero(np.r_[ordered[1:] != ordered[:-1], True])
-        self.wrong = (~y[self.order]).astype(np.float32)
+        # The first position of each tie group (a tie group is abstained on in random order).
+        self.starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        self.wrong = (~y[self.order]).astype(np.float64)
         self._block: np.ndarray | None = None
         self._curve: _Curve | None = None
         self._oracle: Ranking | None = None
@@ -104,13 +105,13 @@ class Ranking:
             raise ValueError(
                 "weights must be counts (non-negative integers): how often each prediction is drawn"
             )
-        w = np.take(w.astype(np.float32, copy=False), self.order, axis=1)
-        count, errors = np.cumsum(w, 1), np.cumsum(w * self.wrong, 1)
-        if len(self.ends) < n:
-            count, errors = count[:, self.ends], errors[:, self.ends]
-        C, E = count.astype(np.float64), errors.astype(np.float64)
-        zero = np.zeros((len(C), 1))
-        curve = _Curve(np.diff(C, axis=1, prepend=zero), np.diff(E, axis=1, prepend=zero), C, E)
+        # Counts per tie group, then their running sums: all integers, so exact in float32 (below 2²⁴)
+        # and float64 alike, in whatever order they are summed.
+        w = np.take(w.astype(np.float64, copy=False), self.order, axis=1)
+        c, e = w, w * self.wrong
+        if len(self.starts) < n:
+            c, e = np.add.reduceat(c, self.starts, axis=1), np.add.reduceat(e, self.starts, axis=1)
+        curve = _Curve(c, e, np.cumsum(c, 1), np.cumsum(e, 1))
         if weights is not None:
             self._block, self._curve = weights, curve
         return curve
