@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from reference_inputs import pattern_images, pattern_logits
+from spies import Spy
 from vicinal.methods.augmix import (
     EXCLUDED,
     GEOMETRIC_OPERATIONS,
@@ -305,22 +306,11 @@ def test_the_consistency_loss_equals_the_references():
     torch.testing.assert_close(jensen_shannon(*logits).double(), js, rtol=1e-5, atol=1e-7)
 
 
-class _Spy(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.proj = torch.nn.Linear(3, 10)
-        self.seen = []
-
-    def forward(self, x):
-        self.seen.append(x.detach().clone())
-        return self.proj(x.mean((2, 3)))
-
-
 def test_the_step_trains_on_the_image_and_two_views_with_the_consistency_loss():
     method = get_method("augmix")()
     x = _images().float() / 255
     y = torch.tensor([1, 2, 3, 4])
-    spy = _Spy()
+    spy = Spy()
     out = method.training_step(spy, x, y, RunRandom(5))
     fed = spy.seen[0]
     assert out.count == 12 and len(fed) == 12 and 0 <= float(out.correct) <= 12
@@ -336,7 +326,7 @@ def test_without_the_consistency_loss_it_trains_on_one_view_per_image():
     cls = get_method("augmix")
     method = cls(build_config(cls.Config, {"jsd": False}, "augmix"))
     x, y = _images().float() / 255, torch.tensor([1, 2, 3, 4])
-    spy = _Spy()
+    spy = Spy()
     out = method.training_step(spy, x, y, RunRandom(5))
     assert out.count == 4 and len(spy.seen[0]) == 4
     torch.testing.assert_close(spy.seen[0], augment(x, draw(4, 3, -1, 3, 1.0, RunRandom(5).numpy)))

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from spies import Spy
 from vicinal.methods.fmix import binarise, low_frequency_image, noise_shape
 
 from vicinal.core.hparams import build_config
@@ -160,22 +161,11 @@ def test_mask_statistics_over_many_draws_match_the_references():
     assert np.mean(rough_edges) > STATS["edge_mean"] + 10 * se
 
 
-class _Spy(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.proj = torch.nn.Linear(3, 10)
-        self.seen = []
-
-    def forward(self, x):
-        self.seen.append(x.detach().clone())
-        return self.proj(x.mean((2, 3)))
-
-
 def test_the_step_pastes_the_partner_through_the_mask_and_mixes_the_labels_by_lambda():
     method = get_method("fmix")()
     g = torch.Generator().manual_seed(0)
     x, y = torch.rand(6, 3, 32, 32, generator=g), torch.tensor([0, 1, 2, 3, 4, 5])
-    spy = _Spy()
+    spy = Spy()
     out = method.training_step(spy, x, y, RunRandom(9))
     ref = RunRandom(9)  # the draws replayed: λ, noise, coin, permutation
     lam = ref.beta(1.0)

@@ -4,28 +4,18 @@ checked against the definition: it trains on x + ε with ε ~ N(0, σ²I) from t
 
 import torch
 import torch.nn.functional as F
+from spies import Spy
 
 from vicinal.core.hparams import build_config
 from vicinal.training.method import get_method
 from vicinal.training.rng import RunRandom
 
 
-class _Spy(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.proj = torch.nn.Linear(3, 10)
-        self.seen = []
-
-    def forward(self, x):
-        self.seen.append(x.detach().clone())
-        return self.proj(x.mean((2, 3)))
-
-
 def test_the_step_trains_on_x_plus_gaussian_noise_with_the_labels_kept():
     method = get_method("gaussian-vrm")()
     g = torch.Generator().manual_seed(0)
     x, y = torch.rand(64, 3, 32, 32, generator=g), torch.randint(0, 10, (64,), generator=g)
-    spy = _Spy()
+    spy = Spy()
     out = method.training_step(spy, x, y, RunRandom(3))
     fed = spy.seen[0]
     noise = fed - x
@@ -45,7 +35,7 @@ def test_sigma_zero_is_erm():
     cls = get_method("gaussian-vrm")
     method = cls(build_config(cls.Config, {"sigma": 0.0}, "gaussian-vrm"))
     x = torch.rand(4, 3, 8, 8)
-    spy = _Spy()
+    spy = Spy()
     method.training_step(spy, x, torch.arange(4), RunRandom(0))
     assert torch.equal(spy.seen[0], x)
 

@@ -4,6 +4,7 @@ import json
 
 import torch
 import torch.nn.functional as F
+from spies import Spy
 from vicinal.methods.vae import ConvVAE, ResVAE, VAESpec, build_vae, cache_paths, load_or_train_vae, vae_loss
 
 from vicinal.core.hparams import build_config
@@ -216,25 +217,12 @@ def test_resnet_gaussian_varmixup_at_lambda_one_is_the_reconstruction(tmp_path):
     torch.testing.assert_close(mix.images, method.vae.reconstruct(x))
 
 
-class _Spy(torch.nn.Module):
-    """Records what the classifier is fed; its logits depend on the input so the loss can be checked."""
-
-    def __init__(self, classes=10):
-        super().__init__()
-        self.seen = []
-        self.proj = torch.nn.Linear(3, classes)
-
-    def forward(self, inp):
-        self.seen.append(inp.detach().clone())
-        return self.proj(inp.mean((2, 3)))
-
-
 def test_varmixup_counts_the_images_the_classifier_sees(tmp_path):
     method, _ = _varmixup(tmp_path)
     x, y = _batch(n=8)
     for train_on, count, fed in (("decoded", 8, 8), ("decoded+clean", 16, 16), ("half", 8, 8)):
         method.config.train_on = train_on
-        spy = _Spy()
+        spy = Spy()
         out = method.training_step(spy, x, y, RunRandom(0))
         assert out.count == count and len(spy.seen[0]) == fed, train_on
         assert 0 <= out.correct <= out.count
@@ -247,7 +235,7 @@ def test_varmixup_half_mixes_the_first_half_and_keeps_the_rest_clean(tmp_path):
     x, y = _batch(n=7)  # odd: ⌈7/2⌉ = 4 decoded mixes, 3 clean images
     m = half_split(7)
     assert m == 4
-    spy = _Spy()
+    spy = Spy()
     out = method.training_step(spy, x, y, RunRandom(11))
     fed = spy.seen[0]
     # The same draws, replayed: λ, then a permutation of the mixed part, then the latent noise.
