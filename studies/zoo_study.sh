@@ -10,7 +10,7 @@
 # configuration, data and code), so running it again resumes.
 #
 # Usage: studies/zoo_study.sh [RESULTS_DIR]   (default: results)
-#   then: python studies/zoo_readme.py [RESULTS_DIR]   rewrites results/zoo-digits-c/README.md's tables.
+#   then: python studies/study_readme.py zoo-digits-c [RESULTS_DIR]   rewrites results/zoo-digits-c/README.md's tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 results=${1:-results}

@@ -1,6 +1,7 @@
-"""The published study (results/zoo-digits-c/, issue 25): its files load and validate, render in every
-format and in the report without training anything, hold every built-in method at three seeds of the
-code they name, and its README is what studies/zoo_readme.py writes from them."""
+"""The published studies (results/zoo-digits-c/, issue 25; results/ood-cifar10-quick/, issue 26): their
+files load and validate, render in every format and in the report without training anything, hold the
+methods and seeds their README names, of one code, and each README is what studies/study_readme.py
+writes from the files."""
 
 from __future__ import annotations
 
@@ -15,21 +16,31 @@ from vicinal.store.results import load_store
 from vicinal.training.method import METHODS
 
 RESULTS = ROOT / "results"
-SUITE = "zoo-digits-c"
+#: Each published study: its methods and seeds.
+STUDIES = {
+    "zoo-digits-c": (METHODS.names(), [0, 1, 2]),
+    "ood-cifar10-quick": (["erm", "manifold-mixup", "mixup", "regmixup", "varmixup"], [0, 1]),
+}
+
+
+@pytest.fixture(scope="module", params=list(STUDIES))
+def study(request):
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def published():
-    store = load_store(RESULTS / SUITE)  # every file decoded and validated (no index)
+def published(study):
+    store = load_store(RESULTS / study)  # every file decoded and validated (no index)
     assert not store.skipped, store.skipped
     return store.results
 
 
-def test_every_builtin_method_is_published_at_three_seeds(published):
+def test_every_method_of_the_study_is_published_at_each_seed(study, published):
+    methods, wanted = STUDIES[study]
     seeds = {}
     for r in published:
         seeds.setdefault(r.method, set()).add(r.seed)
-    assert seeds == {name: {0, 1, 2} for name in METHODS.names()}
+    assert seeds == {name: set(wanted) for name in methods}
 
 
 def test_the_files_are_of_one_code_and_one_configuration_per_method(published):
@@ -40,36 +51,38 @@ def test_the_files_are_of_one_code_and_one_configuration_per_method(published):
     assert len({r.environment.get("git_commit") for r in published}) == 1
 
 
-def test_the_board_renders_in_every_format_with_three_seeds_a_row(isolated):
-    board = vicinal.leaderboard(RESULTS, suite=SUITE)
+def test_the_board_renders_in_every_format_with_every_seed_in_a_row(study, isolated):
+    methods, seeds = STUDIES[study]
+    board = vicinal.leaderboard(RESULTS, suite=study)
     (suite,) = json.loads(board.to_json())
-    assert sorted(row["method"] for row in suite["rows"]) == METHODS.names()
-    assert all(row["n"] == 3 and row["seeds"] == [0, 1, 2] for row in suite["rows"])
+    assert sorted(row["method"] for row in suite["rows"]) == methods
+    assert all(row["n"] == len(seeds) and row["seeds"] == seeds for row in suite["rows"])
     for text in (board.to_markdown(), board.to_csv(), board.to_latex(), board.to_html()):
-        assert all(name in text for name in METHODS.names())
-    done = run_cli("leaderboard", "--results", str(RESULTS), "--suite", SUITE, "--width", "80", cwd=isolated)
+        assert all(name in text for name in methods)
+    done = run_cli("leaderboard", "--results", str(RESULTS), "--suite", study, "--width", "80", cwd=isolated)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
 
 
-def test_the_readme_compares_every_method_with_erm():
-    """Its intervals are vicinal compare's (the next test renders the README again from the files)."""
-    readme = (RESULTS / SUITE / "README.md").read_text()
-    for method in sorted(set(METHODS.names()) - {"erm"}):
-        assert f"### {method} vs erm · suite {SUITE}" in readme, method
-    assert readme.count("| 95% interval ") == len(METHODS.names()) - 1
+def test_the_readme_compares_every_method_with_erm(study):
+    """Its intervals are vicinal compare's (the last test renders the README again from the files)."""
+    methods, _ = STUDIES[study]
+    readme = (RESULTS / study / "README.md").read_text()
+    for method in sorted(set(methods) - {"erm"}):
+        assert f"### {method} vs erm · suite {study}" in readme, method
+    assert readme.count("| 95% interval ") == len(methods) - 1
 
 
-def test_the_report_renders_from_the_files_alone(isolated):
+def test_the_report_renders_from_the_files_alone(study, isolated):
     out = isolated / "report.html"
-    args = ["report", "--results", str(RESULTS), "--suite", SUITE, "--out", str(out), "--quiet"]
+    args = ["report", "--results", str(RESULTS), "--suite", study, "--out", str(out), "--quiet"]
     done = run_cli(*args, cwd=isolated)
     assert done.returncode == 0, done.stderr
     html = out.read_text()
-    assert all(name in html for name in METHODS.names())
+    assert all(name in html for name in STUDIES[study][0])
 
 
-def test_the_readme_is_what_the_script_writes_from_the_files(isolated):
-    spec = importlib.util.spec_from_file_location("zoo_readme", ROOT / "studies" / "zoo_readme.py")
+def test_the_readme_is_what_the_script_writes_from_the_files(study, isolated):
+    spec = importlib.util.spec_from_file_location("study_readme", ROOT / "studies" / "study_readme.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    assert (RESULTS / SUITE / "README.md").read_text() == script.render(RESULTS)
+    assert (RESULTS / study / "README.md").read_text() == script.render(RESULTS, study)

@@ -1,22 +1,22 @@
-"""Writes results/zoo-digits-c/README.md: how the published zoo study was made, and its board and paired
+"""Writes a published study's README (results/<study>/README.md): how it was made, and its board and paired
 comparisons against ERM, rendered from the result files by vicinal itself (nothing typed by hand but the
-protocol text below). ``tests/test_published.py`` checks that the committed README is what this script
+protocol text below). ``tests/test_published.py`` checks that each committed README is what this script
 writes from the committed files, so the two cannot drift apart.
 
-Usage: python studies/zoo_readme.py [RESULTS_DIR]
-(default: results; writes RESULTS_DIR/zoo-digits-c/README.md)
+Usage: python studies/study_readme.py STUDY [RESULTS_DIR]
+(STUDY: zoo-digits-c or ood-cifar10-quick; default RESULTS_DIR: results; writes RESULTS_DIR/STUDY/README.md)
 """
 
 from __future__ import annotations
 
 import sys
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
-SUITE = "zoo-digits-c"
 BASELINE = "erm"
 
-HEADER = """\
+ZOO_HEADER = """\
 # results/zoo-digits-c — the method zoo's published study
 
 Every built-in method of vicinal (the project card's ERM, mixup, manifold mixup, VarMixup and its β-VAE
@@ -25,7 +25,7 @@ paper's defaults) trained and evaluated by `vicinal run` on `studies/zoo-digits-
 These are the result files as `vicinal run` wrote them (with their per-example outcomes and figures);
 `vicinal leaderboard --results results --suite zoo-digits-c`, `vicinal compare METHOD erm --results
 results --suite zoo-digits-c` and `vicinal report --results results --suite zoo-digits-c` render them
-without training anything. This page was written from them by `studies/zoo_readme.py`;
+without training anything. This page was written from them by `studies/study_readme.py`;
 `tests/test_published.py` checks that the files load, validate and render, and that this page is what
 the script writes from them.
 
@@ -47,7 +47,7 @@ the script writes from them.
   their output as written (with `/usr/bin/time -v` per seed).
 """
 
-FOOTER = """\
+ZOO_FOOTER = """\
 ## What this study supports, and what it does not
 
 See docs/methods.md ("The method zoo: the study"). In short: the intervals above are over the test
@@ -55,6 +55,18 @@ examples (paired bootstrap, 95 %), and the `n = 3` seeds are a small sample of t
 100 training images is a low-data regime, and none of it says how the methods rank on CIFAR at paper
 budgets.
 """
+
+
+@dataclass(frozen=True)
+class Study:
+    header: str  # what the study is and how it was run (typed: the commands and times of the session)
+    footer: str  # what it supports
+
+
+STUDIES = {
+    "zoo-digits-c": Study(ZOO_HEADER, ZOO_FOOTER),
+    "ood-cifar10-quick": Study(OOD_HEADER, OOD_FOOTER),
+}
 
 
 def machine_lines(results: list) -> list[str]:
@@ -83,29 +95,33 @@ def machine_lines(results: list) -> list[str]:
     ]
 
 
-def render(results_dir: Path) -> str:
+def render(results_dir: Path, study: str) -> str:
     import vicinal
     from vicinal.store.results import load_store
 
+    spec = STUDIES[study]
     store = load_store(results_dir)
-    mine = [r for r in store.results if r.suite == SUITE]
-    board = vicinal.leaderboard(results_dir, suite=SUITE, metrics=["all"])
-    headline = vicinal.leaderboard(results_dir, suite=SUITE)
+    mine = [r for r in store.results if r.suite == study]
+    board = vicinal.leaderboard(results_dir, suite=study, metrics=["all"])
+    headline = vicinal.leaderboard(results_dir, suite=study)
     methods = sorted({r.method for r in mine} - {BASELINE})
-    parts = [HEADER, *machine_lines(mine), ""]
+    parts = [spec.header, *machine_lines(mine), ""]
     parts += ["## The board (headline columns)", "", headline.to_markdown().strip(), ""]
     parts += ["## Every method against ERM (A − B, paired over the test examples)", ""]
     for method in methods:
-        comparison = vicinal.compare(method, BASELINE, suite=SUITE, results_dir=results_dir)
+        comparison = vicinal.compare(method, BASELINE, suite=study, results_dir=results_dir)
         parts += [comparison.to_markdown().strip(), ""]
-    parts += ["## Every metric", "", board.to_markdown().strip(), "", FOOTER]
+    parts += ["## Every metric", "", board.to_markdown().strip(), "", spec.footer]
     return "\n".join(parts)
 
 
 def main() -> None:
-    results_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("results")
-    out = results_dir / SUITE / "README.md"
-    out.write_text(render(results_dir))
+    if len(sys.argv) < 2 or sys.argv[1] not in STUDIES:
+        sys.exit(f"usage: python studies/study_readme.py {{{','.join(STUDIES)}}} [RESULTS_DIR]")
+    study = sys.argv[1]
+    results_dir = Path(sys.argv[2]) if len(sys.argv) > 2 else Path("results")
+    out = results_dir / study / "README.md"
+    out.write_text(render(results_dir, study))
     print(f"wrote {out}")
 
 
