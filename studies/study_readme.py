@@ -57,6 +57,47 @@ budgets.
 """
 
 
+OOD_HEADER = """\
+# results/ood-cifar10-quick — OOD detection and selective prediction on the CIFAR-10 subset
+
+ERM, mixup, manifold mixup, RegMixup and VarMixup trained by `vicinal run` on the real CIFAR-10 subset
+(`studies/ood-cifar10-quick.toml`), two seeds each, and evaluated on the clean test split, calibration,
+OOD detection and selective prediction (issue 26's observation). These are the result files as `vicinal
+run` wrote them (with their per-example outcomes and figures); `vicinal leaderboard --results results
+--suite ood-cifar10-quick [--by ood]`, `vicinal compare METHOD erm --results results --suite
+ood-cifar10-quick` and `vicinal report --results results --suite ood-cifar10-quick` render them without
+training anything. This page was written from them by `studies/study_readme.py`;
+`tests/test_published.py` checks that the files load, validate and render, and that this page is what
+the script writes from them.
+
+## How they were made
+
+- **Data**: the CIFAR-10 subset of `../shared/data/cifar-10-batches-py` (5 × 1,017 training images, of
+  which 10 % = 508 are held out for temperature scaling, leaving 4,577; the 1,017 test images).
+- **Suite**: `studies/ood-cifar10-quick.toml` = `cifar10-quick` (the small CNN, batch 128, SGD lr 0.1
+  Nesterov, cosine schedule, crop and flip) at 15 epochs instead of 30, methods at their defaults,
+  seeds 0 and 1. Evaluators: clean, calibration (15 bins, temperature scaling), `ood` and `selective`
+  (`--evaluators clean,calibration,ood,selective`: the suite's attacks and linearity are left out).
+- **OOD sets**: the three made without a download, 2,000 images each at seed 0: uniform noise, Gaussian
+  noise (N(0.5, 1) clipped) and crops of scikit-learn's two sample photographs (`patches`). SVHN and
+  CIFAR-100, the suite's near-OOD sets, are downloads this machine cannot make (no network): the
+  numbers below say nothing about near OOD.
+- **Command**: `studies/ood_study.sh ../shared/data` — two lanes side by side, each a single-threaded
+  `vicinal run` per seed (`--threads 1`); `ood-lane-a.log` and `ood-lane-b.log` are their output. The
+  study ran again at the commit below, which re-evaluated every trained model with the final evaluator
+  code (training reused: same training code).
+"""
+
+OOD_FOOTER = """\
+## What this study supports, and what it does not
+
+See docs/evaluators.md ("What the OOD and selective columns said on the CIFAR subset"). In short: two
+seeds, 15 epochs on 4,577 images (accuracy near 57–70 %, far from the paper's), and only far-OOD sets
+(noise and photo patches): the intervals are over the test and OOD examples (paired bootstrap, 95 %),
+not over training runs.
+"""
+
+
 @dataclass(frozen=True)
 class Study:
     header: str  # what the study is and how it was run (typed: the commands and times of the session)
