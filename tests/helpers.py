@@ -25,6 +25,14 @@ needs_cifar = pytest.mark.skipif(
 )
 
 
+def benchmarks_enabled(config: pytest.Config) -> bool:
+    """Whether this pytest run times its benchmarks (``--benchmark-enable``, or no ``--benchmark-disable``):
+    the default run only smoke-tests them, once each, on their smallest case."""
+    return bool(config.getoption("benchmark_enable", False)) or not config.getoption(
+        "benchmark_disable", False
+    )
+
+
 def interruptible() -> None:
     """``preexec_fn`` for a child that a test interrupts with SIGINT: a shell that starts jobs in the
     background (``cmd &``, nohup, some CI runners) makes them ignore SIGINT, and the child would inherit it

@@ -5,6 +5,7 @@ figures go to BENCHMARKS.md with the machine they came from."""
 import pytest
 import torch
 from bench_store import write_store
+from helpers import benchmarks_enabled
 
 from vicinal.board.boards import build_boards
 from vicinal.board.formats import FORMATS
@@ -88,10 +89,17 @@ def test_leaderboard_format_over_1000_result_files(benchmark, thousand_results, 
     assert "method-49" in text
 
 
-@pytest.mark.parametrize("model_name", ["small-cnn", "preactresnet18"])
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "attack_model" in metafunc.fixturenames:  # the ResNet only when timed (40 s once, under load)
+        models = ["small-cnn", "preactresnet18"] if benchmarks_enabled(metafunc.config) else ["small-cnn"]
+        metafunc.parametrize("attack_model", models)
+
+
 @pytest.mark.parametrize("attack", ["fgsm", "pgd10"])
-def test_attack_cost(benchmark, model_name, attack):
-    """Robust accuracy of a 32-image batch at one L∞ radius (foolbox, CPU); divide by 32 for per image."""
+def test_attack_cost(benchmark, attack_model, attack):
+    """Robust accuracy of a 32-image batch at one L∞ radius (foolbox, CPU); divide by 32 for per image.
+    The default run smoke-tests the small CNN; ``--benchmark-enable`` times the PreAct ResNet-18 too."""
+    model_name = attack_model
     from vicinal.evaluators.adversarial import import_foolbox, robust_accuracy
 
     fb = import_foolbox()

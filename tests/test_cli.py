@@ -16,6 +16,8 @@ TINY = [
     "--set", "evaluators.linearity.steps=2",
     "--set", "evaluators.corruption.corruptions=gaussian_noise,fog,speckle_noise",
     "--set", "evaluators.corruption.severities=1,5",
+    # OOD and selective figures: ~4 s a run, drawn and checked in tests/test_ood.py and test_selective.py
+    "--set", "evaluators.ood.figures=false", "--set", "evaluators.selective.figure=false",
 ]  # fmt: skip
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import benchmarks_enabled
 
 from vicinal.board.paired import Resampler
 from vicinal.core.hparams import build_config
@@ -63,12 +64,8 @@ def _context(case: str) -> EvalContext:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    config = metafunc.config
-    full = bool(config.getoption("benchmark_enable", False)) or not config.getoption(
-        "benchmark_disable", False
-    )
     if "case" in metafunc.fixturenames:
-        metafunc.parametrize("case", list(CASES) if full else ["digits"])
+        metafunc.parametrize("case", list(CASES) if benchmarks_enabled(metafunc.config) else ["digits"])
 
 
 def _clean(ctx: EvalContext, images: torch.Tensor, labels: torch.Tensor) -> None:
