@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 BASELINE = "erm"
 
@@ -98,8 +98,7 @@ not over training runs.
 """
 
 
-@dataclass(frozen=True)
-class Study:
+class Study(NamedTuple):
     header: str  # what the study is and how it was run (typed: the commands and times of the session)
     footer: str  # what it supports
 
