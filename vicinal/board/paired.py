@@ -269,8 +269,7 @@ class Resampler:
         :meth:`replicates`); pairs without paired per-example files are left to :func:`difference`."""
         items: dict[tuple[int, str], tuple[ExampleFile, str]] = {}
         for a, b, metric in pairs:
-            values = _values(a, metric) + _values(b, metric)
-            if any(abs(v) > _HUGE for v in values):
+            if _too_large(_values(a, metric) + _values(b, metric)):
                 continue
             files, _ = _paired_data(a, b, metric, self)
             for f in files or ():
@@ -297,6 +296,11 @@ def _values(side: Side, metric: str) -> list[float]:
 
 #: Beyond this magnitude a value's square overflows a float: an interval is not computed from it.
 _HUGE = 1e150
+
+
+def _too_large(values: list[float]) -> bool:
+    """Whether a value lies beyond ±_HUGE, where the interval's squares and sums overflow."""
+    return any(abs(v) > _HUGE for v in values)
 
 
 def _finite(value: Any) -> bool:
@@ -394,7 +398,7 @@ def difference(
 
     if not va or not vb:
         return without_interval(" and ".join(s.label for s, v in ((a, va), (b, vb)) if not v) + " lacks it")
-    if any(abs(v) > _HUGE for v in (*va, *vb)):  # squares and sums overflow: no interval is computable
+    if _too_large(va + vb):  # squares and sums overflow: no interval is computable
         return without_interval(f"values beyond ±{_HUGE:g}: no interval computed")
     ma, mb = statistics.fmean(va), statistics.fmean(vb)
     diff = ma - mb

@@ -105,8 +105,8 @@ class Ranking:
             raise ValueError(
                 "weights must be counts (non-negative integers): how often each prediction is drawn"
             )
-        # Counts per tie group, then their running sums: all integers, so exact in float32 (below 2²⁴)
-        # and float64 alike, in whatever order they are summed.
+        # Counts per tie group, then their running sums: integers, exact in float64 (below 2⁵³) in
+        # whatever order they are summed, so the values equal the former float32 sums bit for bit.
         w = np.take(w.astype(np.float64, copy=False), self.order, axis=1)
         c, e = w, w * self.wrong
         if len(self.starts) < n:
